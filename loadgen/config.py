@@ -1,0 +1,86 @@
+"""Shared bottom layer: the frozen configuration objects every layer reads.
+
+The CLI and scenario files build these; nothing below the CLI sees argparse namespaces.
+Times are seconds as floats here (user-facing), converted to nanoseconds where measured.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class LoadMode(str, enum.Enum):
+    CLOSED = "closed"  # N virtual users, each sends when its last request ends
+    OPEN = "open"  # arrivals at a rate, independent of responses
+
+
+class Arrival(str, enum.Enum):
+    CONSTANT = "constant"
+    POISSON = "poisson"
+    GAMMA = "gamma"
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointConfig:
+    url: str
+    api: str
+    model: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    api_key_env: str | None = None
+    connect_timeout_s: float = 10.0
+    first_token_timeout_s: float = 120.0
+    total_timeout_s: float = 600.0
+    verify_tls: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationConfig:
+    max_tokens: int | None = 256
+    ignore_eos: bool = False
+    temperature: float | None = None
+    stream: bool = True
+    extra_body: tuple[tuple[str, object], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LoadConfig:
+    mode: LoadMode = LoadMode.CLOSED
+    concurrency: int = 1
+    rate_rps: float | None = None
+    arrival: Arrival = Arrival.POISSON
+    burstiness: float = 1.0
+    max_inflight: int | None = None
+    requests: int | None = None
+    duration_s: float | None = None
+    warmup_requests: int = 0
+    warmup_s: float = 0.0
+    seed: int = 0
+    drain_timeout_s: float = 30.0
+
+    def describe(self) -> str:
+        if self.mode is LoadMode.CLOSED:
+            return f"concurrency {self.concurrency}"
+        return f"rate {self.rate_rps:g} req/s"
+
+
+@dataclass(frozen=True, slots=True)
+class SloTarget:
+    """One latency objective. ``percentile`` None means per request (used for goodput)."""
+
+    metric: str
+    threshold_ns: int
+    percentile: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    endpoint: EndpointConfig
+    generation: GenerationConfig
+    load: LoadConfig
+    output_dir: Path
+    slo: tuple[SloTarget, ...] = ()
+    tokenizer: str | None = None
+    hlog_interval_s: float = 1.0
+    labels: dict[str, str] = field(default_factory=dict)

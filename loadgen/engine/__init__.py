@@ -1,0 +1,1 @@
+"""Engine layer: schedules requests (closed or open loop), executes them, publishes records."""

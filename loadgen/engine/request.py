@@ -1,0 +1,201 @@
+"""Engine layer: execute one request and turn what happened into a ``RequestRecord``.
+
+The hot path: the transport stamps each read on arrival; here the bytes are decoded and each
+content chunk keeps the stamp of the read that completed it. Nothing else reads the clock
+between a read and its stamp, so parsing time never lands in the measured latencies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from loadgen.clock import Clock
+from loadgen.errors import ErrorKind, ProtocolError
+from loadgen.prompts import Prompt
+from loadgen.protocols.base import Codec, ContentChunk, Finish, GenerationParams, ServerError, Usage
+from loadgen.records import RequestRecord, TokenMethod
+from loadgen.tokenizer import TokenCounter
+from loadgen.transport.base import Transport, TransportFailure
+
+ERROR_BODY_LIMIT_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    codec: Codec
+    params: GenerationParams
+    transport: Transport
+    clock: Clock
+    run_start_ns: int
+    first_token_timeout_s: float
+    token_counter: TokenCounter | None
+    redact: Callable[[str], str]
+
+
+class _Attempt:
+    """Mutable state of one request while it runs."""
+
+    __slots__ = (
+        "chunk_ns", "chunk_tokens", "end_ns", "error", "error_kind", "finish_reason", "first_byte_ns",
+        "http_status", "sent_ns", "texts", "timed_out", "tokens_known", "usage_input", "usage_output",
+    )
+
+    def __init__(self, keep_text: bool) -> None:
+        self.sent_ns: int | None = None
+        self.first_byte_ns: int | None = None
+        self.end_ns: int | None = None
+        self.chunk_ns: list[int] = []
+        self.chunk_tokens: list[int] = []
+        self.tokens_known = True
+        self.texts: list[str] | None = [] if keep_text else None
+        self.usage_input: int | None = None
+        self.usage_output: int | None = None
+        self.finish_reason: str | None = None
+        self.error_kind: ErrorKind | None = None
+        self.error: str | None = None
+        self.http_status: int | None = None
+        self.timed_out = False
+
+    def fail(self, kind: ErrorKind, message: str) -> None:
+        if self.error_kind is None:
+            self.error_kind = kind
+            self.error = message
+
+    def apply(self, events: list, t_ns: int) -> None:  # type: ignore[type-arg]
+        for event in events:
+            if type(event) is ContentChunk:
+                self.chunk_ns.append(t_ns)
+                if event.tokens is None:
+                    self.tokens_known = False
+                else:
+                    self.chunk_tokens.append(event.tokens)
+                if self.texts is not None:
+                    self.texts.append(event.text)
+            elif type(event) is Usage:
+                if event.prompt_tokens is not None:
+                    self.usage_input = event.prompt_tokens
+                if event.completion_tokens is not None:
+                    self.usage_output = event.completion_tokens
+            elif type(event) is Finish:
+                self.finish_reason = event.reason
+            elif type(event) is ServerError:
+                self.fail(ErrorKind.SERVER_ERROR, event.message)
+
+
+async def execute_request(
+    ctx: RequestContext,
+    index: int,
+    prompt: Prompt,
+    intended_ns: int,
+    warmup: bool,
+    publish: Callable[[RequestRecord], None],
+) -> None:
+    """Run one request to its end and publish its record; a cancelled request is published too."""
+    attempt = _Attempt(keep_text=ctx.token_counter is not None)
+    try:
+        await _exchange(ctx, prompt, attempt)
+    except asyncio.CancelledError:
+        attempt.fail(ErrorKind.CANCELLED, "cancelled at the end of the run")
+        attempt.end_ns = ctx.clock.now_ns()
+        publish(_to_record(ctx, index, prompt, intended_ns, warmup, attempt))
+        raise
+    publish(_to_record(ctx, index, prompt, intended_ns, warmup, attempt))
+
+
+async def _exchange(ctx: RequestContext, prompt: Prompt, attempt: _Attempt) -> None:
+    codec = ctx.codec
+    http_request = codec.build_request(prompt, ctx.params)
+    decoder = codec.decoder(ctx.params.config.stream)
+    now_ns = ctx.clock.now_ns
+    attempt.sent_ns = now_ns()
+    timer = None
+    try:
+        response = await ctx.transport.open(http_request)
+        attempt.http_status = response.status
+        if response.status >= 300:
+            body = await response.read_body(ERROR_BODY_LIMIT_BYTES)
+            attempt.end_ns = now_ns()
+            message = f"HTTP {response.status}: {codec.error_message(response.status, body)}"
+            attempt.fail(ErrorKind.from_http_status(response.status), ctx.redact(message))
+            return
+
+        def on_first_token_timeout() -> None:
+            attempt.timed_out = True
+            response.abort()
+
+        timer = asyncio.get_running_loop().call_later(ctx.first_token_timeout_s, on_first_token_timeout)
+        async for t_ns, data in response.chunks():
+            if attempt.first_byte_ns is None:
+                attempt.first_byte_ns = t_ns
+            attempt.apply(decoder.feed(data), t_ns)
+            if timer is not None and attempt.chunk_ns:
+                timer.cancel()
+                timer = None
+        attempt.end_ns = now_ns()
+        attempt.apply(decoder.close(), attempt.end_ns)
+    except TransportFailure as failure:
+        attempt.end_ns = now_ns()
+        attempt.fail(failure.kind, ctx.redact(failure.message))
+    except ProtocolError as exc:
+        attempt.end_ns = now_ns()
+        attempt.fail(ErrorKind.PROTOCOL_ERROR, ctx.redact(str(exc)))
+    finally:
+        if timer is not None:
+            timer.cancel()
+    if attempt.timed_out and not attempt.chunk_ns:
+        attempt.error_kind = None
+        attempt.fail(ErrorKind.TIMEOUT, f"no token within {ctx.first_token_timeout_s:g}s (first-token timeout)")
+
+
+def _to_record(
+    ctx: RequestContext, index: int, prompt: Prompt, intended_ns: int, warmup: bool, attempt: _Attempt
+) -> RequestRecord:
+    start = ctx.run_start_ns
+
+    def rel(value: int | None) -> int | None:
+        return None if value is None else value - start
+
+    tokenizer_output = None
+    counter = ctx.token_counter
+    if counter is not None and attempt.texts is not None:
+        tokenizer_output = counter.count("".join(attempt.texts))
+    chunks = attempt.chunk_ns
+    chunk_tokens = attempt.chunk_tokens if attempt.tokens_known and chunks else None
+    if attempt.usage_output is not None:
+        output_tokens, output_method = attempt.usage_output, TokenMethod.SERVER_USAGE
+    elif chunk_tokens is not None:
+        output_tokens, output_method = sum(chunk_tokens), TokenMethod.SERVER_TOKENS
+    elif tokenizer_output is not None:
+        output_tokens, output_method = tokenizer_output, TokenMethod.TOKENIZER
+    else:
+        output_tokens, output_method = len(chunks), TokenMethod.CONTENT_CHUNKS
+    if attempt.usage_input is not None:
+        input_tokens, input_method = attempt.usage_input, TokenMethod.SERVER_USAGE
+    elif counter is not None:
+        input_tokens, input_method = counter.count(prompt.as_text()), TokenMethod.TOKENIZER
+    else:
+        input_tokens, input_method = None, TokenMethod.UNAVAILABLE
+    return RequestRecord(
+        index=index,
+        prompt_id=prompt.id,
+        warmup=warmup,
+        intended_ns=intended_ns - start,
+        sent_ns=rel(attempt.sent_ns),
+        first_byte_ns=rel(attempt.first_byte_ns),
+        first_token_ns=rel(chunks[0]) if chunks else None,
+        end_ns=rel(attempt.end_ns),
+        chunk_ns=[t - start for t in chunks],
+        chunk_tokens=chunk_tokens,
+        input_tokens=input_tokens,
+        input_token_method=input_method,
+        output_tokens=output_tokens,
+        output_token_method=output_method,
+        usage_output_tokens=attempt.usage_output,
+        tokenizer_output_tokens=tokenizer_output,
+        finish_reason=attempt.finish_reason,
+        error_kind=attempt.error_kind,
+        error=attempt.error,
+        http_status=attempt.http_status,
+    )

@@ -1,0 +1,180 @@
+"""Engine layer: run control. Closed loop (virtual users) or open loop (scheduled arrivals).
+
+Every request has an *intended* send time: in open loop the arrival schedule's, in closed loop the
+moment its user became free. Latencies are measured from it, so a client or server that falls
+behind shows up in the numbers (no coordinated omission); ``sent − intended`` is the schedule lag.
+
+Every task has an owner: the runner creates users, the dispatcher and in-flight requests, and
+cancels whatever is left when the run ends (drain timeout, or Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from loadgen.config import LoadConfig, LoadMode
+from loadgen.engine.arrivals import arrival_gaps_ns
+from loadgen.engine.request import RequestContext, execute_request
+from loadgen.prompts import PromptPicker
+from loadgen.records import RequestRecord
+
+
+class StopReason(str, enum.Enum):
+    COMPLETED = "completed"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    stop_reason: StopReason
+    issued: int
+    drain_cancelled: int
+
+    @property
+    def partial(self) -> bool:
+        return self.stop_reason is StopReason.INTERRUPTED
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    index: int
+    warmup: bool
+
+
+class Tickets:
+    """Hands out request indices; decides warm-up and when to stop issuing."""
+
+    def __init__(self, load: LoadConfig, run_start_ns: int) -> None:
+        self._load = load
+        self._run_start_ns = run_start_ns
+        self._warmup_end_ns = run_start_ns + round(load.warmup_s * 1e9)
+        self._measure_start_ns: int | None = None
+        self._measured = 0
+        self.issued = 0
+        self.exhausted = asyncio.Event()
+
+    def take(self, intended_ns: int) -> Ticket | None:
+        if self.exhausted.is_set():
+            return None
+        load = self._load
+        warmup = self.issued < load.warmup_requests or intended_ns < self._warmup_end_ns
+        if not warmup:
+            if self._measure_start_ns is None:
+                self._measure_start_ns = intended_ns
+            over_count = load.requests is not None and self._measured >= load.requests
+            over_time = load.duration_s is not None and (
+                intended_ns - self._measure_start_ns >= load.duration_s * 1e9
+            )
+            if over_count or over_time:
+                self.exhausted.set()
+                return None
+            self._measured += 1
+        ticket = Ticket(self.issued, warmup)
+        self.issued += 1
+        return ticket
+
+
+class LoadRunner:
+    def __init__(
+        self,
+        load: LoadConfig,
+        context: RequestContext,
+        picker: PromptPicker,
+        publish: Callable[[RequestRecord], None],
+        stop: asyncio.Event,
+    ) -> None:
+        if load.requests is None and load.duration_s is None:
+            raise ValueError("a run needs a request count or a duration")
+        self._load = load
+        self._ctx = context
+        self._picker = picker
+        self._publish = publish
+        self._stop = stop
+        self._tickets = Tickets(load, context.run_start_ns)
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    @property
+    def issued(self) -> int:
+        return self._tickets.issued
+
+    async def run(self) -> RunOutcome:
+        """Issue until the count/duration is reached (or Ctrl-C), drain, then cancel what is left."""
+        if self._load.mode is LoadMode.CLOSED:
+            workers = [asyncio.ensure_future(self._user()) for _ in range(self._load.concurrency)]
+        else:
+            workers = [asyncio.ensure_future(self._dispatch())]
+        stop_wait = asyncio.ensure_future(self._stop.wait())
+        exhausted_wait = asyncio.ensure_future(self._tickets.exhausted.wait())
+        try:
+            await asyncio.wait([stop_wait, exhausted_wait, *workers], return_when=asyncio.FIRST_COMPLETED)
+            _raise_worker_failure(workers)
+            if not self._stop.is_set():
+                remaining = [task for task in (*workers, *self._inflight) if not task.done()]
+                if remaining:
+                    everything = asyncio.gather(*remaining, return_exceptions=True)
+                    await asyncio.wait([stop_wait, everything], timeout=self._load.drain_timeout_s,
+                                       return_when=asyncio.FIRST_COMPLETED)
+                _raise_worker_failure(workers)
+        finally:
+            cancelled = await _cancel_all([*workers, *self._inflight])
+            stop_wait.cancel()
+            exhausted_wait.cancel()
+        reason = StopReason.INTERRUPTED if self._stop.is_set() else StopReason.COMPLETED
+        return RunOutcome(reason, self._tickets.issued, cancelled)
+
+    async def _user(self) -> None:
+        now_ns = self._ctx.clock.now_ns
+        while not self._stop.is_set():
+            intended_ns = now_ns()
+            ticket = self._tickets.take(intended_ns)
+            if ticket is None:
+                return
+            await execute_request(self._ctx, ticket.index, self._picker.pick(ticket.index), intended_ns,
+                                  ticket.warmup, self._publish)
+
+    async def _dispatch(self) -> None:
+        load = self._load
+        assert load.rate_rps is not None
+        now_ns = self._ctx.clock.now_ns
+        gaps = arrival_gaps_ns(load.arrival, load.rate_rps, load.seed, load.burstiness)
+        slots = asyncio.Semaphore(load.max_inflight) if load.max_inflight else None
+        intended_ns = now_ns()
+        while not self._stop.is_set():
+            ticket = self._tickets.take(intended_ns)
+            if ticket is None:
+                return
+            delay_ns = intended_ns - now_ns()
+            if delay_ns > 0:
+                await asyncio.sleep(delay_ns / 1e9)
+            if slots is not None:
+                await slots.acquire()
+            task = asyncio.ensure_future(self._send(ticket, intended_ns, slots))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+            intended_ns += next(gaps)
+
+    async def _send(self, ticket: Ticket, intended_ns: int, slots: asyncio.Semaphore | None) -> None:
+        try:
+            await execute_request(self._ctx, ticket.index, self._picker.pick(ticket.index), intended_ns,
+                                  ticket.warmup, self._publish)
+        finally:
+            if slots is not None:
+                slots.release()
+
+
+def _raise_worker_failure(workers: list[asyncio.Future[None]]) -> None:
+    """A worker that died of an exception is a bug in loadgen: surface it, never swallow it."""
+    for worker in workers:
+        if worker.done() and not worker.cancelled() and worker.exception() is not None:
+            raise worker.exception()  # type: ignore[misc]
+
+
+async def _cancel_all(tasks: list[asyncio.Future[None]]) -> int:
+    pending = [task for task in tasks if not task.done()]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    return len(pending)

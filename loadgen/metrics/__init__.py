@@ -1,0 +1,1 @@
+"""Metrics layer: per-request derived metrics, HDR histograms, aggregation into summaries."""

@@ -1,0 +1,192 @@
+"""Metrics layer: the aggregator, a record listener that keeps counts and HDR histograms.
+
+Warm-up records are counted but kept out of every figure. Histograms are recorded per interval
+(by the record's end time); at each interval boundary the interval's histograms are added to the
+run totals and handed to ``on_interval`` (the report layer writes them as ``.hlog`` lines).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from loadgen.config import SloTarget
+from loadgen.errors import ErrorKind
+from loadgen.metrics import request_metrics as rm
+from loadgen.metrics.histogram import Histogram
+from loadgen.records import RequestRecord, TokenMethod
+
+LATENCY_METRICS = ("ttft", "itl", "itl_chunk", "tpot", "e2e", "schedule_lag")
+HISTOGRAM_NAMES = (*LATENCY_METRICS, "output_tokens_per_s")
+
+IntervalSink = Callable[[int, int, dict[str, Histogram]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSnapshot:
+    completed: int
+    failed: int
+    warmup: int
+    ttft_p50_ms: float | None
+    ttft_p99_ms: float | None
+    output_tokens_per_s: float | None
+
+
+class Aggregator:
+    def __init__(
+        self,
+        slo: tuple[SloTarget, ...] = (),
+        interval_ns: int = 1_000_000_000,
+        on_interval: IntervalSink | None = None,
+    ) -> None:
+        self._per_request_slo = tuple(target for target in slo if target.percentile is None)
+        self._interval_ns = interval_ns
+        self._on_interval = on_interval
+        self.totals = {name: self._new_histogram(name) for name in HISTOGRAM_NAMES}
+        self._interval = {name: self._new_histogram(name) for name in HISTOGRAM_NAMES}
+        self._interval_index: int | None = None
+        self.completed = 0
+        self.failed = 0
+        self.cancelled = 0
+        self.warmup = 0
+        self.good = 0
+        self.errors_by_kind: Counter[str] = Counter()
+        self.first_error_by_kind: dict[str, str] = {}
+        self.output_tokens = 0
+        self.input_tokens = 0
+        self.input_tokens_known = 0
+        self.output_methods: Counter[str] = Counter()
+        self.input_methods: Counter[str] = Counter()
+        self.itl_splits: Counter[str] = Counter()
+        self.finish_reasons: Counter[str] = Counter()
+        self.method_pairs: dict[str, list[int]] = {}
+        self.window_start_ns: int | None = None
+        self.window_end_ns: int | None = None
+
+    @staticmethod
+    def _new_histogram(name: str) -> Histogram:
+        return Histogram.rate() if name == "output_tokens_per_s" else Histogram.latency()
+
+    def on_record(self, record: RequestRecord) -> None:
+        if record.warmup:
+            self.warmup += 1
+            return
+        kind = record.error_kind
+        if kind is ErrorKind.CANCELLED:
+            self.cancelled += 1
+            return
+        self._roll_interval(record.end_ns if record.end_ns is not None else record.intended_ns)
+        self._widen_window(record)
+        histograms = self._interval
+        lag = rm.schedule_lag_ns(record)
+        if lag is not None:
+            histograms["schedule_lag"].record(lag)
+        if kind is not None:
+            self.failed += 1
+            self.errors_by_kind[kind.value] += 1
+            self.first_error_by_kind.setdefault(kind.value, record.error or "")
+            return
+        self.completed += 1
+        self._record_latencies(record, histograms)
+        self._count_tokens(record)
+        if self._meets_slo(record):
+            self.good += 1
+
+    def _record_latencies(self, record: RequestRecord, histograms: dict[str, Histogram]) -> None:
+        ttft = rm.ttft_ns(record)
+        if ttft is not None:
+            histograms["ttft"].record(ttft)
+        e2e = rm.e2e_ns(record)
+        if e2e is not None:
+            histograms["e2e"].record(e2e)
+        tpot = rm.tpot_ns(record)
+        if tpot is not None:
+            histograms["tpot"].record(tpot)
+        itl = histograms["itl"]
+        for gap_per_token, tokens in rm.itl_samples_ns(record):
+            itl.record(gap_per_token, tokens)
+        itl_chunk = histograms["itl_chunk"]
+        for gap in rm.chunk_gaps_ns(record):
+            itl_chunk.record(gap)
+        rate = rm.output_tokens_per_s(record)
+        if rate is not None:
+            histograms["output_tokens_per_s"].record(rate)
+        if len(record.chunk_ns) >= 2:
+            self.itl_splits[rm.itl_split(record).value] += 1
+
+    def _count_tokens(self, record: RequestRecord) -> None:
+        self.output_methods[record.output_token_method.value] += 1
+        self.input_methods[record.input_token_method.value] += 1
+        if record.output_tokens is not None:
+            self.output_tokens += record.output_tokens
+        if record.input_tokens is not None:
+            self.input_tokens += record.input_tokens
+            self.input_tokens_known += 1
+        if record.finish_reason:
+            self.finish_reasons[record.finish_reason] += 1
+        usage = record.usage_output_tokens
+        alternatives = {TokenMethod.CONTENT_CHUNKS.value: len(record.chunk_ns)}
+        if record.chunk_tokens is not None:
+            alternatives[TokenMethod.SERVER_TOKENS.value] = sum(record.chunk_tokens)
+        if record.tokenizer_output_tokens is not None:
+            alternatives[TokenMethod.TOKENIZER.value] = record.tokenizer_output_tokens
+        if usage is not None:
+            for method, value in alternatives.items():
+                pair = self.method_pairs.setdefault(method, [0, 0, 0])
+                pair[0] += 1
+                pair[1] += usage
+                pair[2] += value
+
+    def _meets_slo(self, record: RequestRecord) -> bool:
+        return all(rm.meets_slo(record, target.metric, target.threshold_ns) for target in self._per_request_slo)
+
+    def _widen_window(self, record: RequestRecord) -> None:
+        start = record.intended_ns
+        end = record.end_ns if record.end_ns is not None else start
+        if self.window_start_ns is None or start < self.window_start_ns:
+            self.window_start_ns = start
+        if self.window_end_ns is None or end > self.window_end_ns:
+            self.window_end_ns = end
+
+    def _roll_interval(self, t_ns: int) -> None:
+        index = t_ns // self._interval_ns
+        if self._interval_index is None:
+            self._interval_index = index
+        elif index > self._interval_index:
+            self.flush()
+            self._interval_index = index
+
+    def flush(self) -> None:
+        """Close the current interval: add it to the totals and hand it to ``on_interval``."""
+        if self._interval_index is None:
+            return
+        start_ns = self._interval_index * self._interval_ns
+        if self._on_interval is not None and any(h.count for h in self._interval.values()):
+            self._on_interval(start_ns, start_ns + self._interval_ns, self._interval)
+        for name, histogram in self._interval.items():
+            self.totals[name].add(histogram)
+            histogram.reset()
+
+    def histogram(self, name: str) -> Histogram:
+        """Totals so far including the open interval (a copy)."""
+        merged = self.totals[name].empty_copy()
+        merged.add(self.totals[name])
+        merged.add(self._interval[name])
+        return merged
+
+    @property
+    def window_s(self) -> float | None:
+        if self.window_start_ns is None or self.window_end_ns is None:
+            return None
+        span = self.window_end_ns - self.window_start_ns
+        return span / 1e9 if span > 0 else None
+
+    def snapshot(self) -> LiveSnapshot:
+        ttft = self.histogram("ttft")
+        window = self.window_s
+        return LiveSnapshot(
+            completed=self.completed, failed=self.failed, warmup=self.warmup,
+            ttft_p50_ms=ttft.percentile(50), ttft_p99_ms=ttft.percentile(99),
+            output_tokens_per_s=self.output_tokens / window if window else None,
+        )

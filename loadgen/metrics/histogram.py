@@ -1,0 +1,103 @@
+"""Metrics layer: the one histogram type. Percentiles come only from here.
+
+Wraps HdrHistogram (3 significant digits). Latencies are recorded in microseconds from 1 µs to
+one hour; rates in thousandths. A value out of range is counted in ``out_of_range``, never
+silently dropped; a value below the lowest unit (a 0 µs gap between chunks that arrived in the
+same read) is recorded as 0, which HdrHistogram keeps exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hdrh.histogram import HdrHistogram
+
+SIGNIFICANT_DIGITS = 3
+PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Distribution summary in display units (ms for latencies, tokens/s for rates)."""
+
+    count: int
+    mean: float | None
+    min: float | None
+    p50: float | None
+    p90: float | None
+    p95: float | None
+    p99: float | None
+    p99_9: float | None
+    max: float | None
+
+    def to_json_dict(self) -> dict[str, float | int | None]:
+        return {
+            "count": self.count, "mean": self.mean, "min": self.min, "p50": self.p50, "p90": self.p90,
+            "p95": self.p95, "p99": self.p99, "p99_9": self.p99_9, "max": self.max,
+        }
+
+
+class Histogram:
+    """Records values in the caller's unit; ``unit_per_count`` of them make one recorded count.
+
+    Latency: ``Histogram.latency()`` takes nanoseconds, records µs, reports ms.
+    Rate: ``Histogram.rate()`` takes tokens/s (float), records thousandths, reports tokens/s.
+    """
+
+    def __init__(self, unit_per_count: float, display_per_count: float, highest_count: int) -> None:
+        self._unit_per_count = unit_per_count
+        self._display_per_count = display_per_count
+        self._highest_count = highest_count
+        self.hdr = HdrHistogram(1, highest_count, SIGNIFICANT_DIGITS)
+        self.out_of_range = 0
+
+    @classmethod
+    def latency(cls) -> Histogram:
+        return cls(unit_per_count=1_000, display_per_count=0.001, highest_count=3_600_000_000)
+
+    @classmethod
+    def rate(cls) -> Histogram:
+        return cls(unit_per_count=0.001, display_per_count=0.001, highest_count=10_000_000_000)
+
+    def empty_copy(self) -> Histogram:
+        return Histogram(self._unit_per_count, self._display_per_count, self._highest_count)
+
+    def record(self, value: float, count: int = 1) -> None:
+        if value < 0 or not self.hdr.record_value(round(value / self._unit_per_count), count):
+            self.out_of_range += count
+
+    def add(self, other: Histogram) -> None:
+        self.hdr.add(other.hdr)
+        self.out_of_range += other.out_of_range
+
+    def reset(self) -> None:
+        self.hdr.reset()
+        self.out_of_range = 0
+
+    @property
+    def count(self) -> int:
+        return self.hdr.get_total_count()
+
+    def percentile(self, percentile: float) -> float | None:
+        if self.count == 0:
+            return None
+        return self.hdr.get_value_at_percentile(percentile) * self._display_per_count
+
+    def stats(self) -> Stats:
+        hdr = self.hdr
+        count = hdr.get_total_count()
+        if count == 0:
+            return Stats(0, None, None, None, None, None, None, None, None)
+        scale = self._display_per_count
+        values = hdr.get_percentile_to_value_dict(list(PERCENTILES))
+        return Stats(
+            count=count,
+            mean=round(hdr.get_mean_value() * scale, 6),
+            min=round(hdr.get_min_value() * scale, 6),
+            p50=round(values[50.0] * scale, 6),
+            p90=round(values[90.0] * scale, 6),
+            p95=round(values[95.0] * scale, 6),
+            p99=round(values[99.0] * scale, 6),
+            p99_9=round(values[99.9] * scale, 6),
+            max=round(hdr.get_max_value() * scale, 6),
+        )

@@ -1,0 +1,113 @@
+"""Metrics layer: what one request's record says about latency (pure functions, ns in, ns out).
+
+Definitions (also in README):
+- TTFT = first non-empty content chunk − intended send.
+- E2E = end of response − intended send.
+- TPOT = (end − first token) / (output tokens − 1); only for requests with ≥ 2 output tokens.
+- ITL: each gap between consecutive content chunks, divided among the tokens the later chunk
+  carries (a chunk of k tokens gives k samples of gap/k). ITL-chunk: the raw gaps.
+- Schedule lag = actual send − intended send.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+
+from loadgen.records import RequestRecord, TokenMethod
+
+
+class ItlSplit(str, enum.Enum):
+    """How the tokens of each chunk were known when dividing gaps for ITL."""
+
+    SERVER_TOKENS = "server_token_counts"  # the stream said how many tokens each chunk holds
+    ONE_PER_CHUNK = "one_token_per_chunk"  # total tokens == chunks, so one each (exact)
+    EVEN_SPLIT = "even_split_estimate"  # total tokens spread evenly over chunks (an estimate)
+    ASSUMED_ONE = "assumed_one_per_chunk"  # no token total known: one token per chunk assumed
+
+
+def ttft_ns(record: RequestRecord) -> int | None:
+    if record.first_token_ns is None:
+        return None
+    return record.first_token_ns - record.intended_ns
+
+
+def e2e_ns(record: RequestRecord) -> int | None:
+    if record.end_ns is None:
+        return None
+    return record.end_ns - record.intended_ns
+
+
+def tpot_ns(record: RequestRecord) -> float | None:
+    tokens = record.output_tokens
+    if record.first_token_ns is None or record.end_ns is None or tokens is None or tokens < 2:
+        return None
+    return (record.end_ns - record.first_token_ns) / (tokens - 1)
+
+
+def schedule_lag_ns(record: RequestRecord) -> int | None:
+    if record.sent_ns is None:
+        return None
+    return record.sent_ns - record.intended_ns
+
+
+def itl_split(record: RequestRecord) -> ItlSplit:
+    if record.chunk_tokens is not None:
+        return ItlSplit.SERVER_TOKENS
+    if record.output_token_method in (TokenMethod.CONTENT_CHUNKS, TokenMethod.UNAVAILABLE):
+        return ItlSplit.ASSUMED_ONE
+    if record.output_tokens == len(record.chunk_ns):
+        return ItlSplit.ONE_PER_CHUNK
+    return ItlSplit.EVEN_SPLIT
+
+
+def itl_samples_ns(record: RequestRecord) -> Iterator[tuple[float, int]]:
+    """(gap per token, number of tokens) for each gap between content chunks."""
+    chunks = record.chunk_ns
+    if len(chunks) < 2:
+        return
+    per_chunk = record.chunk_tokens
+    if per_chunk is None:
+        even = 1
+        if itl_split(record) is ItlSplit.EVEN_SPLIT and record.output_tokens:
+            even = max(1, round(record.output_tokens / len(chunks)))
+        previous = chunks[0]
+        for arrival in chunks[1:]:
+            yield (arrival - previous) / even, even
+            previous = arrival
+        return
+    for position in range(1, len(chunks)):
+        tokens = max(1, per_chunk[position])
+        yield (chunks[position] - chunks[position - 1]) / tokens, tokens
+
+
+def chunk_gaps_ns(record: RequestRecord) -> Iterator[int]:
+    chunks = record.chunk_ns
+    for position in range(1, len(chunks)):
+        yield chunks[position] - chunks[position - 1]
+
+
+def output_tokens_per_s(record: RequestRecord) -> float | None:
+    e2e = e2e_ns(record)
+    if not e2e or record.output_tokens is None or e2e <= 0:
+        return None
+    return record.output_tokens / (e2e / 1e9)
+
+
+def meets_slo(record: RequestRecord, metric: str, threshold_ns: int) -> bool:
+    value: float | None
+    if metric == "ttft":
+        value = ttft_ns(record)
+    elif metric == "tpot":
+        value = tpot_ns(record)
+    elif metric == "e2e":
+        value = e2e_ns(record)
+    elif metric == "itl":
+        gaps = [gap for gap, _ in itl_samples_ns(record)]
+        value = max(gaps) if gaps else None
+    else:
+        raise ValueError(f"unknown SLO metric {metric!r}")
+    if value is None:
+        # A one-token answer has no TPOT or ITL to miss; a missing first token misses TTFT.
+        return metric in ("tpot", "itl")
+    return value <= threshold_ns

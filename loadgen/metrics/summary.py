@@ -1,0 +1,145 @@
+"""Metrics layer: the summary of one run (or sweep level), as one JSON-shaped dict.
+
+The console table and ``summary.json`` render this same object. ``SCHEMA_VERSION`` changes when
+a field changes meaning; new fields may be added without a bump.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from loadgen import __version__
+from loadgen.config import LoadConfig, LoadMode, SloTarget
+from loadgen.engine.monitor import ClientReport
+from loadgen.metrics.aggregate import LATENCY_METRICS, Aggregator
+
+SCHEMA_VERSION = 1
+LAG_SATURATION_P99_MS = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    endpoint: str
+    api: str
+    model: str | None
+    load: LoadConfig
+    stream: bool
+    started_at: str
+    ended_at: str
+    partial: bool
+    stop_reason: str
+    client: ClientReport
+    slo: tuple[SloTarget, ...]
+    tokenizer: str | None
+    listener_failures: dict[str, int]
+
+
+def build_summary(aggregator: Aggregator, info: RunInfo) -> dict[str, object]:
+    aggregator.flush()
+    window_s = aggregator.window_s
+    latency = {name: aggregator.totals[name].stats().to_json_dict() for name in LATENCY_METRICS}
+    lag_p99 = latency["schedule_lag"]["p99"]
+    lag_saturated = lag_p99 is not None and lag_p99 > LAG_SATURATION_P99_MS
+    total = aggregator.completed + aggregator.failed
+
+    def per_second(value: float) -> float | None:
+        return round(value / window_s, 3) if window_s else None
+
+    load = info.load
+    summary: dict[str, object] = {
+        "schema_version": SCHEMA_VERSION,
+        "loadgen_version": __version__,
+        "endpoint": info.endpoint,
+        "api": info.api,
+        "model": info.model,
+        "stream": info.stream,
+        "started_at": info.started_at,
+        "ended_at": info.ended_at,
+        "partial": info.partial,
+        "stop_reason": info.stop_reason,
+        "load": {
+            "mode": load.mode.value,
+            "concurrency": load.concurrency if load.mode is LoadMode.CLOSED else None,
+            "rate": load.rate_rps if load.mode is LoadMode.OPEN else None,
+            "arrival": load.arrival.value if load.mode is LoadMode.OPEN else None,
+            "burstiness": load.burstiness if load.mode is LoadMode.OPEN else None,
+            "max_inflight": load.max_inflight,
+            "requests": load.requests,
+            "duration_s": load.duration_s,
+            "warmup_requests": load.warmup_requests,
+            "warmup_s": load.warmup_s,
+            "seed": load.seed,
+        },
+        "measured_window_s": round(window_s, 6) if window_s else None,
+        "latency_ms": latency,
+        "output_tokens_per_s_per_request": aggregator.totals["output_tokens_per_s"].stats().to_json_dict(),
+        "throughput": {
+            "requests_per_s": per_second(aggregator.completed),
+            "output_tokens_per_s": per_second(aggregator.output_tokens),
+            "input_tokens_per_s": per_second(aggregator.input_tokens) if aggregator.input_tokens_known else None,
+        },
+        "requests": {
+            "completed": aggregator.completed,
+            "failed": aggregator.failed,
+            "error_rate": round(aggregator.failed / total, 6) if total else None,
+            "errors_by_kind": dict(aggregator.errors_by_kind),
+            "first_error_by_kind": dict(aggregator.first_error_by_kind),
+            "warmup_excluded": aggregator.warmup,
+            "cancelled_at_end": aggregator.cancelled,
+            "finish_reasons": dict(aggregator.finish_reasons),
+        },
+        "tokens": {"output_total": aggregator.output_tokens,
+                   "input_total": aggregator.input_tokens if aggregator.input_tokens_known else None},
+        "goodput": _goodput(aggregator, info.slo, per_second),
+        "token_counting": _token_counting(aggregator, info.tokenizer),
+        "client": {
+            "cpu_percent": info.client.cpu_percent_mean,
+            "cpu_percent_max": info.client.cpu_percent_max,
+            "rss_bytes_max": info.client.rss_bytes_max,
+            "saturated": info.client.cpu_saturated or lag_saturated,
+            "cpu_saturated": info.client.cpu_saturated,
+            "schedule_lag_saturated": lag_saturated,
+        },
+        "histogram_out_of_range": {
+            name: histogram.out_of_range for name, histogram in aggregator.totals.items() if histogram.out_of_range
+        },
+        "listener_failures": info.listener_failures,
+    }
+    return summary
+
+
+def _goodput(aggregator: Aggregator, slo: tuple[SloTarget, ...], per_second) -> dict[str, object] | None:  # type: ignore[no-untyped-def]
+    per_request = [target for target in slo if target.percentile is None]
+    if not per_request:
+        return None
+    total = aggregator.completed + aggregator.failed
+    return {
+        "slo_ms": {target.metric: target.threshold_ns / 1e6 for target in per_request},
+        "good_requests": aggregator.good,
+        "fraction": round(aggregator.good / total, 6) if total else None,
+        "requests_per_s": per_second(aggregator.good),
+    }
+
+
+def _token_counting(aggregator: Aggregator, tokenizer: str | None) -> dict[str, object]:
+    comparisons = {}
+    for method, (requests, usage_total, other_total) in aggregator.method_pairs.items():
+        comparisons[f"{method}_vs_server_usage"] = {
+            "requests": requests,
+            "server_usage_tokens": usage_total,
+            f"{method}_tokens": other_total,
+            "difference_percent": round(100.0 * (other_total - usage_total) / usage_total, 3) if usage_total else None,
+        }
+    return {
+        "output_method": _dominant(aggregator.output_methods),
+        "output_requests_by_method": dict(aggregator.output_methods),
+        "input_method": _dominant(aggregator.input_methods),
+        "input_requests_by_method": dict(aggregator.input_methods),
+        "itl_split": dict(aggregator.itl_splits),
+        "tokenizer": tokenizer,
+        "comparisons": comparisons,
+    }
+
+
+def _dominant(counter) -> str | None:  # type: ignore[no-untyped-def]
+    return counter.most_common(1)[0][0] if counter else None

@@ -1,0 +1,118 @@
+"""Shared bottom layer: parsers for the value syntaxes users type (flags and scenario files).
+
+Each raises ``ValueError`` with a message saying what was expected; callers add which flag or
+file/key it came from and turn it into a ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from loadgen.config import SloTarget
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s|m|h)?\s*$")
+_UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
+            "m": 60_000_000_000, "h": 3_600_000_000_000}
+PER_REQUEST_SLO_METRICS = ("ttft", "tpot", "itl", "e2e")
+
+
+def parse_duration_ns(text: str | float | int, default_unit: str = "s") -> int:
+    """'500ms', '2.5s', '1m', or a bare number in ``default_unit``."""
+    if isinstance(text, bool):
+        raise ValueError(f"expected a duration like 500ms or 30s, got {text!r}")
+    if isinstance(text, (int, float)):
+        value, unit = float(text), default_unit
+    else:
+        match = _DURATION.match(text)
+        if not match:
+            raise ValueError(f"expected a duration like 500ms or 30s, got {text!r}")
+        value, unit = float(match.group(1)), match.group(2) or default_unit
+    if value < 0:
+        raise ValueError(f"expected a non-negative duration, got {text!r}")
+    return round(value * _UNIT_NS[unit])
+
+
+def parse_duration_s(text: str | float | int) -> float:
+    return parse_duration_ns(text) / 1e9
+
+
+def parse_levels(text: str | int | float | list[object], *, integer: bool) -> list[float]:
+    """'1..64' → 1,2,4,…,64 (doubling; the end is always included); '1,8,32' → a list; '4' → [4]."""
+    if isinstance(text, bool):
+        raise ValueError(f"expected a number, a list like 1,8,32 or a range like 1..64, got {text!r}")
+    if isinstance(text, (int, float)):
+        items: list[object] = [text]
+    elif isinstance(text, list):
+        items = text
+    elif ".." in text:
+        start_text, _, end_text = text.partition("..")
+        start, end = _parse_number(start_text, integer), _parse_number(end_text, integer)
+        if start <= 0 or end < start:
+            raise ValueError(f"expected a range like 1..64 with 0 < start <= end, got {text!r}")
+        levels = []
+        level = start
+        while level < end:
+            levels.append(level)
+            level *= 2
+        levels.append(end)
+        return levels
+    else:
+        items = [part for part in text.split(",") if part.strip()]
+    levels = [_parse_number(item, integer) for item in items]
+    if not levels or any(level <= 0 for level in levels):
+        raise ValueError(f"expected positive numbers, got {text!r}")
+    return levels
+
+
+def _parse_number(item: object, integer: bool) -> float:
+    try:
+        value = float(str(item).strip())
+    except ValueError:
+        raise ValueError(f"expected a number, got {item!r}") from None
+    if integer:
+        if value != int(value):
+            raise ValueError(f"expected a whole number, got {item!r}")
+        return int(value)
+    return value
+
+
+def parse_key_values(text: str) -> dict[str, str]:
+    """'input=512,output=256' → {'input': '512', 'output': '256'}."""
+    result: dict[str, str] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ValueError(f"expected key=value pairs separated by commas, got {text!r}")
+        result[key.strip()] = value.strip()
+    return result
+
+
+def parse_slo(text: str) -> tuple[SloTarget, ...]:
+    """'ttft=500ms,tpot=50ms' (per request, for goodput) or 'ttft_p99=500ms' (a percentile)."""
+    targets = []
+    for name, value in parse_key_values(text).items():
+        metric, _, suffix = name.partition("_p")
+        percentile = None
+        if suffix:
+            try:
+                percentile = float(suffix.replace("_", "."))
+            except ValueError:
+                raise ValueError(f"expected a percentile like ttft_p99, got {name!r}") from None
+            if not 0 < percentile <= 100:
+                raise ValueError(f"expected a percentile between 0 and 100 in {name!r}")
+        if metric not in PER_REQUEST_SLO_METRICS:
+            raise ValueError(f"unknown SLO metric {metric!r}; expected one of {', '.join(PER_REQUEST_SLO_METRICS)}")
+        targets.append(SloTarget(metric=metric, threshold_ns=parse_duration_ns(value, "ms"),
+                                 percentile=percentile))
+    if not targets:
+        raise ValueError(f"expected SLOs like ttft=500ms,tpot=50ms, got {text!r}")
+    return tuple(targets)
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition(":")
+    if not sep or not name.strip():
+        raise ValueError(f"expected a header like 'Name: value', got {text!r}")
+    return name.strip(), value.strip()

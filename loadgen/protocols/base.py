@@ -1,0 +1,142 @@
+"""Protocols layer: the codec interface and the events a decoded response yields.
+
+A codec is pure: ``build_request`` turns a prompt and generation parameters into an
+``HttpRequest``; a ``Decoder`` is fed response bytes (split anywhere) and returns events. No
+asyncio, sockets, clocks or logging here; the transport stamps arrival times before decoding.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from loadgen.config import GenerationConfig
+from loadgen.errors import ProtocolError
+from loadgen.prompts import Prompt
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    method: str
+    path: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ContentChunk:
+    """Generated text. ``tokens`` is set only when the server says how many tokens it carries."""
+
+    text: str
+    tokens: int | None = None
+    reasoning: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int | None
+    completion_tokens: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerError:
+    """An error the server reported inside an otherwise successful (HTTP 2xx) response."""
+
+    message: str
+
+
+StreamEvent = ContentChunk | Usage | Finish | ServerError
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationParams:
+    model: str | None
+    config: GenerationConfig
+
+    def max_tokens_for(self, prompt: Prompt) -> int | None:
+        return prompt.max_tokens if prompt.max_tokens is not None else self.config.max_tokens
+
+
+class Decoder(Protocol):
+    def feed(self, data: bytes) -> list[StreamEvent]:
+        """Bytes as they arrived; returns the events they complete. Raises ProtocolError."""
+        ...
+
+    def close(self) -> list[StreamEvent]:
+        """The connection ended; returns pending events. Raises ProtocolError if truncated."""
+        ...
+
+
+class Codec(Protocol):
+    name: str
+
+    def build_request(self, prompt: Prompt, params: GenerationParams) -> HttpRequest: ...
+
+    def decoder(self, stream: bool) -> Decoder: ...
+
+    def error_message(self, status: int, body: bytes) -> str:
+        """A short message from an HTTP error response's body."""
+        ...
+
+
+JSON_HEADERS = (("Content-Type", "application/json"),)
+
+
+def encode_json(body: dict[str, object]) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def decode_json(data: str | bytes, what: str) -> object:
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        preview = data[:80] if isinstance(data, str) else data[:80].decode("utf-8", "replace")
+        raise ProtocolError(f"{what} is not valid JSON ({exc}): {preview!r}") from None
+
+
+def error_message_from_body(body: bytes, limit: int = 300) -> str:
+    """The ``error``/``message``/``detail`` field of a JSON error body, else the text, shortened."""
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        for key in ("error", "message", "detail"):
+            value = data.get(key)
+            if isinstance(value, dict):
+                value = value.get("message") or json.dumps(value)
+            if value:
+                text = str(value)
+                break
+    elif text.lower().startswith(("<!doctype", "<html")):
+        text = "HTML page: " + " ".join(text.split())[:200]
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class WholeBodyDecoder:
+    """Adapts a parser of a complete (non-streamed) body to the Decoder interface."""
+
+    def __init__(self, parse: Callable[[bytes], list[StreamEvent]], max_bytes: int = 256 * 1024 * 1024) -> None:
+        self._parse = parse
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._max_bytes = max_bytes
+
+    def feed(self, data: bytes) -> list[StreamEvent]:
+        self._size += len(data)
+        if self._size > self._max_bytes:
+            raise ProtocolError(f"response body larger than {self._max_bytes} bytes")
+        self._parts.append(data)
+        return []
+
+    def close(self) -> list[StreamEvent]:
+        return self._parse(b"".join(self._parts))

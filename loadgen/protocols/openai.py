@@ -1,0 +1,147 @@
+"""Protocols layer: OpenAI-compatible ``/v1/chat/completions`` and ``/v1/completions``.
+
+Streams are SSE with one JSON chunk per ``data:`` line and a final ``data: [DONE]``. Role-only
+first deltas and empty contents are not tokens; ``reasoning_content`` (or ``reasoning``) is
+generated output and counts toward time to first token; an ``error`` object may arrive inside
+the stream; the usage chunk (``stream_options.include_usage``) has empty ``choices``.
+"""
+
+from __future__ import annotations
+
+from loadgen.errors import ProtocolError
+from loadgen.prompts import Prompt
+from loadgen.protocols.base import (
+    JSON_HEADERS,
+    ContentChunk,
+    Finish,
+    GenerationParams,
+    HttpRequest,
+    ServerError,
+    StreamEvent,
+    Usage,
+    WholeBodyDecoder,
+    decode_json,
+    encode_json,
+    error_message_from_body,
+)
+from loadgen.protocols.sse import SseDecoder
+
+
+class OpenAICodec:
+    def __init__(self, chat: bool) -> None:
+        self.chat = chat
+        self.name = "openai-chat" if chat else "openai-completions"
+        self._path = "/v1/chat/completions" if chat else "/v1/completions"
+
+    def build_request(self, prompt: Prompt, params: GenerationParams) -> HttpRequest:
+        config = params.config
+        body: dict[str, object] = {}
+        if params.model:
+            body["model"] = params.model
+        if self.chat:
+            body["messages"] = prompt.as_messages()
+        else:
+            body["prompt"] = prompt.as_text()
+        max_tokens = params.max_tokens_for(prompt)
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
+        if config.ignore_eos:
+            body["ignore_eos"] = True
+            if max_tokens is not None:
+                body["min_tokens"] = max_tokens
+        if config.temperature is not None:
+            body["temperature"] = config.temperature
+        body["stream"] = config.stream
+        if config.stream:
+            body["stream_options"] = {"include_usage": True}
+        body.update(config.extra_body)
+        return HttpRequest("POST", self._path, JSON_HEADERS, encode_json(body))
+
+    def decoder(self, stream: bool) -> OpenAIStreamDecoder | WholeBodyDecoder:
+        if stream:
+            return OpenAIStreamDecoder(self.chat)
+        return WholeBodyDecoder(self._parse_body)
+
+    def error_message(self, status: int, body: bytes) -> str:
+        return error_message_from_body(body)
+
+    def _parse_body(self, body: bytes) -> list[StreamEvent]:
+        data = decode_json(body, "response body")
+        if not isinstance(data, dict):
+            raise ProtocolError("response body is not a JSON object")
+        if "error" in data:
+            return [ServerError(error_message_from_body(body))]
+        events: list[StreamEvent] = []
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise ProtocolError("response has no 'choices'")
+        choice = choices[0]
+        if self.chat:
+            message = choice.get("message") or {}
+            reasoning = message.get("reasoning_content") or message.get("reasoning")
+            if reasoning:
+                events.append(ContentChunk(reasoning, reasoning=True))
+            text = message.get("content")
+        else:
+            text = choice.get("text")
+        if text:
+            events.append(ContentChunk(text))
+        events.append(Finish(choice.get("finish_reason")))
+        usage = data.get("usage")
+        if isinstance(usage, dict):
+            events.append(Usage(usage.get("prompt_tokens"), usage.get("completion_tokens")))
+        return events
+
+
+class OpenAIStreamDecoder:
+    def __init__(self, chat: bool) -> None:
+        self._chat = chat
+        self._sse = SseDecoder()
+        self._done = False
+        self._finished = False
+
+    def feed(self, data: bytes) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        for sse_event in self._sse.decode(data):
+            self._handle(sse_event.data, events)
+        return events
+
+    def close(self) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        for sse_event in self._sse.flush():
+            self._handle(sse_event.data, events)
+        if not self._done and not self._finished:
+            raise ProtocolError("stream ended before [DONE] or a finish_reason")
+        return events
+
+    def _handle(self, data: str, events: list[StreamEvent]) -> None:
+        if data == "[DONE]":
+            self._done = True
+            return
+        chunk = decode_json(data, "SSE data")
+        if not isinstance(chunk, dict):
+            raise ProtocolError(f"SSE data is not a JSON object: {data[:80]!r}")
+        error = chunk.get("error")
+        if error is not None:
+            message = error.get("message") if isinstance(error, dict) else error
+            events.append(ServerError(str(message)))
+            self._finished = True
+            return
+        for choice in chunk.get("choices") or ():
+            if self._chat:
+                delta = choice.get("delta") or {}
+                reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+                if reasoning:
+                    events.append(ContentChunk(reasoning, reasoning=True))
+                text = delta.get("content")
+            else:
+                text = choice.get("text")
+            if text:
+                events.append(ContentChunk(text))
+            reason = choice.get("finish_reason")
+            if reason:
+                self._finished = True
+                events.append(Finish(reason))
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            events.append(Usage(usage.get("prompt_tokens"), usage.get("completion_tokens")))

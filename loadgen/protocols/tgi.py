@@ -1,0 +1,119 @@
+"""Protocols layer: Hugging Face Text Generation Inference ``/generate`` and ``/generate_stream``.
+
+The stream sends one SSE event per token: ``{"token": {"id", "text", "logprob", "special"},
+"generated_text": null, "details": null}``; the last event carries ``generated_text`` and
+``details`` (``finish_reason``, ``generated_tokens``). Special tokens (EOS) are tokens but not
+content. Errors arrive as ``{"error": ..., "error_type": ...}``.
+"""
+
+from __future__ import annotations
+
+from loadgen.errors import ProtocolError
+from loadgen.prompts import Prompt
+from loadgen.protocols.base import (
+    JSON_HEADERS,
+    ContentChunk,
+    Finish,
+    GenerationParams,
+    HttpRequest,
+    ServerError,
+    StreamEvent,
+    Usage,
+    WholeBodyDecoder,
+    decode_json,
+    encode_json,
+    error_message_from_body,
+)
+from loadgen.protocols.sse import SseDecoder
+
+
+class TgiCodec:
+    name = "tgi"
+
+    def build_request(self, prompt: Prompt, params: GenerationParams) -> HttpRequest:
+        config = params.config
+        parameters: dict[str, object] = {"details": True}
+        max_tokens = params.max_tokens_for(prompt)
+        if max_tokens is not None:
+            parameters["max_new_tokens"] = max_tokens
+        if config.ignore_eos:
+            parameters["ignore_eos"] = True
+        if config.temperature is not None and config.temperature > 0:
+            parameters["temperature"] = config.temperature
+            parameters["do_sample"] = True
+        body: dict[str, object] = {"inputs": prompt.as_text(), "parameters": parameters}
+        for key, value in config.extra_body:
+            if key == "parameters" and isinstance(value, dict):
+                parameters.update(value)
+            else:
+                body[key] = value
+        path = "/generate_stream" if config.stream else "/generate"
+        return HttpRequest("POST", path, JSON_HEADERS, encode_json(body))
+
+    def decoder(self, stream: bool) -> TgiStreamDecoder | WholeBodyDecoder:
+        return TgiStreamDecoder() if stream else WholeBodyDecoder(_parse_generate_body)
+
+    def error_message(self, status: int, body: bytes) -> str:
+        return error_message_from_body(body)
+
+
+def _details_events(details: object) -> list[StreamEvent]:
+    if not isinstance(details, dict):
+        return []
+    return [Usage(None, details.get("generated_tokens")), Finish(details.get("finish_reason"))]
+
+
+def _parse_generate_body(body: bytes) -> list[StreamEvent]:
+    data = decode_json(body, "response body")
+    if isinstance(data, list) and data:
+        data = data[0]
+    if not isinstance(data, dict):
+        raise ProtocolError("response body is not a JSON object")
+    if "error" in data:
+        return [ServerError(str(data["error"]))]
+    if "generated_text" not in data:
+        raise ProtocolError("response has no 'generated_text'")
+    events: list[StreamEvent] = []
+    if data["generated_text"]:
+        events.append(ContentChunk(data["generated_text"]))
+    events.extend(_details_events(data.get("details")))
+    return events
+
+
+class TgiStreamDecoder:
+    def __init__(self) -> None:
+        self._sse = SseDecoder()
+        self._finished = False
+
+    def feed(self, data: bytes) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        for sse_event in self._sse.decode(data):
+            self._handle(sse_event.data, events)
+        return events
+
+    def close(self) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        for sse_event in self._sse.flush():
+            self._handle(sse_event.data, events)
+        if not self._finished:
+            raise ProtocolError("stream ended before the final event with generated_text")
+        return events
+
+    def _handle(self, data: str, events: list[StreamEvent]) -> None:
+        message = decode_json(data, "SSE data")
+        if not isinstance(message, dict):
+            raise ProtocolError(f"SSE data is not a JSON object: {data[:80]!r}")
+        if "error" in message:
+            events.append(ServerError(str(message["error"])))
+            self._finished = True
+            return
+        token = message.get("token")
+        if isinstance(token, dict):
+            text = token.get("text") or ""
+            if text and not token.get("special"):
+                events.append(ContentChunk(text, tokens=1))
+        elif token is not None:
+            raise ProtocolError(f"'token' is not an object: {data[:80]!r}")
+        if message.get("generated_text") is not None or message.get("details") is not None:
+            self._finished = True
+            events.extend(_details_events(message.get("details")))

@@ -1,0 +1,84 @@
+"""Shared bottom layer: what one request left behind.
+
+A ``RequestRecord`` is written once, when its request ends, to ``requests.jsonl`` and fed to the
+metrics. All times are integer nanoseconds relative to the run's start on the monotonic clock; a
+value that was not measured is ``None``, never 0.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from loadgen.errors import ErrorKind
+
+
+class TokenMethod(str, enum.Enum):
+    """How a token count was obtained, from most to least authoritative."""
+
+    SERVER_USAGE = "server_usage"  # the server's usage / details block
+    SERVER_TOKENS = "server_token_events"  # the stream carries one event per token (TGI, LMI)
+    TOKENIZER = "tokenizer"  # a tokenizer the user named, run on the text
+    CONTENT_CHUNKS = "content_chunks"  # one token per non-empty content chunk (a guess)
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    index: int
+    prompt_id: str
+    warmup: bool
+    intended_ns: int
+    sent_ns: int | None
+    first_byte_ns: int | None
+    first_token_ns: int | None
+    end_ns: int | None
+    chunk_ns: list[int]
+    chunk_tokens: list[int] | None
+    input_tokens: int | None
+    input_token_method: TokenMethod
+    output_tokens: int | None
+    output_token_method: TokenMethod
+    usage_output_tokens: int | None
+    tokenizer_output_tokens: int | None
+    finish_reason: str | None
+    error_kind: ErrorKind | None
+    error: str | None
+    http_status: int | None
+
+    @property
+    def ok(self) -> bool:
+        return self.error_kind is None
+
+    def to_json_dict(self) -> dict[str, object]:
+        return {
+            "index": self.index,
+            "prompt_id": self.prompt_id,
+            "warmup": self.warmup,
+            "intended_ns": self.intended_ns,
+            "sent_ns": self.sent_ns,
+            "first_byte_ns": self.first_byte_ns,
+            "first_token_ns": self.first_token_ns,
+            "end_ns": self.end_ns,
+            "chunk_ns": self.chunk_ns,
+            "chunk_tokens": self.chunk_tokens,
+            "input_tokens": self.input_tokens,
+            "input_token_method": self.input_token_method.value,
+            "output_tokens": self.output_tokens,
+            "output_token_method": self.output_token_method.value,
+            "usage_output_tokens": self.usage_output_tokens,
+            "tokenizer_output_tokens": self.tokenizer_output_tokens,
+            "finish_reason": self.finish_reason,
+            "error_kind": self.error_kind.value if self.error_kind else None,
+            "error": self.error,
+            "http_status": self.http_status,
+        }
+
+    @classmethod
+    def from_json_dict(cls, data: dict[str, object]) -> RequestRecord:
+        values = dict(data)
+        values["input_token_method"] = TokenMethod(values["input_token_method"])
+        values["output_token_method"] = TokenMethod(values["output_token_method"])
+        kind = values.get("error_kind")
+        values["error_kind"] = ErrorKind(kind) if kind else None
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,135 @@
+"""Simulator: a continuous-batching scheduler driven by the roofline model.
+
+Each step admits waiting sequences (up to ``max_batch``, a prefill-token budget and the KV-cache
+capacity, reserving prompt + max tokens like a server that never preempts), sleeps for the step
+time the roofline gives, then hands every sequence its new tokens: one for a plain step, 1 + the
+accepted drafts with speculation (acceptance drawn from a seeded generator). Steps are scheduled
+on absolute times so the time spent delivering tokens does not stretch the simulated clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import deque
+from dataclasses import dataclass, field
+
+from loadgen.sim.roofline import RooflineProfile
+
+
+@dataclass(eq=False, slots=True)
+class Sequence:
+    prompt_tokens: int
+    max_tokens: int
+    generated: int = 0
+    prefilled: bool = False
+    deliveries: asyncio.Queue[int | None] = field(default_factory=asyncio.Queue)
+
+    @property
+    def kv_tokens(self) -> int:
+        return self.prompt_tokens + self.generated
+
+    @property
+    def reserved_tokens(self) -> int:
+        return self.prompt_tokens + self.max_tokens
+
+
+@dataclass(slots=True)
+class EngineStats:
+    steps: int = 0
+    tokens_generated: int = 0
+    prompt_tokens: int = 0
+    requests_finished: int = 0
+    draft_tokens_proposed: int = 0
+    draft_tokens_accepted: int = 0
+
+
+class BatchingEngine:
+    def __init__(self, profile: RooflineProfile, seed: int = 0) -> None:
+        self.profile = profile
+        self.waiting: deque[Sequence] = deque()
+        self.running: list[Sequence] = []
+        self.stats = EngineStats()
+        self._reserved = 0
+        self._wakeup = asyncio.Event()
+        self._rng = random.Random(seed)
+
+    def submit(self, sequence: Sequence) -> None:
+        if sequence.reserved_tokens > self.profile.kv_capacity_tokens:
+            raise ValueError(
+                f"prompt + max tokens ({sequence.reserved_tokens}) exceed the KV cache "
+                f"({self.profile.kv_capacity_tokens} tokens)"
+            )
+        self.waiting.append(sequence)
+        self._wakeup.set()
+
+    def cancel(self, sequence: Sequence) -> None:
+        if sequence in self.waiting:
+            self.waiting.remove(sequence)
+        elif sequence in self.running:
+            self.running.remove(sequence)
+            self._reserved -= sequence.reserved_tokens
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_step_at = loop.time()
+        while True:
+            if not self.running and not self.waiting:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                next_step_at = loop.time()
+            prefill_tokens = self._admit()
+            decoding = [sequence for sequence in self.running if sequence.prefilled]
+            kv_tokens = sum(sequence.kv_tokens for sequence in self.running)
+            next_step_at += self.profile.step_time_s(prefill_tokens, len(decoding), kv_tokens)
+            delay = next_step_at - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                next_step_at = loop.time()
+            self._deliver()
+
+    def _admit(self) -> int:
+        profile = self.profile
+        prefill_tokens = 0
+        while self.waiting and len(self.running) < profile.max_batch:
+            candidate = self.waiting[0]
+            if prefill_tokens and prefill_tokens + candidate.prompt_tokens > profile.max_batched_tokens:
+                break
+            if self._reserved + candidate.reserved_tokens > profile.kv_capacity_tokens:
+                break
+            self.waiting.popleft()
+            self.running.append(candidate)
+            self._reserved += candidate.reserved_tokens
+            prefill_tokens += candidate.prompt_tokens
+            self.stats.prompt_tokens += candidate.prompt_tokens
+        return prefill_tokens
+
+    def _deliver(self) -> None:
+        self.stats.steps += 1
+        draft = self.profile.draft
+        finished = []
+        for sequence in self.running:
+            if sequence.prefilled:
+                tokens = 1
+                if draft is not None:
+                    accepted = 0
+                    while accepted < draft.draft_tokens and self._rng.random() < draft.acceptance_rate:
+                        accepted += 1
+                    self.stats.draft_tokens_proposed += draft.draft_tokens
+                    self.stats.draft_tokens_accepted += accepted
+                    tokens += accepted
+            else:
+                sequence.prefilled = True
+                tokens = 1
+            tokens = min(tokens, sequence.max_tokens - sequence.generated)
+            sequence.generated += tokens
+            self.stats.tokens_generated += tokens
+            sequence.deliveries.put_nowait(tokens)
+            if sequence.generated >= sequence.max_tokens:
+                sequence.deliveries.put_nowait(None)
+                finished.append(sequence)
+        for sequence in finished:
+            self.running.remove(sequence)
+            self._reserved -= sequence.reserved_tokens
+            self.stats.requests_finished += 1

@@ -1,0 +1,116 @@
+"""Simulator: run the server in its own process, so it never shares an event loop or a GIL
+with the client whose measurements it is there to check."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from loadgen.errors import LoadgenError
+from loadgen.sim.profiles import get_profile
+from loadgen.sim.server import SimOptions, SimServer
+
+READY_TIMEOUT_S = 30.0
+API_KEY_ENV = "LOADGEN_SIM_API_KEY"
+
+
+@dataclass(frozen=True, slots=True)
+class SimSpec:
+    profile: str
+    options: SimOptions
+    host: str = "127.0.0.1"
+    port: int = 0
+
+
+async def serve(spec: SimSpec, announce: str = "human") -> None:
+    """Serve until cancelled. ``announce="port"`` prints ``PORT n`` for a parent process."""
+    server = SimServer(get_profile(spec.profile), spec.options)
+    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    sock = socket.socket(socket.AF_INET6 if ":" in spec.host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((spec.host, spec.port))
+    site = web.SockSite(runner, sock, backlog=4096)
+    await site.start()
+    port = sock.getsockname()[1]
+    if announce == "port":
+        print(f"PORT {port}", flush=True)
+    else:
+        print(f"loadgen simulator ({spec.profile}, model {spec.options.model!r}) on http://{spec.host}:{port}",
+              flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def spec_to_args(spec: SimSpec) -> list[str]:
+    options = spec.options
+    args = ["--profile", spec.profile, "--host", spec.host, "--port", str(spec.port), "--model", options.model,
+            "--error-rate", str(options.error_rate), "--break-rate", str(options.break_rate),
+            "--seed", str(options.seed)]
+    if options.keep_log:
+        args.append("--keep-log")
+    return args
+
+
+class SimProcess:
+    """``with SimProcess(spec) as sim: sim.url`` — a child process on a free port, always stopped.
+
+    The API key, if any, is passed through the environment, never on the command line.
+    """
+
+    def __init__(self, spec: SimSpec) -> None:
+        self.spec = spec
+        self._process: subprocess.Popen[str] | None = None
+        self.port: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.spec.host}:{self.port}"
+
+    def start(self) -> SimProcess:
+        env = dict(os.environ)
+        if self.spec.options.api_key is not None:
+            env[API_KEY_ENV] = self.spec.options.api_key
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "loadgen.sim", *spec_to_args(self.spec)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )
+        assert self._process.stdout is not None
+        ready, _, _ = select.select([self._process.stdout], [], [], READY_TIMEOUT_S)
+        line = self._process.stdout.readline() if ready else ""
+        if not line.startswith("PORT "):
+            self.stop()
+            raise LoadgenError(f"the simulator did not start: {line.strip() or 'no answer'}")
+        self.port = int(line.split()[1])
+        return self
+
+    def stop(self) -> None:
+        process = self._process
+        if process is None:
+            return
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+        self._process = None
+
+    def __enter__(self) -> SimProcess:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

@@ -1,0 +1,68 @@
+"""Simulator: built-in server profiles.
+
+Hardware figures are public datasheet values: H100 SXM5 80 GB: 3.35 TB/s HBM3, 989 TFLOP/s dense
+BF16; A10G 24 GB: 600 GB/s, 125 TFLOP/s dense BF16 (tensor cores, as NVIDIA states for A10). Model
+shapes are from the models' published configs (Llama-2-7B: 6.74 B parameters, 32 layers, 32 KV
+heads of 128; Llama-3-8B: 8.03 B, 32 layers, 8 KV heads of 128).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from loadgen.errors import ConfigError
+from loadgen.sim.roofline import DraftSpec, HardwareSpec, ModelSpec, RooflineProfile
+
+LLAMA2_7B = ModelSpec("llama-2-7b", 6.74e9, 2.0, layers=32, kv_heads=32, head_dim=128)
+LLAMA3_8B = ModelSpec("llama-3-8b", 8.03e9, 2.0, layers=32, kv_heads=8, head_dim=128)
+LLAMA_68M_DRAFT = ModelSpec("llama-68m", 6.8e7, 2.0, layers=2, kv_heads=12, head_dim=64)
+H100_SXM = HardwareSpec("H100-SXM5-80GB", 3.35e12, 989e12, 80e9)
+A10G = HardwareSpec("A10G-24GB", 6.0e11, 125e12, 24e9)
+
+
+@dataclass(frozen=True, slots=True)
+class FixedProfile:
+    """Every request independent: first token after ``ttft_s``, then one token every ``itl_s``.
+
+    Used as a server with known timings (truth tests, client-overhead benchmarks).
+    """
+
+    name: str
+    ttft_s: float
+    itl_s: float
+    output_tokens: int | None = None
+
+
+SimProfile = RooflineProfile | FixedProfile
+
+PROFILES: dict[str, SimProfile] = {
+    "llama2-7b-h100": RooflineProfile("llama2-7b-h100", LLAMA2_7B, H100_SXM),
+    "llama2-7b-h100-spec": RooflineProfile(
+        "llama2-7b-h100-spec", LLAMA2_7B, H100_SXM,
+        draft=DraftSpec(LLAMA_68M_DRAFT, draft_tokens=4, acceptance_rate=0.7),
+    ),
+    "llama3-8b-a10g": RooflineProfile("llama3-8b-a10g", LLAMA3_8B, A10G, max_batch=64),
+    "fixed-50ms-10ms": FixedProfile("fixed-50ms-10ms", ttft_s=0.050, itl_s=0.010),
+    "zero-delay": FixedProfile("zero-delay", ttft_s=0.0, itl_s=0.0),
+}
+DEFAULT_PROFILE = "llama2-7b-h100"
+
+
+def get_profile(name: str) -> SimProfile:
+    if name.startswith("fixed:"):
+        return _parse_fixed(name)
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ConfigError(
+            f"--sim-profile: unknown profile {name!r}; expected one of {', '.join(PROFILES)} "
+            "or fixed:TTFT_MS,ITL_MS"
+        ) from None
+
+
+def _parse_fixed(name: str) -> FixedProfile:
+    try:
+        ttft_ms, itl_ms = (float(part) for part in name.removeprefix("fixed:").split(","))
+    except ValueError:
+        raise ConfigError(f"--sim-profile: expected fixed:TTFT_MS,ITL_MS (e.g. fixed:50,10), got {name!r}") from None
+    return FixedProfile(name, ttft_ms / 1000, itl_ms / 1000)

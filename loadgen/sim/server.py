@@ -1,0 +1,310 @@
+"""Simulator: the HTTP server (aiohttp) speaking OpenAI chat/completions and TGI.
+
+Token text is drawn from a small vocabulary, one word per token; the simulated tokenizer counts
+prompt tokens as whitespace-separated words. Responses follow vLLM's shapes: a role-only first
+delta, content deltas, a finish reason, a usage chunk when ``stream_options.include_usage`` is
+set, then ``[DONE]``. ``/sim/log`` returns, for every request, when it arrived and when each chunk
+was written (``perf_counter_ns``, the same clock loadgen measures with on the same host).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from loadgen.sim.batching import BatchingEngine, Sequence
+from loadgen.sim.profiles import FixedProfile, SimProfile
+from loadgen.sim.roofline import RooflineProfile
+
+VOCABULARY = (
+    "the of and to in is that for it as with was on be by this are from at or an which have not but "
+    "model token latency batch memory server request stream cache prefill decode throughput"
+).split()
+DEFAULT_MAX_TOKENS = 256
+
+
+@dataclass(slots=True)
+class SimOptions:
+    model: str = "sim-llm"
+    api_key: str | None = None
+    error_rate: float = 0.0
+    break_rate: float = 0.0
+    seed: int = 0
+    keep_log: bool = False
+
+
+@dataclass(slots=True)
+class RequestLog:
+    received_ns: int
+    chunk_ns: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedRequest:
+    api: str  # "chat", "completions", "tgi"
+    stream: bool
+    prompt_tokens: int
+    max_tokens: int
+    include_usage: bool
+
+
+class SimServer:
+    def __init__(self, profile: SimProfile, options: SimOptions) -> None:
+        self.profile = profile
+        self.options = options
+        self.engine = BatchingEngine(profile, options.seed) if isinstance(profile, RooflineProfile) else None
+        self.log: list[RequestLog] = []
+        self._rng = random.Random(options.seed)
+        self._request_counter = 0
+        self._engine_task: asyncio.Task[None] | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/completions", self._completions)
+        app.router.add_post("/generate", self._tgi)
+        app.router.add_post("/generate_stream", self._tgi_stream)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/sim/log", self._log)
+        app.on_startup.append(self._start_engine)
+        app.on_cleanup.append(self._stop_engine)
+        return app
+
+    async def _start_engine(self, app: web.Application) -> None:
+        if self.engine is not None:
+            self._engine_task = asyncio.ensure_future(self.engine.run())
+
+    async def _stop_engine(self, app: web.Application) -> None:
+        if self._engine_task is not None:
+            self._engine_task.cancel()
+
+    # --- request parsing -------------------------------------------------------------------
+
+    async def _parse(self, request: web.Request, api: str) -> ParsedRequest | web.Response:
+        if self.options.api_key is not None:
+            if request.headers.get("Authorization") != f"Bearer {self.options.api_key}":
+                return _openai_error(401, "Incorrect API key provided.", "authentication_error")
+        try:
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            return _openai_error(400, "request body is not valid JSON", "invalid_request_error")
+        if not isinstance(body, dict):
+            return _openai_error(400, "request body must be a JSON object", "invalid_request_error")
+        if api == "tgi":
+            parameters = body.get("parameters") or {}
+            text = body.get("inputs")
+            max_tokens = parameters.get("max_new_tokens", DEFAULT_MAX_TOKENS)
+            stream, include_usage = request.path.endswith("_stream"), False
+        else:
+            model = body.get("model")
+            if model is not None and model != self.options.model:
+                return _openai_error(404, f"The model `{model}` does not exist.", "NotFoundError")
+            if api == "chat":
+                messages = body.get("messages")
+                if not isinstance(messages, list):
+                    return _openai_error(400, "'messages' must be a list", "invalid_request_error")
+                text = " ".join(str(message.get("content", "")) for message in messages if isinstance(message, dict))
+            else:
+                text = body.get("prompt")
+            max_tokens = body.get("max_tokens", DEFAULT_MAX_TOKENS)
+            stream = bool(body.get("stream", False))
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        if not isinstance(text, str):
+            return _openai_error(400, "prompt text missing", "invalid_request_error")
+        if not isinstance(max_tokens, int) or max_tokens < 1:
+            return _openai_error(400, "max tokens must be a positive integer", "invalid_request_error")
+        if isinstance(self.profile, FixedProfile) and self.profile.output_tokens:
+            max_tokens = self.profile.output_tokens
+        return ParsedRequest(api, stream, max(1, len(text.split())), max_tokens, include_usage)
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, "chat")
+
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, "completions")
+
+    async def _tgi(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, "tgi")
+
+    _tgi_stream = _tgi
+
+    # --- generation ---------------------------------------------------------------------------
+
+    async def _serve(self, request: web.Request, api: str) -> web.StreamResponse:
+        log = RequestLog(time.perf_counter_ns())
+        parsed = await self._parse(request, api)
+        if isinstance(parsed, web.Response):
+            return parsed
+        if self.options.error_rate and self._rng.random() < self.options.error_rate:
+            return _openai_error(500, "simulated internal error", "InternalServerError")
+        if self.options.keep_log:
+            self.log.append(log)
+        self._request_counter += 1
+        request_id = f"sim-{self._request_counter}"
+        break_after = None
+        if self.options.break_rate and self._rng.random() < self.options.break_rate:
+            break_after = self._rng.randint(1, max(1, parsed.max_tokens - 1))
+        formatter = _Formatter(parsed, request_id, self.options.model)
+        if not parsed.stream:
+            tokens = 0
+            async for count in self._generate(parsed):
+                tokens += count
+            text = "".join(_words(0, tokens))
+            return web.json_response(formatter.whole(text, tokens))
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        if api == "chat":
+            await response.write(formatter.role_chunk())
+        position = 0
+        async for count in self._generate(parsed):
+            if break_after is not None and position >= break_after:
+                request.transport.close()  # type: ignore[union-attr]
+                return response
+            last = position + count >= parsed.max_tokens
+            await response.write(formatter.content_chunk(position, count, last))
+            if self.options.keep_log:
+                log.chunk_ns.append(time.perf_counter_ns())
+            position += count
+        await response.write(formatter.closing(position))
+        await response.write_eof()
+        return response
+
+    async def _generate(self, parsed: ParsedRequest):  # type: ignore[no-untyped-def]
+        """Yields the number of new tokens at each moment the profile produces them."""
+        profile = self.profile
+        if isinstance(profile, FixedProfile):
+            loop = asyncio.get_running_loop()
+            due = loop.time() + profile.ttft_s
+            for _ in range(parsed.max_tokens):
+                delay = due - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                yield 1
+                due += profile.itl_s
+            return
+        assert self.engine is not None
+        sequence = Sequence(parsed.prompt_tokens, parsed.max_tokens)
+        try:
+            self.engine.submit(sequence)
+        except ValueError:
+            raise web.HTTPBadRequest(text=json.dumps({"error": {"message": "prompt too long"}})) from None
+        try:
+            while True:
+                count = await sequence.deliveries.get()
+                if count is None:
+                    return
+                yield count
+        finally:
+            if sequence.generated < sequence.max_tokens:
+                self.engine.cancel(sequence)
+
+    # --- other endpoints -----------------------------------------------------------------------
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": self.options.model, "object": "model"}]})
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def _log(self, request: web.Request) -> web.Response:
+        return web.json_response([{"received_ns": entry.received_ns, "chunk_ns": entry.chunk_ns} for entry in self.log])
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        lines = []
+        if self.engine is not None:
+            engine, stats = self.engine, self.engine.stats
+            model = self.options.model
+            gauges = {
+                "vllm:num_requests_running": len(engine.running),
+                "vllm:num_requests_waiting": len(engine.waiting),
+                "vllm:kv_cache_usage_perc": engine._reserved / max(1, engine.profile.kv_capacity_tokens),
+            }
+            counters = {
+                "vllm:generation_tokens_total": stats.tokens_generated,
+                "vllm:prompt_tokens_total": stats.prompt_tokens,
+                "vllm:request_success_total": stats.requests_finished,
+                "vllm:spec_decode_num_draft_tokens_total": stats.draft_tokens_proposed,
+                "vllm:spec_decode_num_accepted_tokens_total": stats.draft_tokens_accepted,
+            }
+            for name, value in gauges.items():
+                lines += [f"# TYPE {name} gauge", f'{name}{{model_name="{model}"}} {value}']
+            for name, value in counters.items():
+                lines += [f"# TYPE {name} counter", f'{name}{{model_name="{model}"}} {value}']
+        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+
+def _words(start: int, count: int) -> list[str]:
+    size = len(VOCABULARY)
+    return [" " + VOCABULARY[(start + offset) % size] for offset in range(count)]
+
+
+def _openai_error(status: int, message: str, kind: str) -> web.Response:
+    return web.json_response({"error": {"message": message, "type": kind, "code": status}}, status=status)
+
+
+class _Formatter:
+    """Pre-built SSE frames; vocabulary words need no JSON escaping."""
+
+    def __init__(self, parsed: ParsedRequest, request_id: str, model: str) -> None:
+        self.parsed = parsed
+        created = int(time.time())
+        if parsed.api == "chat":
+            self._head = (f'data: {{"id":"{request_id}","object":"chat.completion.chunk","created":{created},'
+                          f'"model":"{model}","choices":[{{"index":0,"delta":{{"content":"')
+        else:
+            self._head = (f'data: {{"id":"{request_id}","object":"text_completion","created":{created},'
+                          f'"model":"{model}","choices":[{{"index":0,"text":"')
+        self._prefix = f'{{"id":"{request_id}","created":{created},"model":"{model}"'
+        self._model = model
+
+    def role_chunk(self) -> bytes:
+        frame = (self._prefix + ',"object":"chat.completion.chunk","choices":[{"index":0,'
+                 '"delta":{"role":"assistant","content":""},"finish_reason":null}]}')
+        return f"data: {frame}\n\n".encode()
+
+    def content_chunk(self, position: int, count: int, last: bool) -> bytes:
+        text = "".join(_words(position, count))
+        if self.parsed.api == "tgi":
+            token = json.dumps({"id": position, "text": text, "logprob": -0.5, "special": False})
+            details = "null"
+            generated = "null"
+            if last:
+                generated = json.dumps("".join(_words(0, position + count)))
+                details = json.dumps({"finish_reason": "length", "generated_tokens": position + count, "seed": None})
+            return (f'data:{{"index":{position},"token":{token},"generated_text":{generated},'
+                    f'"details":{details}}}\n\n').encode()
+        finish = '"length"' if last else "null"
+        if self.parsed.api == "chat":
+            return (self._head + text + f'"}},"finish_reason":{finish}}}]}}\n\n').encode()
+        return (self._head + text + f'","finish_reason":{finish}}}]}}\n\n').encode()
+
+    def closing(self, tokens: int) -> bytes:
+        if self.parsed.api == "tgi":
+            return b""
+        usage = ""
+        if self.parsed.include_usage:
+            usage = (f'data: {self._prefix},"choices":[],"usage":{{"prompt_tokens":{self.parsed.prompt_tokens},'
+                     f'"completion_tokens":{tokens},"total_tokens":{self.parsed.prompt_tokens + tokens}}}}}\n\n')
+        return (usage + "data: [DONE]\n\n").encode()
+
+    def whole(self, text: str, tokens: int) -> dict[str, object]:
+        parsed = self.parsed
+        if parsed.api == "tgi":
+            return {"generated_text": text,
+                    "details": {"finish_reason": "length", "generated_tokens": tokens, "seed": None}}
+        usage = {"prompt_tokens": parsed.prompt_tokens, "completion_tokens": tokens,
+                 "total_tokens": parsed.prompt_tokens + tokens}
+        if parsed.api == "chat":
+            choice: dict[str, object] = {"index": 0, "message": {"role": "assistant", "content": text},
+                                         "finish_reason": "length"}
+        else:
+            choice = {"index": 0, "text": text, "finish_reason": "length"}
+        return {"id": "sim", "object": "chat.completion" if parsed.api == "chat" else "text_completion",
+                "model": self._model, "choices": [choice], "usage": usage}
