@@ -36,9 +36,12 @@ class FixedProfile:
 SimProfile = RooflineProfile | FixedProfile
 
 PROFILES: dict[str, SimProfile] = {
-    "llama2-7b-h100": RooflineProfile("llama2-7b-h100", LLAMA2_7B, H100_SXM),
+    # An engine built for at most 32 sequences in flight (as TensorRT-LLM engines often are):
+    # beyond 32 users requests queue, so a 1..64 sweep shows the knee.
+    "llama2-7b-h100": RooflineProfile("llama2-7b-h100", LLAMA2_7B, H100_SXM, max_batch=32),
+    "llama2-7b-h100-b256": RooflineProfile("llama2-7b-h100-b256", LLAMA2_7B, H100_SXM, max_batch=256),
     "llama2-7b-h100-spec": RooflineProfile(
-        "llama2-7b-h100-spec", LLAMA2_7B, H100_SXM,
+        "llama2-7b-h100-spec", LLAMA2_7B, H100_SXM, max_batch=32,
         draft=DraftSpec(LLAMA_68M_DRAFT, draft_tokens=4, acceptance_rate=0.7),
     ),
     "llama3-8b-a10g": RooflineProfile("llama3-8b-a10g", LLAMA3_8B, A10G, max_batch=64),

@@ -1,0 +1,56 @@
+"""Engine layer: one small request before the load, so that an unreachable endpoint, a refused
+API key or an unknown model is one clear error instead of a run full of failures."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from loadgen.errors import EndpointError, ErrorKind
+from loadgen.prompts import Prompt
+from loadgen.protocols.base import GenerationParams, HttpRequest
+from loadgen.records import RequestRecord
+from loadgen.engine.request import RequestContext, execute_request
+from loadgen.transport.base import Transport, TransportFailure
+
+PREFLIGHT_MAX_TOKENS = 2
+
+
+async def discover_model(transport: Transport, url: str) -> str | None:
+    """The single model an OpenAI-compatible server lists at ``/v1/models``, if it lists one."""
+    try:
+        response = await transport.open(HttpRequest("GET", "/v1/models", (), b""))
+        body = await response.read_body(1 << 20)
+    except TransportFailure as failure:
+        raise EndpointError(f"cannot reach {url}: {failure.message}") from None
+    if response.status != 200:
+        return None
+    try:
+        models = [entry["id"] for entry in json.loads(body)["data"]]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if len(models) == 1:
+        return str(models[0])
+    if models:
+        raise EndpointError(f"{url} serves several models ({', '.join(map(str, models[:8]))}): choose one with --model")
+    return None
+
+
+async def preflight(ctx: RequestContext, prompt: Prompt, url: str, api: str) -> RequestRecord:
+    config = dataclasses.replace(ctx.params.config, max_tokens=PREFLIGHT_MAX_TOKENS, ignore_eos=False)
+    probe = dataclasses.replace(ctx, params=GenerationParams(ctx.params.model, config))
+    short_prompt = dataclasses.replace(prompt, max_tokens=PREFLIGHT_MAX_TOKENS)
+    records: list[RequestRecord] = []
+    await execute_request(probe, -1, short_prompt, ctx.clock.now_ns(), True, records.append)
+    record = records[0]
+    kind, message, status = record.error_kind, record.error or "", record.http_status
+    if kind is None:
+        return record
+    if kind is ErrorKind.CONNECT:
+        raise EndpointError(f"cannot reach {url}: {message}")
+    if status in (401, 403):
+        raise EndpointError(f"{url} refused the credentials ({message}); check --api-key-env / --header")
+    if status == 404:
+        model = ctx.params.model
+        raise EndpointError(f"{url} answered 404 ({message}): unknown model {model!r} or not an --api {api} endpoint")
+    raise EndpointError(f"preflight request to {url} failed ({kind.value}): {message}")

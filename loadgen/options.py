@@ -1,0 +1,203 @@
+"""Top layer (with the CLI): the options of ``run`` and ``sweep``, shared by flags and scenario
+files. A scenario YAML holds any of these keys (dashes or underscores); flags override it. Each
+value goes through the same converter either way, so a bad value gets the same one-line error
+naming where it came from (``--flag`` or ``file.yaml: key``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from loadgen.config import Arrival
+from loadgen.errors import ConfigError
+from loadgen.parsing import parse_duration_s, parse_header, parse_levels, parse_slo
+from loadgen.protocols import CODECS
+
+Converter = Callable[[object], object]
+
+
+def _int(minimum: int) -> Converter:
+    def convert(value: object) -> int:
+        if isinstance(value, bool):
+            raise ValueError(f"expected a whole number, got {value!r}")
+        try:
+            number = int(str(value))
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {value!r}") from None
+        if number < minimum:
+            raise ValueError(f"expected a whole number >= {minimum}, got {value!r}")
+        return number
+
+    return convert
+
+
+def _float(value: object) -> float:
+    try:
+        return float(str(value))
+    except ValueError:
+        raise ValueError(f"expected a number, got {value!r}") from None
+
+
+def _positive_float(value: object) -> float:
+    number = _float(value)
+    if number <= 0:
+        raise ValueError(f"expected a positive number, got {value!r}")
+    return number
+
+
+def _bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).lower()
+    if text in ("true", "yes", "1", "on"):
+        return True
+    if text in ("false", "no", "0", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _choice(*choices: str) -> Converter:
+    def convert(value: object) -> str:
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
+        return str(value)
+
+    return convert
+
+
+def _str(value: object) -> str:
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise ValueError(f"expected a string, got {value!r}")
+    return str(value)
+
+
+def _warmup(value: object) -> tuple[int, float]:
+    """'20' (requests) or '10s' (seconds) → (requests, seconds)."""
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text), 0.0
+    return 0, parse_duration_s(text)
+
+
+def _extra_body(value: object) -> dict[str, object]:
+    if isinstance(value, dict):
+        return value
+    try:
+        parsed = json.loads(str(value))
+    except ValueError:
+        raise ValueError(f"expected a JSON object, got {value!r}") from None
+    if not isinstance(parsed, dict):
+        raise ValueError(f"expected a JSON object, got {value!r}")
+    return parsed
+
+
+def _headers(value: object) -> list[tuple[str, str]]:
+    if isinstance(value, dict):
+        return [(str(name), str(item)) for name, item in value.items()]
+    items = value if isinstance(value, list) else [value]
+    return [parse_header(str(item)) for item in items]
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    name: str  # dest and scenario key
+    convert: Converter
+    default: object
+    help: str
+    metavar: str | None = None
+    flag_kind: str = "value"  # "value", "flag" (store_true), "append"
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("endpoint", _str, None, "base URL of the server (default: start the built-in simulator)", "URL"),
+    Option("api", _choice(*CODECS), "openai-chat", f"wire protocol: {', '.join(CODECS)}", "API"),
+    Option("model", _str, None, "model name sent to the server (default: the one it lists)"),
+    Option("concurrency", lambda v: parse_levels(v, integer=True), None,
+           "closed loop: virtual users; a sweep takes 1..64 (doubling) or 1,8,32", "N"),
+    Option("rate", lambda v: parse_levels(v, integer=False), None,
+           "open loop: arrivals per second; a sweep takes 1..16 or 1,2,5", "R"),
+    Option("arrival", _choice(*(a.value for a in Arrival)), "poisson", "open-loop arrival process", "KIND"),
+    Option("burstiness", _positive_float, 1.0, "gamma shape: 1 = Poisson, <1 burstier, >1 smoother", "B"),
+    Option("max_inflight", _int(1), None, "open loop: cap on requests in flight (waiting counts as latency)", "N"),
+    Option("requests", _int(1), None, "measured requests per level (default: 4 per user, at least 8)", "N"),
+    Option("duration", parse_duration_s, None, "measure for this long per level instead, e.g. 60s", "T"),
+    Option("warmup", _warmup, None, "warm-up per level, excluded: N requests or a duration (default: one per user)",
+           "N|T"),
+    Option("prompts", _str, "builtin:default", "prompt file: .jsonl, ShareGPT .json, or text (one per line)", "FILE"),
+    Option("synthetic", _str, None, "synthetic prompts, e.g. input=512,output=256,dist=normal,spread=0.2", "SPEC"),
+    Option("max_tokens", _int(1), 256, "output tokens per request (prompts may set their own)", "N"),
+    Option("ignore_eos", _bool, False, "ask the server to generate exactly max tokens", flag_kind="flag"),
+    Option("temperature", _float, None, "sampling temperature", "T"),
+    Option("no_stream", _bool, False, "use the non-streaming API (TTFT then equals end-to-end)", flag_kind="flag"),
+    Option("extra_body", _extra_body, None, "JSON object merged into every request body", "JSON"),
+    Option("slo", lambda v: parse_slo(str(v)), (), "per-request SLOs for goodput, e.g. ttft=500ms,tpot=50ms", "SPEC"),
+    Option("seed", _int(0), 0, "seed for prompt order and arrivals", "N"),
+    Option("header", _headers, [], "extra HTTP header 'Name: value' (repeatable)", "H", flag_kind="append"),
+    Option("api_key_env", _str, None, "environment variable holding the API key (sent as a Bearer token)", "VAR"),
+    Option("output", _str, None, "result directory (default: results/<timestamp>)", "DIR"),
+    Option("tokenizer", _str, None, "tokenizer.json path or tiktoken:ENCODING for counting tokens", "SPEC"),
+    Option("connect_timeout", parse_duration_s, 10.0, "connect timeout", "T"),
+    Option("first_token_timeout", parse_duration_s, 120.0, "longest wait for the first token, or between chunks", "T"),
+    Option("request_timeout", parse_duration_s, 600.0, "total time allowed per request", "T"),
+    Option("drain_timeout", parse_duration_s, 30.0, "at the end, wait this long for requests in flight", "T"),
+    Option("insecure", _bool, False, "do not verify TLS certificates", flag_kind="flag"),
+    Option("sim_profile", _str, "llama2-7b-h100", "built-in simulator profile when no --endpoint is given", "NAME"),
+    Option("hlog_interval", parse_duration_s, 1.0, "interval of the .hlog histogram logs", "T"),
+    Option("quiet", _bool, False, "no live status line", flag_kind="flag"),
+)
+OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
+
+
+def load_scenario(path: str) -> dict[str, object]:
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"{path}: no such scenario file")
+    try:
+        data = yaml.safe_load(file.read_text("utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of options at the top level")
+    scenario: dict[str, object] = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        option = OPTIONS_BY_NAME.get(name)
+        if option is None:
+            raise ConfigError(f"{path}: unknown key {key!r}; expected one of {', '.join(OPTIONS_BY_NAME)}")
+        scenario[name] = convert(option, value, f"{path}: key {key!r}")
+    base = file.parent
+    for name in ("prompts", "tokenizer"):
+        value = scenario.get(name)
+        if isinstance(value, str) and not value.startswith(("builtin:", "tiktoken:")) and not Path(value).is_absolute():
+            scenario[name] = str(base / value)
+    return scenario
+
+
+def convert(option: Option, value: object, where: str) -> object:
+    try:
+        return option.convert(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def resolve(flags: dict[str, object], scenario: dict[str, object]) -> dict[str, object]:
+    """Flag values (already converted) over scenario values over defaults."""
+    resolved: dict[str, object] = {}
+    for option in OPTIONS:
+        if flags.get(option.name) is not None:
+            resolved[option.name] = flags[option.name]
+        elif option.name in scenario:
+            resolved[option.name] = scenario[option.name]
+        else:
+            resolved[option.name] = option.default
+    return resolved

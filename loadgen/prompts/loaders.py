@@ -1,0 +1,102 @@
+"""Prompts layer: prompt files. JSONL, ShareGPT JSON, and plain text (one prompt per line).
+
+Every problem is reported as one ``ConfigError`` line naming the file, the line or entry, the
+field and what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+from loadgen.errors import ConfigError
+from loadgen.prompts.model import Prompt
+
+BUILTIN_PREFIX = "builtin:"
+BUILTIN_SETS = ("default",)
+
+
+def load_prompts(source: str) -> list[Prompt]:
+    if source.startswith(BUILTIN_PREFIX):
+        name = source.removeprefix(BUILTIN_PREFIX)
+        if name not in BUILTIN_SETS:
+            raise ConfigError(f"--prompts {source}: unknown built-in set; expected one of {', '.join(BUILTIN_SETS)}")
+        text = resources.files("loadgen.data").joinpath(f"{name}_prompts.jsonl").read_text("utf-8")
+        return _parse_jsonl(text, source)
+    path = Path(source)
+    if not path.is_file():
+        raise ConfigError(f"--prompts {source}: no such file")
+    try:
+        text = path.read_text("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        prompts = _parse_jsonl(text, source)
+    elif suffix == ".json":
+        prompts = _parse_sharegpt(text, source)
+    else:
+        prompts = [Prompt(id=f"line-{number}", text=line.strip())
+                   for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not prompts:
+        raise ConfigError(f"{source}: contains no prompts")
+    return prompts
+
+
+def _parse_jsonl(text: str, source: str) -> list[Prompt]:
+    prompts = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{source}:{number}"
+        try:
+            entry = json.loads(line)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}: expected a JSON object with 'prompt' or 'messages'")
+        prompts.append(_prompt_from_entry(entry, where, default_id=f"line-{number}"))
+    return prompts
+
+
+def _prompt_from_entry(entry: dict[str, object], where: str, default_id: str) -> Prompt:
+    prompt_id = str(entry.get("id", default_id))
+    max_tokens = entry.get("max_tokens")
+    if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1):
+        raise ConfigError(f"{where}: field 'max_tokens' is {max_tokens!r}; expected a positive integer")
+    if "messages" in entry:
+        messages = entry["messages"]
+        if not isinstance(messages, list) or not messages or not all(
+            isinstance(message, dict) and isinstance(message.get("content"), str) and isinstance(message.get("role"), str)
+            for message in messages
+        ):
+            raise ConfigError(f"{where}: field 'messages' must be a non-empty list of {{role, content}} objects")
+        return Prompt(id=prompt_id, messages=tuple(messages), max_tokens=max_tokens)
+    text = entry.get("prompt")
+    if not isinstance(text, str) or not text:
+        raise ConfigError(f"{where}: expected a non-empty string field 'prompt' (or a 'messages' list)")
+    return Prompt(id=prompt_id, text=text, max_tokens=max_tokens)
+
+
+def _parse_sharegpt(text: str, source: str) -> list[Prompt]:
+    """ShareGPT: a list of {"id", "conversations": [{"from": "human"|"gpt", "value"}]}; the first
+    human turn of each conversation becomes a prompt."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, list):
+        raise ConfigError(f"{source}: expected a ShareGPT list of conversations")
+    prompts = []
+    for position, conversation in enumerate(data):
+        turns = conversation.get("conversations") if isinstance(conversation, dict) else None
+        if not isinstance(turns, list):
+            raise ConfigError(f"{source}: entry {position} has no 'conversations' list")
+        first_human = next((turn.get("value") for turn in turns
+                            if isinstance(turn, dict) and turn.get("from") in ("human", "user")), None)
+        if isinstance(first_human, str) and first_human.strip():
+            prompts.append(Prompt(id=str(conversation.get("id", position)), text=first_human))
+    return prompts

@@ -1,0 +1,268 @@
+"""Top layer (under the CLI): wires prompts, codec, transport, engine, metrics and report into a
+run or a sweep. Owns the output directory, signal handling and the built-in simulator.
+
+Whatever happens (Ctrl-C, SIGTERM, a failing level), every level that ran leaves its
+``requests.jsonl``, ``.hlog`` files and ``summary.json`` behind, marked ``partial`` if cut short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from rich.console import Console
+
+from loadgen.clock import MonotonicClock, wall_time_iso
+from loadgen.config import EndpointConfig, GenerationConfig, LoadConfig, LoadMode, SloTarget
+from loadgen.engine.monitor import ClientMonitor
+from loadgen.engine.preflight import discover_model, preflight
+from loadgen.engine.publisher import Publisher
+from loadgen.engine.request import RequestContext
+from loadgen.engine.runner import LoadRunner, StopReason
+from loadgen.errors import ConfigError
+from loadgen.metrics.aggregate import HISTOGRAM_NAMES, Aggregator
+from loadgen.metrics.summary import RunInfo, build_summary
+from loadgen.prompts import Prompt, PromptPicker
+from loadgen.protocols import get_codec
+from loadgen.protocols.base import GenerationParams
+from loadgen.report.console import LiveStatus, print_run, sweep_table
+from loadgen.report.files import HlogWriter, RecordWriter, write_json
+from loadgen.sim.process import SimProcess, SimSpec
+from loadgen.sim.server import SimOptions
+from loadgen.tokenizer import TokenCounter, load_token_counter
+from loadgen.transport.http import HttpTransport
+
+EXIT_OK = 0
+EXIT_INTERRUPTED = 130
+SIM_MODEL = "sim-llm"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Everything a run or sweep needs, resolved from flags and the scenario file."""
+
+    endpoint: EndpointConfig  # with use_simulator, its url is replaced by the simulator's
+    generation: GenerationConfig
+    levels: tuple[LoadConfig, ...]
+    prompts: tuple[Prompt, ...]
+    output_dir: Path
+    sweep: bool
+    use_simulator: bool = False
+    slo: tuple[SloTarget, ...] = ()
+    tokenizer: str | None = None
+    sim_profile: str = "llama2-7b-h100"
+    hlog_interval_s: float = 1.0
+    secrets: tuple[str, ...] = ()
+    quiet: bool = False
+    config_record: tuple[tuple[str, object], ...] = ()
+
+
+def redactor(secrets: tuple[str, ...]) -> Callable[[str], str]:
+    secrets = tuple(secret for secret in secrets if len(secret) >= 4)
+
+    def redact(text: str) -> str:
+        for secret in secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    return redact
+
+
+def public_url(url: str) -> str:
+    """The URL without user:password@ or query string (which may hold keys)."""
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+@contextlib.contextmanager
+def _endpoint_for(plan: Plan, console: Console) -> Iterator[EndpointConfig]:
+    if not plan.use_simulator:
+        yield plan.endpoint
+        return
+    model = plan.endpoint.model or SIM_MODEL
+    console.print(f"No --endpoint given: starting the built-in simulator (profile {plan.sim_profile}).",
+                  style="dim")
+    with SimProcess(SimSpec(plan.sim_profile, SimOptions(model=model))) as sim:
+        console.print(f"Simulator on {sim.url}", style="dim")
+        yield replace(plan.endpoint, url=sim.url, model=model)
+
+
+def execute(plan: Plan, console: Console) -> int:
+    """Run the plan; returns the process exit code."""
+    with _endpoint_for(plan, console) as endpoint:
+        return _run_loop(_execute_async(plan, endpoint, console))
+
+
+def _run_loop(coroutine) -> int:  # type: ignore[no-untyped-def]
+    try:
+        import uvloop
+
+        return uvloop.run(coroutine)
+    except ImportError:
+        return asyncio.run(coroutine)
+
+
+async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    token_counter = load_token_counter(plan.tokenizer) if plan.tokenizer else None
+    plan.output_dir.mkdir(parents=True, exist_ok=True)
+    redact = redactor(plan.secrets)
+    endpoint = await _prepare_endpoint(plan, endpoint, token_counter, redact, console)
+    write_json(plan.output_dir / "config.json", _config_json(plan, endpoint))
+    summaries: list[dict[str, object]] = []
+    for number, load in enumerate(plan.levels, 1):
+        level_dir = plan.output_dir / f"level-{number:02d}-{_level_name(load)}" if plan.sweep else plan.output_dir
+        label = f"[{number}/{len(plan.levels)}] {load.describe()}" if plan.sweep else load.describe()
+        summary = await _run_level(plan, endpoint, load, level_dir, label, stop, token_counter, redact, console)
+        summaries.append(summary)
+        if plan.sweep:
+            write_json(plan.output_dir / "sweep.json", _sweep_json(plan, endpoint, summaries))
+            _print_level_line(console, label, summary)
+        if stop.is_set():
+            break
+    if plan.sweep:
+        console.print(sweep_table(summaries))
+    console.print(f"Results in {plan.output_dir}", style="dim")
+    if stop.is_set():
+        console.print("Interrupted: results so far were written and marked partial.", style="bold yellow")
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+async def _prepare_endpoint(plan: Plan, endpoint: EndpointConfig, token_counter: TokenCounter | None,
+                            redact: Callable[[str], str], console: Console) -> EndpointConfig:
+    transport = _transport(endpoint, 2)
+    try:
+        if endpoint.model is None and endpoint.api.startswith("openai"):
+            model = await discover_model(transport, public_url(endpoint.url))
+            if model is not None:
+                endpoint = replace(endpoint, model=model)
+                console.print(f"Model: {model} (the one the server lists)", style="dim")
+        context = _context(plan, endpoint, transport, MonotonicClock(), token_counter, redact)
+        await preflight(context, plan.prompts[0], public_url(endpoint.url), endpoint.api)
+    finally:
+        await transport.close()
+    return endpoint
+
+
+def _transport(endpoint: EndpointConfig, max_connections: int) -> HttpTransport:
+    return HttpTransport(
+        endpoint.url, MonotonicClock(), max_connections=max_connections, headers=dict(endpoint.headers),
+        connect_timeout_s=endpoint.connect_timeout_s, read_timeout_s=endpoint.first_token_timeout_s,
+        total_timeout_s=endpoint.total_timeout_s, verify_tls=endpoint.verify_tls,
+    )
+
+
+def _context(plan: Plan, endpoint: EndpointConfig, transport: HttpTransport, clock: MonotonicClock,
+             token_counter: TokenCounter | None, redact: Callable[[str], str], run_start_ns: int = 0) -> RequestContext:
+    return RequestContext(
+        codec=get_codec(endpoint.api), params=GenerationParams(endpoint.model, plan.generation),
+        transport=transport, clock=clock, run_start_ns=run_start_ns,
+        first_token_timeout_s=endpoint.first_token_timeout_s, token_counter=token_counter, redact=redact,
+    )
+
+
+async def _run_level(plan: Plan, endpoint: EndpointConfig, load: LoadConfig, level_dir: Path, label: str,
+                     stop: asyncio.Event, token_counter: TokenCounter | None, redact: Callable[[str], str],
+                     console: Console) -> dict[str, object]:
+    level_dir.mkdir(parents=True, exist_ok=True)
+    clock = MonotonicClock()
+    connections = load.concurrency if load.mode is LoadMode.CLOSED else (load.max_inflight or 10_000)
+    transport = _transport(endpoint, max(1, connections))
+    run_start_ns = clock.now_ns()
+    started_epoch_s = time.time()
+    started_at = wall_time_iso()
+    hlog = HlogWriter(level_dir, HISTOGRAM_NAMES, started_epoch_s)
+    aggregator = Aggregator(plan.slo, round(plan.hlog_interval_s * 1e9), hlog.on_interval)
+    records = RecordWriter(level_dir / "requests.jsonl")
+    publisher = Publisher([aggregator, records])
+    monitor = ClientMonitor(on_warning=lambda message: console.print(f"warning: {message}", style="bold yellow"))
+    context = _context(plan, endpoint, transport, clock, token_counter, redact, run_start_ns)
+    runner = LoadRunner(load, context, PromptPicker(plan.prompts, load.seed), publisher.publish, stop)
+    monitor_task = asyncio.ensure_future(monitor.run())
+    stop_reason = StopReason.INTERRUPTED
+    try:
+        status = LiveStatus(console, label, aggregator.snapshot, lambda: (clock.now_ns() - run_start_ns) / 1e9)
+        with contextlib.nullcontext() if plan.quiet else status:
+            outcome = await runner.run()
+        stop_reason = outcome.stop_reason
+    finally:
+        monitor_task.cancel()
+        await asyncio.gather(monitor_task, return_exceptions=True)
+        await transport.close()
+        records.close()
+        info = RunInfo(
+            endpoint=public_url(endpoint.url), api=endpoint.api, model=endpoint.model, load=load,
+            stream=plan.generation.stream, started_at=started_at, ended_at=wall_time_iso(),
+            partial=stop_reason is StopReason.INTERRUPTED, stop_reason=stop_reason.value,
+            client=monitor.report(), slo=plan.slo, tokenizer=token_counter.name if token_counter else None,
+            listener_failures=dict(publisher.failures),
+        )
+        summary = build_summary(aggregator, info)
+        hlog.close()
+        write_json(level_dir / "summary.json", summary)
+    if not plan.sweep:
+        print_run(console, summary)
+    return summary
+
+
+def _level_name(load: LoadConfig) -> str:
+    return f"c{load.concurrency}" if load.mode is LoadMode.CLOSED else f"r{load.rate_rps:g}"
+
+
+def _print_level_line(console: Console, label: str, summary: dict) -> None:  # type: ignore[type-arg]
+    latency, throughput = summary["latency_ms"], summary["throughput"]
+
+    def fmt(value: object) -> str:
+        return "–" if value is None else f"{value:.1f}"
+
+    console.print(
+        f"{label}: {summary['requests']['completed']} ok, {summary['requests']['failed']} failed · "
+        f"TTFT p50 {fmt(latency['ttft']['p50'])} ms · TPOT p50 {fmt(latency['tpot']['p50'])} ms · "
+        f"{fmt(throughput['output_tokens_per_s'])} output tok/s"
+    )
+
+
+def _config_json(plan: Plan, endpoint: EndpointConfig) -> dict[str, object]:
+    return {
+        "endpoint": public_url(endpoint.url),
+        "api": endpoint.api,
+        "model": endpoint.model,
+        "simulator_profile": plan.sim_profile if plan.use_simulator else None,
+        "header_names": [name for name, _ in endpoint.headers],
+        "options": {key: _jsonable(value) for key, value in plan.config_record},
+    }
+
+
+def _sweep_json(plan: Plan, endpoint: EndpointConfig, summaries: list[dict[str, object]]) -> dict[str, object]:
+    from loadgen.metrics.summary import SCHEMA_VERSION
+
+    return {"schema_version": SCHEMA_VERSION, "config": _config_json(plan, endpoint), "levels": summaries}
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    return str(value)
+
+
+def check_plan(plan: Plan) -> None:
+    if not plan.levels:
+        raise ConfigError("nothing to run: give --concurrency or --rate")
