@@ -166,7 +166,7 @@ class Aggregator:
             self._on_interval(start_ns, start_ns + self._interval_ns, self._interval)
         for name, histogram in self._interval.items():
             self.totals[name].add(histogram)
-            histogram.reset()
+        self._interval = {name: self._new_histogram(name) for name in HISTOGRAM_NAMES}
 
     def histogram(self, name: str) -> Histogram:
         """Totals so far including the open interval (a copy)."""

@@ -67,12 +67,10 @@ class Histogram:
             self.out_of_range += count
 
     def add(self, other: Histogram) -> None:
-        self.hdr.add(other.hdr)
         self.out_of_range += other.out_of_range
-
-    def reset(self) -> None:
-        self.hdr.reset()
-        self.out_of_range = 0
+        if other.count:
+            # hdrh's add() takes min(self, other) with an empty side reading as 0: skip empties.
+            self.hdr.add(other.hdr)
 
     @property
     def count(self) -> int:

@@ -25,6 +25,7 @@ class SseDecoder:
         self._data: list[str] = []
         self._event = "message"
         self._max_line_bytes = max_line_bytes
+        self.truncated = False
 
     def decode(self, chunk: bytes) -> list[SseEvent]:
         buffer = self._buffer + chunk if self._buffer else chunk
@@ -38,11 +39,12 @@ class SseDecoder:
         return events
 
     def flush(self) -> list[SseEvent]:
-        """End of stream: dispatch what is pending (servers often omit the last blank line)."""
+        """End of stream. Complete ``data:`` lines still pending are dispatched (servers often omit
+        the last blank line); an unterminated last line is cut-off data and is discarded, with
+        ``truncated`` set, as the event-stream rules require."""
         events: list[SseEvent] = []
-        if self._buffer:
-            self._handle_line(self._buffer, events)
-            self._buffer = b""
+        self.truncated = bool(self._buffer.strip())
+        self._buffer = b""
         self._dispatch(events)
         return events
 

@@ -1,0 +1,81 @@
+import pytest
+
+from loadgen.config import LoadConfig, SloTarget
+from loadgen.engine.monitor import ClientReport
+from loadgen.errors import ErrorKind
+from loadgen.metrics.aggregate import Aggregator
+from loadgen.metrics.summary import RunInfo, build_summary
+from loadgen.records import TokenMethod
+from tests.records import MS, record
+
+
+def summarize(aggregator: Aggregator) -> dict:
+    info = RunInfo(
+        endpoint="http://127.0.0.1:1", api="openai-chat", model="m", load=LoadConfig(requests=3), stream=True,
+        started_at="t0", ended_at="t1", partial=False, stop_reason="completed",
+        client=ClientReport(10.0, 20.0, False, 1000), slo=(SloTarget("ttft", 60 * MS),), tokenizer=None,
+        listener_failures={},
+    )
+    return build_summary(aggregator, info)
+
+
+def test_summary_math_on_hand_computed_requests() -> None:
+    aggregator = Aggregator(slo=(SloTarget("ttft", 60 * MS),))
+    aggregator.on_record(record(intended_ms=-500, chunks_ms=(-450,), warmup=True))
+    # two good requests: 0..1000 ms and 500..1500 ms, 4 tokens each
+    aggregator.on_record(record(intended_ms=0, chunks_ms=(50, 100, 150, 200), end_ms=1000, index=1))
+    aggregator.on_record(record(intended_ms=500, chunks_ms=(600, 700, 800, 900), end_ms=1500, index=2))
+    # a failure from 1000 to 2000 ms
+    aggregator.on_record(record(intended_ms=1000, end_ms=2000, error=ErrorKind.HTTP_5XX, index=3))
+    aggregator.on_record(record(intended_ms=1900, end_ms=2000, error=ErrorKind.CANCELLED, index=4))
+    summary = summarize(aggregator)
+
+    assert summary["measured_window_s"] == pytest.approx(2.0)
+    assert summary["requests"]["completed"] == 2
+    assert summary["requests"]["failed"] == 1
+    assert summary["requests"]["errors_by_kind"] == {"http_5xx": 1}
+    assert summary["requests"]["warmup_excluded"] == 1
+    assert summary["requests"]["cancelled_at_end"] == 1
+    assert summary["requests"]["error_rate"] == pytest.approx(1 / 3)
+    assert summary["throughput"]["requests_per_s"] == pytest.approx(1.0)
+    assert summary["throughput"]["output_tokens_per_s"] == pytest.approx(4.0)
+    assert summary["throughput"]["input_tokens_per_s"] == pytest.approx(10.0)
+    ttft = summary["latency_ms"]["ttft"]
+    assert ttft["count"] == 2
+    assert ttft["min"] == pytest.approx(50, rel=1e-3)
+    assert ttft["max"] == pytest.approx(100, rel=1e-3)
+    assert summary["latency_ms"]["itl"]["count"] == 6
+    assert summary["latency_ms"]["tpot"]["max"] == pytest.approx((1000 - 50) / 3, rel=1e-3)
+    assert summary["latency_ms"]["tpot"]["min"] == pytest.approx((1500 - 600) / 3, rel=1e-3)
+    assert summary["goodput"]["good_requests"] == 1  # second request's TTFT is 100 ms > 60 ms
+    assert summary["goodput"]["fraction"] == pytest.approx(1 / 3)
+    assert summary["token_counting"]["output_method"] == "server_usage"
+    assert summary["schema_version"] == 1
+
+
+def test_method_comparison_reports_difference() -> None:
+    aggregator = Aggregator()
+    aggregator.on_record(record(chunks_ms=(10, 20, 30), output_tokens=4, usage=4))
+    comparison = summarize(aggregator)["token_counting"]["comparisons"]["content_chunks_vs_server_usage"]
+    assert comparison == {"requests": 1, "server_usage_tokens": 4, "content_chunks_tokens": 3,
+                          "difference_percent": -25.0}
+
+
+def test_interval_histograms_are_flushed_to_the_sink_and_totals() -> None:
+    seen = []
+    aggregator = Aggregator(interval_ns=1000 * MS, on_interval=lambda start, end, h: seen.append((start, h["ttft"].count)))
+    aggregator.on_record(record(intended_ms=0, chunks_ms=(10,), end_ms=500))
+    aggregator.on_record(record(intended_ms=900, chunks_ms=(1000,), end_ms=1500))
+    aggregator.on_record(record(intended_ms=2000, chunks_ms=(2010,), end_ms=2500))
+    aggregator.flush()
+    assert seen == [(0, 1), (1000 * MS, 1), (2000 * MS, 1)]
+    assert aggregator.totals["ttft"].count == 3
+
+
+def test_content_chunk_counting_is_named() -> None:
+    aggregator = Aggregator()
+    aggregator.on_record(record(chunks_ms=(10, 20), method=TokenMethod.CONTENT_CHUNKS, input_tokens=None))
+    summary = summarize(aggregator)
+    assert summary["token_counting"]["output_method"] == "content_chunks"
+    assert summary["token_counting"]["input_method"] == "unavailable"
+    assert summary["throughput"]["input_tokens_per_s"] is None

@@ -1,0 +1,117 @@
+import json
+
+import pytest
+
+from loadgen.config import GenerationConfig
+from loadgen.errors import ProtocolError
+from loadgen.prompts import Prompt
+from loadgen.protocols import get_codec
+from loadgen.protocols.base import ContentChunk, Finish, GenerationParams, ServerError, Usage
+from tests.protocols import streams
+from tests.protocols.helpers import feed_all
+
+
+def chat_events(data: bytes, *cuts: int) -> list:
+    return feed_all(get_codec("openai-chat").decoder(stream=True), data, *cuts)
+
+
+def test_chat_stream_events() -> None:
+    events = chat_events(streams.VLLM_CHAT_STREAM)
+    assert events == [
+        ContentChunk("Hel"),
+        ContentChunk("lo, wörld €"),
+        ContentChunk("!"),
+        Finish("length"),
+        Usage(12, 4),
+    ]
+
+
+def test_role_only_and_empty_deltas_are_not_tokens() -> None:
+    chunks = [e for e in chat_events(streams.VLLM_CHAT_STREAM) if isinstance(e, ContentChunk)]
+    assert [c.text for c in chunks] == ["Hel", "lo, wörld €", "!"]
+
+
+@pytest.mark.parametrize("stream", [streams.VLLM_CHAT_STREAM, streams.REASONING_STREAM, streams.ERROR_IN_STREAM])
+def test_every_split_point_gives_the_same_events(stream: bytes) -> None:
+    expected = chat_events(stream)
+    for cut in range(len(stream) + 1):
+        assert chat_events(stream, cut) == expected
+
+
+def test_completions_stream() -> None:
+    decoder = get_codec("openai-completions").decoder(stream=True)
+    assert feed_all(decoder, streams.VLLM_COMPLETIONS_STREAM) == [
+        ContentChunk(" one"), ContentChunk(" two"), Finish("stop"), Usage(3, 2)
+    ]
+
+
+def test_reasoning_content_is_generated_output() -> None:
+    events = chat_events(streams.REASONING_STREAM)
+    assert events[0] == ContentChunk("Let me think.", reasoning=True)
+    assert events[1] == ContentChunk("42")
+
+
+def test_error_object_in_stream() -> None:
+    events = chat_events(streams.ERROR_IN_STREAM)
+    assert ServerError("CUDA out of memory") in events
+
+
+def test_stream_without_done_or_finish_is_truncated() -> None:
+    truncated = streams.VLLM_CHAT_STREAM[:400]
+    with pytest.raises(ProtocolError, match="ended before"):
+        chat_events(truncated)
+
+
+def test_finish_reason_without_done_is_accepted() -> None:
+    data = b'data: {"choices":[{"index":0,"delta":{"content":"a"},"finish_reason":"stop"}]}\n\n'
+    assert chat_events(data) == [ContentChunk("a"), Finish("stop")]
+
+
+@pytest.mark.parametrize("bad", [b"data: {not json}\n\n", b"data: [1,2]\n\n", b"data: \xff\n\n"])
+def test_malformed_stream_is_a_protocol_error(bad: bytes) -> None:
+    with pytest.raises(ProtocolError):
+        chat_events(bad)
+
+
+def test_non_streaming_chat_body() -> None:
+    body = json.dumps({
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi there"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+    }).encode()
+    decoder = get_codec("openai-chat").decoder(stream=False)
+    assert feed_all(decoder, body, 7) == [ContentChunk("Hi there"), Finish("stop"), Usage(5, 2)]
+
+
+@pytest.mark.parametrize("body", [b"<html><body>502 Bad Gateway</body></html>", b"{}", b'{"choices": []}'])
+def test_malformed_non_streaming_body(body: bytes) -> None:
+    with pytest.raises(ProtocolError):
+        feed_all(get_codec("openai-chat").decoder(stream=False), body)
+
+
+def test_error_message_from_html_and_json_bodies() -> None:
+    codec = get_codec("openai-chat")
+    assert codec.error_message(404, b'{"error":{"message":"The model `x` does not exist."}}') == (
+        "The model `x` does not exist."
+    )
+    assert codec.error_message(502, b"<html><body>Bad Gateway</body></html>").startswith("HTML page:")
+
+
+def test_chat_request_body() -> None:
+    codec = get_codec("openai-chat")
+    config = GenerationConfig(max_tokens=64, ignore_eos=True, temperature=0.0,
+                              extra_body=(("top_p", 0.9),))
+    request = codec.build_request(Prompt("p", text="hello"), GenerationParams("m", config))
+    body = json.loads(request.body)
+    assert request.path == "/v1/chat/completions"
+    assert body == {
+        "model": "m", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 64, "ignore_eos": True,
+        "min_tokens": 64, "temperature": 0.0, "stream": True, "stream_options": {"include_usage": True},
+        "top_p": 0.9,
+    }
+
+
+def test_prompt_max_tokens_overrides_default_and_messages_pass_through() -> None:
+    codec = get_codec("openai-completions")
+    prompt = Prompt("p", messages=({"role": "user", "content": "a"}, {"role": "user", "content": "b"}), max_tokens=7)
+    body = json.loads(codec.build_request(prompt, GenerationParams(None, GenerationConfig(stream=False))).body)
+    assert body == {"prompt": "a\nb", "max_tokens": 7, "stream": False}
