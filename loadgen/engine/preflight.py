@@ -14,6 +14,8 @@ from loadgen.engine.request import RequestContext, execute_request
 from loadgen.transport.base import Transport, TransportFailure
 
 PREFLIGHT_MAX_TOKENS = 2
+PREFLIGHT_ATTEMPTS = 3
+TRANSIENT = (ErrorKind.HTTP_5XX, ErrorKind.TIMEOUT, ErrorKind.STREAM_BROKEN, ErrorKind.SERVER_ERROR)
 
 
 async def discover_model(transport: Transport, url: str) -> str | None:
@@ -41,8 +43,11 @@ async def preflight(ctx: RequestContext, prompt: Prompt, url: str, api: str) -> 
     probe = dataclasses.replace(ctx, params=GenerationParams(ctx.params.model, config))
     short_prompt = dataclasses.replace(prompt, max_tokens=PREFLIGHT_MAX_TOKENS)
     records: list[RequestRecord] = []
-    await execute_request(probe, -1, short_prompt, ctx.clock.now_ns(), True, records.append)
-    record = records[0]
+    for _ in range(PREFLIGHT_ATTEMPTS):
+        await execute_request(probe, -1, short_prompt, ctx.clock.now_ns(), True, records.append)
+        if records[-1].error_kind not in TRANSIENT:
+            break
+    record = records[-1]
     kind, message, status = record.error_kind, record.error or "", record.http_status
     if kind is None:
         return record
@@ -53,4 +58,5 @@ async def preflight(ctx: RequestContext, prompt: Prompt, url: str, api: str) -> 
     if status == 404:
         model = ctx.params.model
         raise EndpointError(f"{url} answered 404 ({message}): unknown model {model!r} or not an --api {api} endpoint")
-    raise EndpointError(f"preflight request to {url} failed ({kind.value}): {message}")
+    attempts = f" {len(records)} times" if len(records) > 1 else ""
+    raise EndpointError(f"preflight request to {url} failed{attempts} ({kind.value}): {message}")

@@ -1,0 +1,116 @@
+"""The whole measuring path over real sockets, against the simulator with known timings."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+
+from loadgen.cli import main
+from tests.conftest import SimFactory, fetch_json, free_port
+
+MS = 1_000_000
+
+
+def run_cli(tmp_path: Path, *args: str) -> tuple[int, dict]:
+    output = tmp_path / "out"
+    code = main(["run", "--quiet", "--output", str(output), "--prompts", "builtin:default", *args])
+    summary = json.loads((output / "summary.json").read_text()) if (output / "summary.json").exists() else {}
+    return code, summary
+
+
+def read_records(tmp_path: Path) -> list[dict]:
+    lines = (tmp_path / "out" / "requests.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+@pytest.mark.parametrize("concurrency", [1, 16])
+def test_measured_ttft_and_itl_match_the_server_timings(start_sim: SimFactory, tmp_path: Path,
+                                                        concurrency: int) -> None:
+    sim = start_sim("fixed:40,8", keep_log=True)
+    code, summary = run_cli(tmp_path, "--endpoint", sim.url, "--model", "sim-llm", "--concurrency", str(concurrency),
+                            "--requests", str(3 * concurrency), "--warmup", "0", "--max-tokens", "12")
+    assert code == 0
+    latency = summary["latency_ms"]
+    assert latency["ttft"]["p50"] == pytest.approx(40, abs=4)
+    assert latency["itl"]["p50"] == pytest.approx(8, abs=1.5)
+    assert latency["tpot"]["p50"] == pytest.approx(8, abs=1.5)
+    # against what the server logged: per-request first-chunk send time vs arrival
+    server_log = [entry for entry in fetch_json(sim.url + "/sim/log") if len(entry["chunk_ns"]) == 12]  # type: ignore[union-attr]
+    server_ttft = statistics.median((e["chunk_ns"][0] - e["received_ns"]) / MS for e in server_log)
+    assert latency["ttft"]["p50"] == pytest.approx(server_ttft, abs=3)
+    assert summary["token_counting"]["output_method"] == "server_usage"
+    assert summary["requests"]["completed"] == 3 * concurrency
+
+
+def test_tgi_and_non_streaming(start_sim: SimFactory, tmp_path: Path) -> None:
+    sim = start_sim("fixed:10,2")
+    code, summary = run_cli(tmp_path, "--endpoint", sim.url, "--api", "tgi", "--requests", "4", "--max-tokens", "6")
+    assert code == 0
+    assert summary["token_counting"]["output_method"] == "server_usage"
+    assert summary["requests"]["finish_reasons"] == {"length": 4}
+    assert summary["latency_ms"]["itl"]["count"] == 4 * 5
+    code, summary = run_cli(tmp_path, "--endpoint", sim.url, "--no-stream", "--requests", "3", "--max-tokens", "5")
+    assert code == 0
+    ttft, e2e = summary["latency_ms"]["ttft"], summary["latency_ms"]["e2e"]
+    assert ttft["p50"] == pytest.approx(e2e["p50"], rel=0.05)
+
+
+def test_server_errors_and_broken_streams_are_counted(start_sim: SimFactory, tmp_path: Path) -> None:
+    flaky = start_sim("fixed:5,1", error_rate=0.3, break_rate=0.3, seed=1)  # preflight passes on its 2nd try
+    code, summary = run_cli(tmp_path, "--endpoint", flaky.url, "--requests", "40", "--max-tokens", "8")
+    assert code == 0
+    errors = summary["requests"]["errors_by_kind"]
+    assert set(errors) == {"http_5xx", "stream_broken"}
+    assert summary["requests"]["completed"] + summary["requests"]["failed"] == 40
+    assert summary["requests"]["completed"] >= 10
+    records = read_records(tmp_path)
+    broken = [r for r in records if r["error_kind"] == "stream_broken"]
+    assert all(0 < len(r["chunk_ns"]) < 8 for r in broken)  # tokens before the break are kept
+    always_broken = start_sim("fixed:5,1", break_rate=1.0)
+    code = main(["run", "--quiet", "--output", str(tmp_path / "b"), "--endpoint", always_broken.url,
+                 "--requests", "3", "--max-tokens", "8"])
+    assert code == 1  # preflight: every stream breaks, three attempts
+
+
+def test_preflight_errors_are_one_line(start_sim: SimFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sim = start_sim("fixed:1,1", api_key="sk-test-secret")
+    cases = [
+        (["--endpoint", f"http://127.0.0.1:{free_port()}"], "cannot reach"),
+        (["--endpoint", sim.url], "refused the credentials"),
+    ]
+    for args, message in cases:
+        code = main(["run", "--quiet", "--output", str(tmp_path / "x"), "--requests", "1", *args])
+        err = capsys.readouterr().err
+        assert code == 1
+        assert message in err
+        assert "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1
+    plain = start_sim("fixed:1,1")
+    code = main(["run", "--quiet", "--output", str(tmp_path / "y"), "--endpoint", plain.url, "--model", "nope",
+                 "--requests", "1"])
+    err = capsys.readouterr().err
+    assert code == 1 and "unknown model 'nope'" in err
+
+
+def test_api_key_is_used_and_never_written(start_sim: SimFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    sim = start_sim("fixed:1,1", api_key="sk-test-secret-42", error_rate=0.0)
+    monkeypatch.setenv("MY_KEY", "sk-test-secret-42")
+    code, summary = run_cli(tmp_path, "--endpoint", sim.url, "--api-key-env", "MY_KEY", "--requests", "3",
+                            "--header", "X-Team: secret-team-token")
+    assert code == 0 and summary["requests"]["completed"] == 3
+    written = "".join(path.read_text() for path in (tmp_path / "out").iterdir())
+    shown = capsys.readouterr()
+    for secret in ("sk-test-secret-42", "secret-team-token"):
+        assert secret not in written
+        assert secret not in shown.out + shown.err
+
+
+def test_first_token_timeout_over_http(start_sim: SimFactory, tmp_path: Path) -> None:
+    fast = start_sim("fixed:1,1")
+    code, summary = run_cli(tmp_path, "--endpoint", fast.url, "--requests", "2", "--first-token-timeout", "1ms")
+    # the preflight itself times out: one clear error
+    assert code == 1
