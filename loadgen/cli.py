@@ -28,17 +28,21 @@ def _add_load_options(parser: argparse.ArgumentParser) -> None:
     for option in OPTIONS:
         flag = "--" + option.name.replace("_", "-")
         if option.flag_kind == "flag":
-            parser.add_argument(flag, dest=option.name, action="store_const", const=True, default=None,
-                                help=option.help)
+            parser.add_argument(
+                flag, dest=option.name, action="store_const", const=True, default=None, help=option.help
+            )
         elif option.flag_kind == "append":
-            parser.add_argument(flag, dest=option.name, action="append", default=None, metavar=option.metavar,
-                                help=option.help)
+            parser.add_argument(
+                flag, dest=option.name, action="append", default=None, metavar=option.metavar, help=option.help
+            )
         else:
             parser.add_argument(flag, dest=option.name, default=None, metavar=option.metavar, help=option.help)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="loadgen", description="Load testing and latency profiling for LLM endpoints.")
+    parser = argparse.ArgumentParser(
+        prog="loadgen", description="Load testing and latency profiling for LLM endpoints."
+    )
     parser.add_argument("--version", action="version", version=f"loadgen {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = commands.add_parser("run", help="one load level against an endpoint (or the built-in simulator)")
@@ -92,8 +96,14 @@ def serve_sim(args: argparse.Namespace) -> int:
         api_key = os.environ.get(args.api_key_env)
         if not api_key:
             raise ConfigError(f"--api-key-env {args.api_key_env}: environment variable is not set")
-    options = SimOptions(model=args.model, api_key=api_key, error_rate=args.error_rate, break_rate=args.break_rate,
-                         seed=args.seed, keep_log=args.keep_log)
+    options = SimOptions(
+        model=args.model,
+        api_key=api_key,
+        error_rate=args.error_rate,
+        break_rate=args.break_rate,
+        seed=args.seed,
+        keep_log=args.keep_log,
+    )
     try:
         import uvloop
 
@@ -129,15 +139,22 @@ def build_plan(args: argparse.Namespace, sweep: bool) -> Plan:
     if endpoint_url is not None and not str(endpoint_url).startswith(("http://", "https://")):
         raise ConfigError(f"--endpoint {endpoint_url}: expected an http:// or https:// URL")
     endpoint = EndpointConfig(
-        url=str(endpoint_url or ""), api=str(values["api"]), model=values["model"],  # type: ignore[arg-type]
-        headers=tuple(headers), api_key_env=values["api_key_env"],  # type: ignore[arg-type]
-        connect_timeout_s=values["connect_timeout"], first_token_timeout_s=values["first_token_timeout"],  # type: ignore[arg-type]
-        total_timeout_s=values["request_timeout"], verify_tls=not values["insecure"],  # type: ignore[arg-type]
+        url=str(endpoint_url or ""),
+        api=str(values["api"]),
+        model=values["model"],  # type: ignore[arg-type]
+        headers=tuple(headers),
+        api_key_env=values["api_key_env"],  # type: ignore[arg-type]
+        connect_timeout_s=values["connect_timeout"],
+        first_token_timeout_s=values["first_token_timeout"],  # type: ignore[arg-type]
+        total_timeout_s=values["request_timeout"],
+        verify_tls=not values["insecure"],  # type: ignore[arg-type]
     )
     extra_body = values["extra_body"] or {}
     generation = GenerationConfig(
-        max_tokens=values["max_tokens"], ignore_eos=bool(values["ignore_eos"]),  # type: ignore[arg-type]
-        temperature=values["temperature"], stream=not values["no_stream"],  # type: ignore[arg-type]
+        max_tokens=values["max_tokens"],
+        ignore_eos=bool(values["ignore_eos"]),  # type: ignore[arg-type]
+        temperature=values["temperature"],
+        stream=not values["no_stream"],  # type: ignore[arg-type]
         extra_body=tuple(extra_body.items()),  # type: ignore[union-attr]
     )
     if values["synthetic"]:
@@ -145,14 +162,22 @@ def build_plan(args: argparse.Namespace, sweep: bool) -> Plan:
     else:
         prompts = load_prompts(str(values["prompts"]))
     output = values["output"] or os.path.join("results", time.strftime("%Y%m%d-%H%M%S"))
-    record = tuple((name, value) for name, value in values.items()
-                   if name not in ("header",) and value is not None)
+    record = tuple((name, value) for name, value in values.items() if name not in ("header",) and value is not None)
     return Plan(
-        endpoint=endpoint, generation=generation, levels=tuple(levels), prompts=tuple(prompts),
-        output_dir=Path(str(output)), sweep=sweep, use_simulator=endpoint_url is None,
-        slo=values["slo"], tokenizer=values["tokenizer"], sim_profile=str(values["sim_profile"]),  # type: ignore[arg-type]
-        hlog_interval_s=float(values["hlog_interval"]), secrets=tuple(secrets),  # type: ignore[arg-type]
-        quiet=bool(values["quiet"]), config_record=record,
+        endpoint=endpoint,
+        generation=generation,
+        levels=tuple(levels),
+        prompts=tuple(prompts),
+        output_dir=Path(str(output)),
+        sweep=sweep,
+        use_simulator=endpoint_url is None,
+        slo=values["slo"],
+        tokenizer=values["tokenizer"],
+        sim_profile=str(values["sim_profile"]),  # type: ignore[arg-type]
+        hlog_interval_s=float(values["hlog_interval"]),
+        secrets=tuple(secrets),  # type: ignore[arg-type]
+        quiet=bool(values["quiet"]),
+        config_record=record,
     )
 
 
@@ -179,12 +204,22 @@ def _levels(values: dict[str, object], sweep: bool) -> list[LoadConfig]:
         if requests is None and values["duration"] is None:
             requests = default_requests
         warmup_requests, warmup_s = warmup if warmup is not None else default_warmup  # type: ignore[misc]
-        levels.append(LoadConfig(
-            mode=mode, concurrency=users, rate_rps=rate_rps, arrival=Arrival(values["arrival"]),
-            burstiness=float(values["burstiness"]), max_inflight=values["max_inflight"],  # type: ignore[arg-type]
-            requests=requests, duration_s=values["duration"], warmup_requests=warmup_requests,  # type: ignore[arg-type]
-            warmup_s=warmup_s, seed=int(values["seed"]), drain_timeout_s=float(values["drain_timeout"]),  # type: ignore[call-overload, arg-type]
-        ))
+        levels.append(
+            LoadConfig(
+                mode=mode,
+                concurrency=users,
+                rate_rps=rate_rps,
+                arrival=Arrival(values["arrival"]),
+                burstiness=float(values["burstiness"]),
+                max_inflight=values["max_inflight"],  # type: ignore[arg-type]
+                requests=requests,
+                duration_s=values["duration"],
+                warmup_requests=warmup_requests,  # type: ignore[arg-type]
+                warmup_s=warmup_s,
+                seed=int(values["seed"]),
+                drain_timeout_s=float(values["drain_timeout"]),  # type: ignore[call-overload, arg-type]
+            )
+        )
     return levels
 
 

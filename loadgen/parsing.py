@@ -11,8 +11,15 @@ import re
 from loadgen.config import SloTarget
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s|m|h)?\s*$")
-_UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
-            "m": 60_000_000_000, "h": 3_600_000_000_000}
+_UNIT_NS = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
+}
 PER_REQUEST_SLO_METRICS = ("ttft", "tpot", "itl", "e2e")
 
 
@@ -104,8 +111,7 @@ def parse_slo(text: str) -> tuple[SloTarget, ...]:
                 raise ValueError(f"expected a percentile between 0 and 100 in {name!r}")
         if metric not in PER_REQUEST_SLO_METRICS:
             raise ValueError(f"unknown SLO metric {metric!r}; expected one of {', '.join(PER_REQUEST_SLO_METRICS)}")
-        targets.append(SloTarget(metric=metric, threshold_ns=parse_duration_ns(value, "ms"),
-                                 percentile=percentile))
+        targets.append(SloTarget(metric=metric, threshold_ns=parse_duration_ns(value, "ms"), percentile=percentile))
     if not targets:
         raise ValueError(f"expected SLOs like ttft=500ms,tpot=50ms, got {text!r}")
     return tuple(targets)

@@ -89,8 +89,7 @@ def _endpoint_for(plan: Plan, console: Console) -> Iterator[EndpointConfig]:
         yield plan.endpoint
         return
     model = plan.endpoint.model or SIM_MODEL
-    console.print(f"No --endpoint given: starting the built-in simulator (profile {plan.sim_profile}).",
-                  style="dim")
+    console.print(f"No --endpoint given: starting the built-in simulator (profile {plan.sim_profile}).", style="dim")
     with SimProcess(SimSpec(plan.sim_profile, SimOptions(model=model))) as sim:
         console.print(f"Simulator on {sim.url}", style="dim")
         yield replace(plan.endpoint, url=sim.url, model=model)
@@ -142,8 +141,13 @@ async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console)
     return EXIT_OK
 
 
-async def _prepare_endpoint(plan: Plan, endpoint: EndpointConfig, token_counter: TokenCounter | None,
-                            redact: Callable[[str], str], console: Console) -> EndpointConfig:
+async def _prepare_endpoint(
+    plan: Plan,
+    endpoint: EndpointConfig,
+    token_counter: TokenCounter | None,
+    redact: Callable[[str], str],
+    console: Console,
+) -> EndpointConfig:
     transport = _transport(endpoint, 2)
     try:
         if endpoint.model is None and endpoint.api.startswith("openai"):
@@ -160,24 +164,49 @@ async def _prepare_endpoint(plan: Plan, endpoint: EndpointConfig, token_counter:
 
 def _transport(endpoint: EndpointConfig, max_connections: int) -> HttpTransport:
     return HttpTransport(
-        endpoint.url, MonotonicClock(), max_connections=max_connections, headers=dict(endpoint.headers),
-        connect_timeout_s=endpoint.connect_timeout_s, read_timeout_s=endpoint.first_token_timeout_s,
-        total_timeout_s=endpoint.total_timeout_s, verify_tls=endpoint.verify_tls,
+        endpoint.url,
+        MonotonicClock(),
+        max_connections=max_connections,
+        headers=dict(endpoint.headers),
+        connect_timeout_s=endpoint.connect_timeout_s,
+        read_timeout_s=endpoint.first_token_timeout_s,
+        total_timeout_s=endpoint.total_timeout_s,
+        verify_tls=endpoint.verify_tls,
     )
 
 
-def _context(plan: Plan, endpoint: EndpointConfig, transport: HttpTransport, clock: MonotonicClock,
-             token_counter: TokenCounter | None, redact: Callable[[str], str], run_start_ns: int = 0) -> RequestContext:
+def _context(
+    plan: Plan,
+    endpoint: EndpointConfig,
+    transport: HttpTransport,
+    clock: MonotonicClock,
+    token_counter: TokenCounter | None,
+    redact: Callable[[str], str],
+    run_start_ns: int = 0,
+) -> RequestContext:
     return RequestContext(
-        codec=get_codec(endpoint.api), params=GenerationParams(endpoint.model, plan.generation),
-        transport=transport, clock=clock, run_start_ns=run_start_ns,
-        first_token_timeout_s=endpoint.first_token_timeout_s, token_counter=token_counter, redact=redact,
+        codec=get_codec(endpoint.api),
+        params=GenerationParams(endpoint.model, plan.generation),
+        transport=transport,
+        clock=clock,
+        run_start_ns=run_start_ns,
+        first_token_timeout_s=endpoint.first_token_timeout_s,
+        token_counter=token_counter,
+        redact=redact,
     )
 
 
-async def _run_level(plan: Plan, endpoint: EndpointConfig, load: LoadConfig, level_dir: Path, label: str,
-                     stop: asyncio.Event, token_counter: TokenCounter | None, redact: Callable[[str], str],
-                     console: Console) -> dict[str, object]:
+async def _run_level(
+    plan: Plan,
+    endpoint: EndpointConfig,
+    load: LoadConfig,
+    level_dir: Path,
+    label: str,
+    stop: asyncio.Event,
+    token_counter: TokenCounter | None,
+    redact: Callable[[str], str],
+    console: Console,
+) -> dict[str, object]:
     level_dir.mkdir(parents=True, exist_ok=True)
     clock = MonotonicClock()
     connections = load.concurrency if load.mode is LoadMode.CLOSED else (load.max_inflight or 10_000)
@@ -205,10 +234,18 @@ async def _run_level(plan: Plan, endpoint: EndpointConfig, load: LoadConfig, lev
         await transport.close()
         records.close()
         info = RunInfo(
-            endpoint=public_url(endpoint.url), api=endpoint.api, model=endpoint.model, load=load,
-            stream=plan.generation.stream, started_at=started_at, ended_at=wall_time_iso(),
-            partial=stop_reason is StopReason.INTERRUPTED, stop_reason=stop_reason.value,
-            client=monitor.report(), slo=plan.slo, tokenizer=token_counter.name if token_counter else None,
+            endpoint=public_url(endpoint.url),
+            api=endpoint.api,
+            model=endpoint.model,
+            load=load,
+            stream=plan.generation.stream,
+            started_at=started_at,
+            ended_at=wall_time_iso(),
+            partial=stop_reason is StopReason.INTERRUPTED,
+            stop_reason=stop_reason.value,
+            client=monitor.report(),
+            slo=plan.slo,
+            tokenizer=token_counter.name if token_counter else None,
             listener_failures=dict(publisher.failures),
         )
         summary = build_summary(aggregator, info)

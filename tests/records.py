@@ -27,14 +27,26 @@ def record(
     if end_ms is None:
         end_ms = chunks_ms[-1] if chunks_ms else intended_ms
     return RequestRecord(
-        index=index, prompt_id="p", warmup=warmup, intended_ns=round(intended_ms * MS),
+        index=index,
+        prompt_id="p",
+        warmup=warmup,
+        intended_ns=round(intended_ms * MS),
         sent_ns=round((sent_ms if sent_ms is not None else intended_ms) * MS),
-        first_byte_ns=chunk_ns[0] if chunk_ns else None, first_token_ns=chunk_ns[0] if chunk_ns else None,
-        end_ns=round(end_ms * MS), chunk_ns=chunk_ns, chunk_tokens=chunk_tokens,
+        first_byte_ns=chunk_ns[0] if chunk_ns else None,
+        first_token_ns=chunk_ns[0] if chunk_ns else None,
+        end_ns=round(end_ms * MS),
+        chunk_ns=chunk_ns,
+        chunk_tokens=chunk_tokens,
         input_tokens=input_tokens,
         input_token_method=TokenMethod.SERVER_USAGE if input_tokens is not None else TokenMethod.UNAVAILABLE,
-        output_tokens=output_tokens, output_token_method=method,
-        usage_output_tokens=usage if usage is not None else (output_tokens if method is TokenMethod.SERVER_USAGE else None),
-        tokenizer_output_tokens=None, finish_reason="length" if error is None else None,
-        error_kind=error, error=None if error is None else f"{error.value} happened", http_status=200,
+        output_tokens=output_tokens,
+        output_token_method=method,
+        usage_output_tokens=usage
+        if usage is not None
+        else (output_tokens if method is TokenMethod.SERVER_USAGE else None),
+        tokenizer_output_tokens=None,
+        finish_reason="length" if error is None else None,
+        error_kind=error,
+        error=None if error is None else f"{error.value} happened",
+        http_status=200,
     )

@@ -6,11 +6,11 @@ from __future__ import annotations
 import dataclasses
 import json
 
+from loadgen.engine.request import RequestContext, execute_request
 from loadgen.errors import EndpointError, ErrorKind
 from loadgen.prompts import Prompt
 from loadgen.protocols.base import GenerationParams, HttpRequest
 from loadgen.records import RequestRecord
-from loadgen.engine.request import RequestContext, execute_request
 from loadgen.transport.base import Transport, TransportFailure
 
 PREFLIGHT_MAX_TOKENS = 2

@@ -38,8 +38,20 @@ class _Attempt:
     """Mutable state of one request while it runs."""
 
     __slots__ = (
-        "chunk_ns", "chunk_tokens", "end_ns", "error", "error_kind", "finish_reason", "first_byte_ns",
-        "http_status", "sent_ns", "texts", "timed_out", "tokens_known", "usage_input", "usage_output",
+        "chunk_ns",
+        "chunk_tokens",
+        "end_ns",
+        "error",
+        "error_kind",
+        "finish_reason",
+        "first_byte_ns",
+        "http_status",
+        "sent_ns",
+        "texts",
+        "timed_out",
+        "tokens_known",
+        "usage_input",
+        "usage_output",
     )
 
     def __init__(self, keep_text: bool) -> None:

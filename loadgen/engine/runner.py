@@ -65,9 +65,7 @@ class Tickets:
             if self._measure_start_ns is None:
                 self._measure_start_ns = intended_ns
             over_count = load.requests is not None and self._measured >= load.requests
-            over_time = load.duration_s is not None and (
-                intended_ns - self._measure_start_ns >= load.duration_s * 1e9
-            )
+            over_time = load.duration_s is not None and (intended_ns - self._measure_start_ns >= load.duration_s * 1e9)
             if over_count or over_time:
                 self.exhausted.set()
                 return None
@@ -115,8 +113,9 @@ class LoadRunner:
                 remaining = [task for task in (*workers, *self._inflight) if not task.done()]
                 if remaining:
                     everything = asyncio.gather(*remaining, return_exceptions=True)
-                    await asyncio.wait([stop_wait, everything], timeout=self._load.drain_timeout_s,
-                                       return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait(
+                        [stop_wait, everything], timeout=self._load.drain_timeout_s, return_when=asyncio.FIRST_COMPLETED
+                    )
                 _raise_worker_failure(workers)
         finally:
             cancelled = await _cancel_all([*workers, *self._inflight])
@@ -132,8 +131,9 @@ class LoadRunner:
             ticket = self._tickets.take(intended_ns)
             if ticket is None:
                 return
-            await execute_request(self._ctx, ticket.index, self._picker.pick(ticket.index), intended_ns,
-                                  ticket.warmup, self._publish)
+            await execute_request(
+                self._ctx, ticket.index, self._picker.pick(ticket.index), intended_ns, ticket.warmup, self._publish
+            )
 
     async def _dispatch(self) -> None:
         load = self._load
@@ -158,8 +158,9 @@ class LoadRunner:
 
     async def _send(self, ticket: Ticket, intended_ns: int, slots: asyncio.Semaphore | None) -> None:
         try:
-            await execute_request(self._ctx, ticket.index, self._picker.pick(ticket.index), intended_ns,
-                                  ticket.warmup, self._publish)
+            await execute_request(
+                self._ctx, ticket.index, self._picker.pick(ticket.index), intended_ns, ticket.warmup, self._publish
+            )
         finally:
             if slots is not None:
                 slots.release()

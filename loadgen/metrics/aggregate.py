@@ -186,7 +186,10 @@ class Aggregator:
         ttft = self.histogram("ttft")
         window = self.window_s
         return LiveSnapshot(
-            completed=self.completed, failed=self.failed, warmup=self.warmup,
-            ttft_p50_ms=ttft.percentile(50), ttft_p99_ms=ttft.percentile(99),
+            completed=self.completed,
+            failed=self.failed,
+            warmup=self.warmup,
+            ttft_p50_ms=ttft.percentile(50),
+            ttft_p99_ms=ttft.percentile(99),
             output_tokens_per_s=self.output_tokens / window if window else None,
         )

@@ -32,8 +32,15 @@ class Stats:
 
     def to_json_dict(self) -> dict[str, float | int | None]:
         return {
-            "count": self.count, "mean": self.mean, "min": self.min, "p50": self.p50, "p90": self.p90,
-            "p95": self.p95, "p99": self.p99, "p99_9": self.p99_9, "max": self.max,
+            "count": self.count,
+            "mean": self.mean,
+            "min": self.min,
+            "p50": self.p50,
+            "p90": self.p90,
+            "p95": self.p95,
+            "p99": self.p99,
+            "p99_9": self.p99_9,
+            "max": self.max,
         }
 
 

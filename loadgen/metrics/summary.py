@@ -88,8 +88,10 @@ def build_summary(aggregator: Aggregator, info: RunInfo) -> dict[str, object]:
             "cancelled_at_end": aggregator.cancelled,
             "finish_reasons": dict(aggregator.finish_reasons),
         },
-        "tokens": {"output_total": aggregator.output_tokens,
-                   "input_total": aggregator.input_tokens if aggregator.input_tokens_known else None},
+        "tokens": {
+            "output_total": aggregator.output_tokens,
+            "input_total": aggregator.input_tokens if aggregator.input_tokens_known else None,
+        },
         "goodput": _goodput(aggregator, info.slo, per_second),
         "token_counting": _token_counting(aggregator, info.tokenizer),
         "client": {

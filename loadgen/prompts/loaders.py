@@ -39,8 +39,11 @@ def load_prompts(source: str) -> list[Prompt]:
     elif suffix == ".json":
         prompts = _parse_sharegpt(text, source)
     else:
-        prompts = [Prompt(id=f"line-{number}", text=line.strip())
-                   for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+        prompts = [
+            Prompt(id=f"line-{number}", text=line.strip())
+            for number, line in enumerate(text.splitlines(), 1)
+            if line.strip()
+        ]
     if not prompts:
         raise ConfigError(f"{source}: contains no prompts")
     return prompts
@@ -69,9 +72,15 @@ def _prompt_from_entry(entry: dict[str, object], where: str, default_id: str) ->
         raise ConfigError(f"{where}: field 'max_tokens' is {max_tokens!r}; expected a positive integer")
     if "messages" in entry:
         messages = entry["messages"]
-        if not isinstance(messages, list) or not messages or not all(
-            isinstance(message, dict) and isinstance(message.get("content"), str) and isinstance(message.get("role"), str)
-            for message in messages
+        if (
+            not isinstance(messages, list)
+            or not messages
+            or not all(
+                isinstance(message, dict)
+                and isinstance(message.get("content"), str)
+                and isinstance(message.get("role"), str)
+                for message in messages
+            )
         ):
             raise ConfigError(f"{where}: field 'messages' must be a non-empty list of {{role, content}} objects")
         return Prompt(id=prompt_id, messages=tuple(messages), max_tokens=max_tokens)
@@ -95,8 +104,10 @@ def _parse_sharegpt(text: str, source: str) -> list[Prompt]:
         turns = conversation.get("conversations") if isinstance(conversation, dict) else None
         if not isinstance(turns, list):
             raise ConfigError(f"{source}: entry {position} has no 'conversations' list")
-        first_human = next((turn.get("value") for turn in turns
-                            if isinstance(turn, dict) and turn.get("from") in ("human", "user")), None)
+        first_human = next(
+            (turn.get("value") for turn in turns if isinstance(turn, dict) and turn.get("from") in ("human", "user")),
+            None,
+        )
         if isinstance(first_human, str) and first_human.strip():
             prompts.append(Prompt(id=str(conversation.get("id", position)), text=first_human))
     return prompts

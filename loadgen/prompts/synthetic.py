@@ -16,11 +16,49 @@ from loadgen.errors import ConfigError
 from loadgen.parsing import parse_key_values
 from loadgen.prompts.model import Prompt
 
-WORDS = (
-    "system network latency memory compute request answer question model token stream batch server "
-    "client energy power budget plan queue cache history science river mountain city market language "
-    "music garden window bridge letter number signal engine report summary detail method result value"
-).split()
+WORDS = [
+    "system",
+    "network",
+    "latency",
+    "memory",
+    "compute",
+    "request",
+    "answer",
+    "question",
+    "model",
+    "token",
+    "stream",
+    "batch",
+    "server",
+    "client",
+    "energy",
+    "power",
+    "budget",
+    "plan",
+    "queue",
+    "cache",
+    "history",
+    "science",
+    "river",
+    "mountain",
+    "city",
+    "market",
+    "language",
+    "music",
+    "garden",
+    "window",
+    "bridge",
+    "letter",
+    "number",
+    "signal",
+    "engine",
+    "report",
+    "summary",
+    "detail",
+    "method",
+    "result",
+    "value",
+]
 DISTRIBUTIONS = ("fixed", "normal", "uniform")
 
 
@@ -51,7 +89,9 @@ def parse_synthetic(text: str) -> SyntheticSpec:
             count=int(values.get("count", "256")),
         )
     except ValueError:
-        raise ConfigError(f"--synthetic {text}: input, output and count must be whole numbers, spread a number") from None
+        raise ConfigError(
+            f"--synthetic {text}: input, output and count must be whole numbers, spread a number"
+        ) from None
     if spec.input_tokens < 1 or spec.output_tokens < 1 or spec.count < 1:
         raise ConfigError(f"--synthetic {text}: input, output and count must be at least 1")
     if spec.distribution not in DISTRIBUTIONS:

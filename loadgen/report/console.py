@@ -15,8 +15,14 @@ from rich.text import Text
 
 from loadgen.metrics.aggregate import LiveSnapshot
 
-LATENCY_ROWS = (("ttft", "TTFT"), ("tpot", "TPOT"), ("itl", "ITL"), ("itl_chunk", "ITL per chunk"),
-                ("e2e", "End-to-end"), ("schedule_lag", "Schedule lag"))
+LATENCY_ROWS = (
+    ("ttft", "TTFT"),
+    ("tpot", "TPOT"),
+    ("itl", "ITL"),
+    ("itl_chunk", "ITL per chunk"),
+    ("e2e", "End-to-end"),
+    ("schedule_lag", "Schedule lag"),
+)
 
 
 def _ms(value: object) -> str:
@@ -37,13 +43,19 @@ def _number(value: object, digits: int = 1) -> str:
 class LiveStatus:
     """A refreshing one-line status; shown only on a terminal."""
 
-    def __init__(self, console: Console, label: str, snapshot: Callable[[], LiveSnapshot],
-                 elapsed_s: Callable[[], float]) -> None:
+    def __init__(
+        self, console: Console, label: str, snapshot: Callable[[], LiveSnapshot], elapsed_s: Callable[[], float]
+    ) -> None:
         self._label = label
         self._snapshot = snapshot
         self._elapsed_s = elapsed_s
-        self._live = Live(get_renderable=self._render, console=console, refresh_per_second=4, transient=True,
-                          auto_refresh=console.is_terminal)
+        self._live = Live(
+            get_renderable=self._render,
+            console=console,
+            refresh_per_second=4,
+            transient=True,
+            auto_refresh=console.is_terminal,
+        )
 
     def _render(self) -> Text:
         snap = self._snapshot()
@@ -68,26 +80,38 @@ class LiveStatus:
 
 def run_table(summary: dict) -> Table:  # type: ignore[type-arg]
     latency = summary["latency_ms"]
-    table = Table(title=f"{summary['api']} · {summary['model'] or 'default model'} · {_load_label(summary)}",
-                  title_justify="left")
+    table = Table(
+        title=f"{summary['api']} · {summary['model'] or 'default model'} · {_load_label(summary)}", title_justify="left"
+    )
     table.add_column("latency (ms)")
     for column in ("count", "mean", "p50", "p90", "p99", "p99.9", "max"):
         table.add_column(column, justify="right")
     for key, label in LATENCY_ROWS:
         stats = latency[key]
-        table.add_row(label, str(stats["count"]), _ms(stats["mean"]), _ms(stats["p50"]), _ms(stats["p90"]),
-                      _ms(stats["p99"]), _ms(stats["p99_9"]), _ms(stats["max"]))
+        table.add_row(
+            label,
+            str(stats["count"]),
+            _ms(stats["mean"]),
+            _ms(stats["p50"]),
+            _ms(stats["p90"]),
+            _ms(stats["p99"]),
+            _ms(stats["p99_9"]),
+            _ms(stats["max"]),
+        )
     return table
 
 
 def facts_lines(summary: dict) -> list[Text]:  # type: ignore[type-arg]
     requests, throughput, counting = summary["requests"], summary["throughput"], summary["token_counting"]
-    lines = [Text(
-        f"requests: {requests['completed']} completed, {requests['failed']} failed"
-        f" ({requests['warmup_excluded']} warm-up excluded) in {_number(summary['measured_window_s'], 2)} s · "
-        f"{_number(throughput['requests_per_s'], 2)} req/s · {_number(throughput['output_tokens_per_s'])} output tok/s"
-        f" · {_number(throughput['input_tokens_per_s'])} input tok/s"
-    )]
+    lines = [
+        Text(
+            f"requests: {requests['completed']} completed, {requests['failed']} failed"
+            f" ({requests['warmup_excluded']} warm-up excluded) in {_number(summary['measured_window_s'], 2)} s · "
+            f"{_number(throughput['requests_per_s'], 2)} req/s · "
+            f"{_number(throughput['output_tokens_per_s'])} output tok/s"
+            f" · {_number(throughput['input_tokens_per_s'])} input tok/s"
+        )
+    ]
     if requests["errors_by_kind"]:
         kinds = ", ".join(f"{kind} {count}" for kind, count in requests["errors_by_kind"].items())
         first = next(iter(requests["first_error_by_kind"].values()), "")
@@ -95,14 +119,25 @@ def facts_lines(summary: dict) -> list[Text]:  # type: ignore[type-arg]
     goodput = summary.get("goodput")
     if goodput:
         slo = ", ".join(f"{metric}≤{value:g}ms" for metric, value in goodput["slo_ms"].items())
-        lines.append(Text(f"goodput ({slo}): {_number((goodput['fraction'] or 0) * 100)}% of requests, "
-                          f"{_number(goodput['requests_per_s'], 2)} good req/s"))
-    lines.append(Text(f"token counts: output from {counting['output_method']}, input from {counting['input_method']}",
-                      style="dim"))
+        lines.append(
+            Text(
+                f"goodput ({slo}): {_number((goodput['fraction'] or 0) * 100)}% of requests, "
+                f"{_number(goodput['requests_per_s'], 2)} good req/s"
+            )
+        )
+    lines.append(
+        Text(
+            f"token counts: output from {counting['output_method']}, input from {counting['input_method']}", style="dim"
+        )
+    )
     client = summary["client"]
     if client["saturated"]:
-        lines.append(Text("warning: the load generator was saturated (CPU or schedule lag): latencies include "
-                          "client delay", style="bold yellow"))
+        lines.append(
+            Text(
+                "warning: the load generator was saturated (CPU or schedule lag): latencies include client delay",
+                style="bold yellow",
+            )
+        )
     if summary["partial"]:
         lines.append(Text("partial result: the run was interrupted", style="bold yellow"))
     return lines
@@ -130,8 +165,7 @@ def sweep_table(summaries: Sequence[dict]) -> Table:  # type: ignore[type-arg]
     """One row per level; fits an 80-column terminal."""
     with_goodput = any(summary.get("goodput") for summary in summaries)
     table = Table(title="sweep (latencies in ms)", title_justify="left", padding=(0, 1), pad_edge=False)
-    columns = ["level", "req/s", "out\ntok/s", "TTFT\np50", "TTFT\np99", "TPOT\np50", "TPOT\np99", "E2E\np50",
-               "fail"]
+    columns = ["level", "req/s", "out\ntok/s", "TTFT\np50", "TTFT\np99", "TPOT\np50", "TPOT\np99", "E2E\np50", "fail"]
     if with_goodput:
         columns.append("good")
     for column in columns:
@@ -139,11 +173,15 @@ def sweep_table(summaries: Sequence[dict]) -> Table:  # type: ignore[type-arg]
     for summary in summaries:
         latency, throughput = summary["latency_ms"], summary["throughput"]
         row = [
-            level_label(summary), _number(throughput["requests_per_s"], 2),
+            level_label(summary),
+            _number(throughput["requests_per_s"], 2),
             _number(throughput["output_tokens_per_s"], 0),
-            _ms(latency["ttft"]["p50"]), _ms(latency["ttft"]["p99"]),
-            _ms(latency["tpot"]["p50"]), _ms(latency["tpot"]["p99"]),
-            _ms(latency["e2e"]["p50"]), str(summary["requests"]["failed"]),
+            _ms(latency["ttft"]["p50"]),
+            _ms(latency["ttft"]["p99"]),
+            _ms(latency["tpot"]["p50"]),
+            _ms(latency["tpot"]["p99"]),
+            _ms(latency["e2e"]["p50"]),
+            str(summary["requests"]["failed"]),
         ]
         if with_goodput:
             goodput = summary.get("goodput") or {}

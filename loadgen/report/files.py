@@ -46,8 +46,10 @@ class HlogWriter:
             handle = (directory / f"{name}.hlog").open("w", encoding="utf-8")
             unit = "thousandths of a token/s" if name == "output_tokens_per_s" else "microseconds"
             handle.write(f"#[loadgen {name}: values in {unit}]\n")
-            handle.write(f"#[Histogram log format version 1.2]\n#[StartTime: {run_start_epoch_s:.3f} "
-                         f"(seconds since epoch), {stamp}]\n")
+            handle.write(
+                f"#[Histogram log format version 1.2]\n#[StartTime: {run_start_epoch_s:.3f} "
+                f"(seconds since epoch), {stamp}]\n"
+            )
             handle.write('"StartTimestamp","Interval_Length","Interval_Max","Interval_Compressed_Histogram"\n')
             self._files[name] = handle
             self._writers[name] = HistogramLogWriter(handle)

@@ -21,8 +21,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep-log", action="store_true")
     args = parser.parse_args()
-    options = SimOptions(model=args.model, api_key=os.environ.get(API_KEY_ENV), error_rate=args.error_rate,
-                         break_rate=args.break_rate, seed=args.seed, keep_log=args.keep_log)
+    options = SimOptions(
+        model=args.model,
+        api_key=os.environ.get(API_KEY_ENV),
+        error_rate=args.error_rate,
+        break_rate=args.break_rate,
+        seed=args.seed,
+        keep_log=args.keep_log,
+    )
     spec = SimSpec(args.profile, options, args.host, args.port)
     try:
         import uvloop

@@ -43,8 +43,9 @@ async def serve(spec: SimSpec, announce: str = "human") -> None:
     if announce == "port":
         print(f"PORT {port}", flush=True)
     else:
-        print(f"loadgen simulator ({spec.profile}, model {spec.options.model!r}) on http://{spec.host}:{port}",
-              flush=True)
+        print(
+            f"loadgen simulator ({spec.profile}, model {spec.options.model!r}) on http://{spec.host}:{port}", flush=True
+        )
     try:
         await asyncio.Event().wait()
     finally:
@@ -53,9 +54,22 @@ async def serve(spec: SimSpec, announce: str = "human") -> None:
 
 def spec_to_args(spec: SimSpec) -> list[str]:
     options = spec.options
-    args = ["--profile", spec.profile, "--host", spec.host, "--port", str(spec.port), "--model", options.model,
-            "--error-rate", str(options.error_rate), "--break-rate", str(options.break_rate),
-            "--seed", str(options.seed)]
+    args = [
+        "--profile",
+        spec.profile,
+        "--host",
+        spec.host,
+        "--port",
+        str(spec.port),
+        "--model",
+        options.model,
+        "--error-rate",
+        str(options.error_rate),
+        "--break-rate",
+        str(options.break_rate),
+        "--seed",
+        str(options.seed),
+    ]
     if options.keep_log:
         args.append("--keep-log")
     return args
@@ -82,7 +96,10 @@ class SimProcess:
             env[API_KEY_ENV] = self.spec.options.api_key
         self._process = subprocess.Popen(
             [sys.executable, "-m", "loadgen.sim", *spec_to_args(self.spec)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         assert self._process.stdout is not None
         ready, _, _ = select.select([self._process.stdout], [], [], READY_TIMEOUT_S)

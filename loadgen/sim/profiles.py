@@ -41,14 +41,20 @@ PROFILES: dict[str, SimProfile] = {
     "llama2-7b-h100": RooflineProfile("llama2-7b-h100", LLAMA2_7B, H100_SXM, max_batch=32),
     "llama2-7b-h100-b256": RooflineProfile("llama2-7b-h100-b256", LLAMA2_7B, H100_SXM, max_batch=256),
     "llama2-7b-h100-spec": RooflineProfile(
-        "llama2-7b-h100-spec", LLAMA2_7B, H100_SXM, max_batch=32,
+        "llama2-7b-h100-spec",
+        LLAMA2_7B,
+        H100_SXM,
+        max_batch=32,
         draft=DraftSpec(LLAMA_68M_DRAFT, draft_tokens=4, acceptance_rate=0.7),
     ),
     # A grouped-query-attention model: small KV cache, so verification of drafts turns
     # compute-bound at large batches and speculation stops paying (the crossover).
     "llama3-8b-h100": RooflineProfile("llama3-8b-h100", LLAMA3_8B, H100_SXM, max_batch=256),
     "llama3-8b-h100-spec": RooflineProfile(
-        "llama3-8b-h100-spec", LLAMA3_8B, H100_SXM, max_batch=256,
+        "llama3-8b-h100-spec",
+        LLAMA3_8B,
+        H100_SXM,
+        max_batch=256,
         draft=DraftSpec(LLAMA_68M_DRAFT, draft_tokens=4, acceptance_rate=0.6),
     ),
     "llama3-8b-a10g": RooflineProfile("llama3-8b-a10g", LLAMA3_8B, A10G, max_batch=64),
@@ -65,8 +71,7 @@ def get_profile(name: str) -> SimProfile:
         return PROFILES[name]
     except KeyError:
         raise ConfigError(
-            f"--sim-profile: unknown profile {name!r}; expected one of {', '.join(PROFILES)} "
-            "or fixed:TTFT_MS,ITL_MS"
+            f"--sim-profile: unknown profile {name!r}; expected one of {', '.join(PROFILES)} or fixed:TTFT_MS,ITL_MS"
         ) from None
 
 

@@ -21,10 +21,45 @@ from loadgen.sim.batching import BatchingEngine, Sequence
 from loadgen.sim.profiles import FixedProfile, SimProfile
 from loadgen.sim.roofline import RooflineProfile
 
-VOCABULARY = (
-    "the of and to in is that for it as with was on be by this are from at or an which have not but "
-    "model token latency batch memory server request stream cache prefill decode throughput"
-).split()
+VOCABULARY = [
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "that",
+    "for",
+    "it",
+    "as",
+    "with",
+    "was",
+    "on",
+    "be",
+    "by",
+    "this",
+    "are",
+    "from",
+    "at",
+    "or",
+    "an",
+    "which",
+    "have",
+    "not",
+    "but",
+    "model",
+    "token",
+    "latency",
+    "batch",
+    "memory",
+    "server",
+    "request",
+    "stream",
+    "cache",
+    "prefill",
+    "decode",
+    "throughput",
+]
 DEFAULT_MAX_TOKENS = 256
 
 
@@ -88,9 +123,9 @@ class SimServer:
     # --- request parsing -------------------------------------------------------------------
 
     async def _parse(self, request: web.Request, api: str) -> ParsedRequest | web.Response:
-        if self.options.api_key is not None:
-            if request.headers.get("Authorization") != f"Bearer {self.options.api_key}":
-                return _openai_error(401, "Incorrect API key provided.", "authentication_error")
+        expected_key = self.options.api_key
+        if expected_key is not None and request.headers.get("Authorization") != f"Bearer {expected_key}":
+            return _openai_error(401, "Incorrect API key provided.", "authentication_error")
         try:
             body = await request.json()
         except (ValueError, UnicodeDecodeError):
@@ -256,17 +291,23 @@ class _Formatter:
         self.parsed = parsed
         created = int(time.time())
         if parsed.api == "chat":
-            self._head = (f'data: {{"id":"{request_id}","object":"chat.completion.chunk","created":{created},'
-                          f'"model":"{model}","choices":[{{"index":0,"delta":{{"content":"')
+            self._head = (
+                f'data: {{"id":"{request_id}","object":"chat.completion.chunk","created":{created},'
+                f'"model":"{model}","choices":[{{"index":0,"delta":{{"content":"'
+            )
         else:
-            self._head = (f'data: {{"id":"{request_id}","object":"text_completion","created":{created},'
-                          f'"model":"{model}","choices":[{{"index":0,"text":"')
+            self._head = (
+                f'data: {{"id":"{request_id}","object":"text_completion","created":{created},'
+                f'"model":"{model}","choices":[{{"index":0,"text":"'
+            )
         self._prefix = f'{{"id":"{request_id}","created":{created},"model":"{model}"'
         self._model = model
 
     def role_chunk(self) -> bytes:
-        frame = (self._prefix + ',"object":"chat.completion.chunk","choices":[{"index":0,'
-                 '"delta":{"role":"assistant","content":""},"finish_reason":null}]}')
+        frame = (
+            self._prefix + ',"object":"chat.completion.chunk","choices":[{"index":0,'
+            '"delta":{"role":"assistant","content":""},"finish_reason":null}]}'
+        )
         return f"data: {frame}\n\n".encode()
 
     def content_chunk(self, position: int, count: int, last: bool) -> bytes:
@@ -278,8 +319,9 @@ class _Formatter:
             if last:
                 generated = json.dumps("".join(_words(0, position + count)))
                 details = json.dumps({"finish_reason": "length", "generated_tokens": position + count, "seed": None})
-            return (f'data:{{"index":{position},"token":{token},"generated_text":{generated},'
-                    f'"details":{details}}}\n\n').encode()
+            return (
+                f'data:{{"index":{position},"token":{token},"generated_text":{generated},"details":{details}}}\n\n'
+            ).encode()
         finish = '"length"' if last else "null"
         if self.parsed.api == "chat":
             return (self._head + text + f'"}},"finish_reason":{finish}}}]}}\n\n').encode()
@@ -290,21 +332,36 @@ class _Formatter:
             return b""
         usage = ""
         if self.parsed.include_usage:
-            usage = (f'data: {self._prefix},"choices":[],"usage":{{"prompt_tokens":{self.parsed.prompt_tokens},'
-                     f'"completion_tokens":{tokens},"total_tokens":{self.parsed.prompt_tokens + tokens}}}}}\n\n')
+            usage = (
+                f'data: {self._prefix},"choices":[],"usage":{{"prompt_tokens":{self.parsed.prompt_tokens},'
+                f'"completion_tokens":{tokens},"total_tokens":{self.parsed.prompt_tokens + tokens}}}}}\n\n'
+            )
         return (usage + "data: [DONE]\n\n").encode()
 
     def whole(self, text: str, tokens: int) -> dict[str, object]:
         parsed = self.parsed
         if parsed.api == "tgi":
-            return {"generated_text": text,
-                    "details": {"finish_reason": "length", "generated_tokens": tokens, "seed": None}}
-        usage = {"prompt_tokens": parsed.prompt_tokens, "completion_tokens": tokens,
-                 "total_tokens": parsed.prompt_tokens + tokens}
+            return {
+                "generated_text": text,
+                "details": {"finish_reason": "length", "generated_tokens": tokens, "seed": None},
+            }
+        usage = {
+            "prompt_tokens": parsed.prompt_tokens,
+            "completion_tokens": tokens,
+            "total_tokens": parsed.prompt_tokens + tokens,
+        }
         if parsed.api == "chat":
-            choice: dict[str, object] = {"index": 0, "message": {"role": "assistant", "content": text},
-                                         "finish_reason": "length"}
+            choice: dict[str, object] = {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "length",
+            }
         else:
             choice = {"index": 0, "text": text, "finish_reason": "length"}
-        return {"id": "sim", "object": "chat.completion" if parsed.api == "chat" else "text_completion",
-                "model": self._model, "choices": [choice], "usage": usage}
+        return {
+            "id": "sim",
+            "object": "chat.completion" if parsed.api == "chat" else "text_completion",
+            "model": self._model,
+            "choices": [choice],
+            "usage": usage,
+        }

@@ -83,12 +83,18 @@ class HttpTransport:
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(
-                limit=self._max_connections, limit_per_host=0, ssl=None if self._verify_tls else False,
+                limit=self._max_connections,
+                limit_per_host=0,
+                ssl=None if self._verify_tls else False,
                 ttl_dns_cache=300,
             )
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, headers=self._headers,
-                read_bufsize=READ_BUFFER_BYTES, auto_decompress=True, trust_env=False,
+                connector=connector,
+                timeout=self._timeout,
+                headers=self._headers,
+                read_bufsize=READ_BUFFER_BYTES,
+                auto_decompress=True,
+                trust_env=False,
             )
         return self._session
 
@@ -96,7 +102,9 @@ class HttpTransport:
         session = self._get_session()
         try:
             response = await session.request(
-                request.method, self._base_url + request.path, data=request.body,
+                request.method,
+                self._base_url + request.path,
+                data=request.body,
                 headers=dict(request.headers),
             )
         except asyncio.TimeoutError:

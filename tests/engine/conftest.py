@@ -29,8 +29,9 @@ def sse_stream(ttft_s: float, itl_s: float, tokens: int, usage: bool = True) -> 
 
 
 def _chunk(text: str) -> bytes:
-    return ("data: " + json.dumps({"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]})
-            + "\n\n").encode()
+    return (
+        "data: " + json.dumps({"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}) + "\n\n"
+    ).encode()
 
 
 def make_context(
@@ -40,14 +41,20 @@ def make_context(
 ) -> RequestContext:
     clock = clock or MonotonicClock()
     return RequestContext(
-        codec=get_codec("openai-chat"), params=GenerationParams("m", GenerationConfig(max_tokens=8)),
-        transport=MemoryTransport(handler, clock), clock=clock, run_start_ns=clock.now_ns(),
-        first_token_timeout_s=first_token_timeout_s, token_counter=None, redact=lambda text: text,
+        codec=get_codec("openai-chat"),
+        params=GenerationParams("m", GenerationConfig(max_tokens=8)),
+        transport=MemoryTransport(handler, clock),
+        clock=clock,
+        run_start_ns=clock.now_ns(),
+        first_token_timeout_s=first_token_timeout_s,
+        token_counter=None,
+        redact=lambda text: text,
     )
 
 
-def run_load(load: LoadConfig, context: RequestContext,
-             stop_after_s: float | None = None) -> tuple[RunOutcome, list[RequestRecord]]:
+def run_load(
+    load: LoadConfig, context: RequestContext, stop_after_s: float | None = None
+) -> tuple[RunOutcome, list[RequestRecord]]:
     records: list[RequestRecord] = []
 
     async def main() -> RunOutcome:

@@ -30,7 +30,7 @@ def test_gamma_keeps_the_rate_and_changes_the_spread(burstiness: float) -> None:
     mean = statistics.fmean(gaps)
     assert mean == pytest.approx(2e7, rel=0.05)
     # the gamma distribution's coefficient of variation is 1 / sqrt(shape)
-    assert statistics.pstdev(gaps) / mean == pytest.approx(burstiness ** -0.5, rel=0.08)
+    assert statistics.pstdev(gaps) / mean == pytest.approx(burstiness**-0.5, rel=0.08)
 
 
 def test_seeded_and_reproducible() -> None:

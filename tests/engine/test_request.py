@@ -1,8 +1,8 @@
 import asyncio
 
 from loadgen.clock import FakeClock
-from loadgen.errors import ErrorKind
 from loadgen.engine.request import execute_request
+from loadgen.errors import ErrorKind
 from loadgen.records import RequestRecord, TokenMethod
 from loadgen.transport.base import TransportFailure
 from loadgen.transport.memory import ScriptedResponse
@@ -94,6 +94,10 @@ def test_first_token_timeout() -> None:
 def test_error_messages_are_redacted() -> None:
     body = b'{"error":"bad key sk-secret-123"}'
     context = make_context(lambda request: ScriptedResponse(status=401, pieces=((0, body),)), FakeClock())
-    context = context.__class__(**{**{f: getattr(context, f) for f in context.__slots__},
-                                   "redact": lambda text: text.replace("sk-secret-123", "***")})
+    context = context.__class__(
+        **{
+            **{f: getattr(context, f) for f in context.__slots__},
+            "redact": lambda text: text.replace("sk-secret-123", "***"),
+        }
+    )
     assert execute(context).error == "HTTP 401: bad key ***"

@@ -1,3 +1,4 @@
+import itertools
 import time
 
 import pytest
@@ -42,7 +43,7 @@ def test_open_loop_intended_times_follow_the_schedule() -> None:
     load = LoadConfig(mode=LoadMode.OPEN, rate_rps=200, arrival=Arrival.CONSTANT, requests=40)
     _, records = run_load(load, context)
     intended = sorted(record.intended_ns for record in records)
-    gaps = [b - a for a, b in zip(intended, intended[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(intended)]
     assert gaps == [5 * MS] * 39
     lags = [record.sent_ns - record.intended_ns for record in records]
     assert max(lags) < 20 * MS

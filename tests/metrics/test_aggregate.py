@@ -11,9 +11,18 @@ from tests.records import MS, record
 
 def summarize(aggregator: Aggregator) -> dict:
     info = RunInfo(
-        endpoint="http://127.0.0.1:1", api="openai-chat", model="m", load=LoadConfig(requests=3), stream=True,
-        started_at="t0", ended_at="t1", partial=False, stop_reason="completed",
-        client=ClientReport(10.0, 20.0, False, 1000), slo=(SloTarget("ttft", 60 * MS),), tokenizer=None,
+        endpoint="http://127.0.0.1:1",
+        api="openai-chat",
+        model="m",
+        load=LoadConfig(requests=3),
+        stream=True,
+        started_at="t0",
+        ended_at="t1",
+        partial=False,
+        stop_reason="completed",
+        client=ClientReport(10.0, 20.0, False, 1000),
+        slo=(SloTarget("ttft", 60 * MS),),
+        tokenizer=None,
         listener_failures={},
     )
     return build_summary(aggregator, info)
@@ -57,13 +66,19 @@ def test_method_comparison_reports_difference() -> None:
     aggregator = Aggregator()
     aggregator.on_record(record(chunks_ms=(10, 20, 30), output_tokens=4, usage=4))
     comparison = summarize(aggregator)["token_counting"]["comparisons"]["content_chunks_vs_server_usage"]
-    assert comparison == {"requests": 1, "server_usage_tokens": 4, "content_chunks_tokens": 3,
-                          "difference_percent": -25.0}
+    assert comparison == {
+        "requests": 1,
+        "server_usage_tokens": 4,
+        "content_chunks_tokens": 3,
+        "difference_percent": -25.0,
+    }
 
 
 def test_interval_histograms_are_flushed_to_the_sink_and_totals() -> None:
     seen = []
-    aggregator = Aggregator(interval_ns=1000 * MS, on_interval=lambda start, end, h: seen.append((start, h["ttft"].count)))
+    aggregator = Aggregator(
+        interval_ns=1000 * MS, on_interval=lambda start, end, h: seen.append((start, h["ttft"].count))
+    )
     aggregator.on_record(record(intended_ms=0, chunks_ms=(10,), end_ms=500))
     aggregator.on_record(record(intended_ms=900, chunks_ms=(1000,), end_ms=1500))
     aggregator.on_record(record(intended_ms=2000, chunks_ms=(2010,), end_ms=2500))

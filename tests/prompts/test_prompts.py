@@ -20,21 +20,25 @@ def test_builtin_default_set_has_varied_prompts() -> None:
 
 def test_jsonl_prompt_and_messages(tmp_path: Path) -> None:
     file = tmp_path / "p.jsonl"
-    file.write_text('{"id": "a", "prompt": "hi", "max_tokens": 5}\n\n'
-                    '{"messages": [{"role": "user", "content": "yo"}]}\n')
+    file.write_text(
+        '{"id": "a", "prompt": "hi", "max_tokens": 5}\n\n{"messages": [{"role": "user", "content": "yo"}]}\n'
+    )
     prompts = load_prompts(str(file))
     assert prompts[0] == Prompt("a", text="hi", max_tokens=5)
     assert prompts[1].as_messages() == [{"role": "user", "content": "yo"}]
     assert prompts[1].id == "line-3"
 
 
-@pytest.mark.parametrize("line, message", [
-    ("{bad", "p.jsonl:1: not valid JSON"),
-    ('"just a string"', "p.jsonl:1: expected a JSON object"),
-    ('{"prompt": ""}', "p.jsonl:1: expected a non-empty string field 'prompt'"),
-    ('{"prompt": "x", "max_tokens": -1}', "p.jsonl:1: field 'max_tokens' is -1"),
-    ('{"messages": [{"content": "x"}]}', "p.jsonl:1: field 'messages' must be"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("{bad", "p.jsonl:1: not valid JSON"),
+        ('"just a string"', "p.jsonl:1: expected a JSON object"),
+        ('{"prompt": ""}', "p.jsonl:1: expected a non-empty string field 'prompt'"),
+        ('{"prompt": "x", "max_tokens": -1}', "p.jsonl:1: field 'max_tokens' is -1"),
+        ('{"messages": [{"content": "x"}]}', "p.jsonl:1: field 'messages' must be"),
+    ],
+)
 def test_jsonl_errors_name_file_line_and_field(tmp_path: Path, line: str, message: str) -> None:
     file = tmp_path / "p.jsonl"
     file.write_text(line + "\n")
@@ -44,10 +48,14 @@ def test_jsonl_errors_name_file_line_and_field(tmp_path: Path, line: str, messag
 
 def test_sharegpt(tmp_path: Path) -> None:
     file = tmp_path / "share.json"
-    file.write_text(json.dumps([
-        {"id": "x", "conversations": [{"from": "human", "value": "Q1"}, {"from": "gpt", "value": "A1"}]},
-        {"id": "y", "conversations": [{"from": "gpt", "value": "only an answer"}]},
-    ]))
+    file.write_text(
+        json.dumps(
+            [
+                {"id": "x", "conversations": [{"from": "human", "value": "Q1"}, {"from": "gpt", "value": "A1"}]},
+                {"id": "y", "conversations": [{"from": "gpt", "value": "only an answer"}]},
+            ]
+        )
+    )
     assert load_prompts(str(file)) == [Prompt("x", text="Q1")]
     file.write_text('{"not": "a list"}')
     with pytest.raises(ConfigError, match="ShareGPT"):

@@ -27,8 +27,8 @@ VLLM_COMPLETIONS_STREAM = (
 )
 
 REASONING_STREAM = (
-    b': keep-alive comment\r\n\r\n'
-    b'event: message\r\n'
+    b": keep-alive comment\r\n\r\n"
+    b"event: message\r\n"
     b'data: {"choices":[{"index":0,"delta":{"role":"assistant"},"finish_reason":null}]}\r\n\r\n'
     b'data: {"choices":[{"index":0,"delta":{"reasoning_content":"Let me think."},"finish_reason":null}]}\r\n\r\n'
     b'data: {"choices":[{"index":0,"delta":{"content":"42"},"finish_reason":"stop"}]}\r\n\r\n'

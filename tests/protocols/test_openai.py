@@ -41,7 +41,10 @@ def test_every_split_point_gives_the_same_events(stream: bytes) -> None:
 def test_completions_stream() -> None:
     decoder = get_codec("openai-completions").decoder(stream=True)
     assert feed_all(decoder, streams.VLLM_COMPLETIONS_STREAM) == [
-        ContentChunk(" one"), ContentChunk(" two"), Finish("stop"), Usage(3, 2)
+        ContentChunk(" one"),
+        ContentChunk(" two"),
+        Finish("stop"),
+        Usage(3, 2),
     ]
 
 
@@ -74,10 +77,12 @@ def test_malformed_stream_is_a_protocol_error(bad: bytes) -> None:
 
 
 def test_non_streaming_chat_body() -> None:
-    body = json.dumps({
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi there"}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
-    }).encode()
+    body = json.dumps(
+        {
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi there"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+        }
+    ).encode()
     decoder = get_codec("openai-chat").decoder(stream=False)
     assert feed_all(decoder, body, 7) == [ContentChunk("Hi there"), Finish("stop"), Usage(5, 2)]
 
@@ -98,14 +103,19 @@ def test_error_message_from_html_and_json_bodies() -> None:
 
 def test_chat_request_body() -> None:
     codec = get_codec("openai-chat")
-    config = GenerationConfig(max_tokens=64, ignore_eos=True, temperature=0.0,
-                              extra_body=(("top_p", 0.9),))
+    config = GenerationConfig(max_tokens=64, ignore_eos=True, temperature=0.0, extra_body=(("top_p", 0.9),))
     request = codec.build_request(Prompt("p", text="hello"), GenerationParams("m", config))
     body = json.loads(request.body)
     assert request.path == "/v1/chat/completions"
     assert body == {
-        "model": "m", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 64, "ignore_eos": True,
-        "min_tokens": 64, "temperature": 0.0, "stream": True, "stream_options": {"include_usage": True},
+        "model": "m",
+        "messages": [{"role": "user", "content": "hello"}],
+        "max_tokens": 64,
+        "ignore_eos": True,
+        "min_tokens": 64,
+        "temperature": 0.0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
         "top_p": 0.9,
     }
 

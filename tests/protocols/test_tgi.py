@@ -17,7 +17,10 @@ def tgi_events(data: bytes, *cuts: int) -> list:
 
 def test_tgi_stream_tokens_and_details() -> None:
     assert tgi_events(streams.TGI_STREAM) == [
-        ContentChunk("Hello", tokens=1), ContentChunk(" 世界", tokens=1), Usage(None, 3), Finish("eos_token"),
+        ContentChunk("Hello", tokens=1),
+        ContentChunk(" 世界", tokens=1),
+        Usage(None, 3),
+        Finish("eos_token"),
     ]
 
 
@@ -46,19 +49,28 @@ def test_token_not_an_object() -> None:
 def test_generate_body() -> None:
     body = json.dumps({"generated_text": "Hi", "details": {"finish_reason": "length", "generated_tokens": 2}}).encode()
     assert feed_all(get_codec("tgi").decoder(stream=False), body) == [
-        ContentChunk("Hi"), Usage(None, 2), Finish("length"),
+        ContentChunk("Hi"),
+        Usage(None, 2),
+        Finish("length"),
     ]
     with pytest.raises(ProtocolError):
         feed_all(get_codec("tgi").decoder(stream=False), b'{"text": "x"}')
 
 
 def test_request_body() -> None:
-    config = GenerationConfig(max_tokens=20, ignore_eos=True, temperature=0.7,
-                              extra_body=(("parameters", {"top_k": 5}),))
+    config = GenerationConfig(
+        max_tokens=20, ignore_eos=True, temperature=0.7, extra_body=(("parameters", {"top_k": 5}),)
+    )
     request = get_codec("tgi").build_request(Prompt("p", text="hi"), GenerationParams("m", config))
     assert request.path == "/generate_stream"
     assert json.loads(request.body) == {
         "inputs": "hi",
-        "parameters": {"details": True, "max_new_tokens": 20, "ignore_eos": True, "temperature": 0.7,
-                       "do_sample": True, "top_k": 5},
+        "parameters": {
+            "details": True,
+            "max_new_tokens": 20,
+            "ignore_eos": True,
+            "temperature": 0.7,
+            "do_sample": True,
+            "top_k": 5,
+        },
     }

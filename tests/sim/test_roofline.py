@@ -1,8 +1,8 @@
 import pytest
 
+from loadgen.errors import ConfigError
 from loadgen.sim.profiles import H100_SXM, LLAMA2_7B, PROFILES, get_profile
 from loadgen.sim.roofline import RooflineProfile
-from loadgen.errors import ConfigError
 
 
 def test_model_sizes() -> None:
