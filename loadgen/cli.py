@@ -217,7 +217,8 @@ def _levels(values: dict[str, object], sweep: bool) -> list[LoadConfig]:
                 warmup_requests=warmup_requests,  # type: ignore[arg-type]
                 warmup_s=warmup_s,
                 seed=int(values["seed"]),
-                drain_timeout_s=float(values["drain_timeout"]),  # type: ignore[call-overload, arg-type]
+                drain_timeout_s=float(values["drain_timeout"]),
+                ramp_up_s=float(values["ramp_up"]),  # type: ignore[call-overload, arg-type]
             )
         )
     return levels

@@ -58,6 +58,7 @@ class LoadConfig:
     warmup_s: float = 0.0
     seed: int = 0
     drain_timeout_s: float = 30.0
+    ramp_up_s: float = 0.0  # closed loop: users start evenly spread over this time
 
     def describe(self) -> str:
         if self.mode is LoadMode.CLOSED:

@@ -133,6 +133,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("arrival", _choice(*(a.value for a in Arrival)), "poisson", "open-loop arrival process", "KIND"),
     Option("burstiness", _positive_float, 1.0, "gamma shape: 1 = Poisson, <1 burstier, >1 smoother", "B"),
     Option("max_inflight", _int(1), None, "open loop: cap on requests in flight (waiting counts as latency)", "N"),
+    Option("ramp_up", parse_duration_s, 0.0, "closed loop: start the users evenly over this time", "T"),
     Option("requests", _int(1), None, "measured requests per level (default: 4 per user, at least 8)", "N"),
     Option("duration", parse_duration_s, None, "measure for this long per level instead, e.g. 60s", "T"),
     Option(

@@ -247,6 +247,8 @@ async def _run_level(
             slo=plan.slo,
             tokenizer=token_counter.name if token_counter else None,
             listener_failures=dict(publisher.failures),
+            monotonic_start_ns=run_start_ns,
+            epoch_start_s=started_epoch_s,
         )
         summary = build_summary(aggregator, info)
         hlog.close()

@@ -101,7 +101,8 @@ class LoadRunner:
     async def run(self) -> RunOutcome:
         """Issue until the count/duration is reached (or Ctrl-C), drain, then cancel what is left."""
         if self._load.mode is LoadMode.CLOSED:
-            workers = [asyncio.ensure_future(self._user()) for _ in range(self._load.concurrency)]
+            users = self._load.concurrency
+            workers = [asyncio.ensure_future(self._user(self._load.ramp_up_s * k / users)) for k in range(users)]
         else:
             workers = [asyncio.ensure_future(self._dispatch())]
         stop_wait = asyncio.ensure_future(self._stop.wait())
@@ -124,8 +125,10 @@ class LoadRunner:
         reason = StopReason.INTERRUPTED if self._stop.is_set() else StopReason.COMPLETED
         return RunOutcome(reason, self._tickets.issued, cancelled)
 
-    async def _user(self) -> None:
+    async def _user(self, start_delay_s: float) -> None:
         now_ns = self._ctx.clock.now_ns
+        if start_delay_s > 0:
+            await asyncio.sleep(start_delay_s)
         while not self._stop.is_set():
             intended_ns = now_ns()
             ticket = self._tickets.take(intended_ns)

@@ -32,6 +32,8 @@ class RunInfo:
     slo: tuple[SloTarget, ...]
     tokenizer: str | None
     listener_failures: dict[str, int]
+    monotonic_start_ns: int = 0
+    epoch_start_s: float = 0.0
 
 
 def build_summary(aggregator: Aggregator, info: RunInfo) -> dict[str, object]:
@@ -69,6 +71,13 @@ def build_summary(aggregator: Aggregator, info: RunInfo) -> dict[str, object]:
             "warmup_requests": load.warmup_requests,
             "warmup_s": load.warmup_s,
             "seed": load.seed,
+            "ramp_up_s": load.ramp_up_s if load.mode is LoadMode.CLOSED else None,
+        },
+        "clock": {
+            "source": "time.perf_counter_ns",
+            "monotonic_start_ns": info.monotonic_start_ns,
+            "epoch_start_s": info.epoch_start_s,
+            "note": "record times are ns since monotonic_start_ns on this host's monotonic clock",
         },
         "measured_window_s": round(window_s, 6) if window_s else None,
         "latency_ms": latency,

@@ -87,3 +87,11 @@ def test_worker_bug_is_raised_not_swallowed() -> None:
 
     with pytest.raises(RuntimeError, match="bug in a handler"):
         run_load(LoadConfig(concurrency=1, requests=1), make_context(broken_handler))
+
+
+def test_ramp_up_spreads_user_starts() -> None:
+    context = make_context(lambda request: sse_stream(0.3, 0.0, 1))  # each user takes one request
+    _, records = run_load(LoadConfig(concurrency=4, requests=4, ramp_up_s=0.2), context)
+    first_sends = sorted(record.sent_ns for record in records)
+    spacing_ms = [(b - a) / MS for a, b in itertools.pairwise(first_sends)]
+    assert all(40 <= gap <= 80 for gap in spacing_ms), spacing_ms
