@@ -35,8 +35,22 @@ def cpu_seconds() -> float:
 def run_level(url: str, users: int, requests_per_user: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as directory:
         output = Path(directory) / "out"
-        args = ["run", "--quiet", "--endpoint", url, "--concurrency", str(users), "--requests",
-                str(users * requests_per_user), "--warmup", "0", "--max-tokens", str(TOKENS), "--output", str(output)]
+        args = [
+            "run",
+            "--quiet",
+            "--endpoint",
+            url,
+            "--concurrency",
+            str(users),
+            "--requests",
+            str(users * requests_per_user),
+            "--warmup",
+            "0",
+            "--max-tokens",
+            str(TOKENS),
+            "--output",
+            str(output),
+        ]
         cpu_before, wall_before = cpu_seconds(), time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):
             code = loadgen_main(args)
@@ -48,9 +62,16 @@ def run_level(url: str, users: int, requests_per_user: int) -> dict[str, float]:
         for line in (output / "requests.jsonl").read_text().splitlines():
             reads += len(set(json.loads(line)["chunk_ns"]))  # chunks sharing a stamp came in one read
     chunks = summary["latency_ms"]["itl_chunk"]["count"] + summary["requests"]["completed"]
-    return {"chunks": chunks, "reads": reads, "wall_s": wall, "cpu_s": cpu, "window_s": summary["measured_window_s"],
-            "chunks_per_s": chunks / summary["measured_window_s"], "chunks_per_cpu_s": chunks / cpu,
-            "saturated": summary["client"]["saturated"]}
+    return {
+        "chunks": chunks,
+        "reads": reads,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "window_s": summary["measured_window_s"],
+        "chunks_per_s": chunks / summary["measured_window_s"],
+        "chunks_per_cpu_s": chunks / cpu,
+        "saturated": summary["client"]["saturated"],
+    }
 
 
 def main() -> int:
@@ -60,17 +81,21 @@ def main() -> int:
     parser.add_argument("--paced-itl-ms", type=float, default=2.0, help="token interval of the paced level")
     args = parser.parse_args()
     print(f"client overhead: {TOKENS} tokens per request")
-    print(f"{'server':<18} {'streams':>7} {'chunks':>9} {'reads':>9} {'cpu s':>6} {'chunks/s':>9} "
-          f"{'chunks/cpu-s':>12} {'reads/cpu-s':>11}")
+    print(
+        f"{'server':<18} {'streams':>7} {'chunks':>9} {'reads':>9} {'cpu s':>6} {'chunks/s':>9} "
+        f"{'chunks/cpu-s':>12} {'reads/cpu-s':>11}"
+    )
     cases = [("zero-delay", int(level)) for level in args.levels.split(",")]
     cases.append((f"fixed:0,{args.paced_itl_ms:g}", 64))
     for profile, users in cases:
         with SimProcess(SimSpec(profile, SimOptions())) as sim:
             result = run_level(sim.url, users, args.requests_per_user)
         name = "as fast as it can" if profile == "zero-delay" else f"{args.paced_itl_ms:g} ms per token"
-        print(f"{name:<18} {users:>7} {result['chunks']:>9,} {result['reads']:>9,} {result['cpu_s']:>6.2f} "
-              f"{result['chunks_per_s']:>9,.0f} {result['chunks_per_cpu_s']:>12,.0f} "
-              f"{result['reads'] / result['cpu_s']:>11,.0f}")
+        print(
+            f"{name:<18} {users:>7} {result['chunks']:>9,} {result['reads']:>9,} {result['cpu_s']:>6.2f} "
+            f"{result['chunks_per_s']:>9,.0f} {result['chunks_per_cpu_s']:>12,.0f} "
+            f"{result['reads'] / result['cpu_s']:>11,.0f}"
+        )
     return 0
 
 

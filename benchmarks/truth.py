@@ -51,11 +51,26 @@ def measure(concurrency: int, requests: int, tokens: int, ramp_up_s: float) -> N
     with SimProcess(SimSpec(f"fixed:{TTFT_MS},{ITL_MS}", SimOptions(keep_log=True))) as sim:
         with tempfile.TemporaryDirectory() as directory:
             output = Path(directory) / "out"
-            code = loadgen_main([
-                "run", "--quiet", "--endpoint", sim.url, "--concurrency", str(concurrency),
-                "--requests", str(requests), "--warmup", "0", "--max-tokens", str(tokens),
-                "--ramp-up", f"{ramp_up_s}s", "--output", str(output),
-            ])
+            code = loadgen_main(
+                [
+                    "run",
+                    "--quiet",
+                    "--endpoint",
+                    sim.url,
+                    "--concurrency",
+                    str(concurrency),
+                    "--requests",
+                    str(requests),
+                    "--warmup",
+                    "0",
+                    "--max-tokens",
+                    str(tokens),
+                    "--ramp-up",
+                    f"{ramp_up_s}s",
+                    "--output",
+                    str(output),
+                ]
+            )
             if code != 0:
                 raise SystemExit(code)
             summary = json.loads((output / "summary.json").read_text())
@@ -72,8 +87,10 @@ def measure(concurrency: int, requests: int, tokens: int, ramp_up_s: float) -> N
         server_ttft.record(entry["chunk_ns"][0] - entry["received_ns"])
         for previous, current in zip(entry["chunk_ns"], entry["chunk_ns"][1:], strict=False):
             server_itl.record(current - previous)
-        chunk_error_ms += [(origin + arrival - written) / MS for arrival, written in
-                           zip(record["chunk_ns"], entry["chunk_ns"], strict=True)]
+        chunk_error_ms += [
+            (origin + arrival - written) / MS
+            for arrival, written in zip(record["chunk_ns"], entry["chunk_ns"], strict=True)
+        ]
         request_path_ms.append((entry["received_ns"] - origin - record["sent_ns"]) / MS)
     client = summary["latency_ms"]
     label = "users started together" if ramp_up_s == 0 else f"users ramped over {ramp_up_s:g} s"
@@ -83,16 +100,24 @@ def measure(concurrency: int, requests: int, tokens: int, ramp_up_s: float) -> N
         for pct, key in ((50, "p50"), (90, "p90"), (99, "p99")):
             server_value = server.percentile(pct)
             client_value = client[name.lower()][key]
-            print(f"  {name:<5} {'p' + str(pct):>4} {server_value:>10.3f} {client_value:>11.3f} "
-                  f"{client_value - server_value:>+8.3f}")
+            print(
+                f"  {name:<5} {'p' + str(pct):>4} {server_value:>10.3f} {client_value:>11.3f} "
+                f"{client_value - server_value:>+8.3f}"
+            )
     p50, p90, p99 = percentiles(chunk_error_ms)
-    print(f"  loadgen timing error per chunk (arrival stamp − server write): p50 {p50:.3f}  p90 {p90:.3f}  "
-          f"p99 {p99:.3f} ms")
+    print(
+        f"  loadgen timing error per chunk (arrival stamp − server write): p50 {p50:.3f}  p90 {p90:.3f}  "
+        f"p99 {p99:.3f} ms"
+    )
     p50, p90, p99 = percentiles(request_path_ms)
-    print(f"  request path (server handler start − loadgen send):             p50 {p50:.3f}  p90 {p90:.3f}  "
-          f"p99 {p99:.3f} ms")
-    print(f"  loadgen CPU {summary['client']['cpu_percent']}% of a core; schedule lag p99 "
-          f"{client['schedule_lag']['p99']:.3f} ms; saturated: {summary['client']['saturated']}")
+    print(
+        f"  request path (server handler start − loadgen send):             p50 {p50:.3f}  p90 {p90:.3f}  "
+        f"p99 {p99:.3f} ms"
+    )
+    print(
+        f"  loadgen CPU {summary['client']['cpu_percent']}% of a core; schedule lag p99 "
+        f"{client['schedule_lag']['p99']:.3f} ms; saturated: {summary['client']['saturated']}"
+    )
 
 
 def main() -> int:
