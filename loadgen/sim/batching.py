@@ -42,6 +42,8 @@ class EngineStats:
     requests_finished: int = 0
     draft_tokens_proposed: int = 0
     draft_tokens_accepted: int = 0
+    modelled_seconds: float = 0.0  # sum of the roofline step times
+    late_seconds: float = 0.0  # how far steps ran behind their schedule (the simulator's own lag)
 
 
 class BatchingEngine:
@@ -81,11 +83,14 @@ class BatchingEngine:
             prefill_tokens = self._admit()
             decoding = [sequence for sequence in self.running if sequence.prefilled]
             kv_tokens = sum(sequence.kv_tokens for sequence in self.running)
-            next_step_at += self.profile.step_time_s(prefill_tokens, len(decoding), kv_tokens)
+            step_s = self.profile.step_time_s(prefill_tokens, len(decoding), kv_tokens)
+            self.stats.modelled_seconds += step_s
+            next_step_at += step_s
             delay = next_step_at - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
             else:
+                self.stats.late_seconds -= delay
                 next_step_at = loop.time()
             self._deliver()
 

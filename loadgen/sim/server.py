@@ -267,6 +267,9 @@ class SimServer:
                 "vllm:request_success_total": stats.requests_finished,
                 "vllm:spec_decode_num_draft_tokens_total": stats.draft_tokens_proposed,
                 "vllm:spec_decode_num_accepted_tokens_total": stats.draft_tokens_accepted,
+                "loadgen_sim:steps_total": stats.steps,
+                "loadgen_sim:modelled_step_seconds_total": round(stats.modelled_seconds, 6),
+                "loadgen_sim:late_step_seconds_total": round(stats.late_seconds, 6),
             }
             for name, value in gauges.items():
                 lines += [f"# TYPE {name} gauge", f'{name}{{model_name="{model}"}} {value}']
