@@ -21,8 +21,8 @@ from pathlib import Path
 import psutil
 
 from loadgen.cli import main as loadgen_main
-from loadgen.sim.profiles import PROFILES
 from loadgen.sim.process import SimProcess, SimSpec
+from loadgen.sim.profiles import PROFILES
 from loadgen.sim.roofline import RooflineProfile
 from loadgen.sim.server import SimOptions
 

@@ -15,7 +15,7 @@ from rich.console import Console
 from loadgen import __version__
 from loadgen.config import Arrival, EndpointConfig, GenerationConfig, LoadConfig, LoadMode
 from loadgen.errors import ConfigError, LoadgenError
-from loadgen.options import OPTIONS, convert, load_scenario, resolve
+from loadgen.options import OPTIONS, Settings, convert, load_scenario, resolve
 from loadgen.prompts.loaders import load_prompts
 from loadgen.prompts.synthetic import parse_synthetic, synthesize
 from loadgen.session import Plan, execute
@@ -124,74 +124,69 @@ def build_plan(args: argparse.Namespace, sweep: bool) -> Plan:
         raw = getattr(args, option.name)
         if raw is not None:
             flags[option.name] = convert(option, raw, "--" + option.name.replace("_", "-"))
-    values = resolve(flags, scenario)
-    levels = _levels(values, sweep)
-    endpoint_url = values["endpoint"]
-    headers = list(values["header"])  # type: ignore[call-overload]
+    settings = resolve(flags, scenario)
+    levels = _levels(settings, sweep)
+    headers = list(settings.header)
     secrets = [value for _, value in headers]
-    if values["api_key_env"]:
-        variable = str(values["api_key_env"])
-        key = os.environ.get(variable)
+    if settings.api_key_env:
+        key = os.environ.get(settings.api_key_env)
         if not key:
-            raise ConfigError(f"--api-key-env {variable}: environment variable is not set")
+            raise ConfigError(f"--api-key-env {settings.api_key_env}: environment variable is not set")
         headers.append(("Authorization", f"Bearer {key}"))
         secrets.append(key)
-    if endpoint_url is not None and not str(endpoint_url).startswith(("http://", "https://")):
-        raise ConfigError(f"--endpoint {endpoint_url}: expected an http:// or https:// URL")
+    if settings.endpoint is not None and not settings.endpoint.startswith(("http://", "https://")):
+        raise ConfigError(f"--endpoint {settings.endpoint}: expected an http:// or https:// URL")
     endpoint = EndpointConfig(
-        url=str(endpoint_url or ""),
-        api=str(values["api"]),
-        model=values["model"],  # type: ignore[arg-type]
+        url=settings.endpoint or "",
+        api=settings.api,
+        model=settings.model,
         headers=tuple(headers),
-        api_key_env=values["api_key_env"],  # type: ignore[arg-type]
-        connect_timeout_s=values["connect_timeout"],
-        first_token_timeout_s=values["first_token_timeout"],  # type: ignore[arg-type]
-        total_timeout_s=values["request_timeout"],
-        verify_tls=not values["insecure"],  # type: ignore[arg-type]
+        api_key_env=settings.api_key_env,
+        connect_timeout_s=settings.connect_timeout,
+        first_token_timeout_s=settings.first_token_timeout,
+        total_timeout_s=settings.request_timeout,
+        verify_tls=not settings.insecure,
     )
-    extra_body = values["extra_body"] or {}
     generation = GenerationConfig(
-        max_tokens=values["max_tokens"],
-        ignore_eos=bool(values["ignore_eos"]),  # type: ignore[arg-type]
-        temperature=values["temperature"],
-        stream=not values["no_stream"],  # type: ignore[arg-type]
-        extra_body=tuple(extra_body.items()),  # type: ignore[union-attr]
+        max_tokens=settings.max_tokens,
+        ignore_eos=settings.ignore_eos,
+        temperature=settings.temperature,
+        stream=not settings.no_stream,
+        extra_body=tuple((settings.extra_body or {}).items()),
     )
-    if values["synthetic"]:
-        prompts = synthesize(parse_synthetic(str(values["synthetic"])), int(values["seed"]))  # type: ignore[call-overload]
+    if settings.synthetic:
+        prompts = synthesize(parse_synthetic(settings.synthetic), settings.seed)
     else:
-        prompts = load_prompts(str(values["prompts"]))
-    output = values["output"] or os.path.join("results", time.strftime("%Y%m%d-%H%M%S"))
-    record = tuple((name, value) for name, value in values.items() if name not in ("header",) and value is not None)
+        prompts = load_prompts(settings.prompts)
+    output = settings.output or os.path.join("results", time.strftime("%Y%m%d-%H%M%S"))
     return Plan(
         endpoint=endpoint,
         generation=generation,
         levels=tuple(levels),
         prompts=tuple(prompts),
-        output_dir=Path(str(output)),
+        output_dir=Path(output),
         sweep=sweep,
-        use_simulator=endpoint_url is None,
-        slo=values["slo"],
-        tokenizer=values["tokenizer"],
-        sim_profile=str(values["sim_profile"]),  # type: ignore[arg-type]
-        hlog_interval_s=float(values["hlog_interval"]),
-        secrets=tuple(secrets),  # type: ignore[arg-type]
-        quiet=bool(values["quiet"]),
-        config_record=record,
+        use_simulator=settings.endpoint is None,
+        slo=settings.slo,
+        tokenizer=settings.tokenizer,
+        sim_profile=settings.sim_profile,
+        hlog_interval_s=settings.hlog_interval,
+        secrets=tuple(secrets),
+        quiet=settings.quiet,
+        config_record=tuple(settings.recorded().items()),
     )
 
 
-def _levels(values: dict[str, object], sweep: bool) -> list[LoadConfig]:
-    concurrency, rate = values["concurrency"], values["rate"]
+def _levels(settings: Settings, sweep: bool) -> list[LoadConfig]:
+    concurrency, rate = settings.concurrency, settings.rate
     if concurrency is not None and rate is not None:
         raise ConfigError("--concurrency and --rate are exclusive: closed loop or open loop, not both")
     if concurrency is None and rate is None:
         concurrency = [1] if not sweep else [1, 2, 4, 8, 16, 32, 64]
-    points: list[float] = concurrency if concurrency is not None else rate  # type: ignore[assignment]
+    points = concurrency if concurrency is not None else rate or []
     if not sweep and len(points) > 1:
         flag = "--concurrency" if concurrency is not None else "--rate"
         raise ConfigError(f"{flag}: 'run' takes one level; use 'loadgen sweep' for {len(points)} levels")
-    warmup = values["warmup"]
     levels = []
     for point in points:
         if concurrency is not None:
@@ -200,25 +195,25 @@ def _levels(values: dict[str, object], sweep: bool) -> list[LoadConfig]:
         else:
             mode, users, rate_rps = LoadMode.OPEN, 1, float(point)
             default_requests, default_warmup = max(20, round(10 * point)), (0, 0.0)
-        requests = values["requests"]
-        if requests is None and values["duration"] is None:
+        requests = settings.requests
+        if requests is None and settings.duration is None:
             requests = default_requests
-        warmup_requests, warmup_s = warmup if warmup is not None else default_warmup  # type: ignore[misc]
+        warmup_requests, warmup_s = settings.warmup if settings.warmup is not None else default_warmup
         levels.append(
             LoadConfig(
                 mode=mode,
                 concurrency=users,
                 rate_rps=rate_rps,
-                arrival=Arrival(values["arrival"]),
-                burstiness=float(values["burstiness"]),
-                max_inflight=values["max_inflight"],  # type: ignore[arg-type]
+                arrival=Arrival(settings.arrival),
+                burstiness=settings.burstiness,
+                max_inflight=settings.max_inflight,
                 requests=requests,
-                duration_s=values["duration"],
-                warmup_requests=warmup_requests,  # type: ignore[arg-type]
+                duration_s=settings.duration,
+                warmup_requests=warmup_requests,
                 warmup_s=warmup_s,
-                seed=int(values["seed"]),
-                drain_timeout_s=float(values["drain_timeout"]),
-                ramp_up_s=float(values["ramp_up"]),  # type: ignore[call-overload, arg-type]
+                seed=settings.seed,
+                drain_timeout_s=settings.drain_timeout,
+                ramp_up_s=settings.ramp_up,
             )
         )
     return levels

@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from loadgen.config import Arrival
+from loadgen.config import Arrival, SloTarget
 from loadgen.errors import ConfigError
 from loadgen.parsing import parse_duration_s, parse_header, parse_levels, parse_slo
 from loadgen.protocols import CODECS
 
-Converter = Callable[[object], object]
+Converter = Callable[[Any], object]
 
 
 def _int(minimum: int) -> Converter:
@@ -202,9 +203,56 @@ def convert(option: Option, value: object, where: str) -> object:
         raise ConfigError(f"{where}: {exc}") from None
 
 
-def resolve(flags: dict[str, object], scenario: dict[str, object]) -> dict[str, object]:
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every option, resolved and converted; one field per entry of ``OPTIONS``."""
+
+    endpoint: str | None
+    api: str
+    model: str | None
+    concurrency: list[float] | None
+    rate: list[float] | None
+    arrival: str
+    burstiness: float
+    max_inflight: int | None
+    ramp_up: float
+    requests: int | None
+    duration: float | None
+    warmup: tuple[int, float] | None
+    prompts: str
+    synthetic: str | None
+    max_tokens: int
+    ignore_eos: bool
+    temperature: float | None
+    no_stream: bool
+    extra_body: dict[str, object] | None
+    slo: tuple[SloTarget, ...]
+    seed: int
+    header: list[tuple[str, str]]
+    api_key_env: str | None
+    output: str | None
+    tokenizer: str | None
+    connect_timeout: float
+    first_token_timeout: float
+    request_timeout: float
+    drain_timeout: float
+    insecure: bool
+    sim_profile: str
+    hlog_interval: float
+    quiet: bool
+
+    def recorded(self) -> dict[str, object]:
+        """The options worth recording with results (header values can hold secrets)."""
+        return {
+            field.name: getattr(self, field.name)
+            for field in fields(self)
+            if field.name != "header" and getattr(self, field.name) is not None
+        }
+
+
+def resolve(flags: dict[str, object], scenario: dict[str, object]) -> Settings:
     """Flag values (already converted) over scenario values over defaults."""
-    resolved: dict[str, object] = {}
+    resolved: dict[str, Any] = {}
     for option in OPTIONS:
         if flags.get(option.name) is not None:
             resolved[option.name] = flags[option.name]
@@ -212,4 +260,4 @@ def resolve(flags: dict[str, object], scenario: dict[str, object]) -> dict[str, 
             resolved[option.name] = scenario[option.name]
         else:
             resolved[option.name] = option.default
-    return resolved
+    return Settings(**resolved)

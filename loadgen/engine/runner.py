@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from loadgen.config import LoadConfig, LoadMode
 from loadgen.engine.arrivals import arrival_gaps_ns
@@ -113,10 +114,8 @@ class LoadRunner:
             if not self._stop.is_set():
                 remaining = [task for task in (*workers, *self._inflight) if not task.done()]
                 if remaining:
-                    everything = asyncio.gather(*remaining, return_exceptions=True)
-                    await asyncio.wait(
-                        [stop_wait, everything], timeout=self._load.drain_timeout_s, return_when=asyncio.FIRST_COMPLETED
-                    )
+                    drained: list[asyncio.Future[Any]] = [stop_wait, asyncio.gather(*remaining, return_exceptions=True)]
+                    await asyncio.wait(drained, timeout=self._load.drain_timeout_s, return_when=asyncio.FIRST_COMPLETED)
                 _raise_worker_failure(workers)
         finally:
             cancelled = await _cancel_all([*workers, *self._inflight])
@@ -169,14 +168,14 @@ class LoadRunner:
                 slots.release()
 
 
-def _raise_worker_failure(workers: list[asyncio.Future[None]]) -> None:
+def _raise_worker_failure(workers: Sequence[asyncio.Future[None]]) -> None:
     """A worker that died of an exception is a bug in loadgen: surface it, never swallow it."""
     for worker in workers:
         if worker.done() and not worker.cancelled() and worker.exception() is not None:
             raise worker.exception()  # type: ignore[misc]
 
 
-async def _cancel_all(tasks: list[asyncio.Future[None]]) -> int:
+async def _cancel_all(tasks: Sequence[asyncio.Future[None]]) -> int:
     pending = [task for task in tasks if not task.done()]
     for task in pending:
         task.cancel()

@@ -57,7 +57,7 @@ def _parse_jsonl(text: str, source: str) -> list[Prompt]:
         where = f"{source}:{number}"
         try:
             entry = json.loads(line)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise ConfigError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
         if not isinstance(entry, dict):
             raise ConfigError(f"{where}: expected a JSON object with 'prompt' or 'messages'")
@@ -95,7 +95,7 @@ def _parse_sharegpt(text: str, source: str) -> list[Prompt]:
     human turn of each conversation becomes a prompt."""
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise ConfigError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(data, list):
         raise ConfigError(f"{source}: expected a ShareGPT list of conversations")

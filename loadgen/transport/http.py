@@ -85,7 +85,7 @@ class HttpTransport:
             connector = aiohttp.TCPConnector(
                 limit=self._max_connections,
                 limit_per_host=0,
-                ssl=None if self._verify_tls else False,
+                ssl=self._verify_tls,
                 ttl_dns_cache=300,
             )
             self._session = aiohttp.ClientSession(
