@@ -224,7 +224,9 @@ async def _run_level(
     monitor_task = asyncio.ensure_future(monitor.run())
     stop_reason = StopReason.INTERRUPTED
     try:
-        status = LiveStatus(console, label, aggregator.snapshot, lambda: (clock.now_ns() - run_start_ns) / 1e9)
+        status = LiveStatus(
+            console, label, aggregator.snapshot, lambda: (clock.now_ns() - run_start_ns) / 1e9, load.requests
+        )
         with contextlib.nullcontext() if plan.quiet else status:
             outcome = await runner.run()
         stop_reason = outcome.stop_reason

@@ -44,8 +44,14 @@ class LiveStatus:
     """A refreshing one-line status; shown only on a terminal."""
 
     def __init__(
-        self, console: Console, label: str, snapshot: Callable[[], LiveSnapshot], elapsed_s: Callable[[], float]
+        self,
+        console: Console,
+        label: str,
+        snapshot: Callable[[], LiveSnapshot],
+        elapsed_s: Callable[[], float],
+        target_requests: int | None = None,
     ) -> None:
+        self._target = f"/{target_requests}" if target_requests else ""
         self._label = label
         self._snapshot = snapshot
         self._elapsed_s = elapsed_s
@@ -61,7 +67,7 @@ class LiveStatus:
         snap = self._snapshot()
         text = Text()
         text.append(f"{self._label}  ", style="bold cyan")
-        text.append(f"{self._elapsed_s():6.1f}s  done {snap.completed}")
+        text.append(f"{self._elapsed_s():6.1f}s  done {snap.completed + snap.failed}{self._target}")
         if snap.failed:
             text.append(f"  failed {snap.failed}", style="bold red")
         if snap.warmup:
@@ -158,7 +164,8 @@ def _load_label(summary: dict) -> str:  # type: ignore[type-arg]
 
 def level_label(summary: dict) -> str:  # type: ignore[type-arg]
     load = summary["load"]
-    return f"c={load['concurrency']}" if load["mode"] == "closed" else f"r={load['rate']:g}"
+    label = f"c={load['concurrency']}" if load["mode"] == "closed" else f"r={load['rate']:g}"
+    return label + "*" if summary["partial"] else label
 
 
 def sweep_table(summaries: Sequence[dict]) -> Table:  # type: ignore[type-arg]
@@ -188,6 +195,11 @@ def sweep_table(summaries: Sequence[dict]) -> Table:  # type: ignore[type-arg]
             fraction = goodput.get("fraction")
             row.append("–" if fraction is None else f"{fraction * 100:.0f}%")
         table.add_row(*row, style="yellow" if summary["client"]["saturated"] else None)
+    notes = []
+    if any(summary["partial"] for summary in summaries):
+        notes.append("*: interrupted, partial")
     if any(summary["client"]["saturated"] for summary in summaries):
-        table.caption = "yellow: the client was saturated at that level"
+        notes.append("yellow: the client was saturated at that level")
+    if notes:
+        table.caption = " · ".join(notes)
     return table
