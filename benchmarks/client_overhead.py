@@ -11,16 +11,11 @@ process only; the simulator is a separate process). Target: at least 30,000 chun
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
-import json
 import resource
 import sys
-import tempfile
-import time
-from pathlib import Path
 
-from loadgen.cli import main as loadgen_main
+from harness import run_loadgen
+
 from loadgen.sim.process import SimProcess, SimSpec
 from loadgen.sim.server import SimOptions
 
@@ -33,45 +28,17 @@ def cpu_seconds() -> float:
 
 
 def run_level(url: str, users: int, requests_per_user: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as directory:
-        output = Path(directory) / "out"
-        args = [
-            "run",
-            "--quiet",
-            "--endpoint",
-            url,
-            "--concurrency",
-            str(users),
-            "--requests",
-            str(users * requests_per_user),
-            "--warmup",
-            "0",
-            "--max-tokens",
-            str(TOKENS),
-            "--output",
-            str(output),
-        ]
-        cpu_before, wall_before = cpu_seconds(), time.perf_counter()
-        with contextlib.redirect_stdout(io.StringIO()):
-            code = loadgen_main(args)
-        cpu, wall = cpu_seconds() - cpu_before, time.perf_counter() - wall_before
-        if code != 0:
-            raise SystemExit(code)
-        summary = json.loads((output / "summary.json").read_text())
-        reads = 0
-        for line in (output / "requests.jsonl").read_text().splitlines():
-            reads += len(set(json.loads(line)["chunk_ns"]))  # chunks sharing a stamp came in one read
+    cpu_before = cpu_seconds()
+    summary, records = run_loadgen([
+        "--endpoint", url, "--concurrency", str(users), "--requests", str(users * requests_per_user),
+        "--warmup", "0", "--max-tokens", str(TOKENS),
+    ])  # fmt: skip
+    cpu = cpu_seconds() - cpu_before
+    reads = sum(len(set(record["chunk_ns"])) for record in records)  # chunks sharing a stamp came in one read
     chunks = summary["latency_ms"]["itl_chunk"]["count"] + summary["requests"]["completed"]
-    return {
-        "chunks": chunks,
-        "reads": reads,
-        "wall_s": wall,
-        "cpu_s": cpu,
-        "window_s": summary["measured_window_s"],
-        "chunks_per_s": chunks / summary["measured_window_s"],
-        "chunks_per_cpu_s": chunks / cpu,
-        "saturated": summary["client"]["saturated"],
-    }
+    window = summary["measured_window_s"]
+    return {"chunks": chunks, "reads": reads, "cpu_s": cpu, "chunks_per_s": chunks / window,
+            "chunks_per_cpu_s": chunks / cpu}  # fmt: skip
 
 
 def main() -> int:

@@ -10,17 +10,12 @@ process's CPU use. If the simulator were the bottleneck, measured TPOT would exc
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
-import json
 import sys
-import tempfile
 import urllib.request
-from pathlib import Path
 
 import psutil
+from harness import run_loadgen
 
-from loadgen.cli import main as loadgen_main
 from loadgen.sim.process import SimProcess, SimSpec
 from loadgen.sim.profiles import PROFILES
 from loadgen.sim.roofline import RooflineProfile
@@ -37,42 +32,21 @@ def main() -> int:
     profile = PROFILES[PROFILE]
     assert isinstance(profile, RooflineProfile)
     prompt_words = 64
-    with SimProcess(SimSpec(PROFILE, SimOptions())) as sim, tempfile.TemporaryDirectory() as directory:
-        server = psutil.Process(sim._process.pid)  # type: ignore[union-attr]
-        server.cpu_times()
+    with SimProcess(SimSpec(PROFILE, SimOptions())) as sim:
+        server = psutil.Process(sim.pid)
         before = server.cpu_times()
-        output = Path(directory) / "out"
-        with contextlib.redirect_stdout(io.StringIO()):
-            code = loadgen_main(
-                [
-                    "run",
-                    "--quiet",
-                    "--endpoint",
-                    sim.url,
-                    "--concurrency",
-                    str(args.users),
-                    "--requests",
-                    str(args.users * 3),
-                    "--warmup",
-                    str(args.users),
-                    "--max-tokens",
-                    str(args.tokens),
-                    "--synthetic",
-                    f"input={prompt_words},output={args.tokens},count=64",
-                    "--output",
-                    str(output),
-                ]
-            )
+        summary, _ = run_loadgen([
+            "--endpoint", sim.url, "--concurrency", str(args.users), "--requests", str(args.users * 3),
+            "--warmup", str(args.users), "--max-tokens", str(args.tokens),
+            "--synthetic", f"input={prompt_words},output={args.tokens},count=64",
+        ])  # fmt: skip
         after = server.cpu_times()
         with urllib.request.urlopen(sim.url + "/metrics", timeout=10) as response:
-            metrics = dict(
-                (line.split("{")[0], float(line.split()[-1]))
+            metrics = {
+                line.split("{")[0]: float(line.split()[-1])
                 for line in response.read().decode().splitlines()
                 if line and not line.startswith("#")
-            )
-        if code != 0:
-            return code
-        summary = json.loads((output / "summary.json").read_text())
+            }
     window = summary["measured_window_s"]
     server_cpu = (after.user + after.system) - (before.user + before.system)
     # the model's decode step with every user running, KV at mid-generation

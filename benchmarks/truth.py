@@ -25,11 +25,10 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import urllib.request
-from pathlib import Path
 
-from loadgen.cli import main as loadgen_main
+from harness import run_loadgen
+
 from loadgen.metrics.histogram import Histogram
 from loadgen.sim.process import SimProcess, SimSpec
 from loadgen.sim.server import SimOptions
@@ -49,32 +48,10 @@ def percentiles(values: list[float]) -> tuple[float, float, float]:
 
 def measure(concurrency: int, requests: int, tokens: int, ramp_up_s: float) -> None:
     with SimProcess(SimSpec(f"fixed:{TTFT_MS},{ITL_MS}", SimOptions(keep_log=True))) as sim:
-        with tempfile.TemporaryDirectory() as directory:
-            output = Path(directory) / "out"
-            code = loadgen_main(
-                [
-                    "run",
-                    "--quiet",
-                    "--endpoint",
-                    sim.url,
-                    "--concurrency",
-                    str(concurrency),
-                    "--requests",
-                    str(requests),
-                    "--warmup",
-                    "0",
-                    "--max-tokens",
-                    str(tokens),
-                    "--ramp-up",
-                    f"{ramp_up_s}s",
-                    "--output",
-                    str(output),
-                ]
-            )
-            if code != 0:
-                raise SystemExit(code)
-            summary = json.loads((output / "summary.json").read_text())
-            records = [json.loads(line) for line in (output / "requests.jsonl").read_text().splitlines()]
+        summary, records = run_loadgen([
+            "--endpoint", sim.url, "--concurrency", str(concurrency), "--requests", str(requests),
+            "--warmup", "0", "--max-tokens", str(tokens), "--ramp-up", f"{ramp_up_s}s",
+        ])  # fmt: skip
         with urllib.request.urlopen(sim.url + "/sim/log", timeout=30) as response:
             server_log = json.load(response)
     origin = summary["clock"]["monotonic_start_ns"]

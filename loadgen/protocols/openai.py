@@ -76,16 +76,7 @@ class OpenAICodec:
         if not isinstance(choices, list) or not choices:
             raise ProtocolError("response has no 'choices'")
         choice = choices[0]
-        if self.chat:
-            message = choice.get("message") or {}
-            reasoning = message.get("reasoning_content") or message.get("reasoning")
-            if reasoning:
-                events.append(ContentChunk(reasoning, reasoning=True))
-            text = message.get("content")
-        else:
-            text = choice.get("text")
-        if text:
-            events.append(ContentChunk(text))
+        _append_generated(choice, "message" if self.chat else None, events)
         events.append(Finish(choice.get("finish_reason")))
         usage = data.get("usage")
         if isinstance(usage, dict):
@@ -128,16 +119,7 @@ class OpenAIStreamDecoder:
             self._finished = True
             return
         for choice in chunk.get("choices") or ():
-            if self._chat:
-                delta = choice.get("delta") or {}
-                reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-                if reasoning:
-                    events.append(ContentChunk(reasoning, reasoning=True))
-                text = delta.get("content")
-            else:
-                text = choice.get("text")
-            if text:
-                events.append(ContentChunk(text))
+            _append_generated(choice, "delta" if self._chat else None, events)
             reason = choice.get("finish_reason")
             if reason:
                 self._finished = True
@@ -145,3 +127,20 @@ class OpenAIStreamDecoder:
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             events.append(Usage(usage.get("prompt_tokens"), usage.get("completion_tokens")))
+
+
+def _append_generated(choice: dict[str, object], message_key: str | None, events: list[StreamEvent]) -> None:
+    """Reasoning and content of one choice: chat keeps them under ``message``/``delta``,
+    completions under ``text``. Empty strings are not tokens."""
+    if message_key is None:
+        text = choice.get("text")
+    else:
+        message = choice.get(message_key) or {}
+        if not isinstance(message, dict):
+            raise ProtocolError(f"'{message_key}' is not an object")
+        reasoning = message.get("reasoning_content") or message.get("reasoning")
+        if reasoning:
+            events.append(ContentChunk(str(reasoning), reasoning=True))
+        text = message.get("content")
+    if text:
+        events.append(ContentChunk(str(text)))

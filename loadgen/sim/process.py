@@ -87,6 +87,10 @@ class SimProcess:
         self.port: int | None = None
 
     @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
     def url(self) -> str:
         return f"http://{self.spec.host}:{self.port}"
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 
@@ -25,22 +26,22 @@ class HttpResponseStream:
     async def chunks(self) -> AsyncIterator[tuple[int, bytes]]:
         now_ns = self._clock.now_ns
         content = self._response.content
-        try:
+        with self._reading():
             while True:
                 data = await content.readany()
                 if not data:
                     return
                 yield now_ns(), data
-        except asyncio.TimeoutError:
-            raise TransportFailure(ErrorKind.TIMEOUT, "timed out reading the response") from None
-        except (aiohttp.ClientError, ConnectionError) as exc:
-            raise TransportFailure(ErrorKind.STREAM_BROKEN, f"stream broken: {_describe(exc)}") from None
-        finally:
-            self._response.release()
 
     async def read_body(self, limit_bytes: int) -> bytes:
-        try:
+        with self._reading():
             return await self._response.content.read(limit_bytes)
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Maps aiohttp's read errors to ``TransportFailure``; always releases the connection."""
+        try:
+            yield
         except asyncio.TimeoutError:
             raise TransportFailure(ErrorKind.TIMEOUT, "timed out reading the response") from None
         except (aiohttp.ClientError, ConnectionError) as exc:
