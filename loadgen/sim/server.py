@@ -203,9 +203,11 @@ class SimServer:
                 request.transport.close()  # type: ignore[union-attr]
                 return response
             last = position + count >= parsed.max_tokens
-            await response.write(formatter.content_chunk(position, count, last))
+            frame = formatter.content_chunk(position, count, last)
             if self.options.keep_log:
+                # stamped just before the write: the bytes reach the socket inside write()
                 log.chunk_ns.append(time.perf_counter_ns())
+            await response.write(frame)
             position += count
         await response.write(formatter.closing(position))
         await response.write_eof()
@@ -215,12 +217,9 @@ class SimServer:
         """Yields the number of new tokens at each moment the profile produces them."""
         profile = self.profile
         if isinstance(profile, FixedProfile):
-            loop = asyncio.get_running_loop()
-            due = loop.time() + profile.ttft_s
+            due = time.perf_counter() + profile.ttft_s
             for _ in range(parsed.max_tokens):
-                delay = due - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+                await _sleep_until(due)
                 yield 1
                 due += profile.itl_s
             return
@@ -276,6 +275,17 @@ class SimServer:
             for name, value in counters.items():
                 lines += [f"# TYPE {name} counter", f'{name}{{model_name="{model}"}} {value}']
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+
+async def _sleep_until(due: float) -> None:
+    """Sleep until ``perf_counter()`` reaches ``due``, never earlier. Event-loop timers have
+    millisecond granularity and may fire early; the last fraction of a millisecond is spent
+    yielding to other tasks."""
+    remaining = due - time.perf_counter()
+    if remaining > 0.001:
+        await asyncio.sleep(remaining - 0.001)
+    while time.perf_counter() < due:
+        await asyncio.sleep(0)
 
 
 def _words(start: int, count: int) -> list[str]:

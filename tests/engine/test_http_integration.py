@@ -32,31 +32,33 @@ def test_measured_ttft_and_itl_match_the_server_timings(
 ) -> None:
     sim = start_sim("fixed:40,8", keep_log=True)
     code, summary = run_cli(
-        tmp_path,
-        "--endpoint",
-        sim.url,
-        "--model",
-        "sim-llm",
-        "--concurrency",
-        str(concurrency),
-        "--requests",
-        str(3 * concurrency),
-        "--warmup",
-        "0",
-        "--max-tokens",
-        "12",
-    )
+        tmp_path, "--endpoint", sim.url, "--model", "sim-llm", "--concurrency", str(concurrency),
+        "--requests", str(3 * concurrency), "--warmup", "0", "--max-tokens", "12", "--ramp-up", "100ms",
+    )  # fmt: skip
     assert code == 0
     latency = summary["latency_ms"]
-    assert latency["ttft"]["p50"] == pytest.approx(40, abs=4)
+    # The server waits 40 ms before the first token: no correct measurement can be below it.
+    assert latency["ttft"]["min"] >= 39.9
+    assert latency["ttft"]["p50"] <= 46
     assert latency["itl"]["p50"] == pytest.approx(8, abs=1.5)
-    assert latency["tpot"]["p50"] == pytest.approx(8, abs=1.5)
-    # against what the server logged: per-request first-chunk send time vs arrival
-    server_log = [entry for entry in fetch_json(sim.url + "/sim/log") if len(entry["chunk_ns"]) == 12]  # type: ignore[union-attr]
-    server_ttft = statistics.median((e["chunk_ns"][0] - e["received_ns"]) / MS for e in server_log)
-    assert latency["ttft"]["p50"] == pytest.approx(server_ttft, abs=3)
-    assert summary["token_counting"]["output_method"] == "server_usage"
+    assert latency["tpot"]["p50"] == pytest.approx(8, abs=1.0)
     assert summary["requests"]["completed"] == 3 * concurrency
+    assert summary["token_counting"]["output_method"] == "server_usage"
+    # loadgen's own error: each chunk's arrival stamp against the time the server wrote it,
+    # requests matched by the order of their first chunk
+    origin = summary["clock"]["monotonic_start_ns"]
+    server_log = sorted(
+        (entry for entry in fetch_json(sim.url + "/sim/log") if len(entry["chunk_ns"]) == 12),  # type: ignore[union-attr]
+        key=lambda entry: entry["chunk_ns"][0],
+    )
+    records = sorted(read_records(tmp_path), key=lambda record: record["chunk_ns"][0])
+    delays_ms = [
+        (origin + arrival - written) / MS
+        for record, entry in zip(records, server_log, strict=True)
+        for arrival, written in zip(record["chunk_ns"], entry["chunk_ns"], strict=True)
+    ]
+    assert min(delays_ms) > 0  # causality: nothing arrives before it was sent
+    assert statistics.median(delays_ms) < 2.0
 
 
 def test_tgi_and_non_streaming(start_sim: SimFactory, tmp_path: Path) -> None:
@@ -160,7 +162,6 @@ def test_api_key_is_used_and_never_written(
 
 
 def test_first_token_timeout_fails_the_preflight(start_sim: SimFactory, tmp_path: Path) -> None:
-    fast = start_sim("fixed:1,1")
-    code, _ = run_cli(tmp_path, "--endpoint", fast.url, "--requests", "2", "--first-token-timeout", "1ms")
-    # the preflight itself times out: one clear error
-    assert code == 1
+    slow = start_sim("fixed:500,1")
+    code, _ = run_cli(tmp_path, "--endpoint", slow.url, "--requests", "2", "--first-token-timeout", "50ms")
+    assert code == 1  # the preflight itself times out: one clear error
