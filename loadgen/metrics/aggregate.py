@@ -104,11 +104,12 @@ class Aggregator:
         if tpot is not None:
             histograms["tpot"].record(tpot)
         itl = histograms["itl"]
-        for gap_per_token, tokens in rm.itl_samples_ns(record):
-            itl.record(gap_per_token, tokens)
-        itl_chunk = histograms["itl_chunk"]
-        for gap in rm.chunk_gaps_ns(record):
-            itl_chunk.record(gap)
+        if record.chunk_tokens is None and rm.itl_split(record) is not rm.ItlSplit.EVEN_SPLIT:
+            itl.record_many(rm.chunk_gaps_ns(record))  # one token per chunk: ITL samples are the gaps
+        else:
+            for gap_per_token, tokens in rm.itl_samples_ns(record):
+                itl.record(gap_per_token, tokens)
+        histograms["itl_chunk"].record_many(rm.chunk_gaps_ns(record))
         rate = rm.output_tokens_per_s(record)
         if rate is not None:
             histograms["output_tokens_per_s"].record(rate)

@@ -93,9 +93,15 @@ def encode_json(body: dict[str, object]) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+try:
+    from orjson import loads as _fast_loads
+except ImportError:  # orjson is a dependency, but the codecs work without it
+    _fast_loads = json.loads
+
+
 def decode_json(data: str | bytes, what: str) -> object:
     try:
-        return json.loads(data)
+        return _fast_loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         preview = data[:80] if isinstance(data, str) else data[:80].decode("utf-8", "replace")
         raise ProtocolError(f"{what} is not valid JSON ({exc}): {preview!r}") from None
