@@ -93,6 +93,7 @@ def encode_json(body: dict[str, object]) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+_fast_loads: Callable[[str | bytes], object]
 try:
     from orjson import loads as _fast_loads
 except ImportError:  # orjson is a dependency, but the codecs work without it
