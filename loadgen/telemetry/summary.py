@@ -1,0 +1,108 @@
+"""Telemetry layer: one level's samples reduced to the figures users compare across levels.
+
+Energy comes from the GPU's total-energy counter (the difference between the first and last
+sample in the window) when the GPU has one, else from integrating power over time (trapezoids);
+the summary says which. Per output token figures use the level's output token count.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+
+from loadgen.telemetry.model import Sample
+
+
+def _series(samples: list[Sample], source: str) -> dict[str, list[Sample]]:
+    by_device: dict[str, list[Sample]] = defaultdict(list)
+    for sample in samples:
+        if sample.source == source:
+            by_device[sample.device].append(sample)
+    return by_device
+
+
+def _stats(samples: list[Sample], key: str, scale: float = 1.0) -> dict[str, float] | None:
+    values = [sample.values[key] * scale for sample in samples if key in sample.values]
+    if not values:
+        return None
+    return {"mean": round(sum(values) / len(values), 3), "max": round(max(values), 3)}
+
+
+def _energy_j(samples: list[Sample]) -> tuple[float, str] | None:
+    counter = [(s.t_ns, s.values["energy_j"]) for s in samples if "energy_j" in s.values]
+    if len(counter) >= 2:
+        return counter[-1][1] - counter[0][1], "energy_counter"
+    power = [(s.t_ns, s.values["power_w"]) for s in samples if "power_w" in s.values]
+    if len(power) >= 2:
+        joules = sum((t1 - t0) / 1e9 * (p0 + p1) / 2 for (t0, p0), (t1, p1) in itertools.pairwise(power))
+        return joules, "power_integral"
+    return None
+
+
+def summarize_window(samples: list[Sample], output_tokens: int) -> dict[str, object]:
+    summary: dict[str, object] = {"samples": len(samples)}
+    gpus: dict[str, object] = {}
+    total_energy = 0.0
+    energy_methods = set()
+    for device, series in sorted(_series(samples, "gpu").items()):
+        figures: dict[str, object] = {
+            "util_percent": _stats(series, "gpu_util_percent"),
+            "mem_util_percent": _stats(series, "mem_util_percent"),
+            "memory_used_gib": _stats(series, "memory_used_bytes", 1 / 2**30),
+            "power_w": _stats(series, "power_w"),
+            "sm_clock_mhz": _stats(series, "sm_clock_mhz"),
+            "temperature_c": _stats(series, "temperature_c"),
+            "throttled_samples": sum(1 for s in series if s.values.get("throttle_reasons", 0) not in (0, 1)),
+        }
+        energy = _energy_j(series)
+        if energy is not None:
+            figures["energy_j"] = round(energy[0], 3)
+            total_energy += energy[0]
+            energy_methods.add(energy[1])
+        gpus[device] = figures
+    if gpus:
+        summary["gpu"] = gpus
+        if energy_methods:
+            summary["energy_j"] = round(total_energy, 3)
+            summary["energy_method"] = "+".join(sorted(energy_methods))
+            if output_tokens:
+                summary["joules_per_output_token"] = round(total_energy / output_tokens, 6)
+            if total_energy > 0:
+                summary["output_tokens_per_joule"] = round(output_tokens / total_energy, 6)
+    cores = _series(samples, "neuron")
+    if cores:
+        summary["neuron"] = {
+            device: {
+                "core_util_percent": _stats(series, "core_util_percent"),
+                "device_memory_used_gib": _stats(series, "device_memory_used_bytes", 1 / 2**30),
+                "execution_latency_p99_ms": _stats(series, "execution_latency_p99_ms"),
+            }
+            for device, series in sorted(cores.items())
+        }
+    for source, keys in (("host", ("cpu_percent", "memory_used_bytes")), ("process", ("cpu_percent", "rss_bytes"))):
+        source_series = _series(samples, source).get("")
+        if source_series:
+            summary[source] = {key: _stats(source_series, key) for key in keys}
+    server = _series(samples, "server").get("")
+    if server:
+        summary["server"] = _server_summary(server)
+    return summary
+
+
+def _server_summary(series: list[Sample]) -> dict[str, object]:
+    figures: dict[str, object] = {
+        "requests_running": _stats(series, "requests_running"),
+        "requests_waiting": _stats(series, "requests_waiting"),
+        "kv_cache_usage_percent": _stats(series, "kv_cache_usage", 100.0),
+        "generation_tokens_per_s": _stats(series, "generation_tokens_per_s"),
+    }
+    first, last = series[0].values, series[-1].values
+    drafted = last.get("spec_draft_tokens_total", 0.0) - first.get("spec_draft_tokens_total", 0.0)
+    accepted = last.get("spec_accepted_tokens_total", 0.0) - first.get("spec_accepted_tokens_total", 0.0)
+    if drafted > 0:
+        figures["spec_acceptance_rate"] = round(accepted / drafted, 4)
+    executions = last.get("executions_total", 0.0) - first.get("executions_total", 0.0)
+    succeeded = last.get("requests_succeeded_total", 0.0) - first.get("requests_succeeded_total", 0.0)
+    if executions > 0:
+        figures["average_batch_size"] = round(succeeded / executions, 3)
+    return {name: value for name, value in figures.items() if value is not None}
