@@ -13,9 +13,9 @@ from pathlib import Path
 from rich.console import Console
 
 from loadgen import __version__
-from loadgen.config import Arrival, EndpointConfig, GenerationConfig, LoadConfig, LoadMode
+from loadgen.config import Arrival, EndpointConfig, GenerationConfig, LoadConfig, LoadMode, TelemetryConfig
 from loadgen.errors import ConfigError, LoadgenError
-from loadgen.options import OPTIONS, Settings, convert, load_scenario, resolve
+from loadgen.options import OPTIONS, OPTIONS_BY_NAME, Settings, convert, load_scenario, resolve
 from loadgen.prompts.loaders import load_prompts
 from loadgen.prompts.synthetic import parse_synthetic, synthesize
 from loadgen.session import Plan, execute
@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--api-key-env", default=None, help="require the API key held in this environment variable")
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--keep-log", action="store_true", help="keep chunk send times, served at /sim/log")
+    monitor = commands.add_parser("monitor", help="sample telemetry on this host and serve it to 'loadgen run'")
+    monitor.add_argument("--listen", default="127.0.0.1:9400", help="HOST:PORT to serve on (port 0: any free port)")
+    monitor.add_argument("--telemetry", default="gpu,host", help="sources to sample: gpu, neuron, host, server")
+    monitor.add_argument("--interval", default="250ms", help="sampling interval")
+    monitor.add_argument("--server-metrics", default=None, help="Prometheus URL of a server on this host")
+    monitor.add_argument("--gpu-devices", default="", help="GPUs to sample: indices or UUIDs (default: all)")
     return parser
 
 
@@ -73,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             return execute(plan, console)
         if args.command == "serve-sim":
             return serve_sim(args)
+        if args.command == "monitor":
+            return run_monitor(args, console)
         parser.print_help()
         return EXIT_USAGE
     except LoadgenError as exc:
@@ -115,6 +123,25 @@ def serve_sim(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise LoadgenError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
     return 0
+
+
+def run_monitor(args: argparse.Namespace, console: Console) -> int:
+    from loadgen.telemetry.monitor import serve_monitor
+
+    host, _, port_text = args.listen.rpartition(":")
+    if not host or not port_text.isdigit():
+        raise ConfigError(f"--listen {args.listen}: expected HOST:PORT, e.g. 127.0.0.1:9400")
+    sources = convert(OPTIONS_BY_NAME["telemetry"], args.telemetry, "--telemetry")
+    interval_s = convert(OPTIONS_BY_NAME["telemetry_interval"], args.interval, "--interval")
+    if "server" in sources and not args.server_metrics:  # type: ignore[operator]
+        raise ConfigError("--telemetry server: give --server-metrics URL (the server's Prometheus endpoint)")
+    config = TelemetryConfig(
+        sources=sources,  # type: ignore[arg-type]
+        interval_s=interval_s,  # type: ignore[arg-type]
+        server_metrics_url=args.server_metrics,
+        gpu_devices=tuple(device for device in args.gpu_devices.split(",") if device),
+    )
+    return serve_monitor(config, host, int(port_text), console)
 
 
 def build_plan(args: argparse.Namespace, sweep: bool) -> Plan:
@@ -174,6 +201,14 @@ def build_plan(args: argparse.Namespace, sweep: bool) -> Plan:
         secrets=tuple(secrets),
         quiet=settings.quiet,
         config_record=tuple(settings.recorded().items()),
+        telemetry=TelemetryConfig(
+            sources=settings.telemetry,
+            interval_s=settings.telemetry_interval,
+            remote_url=settings.telemetry_url,
+            server_metrics_url=settings.server_metrics,
+            server_metric_names=settings.server_metric,
+            gpu_devices=settings.gpu_devices,
+        ),
     )
 
 

@@ -85,3 +85,17 @@ class RunConfig:
     tokenizer: str | None = None
     hlog_interval_s: float = 1.0
     labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryConfig:
+    sources: tuple[str, ...] = ()  # "gpu", "neuron", "host", "server"
+    interval_s: float = 0.25
+    remote_url: str | None = None
+    server_metrics_url: str | None = None  # None: the endpoint's /metrics
+    server_metric_names: tuple[str, ...] = ()
+    gpu_devices: tuple[str, ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.sources or self.remote_url)

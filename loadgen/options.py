@@ -96,6 +96,23 @@ def _extra_body(value: object) -> dict[str, object]:
     return parsed
 
 
+TELEMETRY_SOURCES = ("gpu", "neuron", "host", "server")
+
+
+def _telemetry(value: object) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else str(value).split(",")
+    names = tuple(str(item).strip() for item in items if str(item).strip())
+    for name in names:
+        if name not in TELEMETRY_SOURCES:
+            raise ValueError(f"unknown telemetry source {name!r}; expected some of {', '.join(TELEMETRY_SOURCES)}")
+    return names
+
+
+def _names(value: object) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else str(value).split(",")
+    return tuple(str(item).strip() for item in items if str(item).strip())
+
+
 def _headers(value: object) -> list[tuple[str, str]]:
     if isinstance(value, dict):
         return [(str(name), str(item)) for name, item in value.items()]
@@ -161,6 +178,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("sim_profile", _str, "llama2-7b-h100", "built-in simulator profile when no --endpoint is given", "NAME"),
     Option("hlog_interval", parse_duration_s, 1.0, "interval of the .hlog histogram logs", "T"),
     Option("quiet", _bool, False, "no live status line", flag_kind="flag"),
+    Option("telemetry", _telemetry, (), f"sample {','.join(TELEMETRY_SOURCES)} while the load runs", "LIST"),
+    Option("telemetry_interval", parse_duration_s, 0.25, "telemetry sampling interval", "T"),
+    Option("telemetry_url", _str, None, "pull telemetry from 'loadgen monitor' on another host", "URL"),
+    Option("server_metrics", _str, None, "Prometheus URL of the server (default: ENDPOINT/metrics)", "URL"),
+    Option("server_metric", _names, (), "other server metric names to record (comma-separated)", "NAMES"),
+    Option("gpu_devices", _names, (), "GPUs to sample: indices or UUIDs (default: all)", "LIST"),
 )
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 
@@ -240,6 +263,12 @@ class Settings:
     sim_profile: str
     hlog_interval: float
     quiet: bool
+    telemetry: tuple[str, ...]
+    telemetry_interval: float
+    telemetry_url: str | None
+    server_metrics: str | None
+    server_metric: tuple[str, ...]
+    gpu_devices: tuple[str, ...]
 
     def recorded(self) -> dict[str, object]:
         """The options worth recording with results (header values can hold secrets)."""

@@ -12,14 +12,14 @@ import contextlib
 import signal
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from rich.console import Console
 
 from loadgen.clock import MonotonicClock, wall_time_iso
-from loadgen.config import EndpointConfig, GenerationConfig, LoadConfig, LoadMode, SloTarget
+from loadgen.config import EndpointConfig, GenerationConfig, LoadConfig, LoadMode, SloTarget, TelemetryConfig
 from loadgen.engine.monitor import ClientMonitor
 from loadgen.engine.preflight import discover_model, preflight
 from loadgen.engine.publisher import Publisher
@@ -31,10 +31,12 @@ from loadgen.metrics.summary import RunInfo, build_summary
 from loadgen.prompts import Prompt, PromptPicker
 from loadgen.protocols import get_codec
 from loadgen.protocols.base import GenerationParams
-from loadgen.report.console import LiveStatus, print_run, sweep_table
+from loadgen.report.console import LiveStatus, print_run, sweep_table, telemetry_table
 from loadgen.report.files import HlogWriter, RecordWriter, write_json
 from loadgen.sim.process import SimProcess, SimSpec
 from loadgen.sim.server import SimOptions
+from loadgen.telemetry.sidecar import SidecarSampler
+from loadgen.telemetry.summary import summarize_window
 from loadgen.tokenizer import TokenCounter, load_token_counter
 from loadgen.transport.http import HttpTransport
 
@@ -61,6 +63,7 @@ class Plan:
     secrets: tuple[str, ...] = ()
     quiet: bool = False
     config_record: tuple[tuple[str, object], ...] = ()
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
 
 
 def redactor(secrets: tuple[str, ...]) -> Callable[[str], str]:
@@ -122,18 +125,23 @@ async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console)
     endpoint = await _prepare_endpoint(plan, endpoint, token_counter, redact, console)
     write_json(plan.output_dir / "config.json", _config_json(plan, endpoint))
     summaries: list[dict[str, object]] = []
-    for number, load in enumerate(plan.levels, 1):
-        level_dir = plan.output_dir / f"level-{number:02d}-{_level_name(load)}" if plan.sweep else plan.output_dir
-        label = f"[{number}/{len(plan.levels)}] {load.describe()}" if plan.sweep else load.describe()
-        summary = await _run_level(plan, endpoint, load, level_dir, label, stop, token_counter, redact, console)
-        summaries.append(summary)
-        if plan.sweep:
-            write_json(plan.output_dir / "sweep.json", _sweep_json(plan, endpoint, summaries))
-            _print_level_line(console, label, summary)
-        if stop.is_set():
-            break
+    with _telemetry(plan, endpoint, console) as sidecar:
+        for number, load in enumerate(plan.levels, 1):
+            level_dir = plan.output_dir / f"level-{number:02d}-{_level_name(load)}" if plan.sweep else plan.output_dir
+            label = f"[{number}/{len(plan.levels)}] {load.describe()}" if plan.sweep else load.describe()
+            summary = await _run_level(
+                plan, endpoint, load, level_dir, label, stop, token_counter, redact, console, sidecar
+            )
+            summaries.append(summary)
+            if plan.sweep:
+                write_json(plan.output_dir / "sweep.json", _sweep_json(plan, endpoint, summaries))
+                _print_level_line(console, label, summary)
+            if stop.is_set():
+                break
     if plan.sweep:
         console.print(sweep_table(summaries))
+    if any(summary.get("telemetry") for summary in summaries):
+        console.print(telemetry_table(summaries))
     console.print(f"Results in {plan.output_dir}", style="dim")
     if stop.is_set():
         console.print("Interrupted: results so far were written and marked partial.", style="bold yellow")
@@ -160,6 +168,33 @@ async def _prepare_endpoint(
     finally:
         await transport.close()
     return endpoint
+
+
+@contextlib.contextmanager
+def _telemetry(plan: Plan, endpoint: EndpointConfig, console: Console) -> Iterator[SidecarSampler | None]:
+    """The sampling sidecar for the whole command, writing ``telemetry.jsonl``; None if not asked for."""
+    if not plan.telemetry.enabled:
+        yield None
+        return
+    sidecar = SidecarSampler(plan.telemetry, endpoint.url, plan.output_dir / "telemetry.jsonl")
+    try:
+        for source, reason in sidecar.start().items():
+            console.print(f"telemetry: {source} not available: {reason}", style="yellow")
+        yield sidecar
+    finally:
+        sidecar.stop()
+
+
+async def _level_telemetry(
+    sidecar: SidecarSampler, start_ns: int, end_ns: int, output_tokens: int, cpu_at_start: float | None
+) -> dict[str, object]:
+    summary = summarize_window(await asyncio.to_thread(sidecar.window, start_ns, end_ns), output_tokens)
+    sampler = await asyncio.to_thread(sidecar.stats)
+    cpu_now = sidecar.cpu_seconds()
+    if cpu_now is not None and cpu_at_start is not None and end_ns > start_ns:
+        sampler["sidecar_cpu_percent_of_core"] = round(100 * (cpu_now - cpu_at_start) / ((end_ns - start_ns) / 1e9), 3)
+    summary["sampler"] = sampler
+    return summary
 
 
 def _transport(endpoint: EndpointConfig, max_connections: int) -> HttpTransport:
@@ -206,6 +241,7 @@ async def _run_level(
     token_counter: TokenCounter | None,
     redact: Callable[[str], str],
     console: Console,
+    sidecar: SidecarSampler | None = None,
 ) -> dict[str, object]:
     level_dir.mkdir(parents=True, exist_ok=True)
     clock = MonotonicClock()
@@ -222,6 +258,9 @@ async def _run_level(
     context = _context(plan, endpoint, transport, clock, token_counter, redact, run_start_ns)
     runner = LoadRunner(load, context, PromptPicker(plan.prompts, load.seed), publisher.publish, stop)
     monitor_task = asyncio.ensure_future(monitor.run())
+    sidecar_cpu = sidecar.cpu_seconds() if sidecar is not None else None
+    if sidecar is not None:
+        await asyncio.to_thread(sidecar.sample_now)  # a sample at the level's first instant
     stop_reason = StopReason.INTERRUPTED
     try:
         status = LiveStatus(
@@ -253,6 +292,11 @@ async def _run_level(
             epoch_start_s=started_epoch_s,
         )
         summary = build_summary(aggregator, info)
+        if sidecar is not None:
+            await asyncio.to_thread(sidecar.sample_now)  # and one at its last
+            summary["telemetry"] = await _level_telemetry(
+                sidecar, run_start_ns, clock.now_ns(), aggregator.output_tokens, sidecar_cpu
+            )
         hlog.close()
         write_json(level_dir / "summary.json", summary)
     if not plan.sweep:

@@ -203,3 +203,44 @@ def sweep_table(summaries: Sequence[dict]) -> Table:  # type: ignore[type-arg]
     if notes:
         table.caption = " · ".join(notes)
     return table
+
+
+def _gpu_figure(telemetry: dict, key: str, stat: str, combine: Callable[[list[float]], float]) -> float | None:  # type: ignore[type-arg]
+    values = [gpu[key][stat] for gpu in (telemetry.get("gpu") or {}).values() if gpu.get(key)]
+    return combine(values) if values else None
+
+
+def telemetry_table(summaries: Sequence[dict]) -> Table:  # type: ignore[type-arg]
+    """One row per level: the accelerator and server state beside the load."""
+    table = Table(title="telemetry per level", title_justify="left", padding=(0, 1), pad_edge=False)
+    for column in (
+        "level",
+        "GPU\nutil %",
+        "GPU\npower W",
+        "J per\nout tok",
+        "KV\npeak %",
+        "waiting\nmax",
+        "running\nmean",
+        "host\nCPU %",
+        "loadgen\nCPU %",
+    ):
+        table.add_column(column, justify="right", no_wrap=True)
+    for summary in summaries:
+        telemetry = summary.get("telemetry") or {}
+        server = telemetry.get("server") or {}
+
+        def stat(block: dict | None, name: str) -> object:  # type: ignore[type-arg]
+            return (block or {}).get(name) if block else None
+
+        table.add_row(
+            level_label(summary),
+            _number(_gpu_figure(telemetry, "util_percent", "mean", lambda v: sum(v) / len(v))),
+            _number(_gpu_figure(telemetry, "power_w", "mean", sum)),
+            _number(telemetry.get("joules_per_output_token"), 3),
+            _number(stat(server.get("kv_cache_usage_percent"), "max")),
+            _number(stat(server.get("requests_waiting"), "max"), 0),
+            _number(stat(server.get("requests_running"), "mean")),
+            _number(stat((telemetry.get("host") or {}).get("cpu_percent"), "mean")),
+            _number(stat((telemetry.get("process") or {}).get("cpu_percent"), "mean")),
+        )
+    return table

@@ -76,6 +76,10 @@ class Sampler:
     def active(self) -> bool:
         return bool(self._sources)
 
+    @property
+    def sources(self) -> list[Source]:
+        return list(self._sources)
+
     def _run(self) -> None:
         next_poll = time.monotonic()
         while not self._stop.is_set():

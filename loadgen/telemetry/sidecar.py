@@ -1,0 +1,116 @@
+"""Telemetry layer: the load generator's handle on the sidecar sampling process.
+
+Samples land in ``telemetry.jsonl`` (written by the child); this side reads them back for each
+level's window. ``t_ns`` is ``perf_counter_ns``, which on Linux and macOS is the system-wide
+monotonic clock, shared by both processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import select
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+from loadgen.config import TelemetryConfig
+from loadgen.errors import LoadgenError
+from loadgen.telemetry.model import Sample
+
+REPLY_TIMEOUT_S = 30.0
+
+
+class SidecarSampler:
+    def __init__(self, config: TelemetryConfig, endpoint_url: str, output: Path) -> None:
+        self._config = config
+        self._endpoint_url = endpoint_url
+        self.output = output
+        self._process: subprocess.Popen[str] | None = None
+        self._offset = 0
+        self._partial = ""
+        self.samples: list[Sample] = []
+        self.unavailable: dict[str, str] = {}
+        self.final_stats: dict[str, object] | None = None
+
+    def start(self) -> dict[str, str]:
+        self.output.touch()
+        settings = {
+            "config": dataclasses.asdict(self._config), "output": str(self.output),
+            "endpoint_url": self._endpoint_url, "client_pid": os.getpid(),
+        }  # fmt: skip
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "loadgen.telemetry.child", json.dumps(settings)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        ready = self._reply()
+        self.unavailable = dict(ready.get("unavailable") or {})  # type: ignore[call-overload]
+        return self.unavailable
+
+    def _reply(self) -> dict[str, object]:
+        process = self._process
+        assert process is not None and process.stdout is not None
+        readable, _, _ = select.select([process.stdout], [], [], REPLY_TIMEOUT_S)
+        line = process.stdout.readline() if readable else ""
+        if not line:
+            error = process.stderr.read()[-500:] if process.stderr and process.poll() is not None else ""
+            raise LoadgenError(f"the telemetry sidecar stopped answering: {error.strip() or 'no reply'}")
+        return json.loads(line)  # type: ignore[no-any-return]
+
+    def _command(self, command: str) -> dict[str, object]:
+        assert self._process is not None and self._process.stdin is not None
+        self._process.stdin.write(command + "\n")
+        self._process.stdin.flush()
+        return self._reply()
+
+    def sample_now(self) -> None:
+        self._command("sample")
+
+    def stats(self) -> dict[str, object]:
+        return self._command("stats").get("stats") or {}  # type: ignore[return-value]
+
+    def _read_new_samples(self) -> None:
+        with self.output.open("r", encoding="utf-8") as handle:
+            handle.seek(self._offset)
+            text = self._partial + handle.read()
+            self._offset = handle.tell()
+        lines = text.split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            if line:
+                entry = json.loads(line)
+                values = {k: v for k, v in entry.items() if k not in ("t_ns", "source", "device")}
+                self.samples.append(Sample(entry["t_ns"], entry["source"], entry["device"], values))
+
+    def window(self, start_ns: int, end_ns: int) -> list[Sample]:
+        self._read_new_samples()
+        return [sample for sample in self.samples if start_ns <= sample.t_ns <= end_ns]
+
+    def cpu_seconds(self) -> float | None:
+        """The sidecar process's whole CPU time so far (start-up included)."""
+        if self._process is None or self._process.poll() is not None:
+            return None
+        times = psutil.Process(self._process.pid).cpu_times()
+        return times.user + times.system
+
+    def stop(self) -> dict[str, object] | None:
+        process = self._process
+        if process is None:
+            return self.final_stats
+        try:
+            if process.poll() is None:
+                self.final_stats = self._command("stop").get("stats")  # type: ignore[assignment]
+        except (LoadgenError, OSError, ValueError):
+            pass
+        finally:
+            if process.poll() is None:
+                process.terminate()
+            process.wait(10)
+            for stream in (process.stdin, process.stdout, process.stderr):
+                if stream is not None:
+                    stream.close()
+            self._process = None
+        return self.final_stats
