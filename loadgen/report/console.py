@@ -216,13 +216,13 @@ def telemetry_table(summaries: Sequence[dict]) -> Table:  # type: ignore[type-ar
     for column in (
         "level",
         "GPU\nutil %",
-        "GPU\npower W",
+        "GPU\nW",
         "J per\nout tok",
-        "KV\npeak %",
-        "waiting\nmax",
-        "running\nmean",
+        "KV %\npeak",
+        "queue\nmax",
+        "batch\nmean",
         "host\nCPU %",
-        "loadgen\nCPU %",
+        "client\nCPU %",
     ):
         table.add_column(column, justify="right", no_wrap=True)
     for summary in summaries:

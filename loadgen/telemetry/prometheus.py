@@ -50,9 +50,11 @@ def parse_exposition(text: str, extra_names: tuple[str, ...] = ()) -> dict[str, 
     values: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            name = KNOWN_METRICS.get(sample.name)
-            if name is None and sample.name in extra_names:
-                name = sample.name
+            # the parser renames a counter's samples to <family>_total (Triton's have no suffix)
+            spellings = (sample.name, sample.name.removesuffix("_total"))
+            name = next((KNOWN_METRICS[spelling] for spelling in spellings if spelling in KNOWN_METRICS), None)
+            if name is None:
+                name = next((spelling for spelling in spellings if spelling in extra_names), None)
             if name is None:
                 continue
             values[name] = values.get(name, 0.0) + float(sample.value)

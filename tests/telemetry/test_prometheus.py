@@ -1,0 +1,73 @@
+import pytest
+
+from loadgen.telemetry.model import SourceUnavailable
+from loadgen.telemetry.prometheus import PrometheusSource, parse_exposition
+from tests.conftest import SimFactory, free_port
+
+VLLM = """# HELP vllm:num_requests_running Number of requests in model execution batches.
+# TYPE vllm:num_requests_running gauge
+vllm:num_requests_running{engine="0",model_name="m"} 12.0
+vllm:num_requests_running{engine="1",model_name="m"} 4.0
+# TYPE vllm:num_requests_waiting gauge
+vllm:num_requests_waiting{engine="0",model_name="m"} 3.0
+# TYPE vllm:kv_cache_usage_perc gauge
+vllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.42
+# TYPE vllm:generation_tokens_total counter
+vllm:generation_tokens_total{model_name="m"} 1000.0
+# TYPE vllm:e2e_request_latency_seconds histogram
+vllm:e2e_request_latency_seconds_bucket{le="0.3",model_name="m"} 1.0
+vllm:e2e_request_latency_seconds_count{model_name="m"} 3.0
+"""
+TRITON = """# TYPE nv_inference_request_success counter
+nv_inference_request_success{model="ensemble",version="1"} 200
+nv_inference_request_success{model="tensorrt_llm",version="1"} 200
+# TYPE nv_inference_exec_count counter
+nv_inference_exec_count{model="tensorrt_llm",version="1"} 50
+# TYPE nv_inference_pending_request_count gauge
+nv_inference_pending_request_count{model="tensorrt_llm",version="1"} 7
+"""
+TGI_LLAMACPP = """# TYPE tgi_queue_size gauge
+tgi_queue_size 5
+# TYPE llamacpp:kv_cache_usage_ratio gauge
+llamacpp:kv_cache_usage_ratio 0.25
+# TYPE custom_metric gauge
+custom_metric{a="b"} 9
+"""
+
+
+def test_known_names_are_mapped_and_summed_over_labels() -> None:
+    assert parse_exposition(VLLM) == {
+        "requests_running": 16.0, "requests_waiting": 3.0, "kv_cache_usage": 0.42, "generation_tokens_total": 1000.0,
+    }  # fmt: skip
+    assert parse_exposition(TRITON) == {
+        "requests_succeeded_total": 400.0, "executions_total": 50.0, "requests_waiting": 7.0,
+    }  # fmt: skip
+
+
+def test_other_servers_and_names_asked_for() -> None:
+    assert parse_exposition(TGI_LLAMACPP, extra_names=("custom_metric",)) == {
+        "requests_waiting": 5.0, "kv_cache_usage": 0.25, "custom_metric": 9.0,
+    }  # fmt: skip
+
+
+def test_malformed_exposition_raises() -> None:
+    with pytest.raises(ValueError):
+        parse_exposition("metric{unclosed 1\n")
+
+
+def test_scrape_of_the_simulator_with_counter_rates(start_sim: SimFactory) -> None:
+    sim = start_sim("llama2-7b-h100")
+    source = PrometheusSource(sim.url + "/metrics")
+    source.open()
+    first = source.read(1_000_000_000)[0].values
+    assert first["requests_running"] == 0 and "kv_cache_usage" in first
+    second = source.read(2_000_000_000)[0].values
+    assert second["generation_tokens_per_s"] == 0.0  # idle server: a rate of zero, measured
+
+
+def test_unreachable_or_unknown_endpoints_are_unavailable(start_sim: SimFactory) -> None:
+    with pytest.raises(SourceUnavailable, match="cannot scrape"):
+        PrometheusSource(f"http://127.0.0.1:{free_port()}/metrics").open()
+    sim = start_sim("fixed:1,1")  # serves /metrics without engine metrics
+    with pytest.raises(SourceUnavailable, match="none of the known server metrics"):
+        PrometheusSource(sim.url + "/metrics").open()
