@@ -79,3 +79,24 @@ def test_bad_telemetry_flags(capsys: pytest.CaptureFixture[str]) -> None:
     assert "unknown telemetry source 'tpu'" in capsys.readouterr().err
     assert main(["monitor", "--listen", "nowhere"]) == 2
     assert "expected HOST:PORT" in capsys.readouterr().err
+
+
+def test_energy_per_token_end_to_end_with_a_gpu_that_reports_energy(
+    start_sim: SimFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = Path(__file__).parent / "fake_pynvml"
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(fake), os.environ.get("PYTHONPATH", "")]))
+    sim = start_sim("fixed:5,2")
+    output = tmp_path / "out"
+    code = main(["run", "--quiet", "--endpoint", sim.url, "--requests", "8", "--concurrency", "2",
+                 "--max-tokens", "100", "--telemetry", "gpu", "--telemetry-interval", "100ms",
+                 "--output", str(output)])  # fmt: skip
+    assert code == 0
+    summary = json.loads((output / "summary.json").read_text())
+    telemetry = summary["telemetry"]
+    assert telemetry["gpu"]["0"]["power_w"]["mean"] == 350.0
+    assert telemetry["energy_method"] == "energy_counter"
+    # the fake GPU draws 350 W from the level's first sample to its last, which span the measured window
+    assert telemetry["energy_j"] >= 350 * summary["measured_window_s"]
+    tokens = summary["tokens"]["output_total"]
+    assert telemetry["joules_per_output_token"] == pytest.approx(telemetry["energy_j"] / tokens)
