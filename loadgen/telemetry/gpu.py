@@ -2,8 +2,9 @@
 
 Per device: GPU and memory-controller utilisation, memory used/total, power, the total-energy
 counter (joules since the driver loaded: differences give energy over a window), SM and memory
-clocks, temperature, the clock-throttle reason bitmask, PCIe throughput, and the memory used by
-the processes NVML can see. A reading NVML does not support on a device is left out, never 0.
+clocks, temperature, the clock-throttle reason bitmask, PCIe throughput, NVLink data counters
+(bytes since the driver loaded, all links), and the memory used by the processes NVML can see.
+A reading the device, the driver or the installed binding does not support is left out, never 0.
 MIG instances are listed as ``<parent>/mig<index>`` with their memory.
 """
 
@@ -79,7 +80,8 @@ class NvmlSource:
         values: dict[str, float] = {}
 
         def take(read: Callable[[], None]) -> None:
-            with contextlib.suppress(nvml.NVMLError):  # unsupported on this device or MIG instance
+            # NVMLError: unsupported by this device or MIG instance; AttributeError: an older binding
+            with contextlib.suppress(nvml.NVMLError, AttributeError):
                 read()
 
         def utilization() -> None:
@@ -116,12 +118,20 @@ class NvmlSource:
                 nvml.nvmlDeviceGetPcieThroughput(handle, nvml.NVML_PCIE_UTIL_RX_BYTES) * 1024.0
             )
 
+        def nvlink() -> None:  # cumulative KiB over all links; the summary turns them into rates
+            fields = nvml.nvmlDeviceGetFieldValues(
+                handle, [nvml.NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX, nvml.NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX]
+            )
+            for key, field in zip(("nvlink_tx_bytes_total", "nvlink_rx_bytes_total"), fields, strict=True):
+                if field.nvmlReturn == 0:
+                    values[key] = float(field.value.ullVal) * 1024.0
+
         def processes() -> None:
             running = nvml.nvmlDeviceGetComputeRunningProcesses(handle)
             values["processes"] = float(len(running))
             values["process_memory_bytes"] = float(sum(p.usedGpuMemory or 0 for p in running))
 
-        for read in (utilization, memory, power, energy, clocks, temperature, throttle, pcie, processes):
+        for read in (utilization, memory, power, energy, clocks, temperature, throttle, pcie, nvlink, processes):
             take(read)
         return values
 

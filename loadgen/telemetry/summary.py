@@ -39,6 +39,13 @@ def _energy_j(samples: list[Sample]) -> tuple[float, str] | None:
     return None
 
 
+def _counter_rate(samples: list[Sample], key: str) -> float | None:
+    points = [(s.t_ns, s.values[key]) for s in samples if key in s.values]
+    if len(points) < 2 or points[-1][0] <= points[0][0]:
+        return None
+    return round((points[-1][1] - points[0][1]) / ((points[-1][0] - points[0][0]) / 1e9), 3)
+
+
 def summarize_window(samples: list[Sample], output_tokens: int) -> dict[str, object]:
     summary: dict[str, object] = {"samples": len(samples)}
     gpus: dict[str, object] = {}
@@ -53,6 +60,10 @@ def summarize_window(samples: list[Sample], output_tokens: int) -> dict[str, obj
             "sm_clock_mhz": _stats(series, "sm_clock_mhz"),
             "temperature_c": _stats(series, "temperature_c"),
             "throttled_samples": sum(1 for s in series if s.values.get("throttle_reasons", 0) not in (0, 1)),
+            "pcie_tx_bytes_per_s": _stats(series, "pcie_tx_bytes_per_s"),
+            "pcie_rx_bytes_per_s": _stats(series, "pcie_rx_bytes_per_s"),
+            "nvlink_tx_bytes_per_s": _counter_rate(series, "nvlink_tx_bytes_total"),
+            "nvlink_rx_bytes_per_s": _counter_rate(series, "nvlink_rx_bytes_total"),
         }
         energy = _energy_j(series)
         if energy is not None:

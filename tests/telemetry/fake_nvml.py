@@ -19,6 +19,8 @@ NVML_CLOCK_MEM = 2
 NVML_TEMPERATURE_GPU = 0
 NVML_PCIE_UTIL_TX_BYTES = 0
 NVML_PCIE_UTIL_RX_BYTES = 1
+NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX = 138
+NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX = 139
 
 
 class FakeNvml:
@@ -90,6 +92,14 @@ class FakeNvml:
 
     def nvmlDeviceGetPcieThroughput(self, handle: tuple[str, int], counter: int) -> int:
         return 2048 if counter == NVML_PCIE_UTIL_TX_BYTES else 1024
+
+    def nvmlDeviceGetFieldValues(self, handle: tuple[str, int], field_ids: list[int]) -> list[SimpleNamespace]:
+        if handle[0] == "mig":
+            raise NVMLError_NotSupported("no NVLink on MIG")
+        status = 0 if handle[1] == 0 else 3  # the second GPU has no NVLink: NVML_ERROR_NOT_SUPPORTED
+        return [
+            SimpleNamespace(nvmlReturn=status, value=SimpleNamespace(ullVal=1000 + field_id)) for field_id in field_ids
+        ]
 
     def nvmlDeviceGetComputeRunningProcesses(self, handle: tuple[str, int]) -> list[SimpleNamespace]:
         return [SimpleNamespace(pid=1, usedGpuMemory=20 * 2**30), SimpleNamespace(pid=2, usedGpuMemory=None)]

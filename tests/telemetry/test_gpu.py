@@ -20,6 +20,8 @@ def test_readings_of_every_device_and_mig_instance() -> None:
     assert gpu0["temperature_c"] == 61
     assert gpu0["throttle_reasons"] == 4
     assert gpu0["pcie_tx_bytes_per_s"] == 2048 * 1024
+    assert gpu0["nvlink_tx_bytes_total"] == (1000 + 138) * 1024
+    assert "nvlink_tx_bytes_total" not in samples["1"]
     assert gpu0["processes"] == 2 and gpu0["process_memory_bytes"] == 20 * 2**30
     assert "energy_j" not in samples["1"]  # unsupported readings are left out, never 0
     assert "gpu_util_percent" not in samples["1/mig0"]

@@ -90,3 +90,8 @@ def test_server_figures_over_the_window() -> None:
     assert figures["kv_cache_usage_percent"] == {"mean": 35.0, "max": 60.0}  # type: ignore[index]
     assert figures["spec_acceptance_rate"] == pytest.approx(240 / 400)  # type: ignore[index]
     assert figures["average_batch_size"] == pytest.approx(80 / 20)  # type: ignore[index]
+
+
+def test_nvlink_counter_becomes_a_rate() -> None:
+    samples = [gpu(0, nvlink_tx_bytes_total=1e9), gpu(2, nvlink_tx_bytes_total=5e9)]
+    assert summarize_window(samples, 0)["gpu"]["0"]["nvlink_tx_bytes_per_s"] == 2e9  # type: ignore[index]
