@@ -18,7 +18,7 @@ from harness import run_loadgen
 
 from loadgen.sim.process import SimProcess, SimSpec
 from loadgen.sim.profiles import PROFILES
-from loadgen.sim.roofline import RooflineProfile
+from loadgen.roofline import RooflineProfile
 from loadgen.sim.server import SimOptions
 
 PROFILE = "llama2-7b-h100-b256"

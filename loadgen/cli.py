@@ -16,6 +16,7 @@ from loadgen import __version__
 from loadgen.config import Arrival, EndpointConfig, GenerationConfig, LoadConfig, LoadMode, TelemetryConfig
 from loadgen.errors import ConfigError, LoadgenError
 from loadgen.options import OPTIONS, OPTIONS_BY_NAME, Settings, convert, load_scenario, resolve
+from loadgen.parsing import parse_slo
 from loadgen.prompts.loaders import load_prompts
 from loadgen.prompts.synthetic import parse_synthetic, synthesize
 from loadgen.session import Plan, execute
@@ -59,6 +60,22 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--api-key-env", default=None, help="require the API key held in this environment variable")
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--keep-log", action="store_true", help="keep chunk send times, served at /sim/log")
+    plan = commands.add_parser("plan", help="how much hardware a target load needs under SLOs, from measured sweeps")
+    plan.add_argument("--sweep", action="append", required=True, help="a sweep (or run) result directory; repeatable")
+    plan.add_argument("--slo", required=True, help="percentile SLOs, e.g. ttft_p95=800ms,tpot_p95=60ms")
+    plan.add_argument("--target-rate", help="peak requests/s to serve")
+    plan.add_argument("--average-rate", help="average requests/s (for cost per token; default: the peak)")
+    plan.add_argument("--target-users", help="concurrent users to serve (closed-loop sweeps)")
+    plan.add_argument("--headroom", default="0.2", help="spare capacity above the peak (0.2 = 20%%)")
+    plan.add_argument("--profiles", action="append", default=None, help="hardware/model profiles (files or dirs)")
+    plan.add_argument("--measured-on", help="hardware profile of the swept setup")
+    plan.add_argument("--replica-accelerators", default="1", help="accelerators one swept replica uses")
+    plan.add_argument("--model", help="model profile (for what-if estimates on other hardware)")
+    plan.add_argument("--output-tokens", help="target output tokens per request (default: as measured)")
+    plan.add_argument("--input-tokens", help="target input tokens per request (default: as measured)")
+    plan.add_argument("--price", default="on_demand", choices=("on_demand", "spot", "reserved", "owned"))
+    plan.add_argument("--max-batch", default="256", help="engine max batch for what-if estimates")
+    plan.add_argument("--output", help="write plan.json here (a directory)")
     monitor = commands.add_parser("monitor", help="sample telemetry on this host and serve it to 'loadgen run'")
     monitor.add_argument("--listen", default="127.0.0.1:9400", help="HOST:PORT to serve on (port 0: any free port)")
     monitor.add_argument("--telemetry", default="gpu,host", help="sources to sample: gpu, neuron, host, server")
@@ -81,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             return serve_sim(args)
         if args.command == "monitor":
             return run_monitor(args, console)
+        if args.command == "plan":
+            return run_plan(args, console)
         parser.print_help()
         return EXIT_USAGE
     except LoadgenError as exc:
@@ -122,6 +141,57 @@ def serve_sim(args: argparse.Namespace) -> int:
         pass
     except OSError as exc:
         raise LoadgenError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+    return 0
+
+
+def _positive(text: str | None, flag: str, integer: bool = False) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = int(text) if integer else float(text)
+    except ValueError:
+        raise ConfigError(f"{flag} {text}: expected a positive {'whole ' if integer else ''}number") from None
+    if value <= 0:
+        raise ConfigError(f"{flag} {text}: expected a positive {'whole ' if integer else ''}number")
+    return value
+
+
+def run_plan(args: argparse.Namespace, console: Console) -> int:
+    from loadgen.plan.planner import PlanRequest, make_plan
+    from loadgen.profiles import load_profiles
+    from loadgen.report.files import write_json
+    from loadgen.report.plan import plan_json, print_plan
+
+    try:
+        slo = parse_slo(args.slo)
+    except ValueError as exc:
+        raise ConfigError(f"--slo: {exc}") from None
+    headroom = float(args.headroom) if args.headroom.replace(".", "", 1).isdigit() else -1.0
+    if headroom < 0:
+        raise ConfigError(f"--headroom {args.headroom}: expected a fraction >= 0, e.g. 0.2")
+    request = PlanRequest(
+        sweeps=tuple(args.sweep),
+        slo=slo,
+        peak_rps=_positive(args.target_rate, "--target-rate"),
+        average_rps=_positive(args.average_rate, "--average-rate"),
+        users=_positive(args.target_users, "--target-users", integer=True),  # type: ignore[arg-type]
+        headroom=headroom,
+        input_tokens=_positive(args.input_tokens, "--input-tokens"),
+        output_tokens=_positive(args.output_tokens, "--output-tokens"),
+        measured_on=args.measured_on,
+        replica_accelerators=int(_positive(args.replica_accelerators, "--replica-accelerators", integer=True) or 1),
+        model=args.model,
+        price_kind=args.price,
+        max_batch=int(_positive(args.max_batch, "--max-batch", True) or 256),
+    )
+    profiles = load_profiles(*(args.profiles or []))
+    plan = make_plan(request, profiles)
+    print_plan(console, plan)
+    if args.output:
+        directory = Path(args.output)
+        directory.mkdir(parents=True, exist_ok=True)
+        write_json(directory / "plan.json", plan_json(plan))
+        console.print(f"Plan in {directory / 'plan.json'}", style="dim")
     return 0
 
 

@@ -14,7 +14,7 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 
-from loadgen.sim.roofline import RooflineProfile
+from loadgen.roofline import RooflineProfile
 
 
 @dataclass(eq=False, slots=True)

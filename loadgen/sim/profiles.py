@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from loadgen.errors import ConfigError
-from loadgen.sim.roofline import DraftSpec, HardwareSpec, ModelSpec, RooflineProfile
+from loadgen.roofline import DraftSpec, HardwareSpec, ModelSpec, RooflineProfile
 
 LLAMA2_7B = ModelSpec("llama-2-7b", 6.74e9, 2.0, layers=32, kv_heads=32, head_dim=128)
 LLAMA3_8B = ModelSpec("llama-3-8b", 8.03e9, 2.0, layers=32, kv_heads=8, head_dim=128)
@@ -67,6 +67,8 @@ DEFAULT_PROFILE = "llama2-7b-h100"
 def get_profile(name: str) -> SimProfile:
     if name.startswith("fixed:"):
         return _parse_fixed(name)
+    if "@" in name:
+        return _from_profile_files(name)
     try:
         return PROFILES[name]
     except KeyError:
@@ -81,3 +83,28 @@ def _parse_fixed(name: str) -> FixedProfile:
     except ValueError:
         raise ConfigError(f"--sim-profile: expected fixed:TTFT_MS,ITL_MS (e.g. fixed:50,10), got {name!r}") from None
     return FixedProfile(name, ttft_ms / 1000, itl_ms / 1000)
+
+
+def _from_profile_files(name: str) -> RooflineProfile:
+    """``MODEL@HARDWARE.yaml[,tp=N][,max_batch=N]``: a model from ``models.yaml`` beside the hardware
+    profile, on N of its accelerators (default 1), as the planner models it."""
+    from pathlib import Path
+
+    from loadgen.profiles import load_profiles
+
+    model_name, _, rest = name.partition("@")
+    hardware_path, *options = rest.split(",")
+    settings = {"tp": 1, "max_batch": 256}
+    for option in options:
+        key, _, value = option.partition("=")
+        if key not in settings or not value.isdigit() or int(value) < 1:
+            raise ConfigError(f"--sim-profile {name}: expected MODEL@HARDWARE.yaml[,tp=N][,max_batch=N]")
+        settings[key] = int(value)
+    path = Path(hardware_path)
+    profiles = load_profiles(path, path.parent / "models.yaml")
+    hardware = next((h for h in profiles.hardware.values() if Path(h.path) == path), None)
+    model = profiles.models.get(model_name)
+    if hardware is None or model is None:
+        raise ConfigError(f"--sim-profile {name}: no model {model_name!r} in {path.parent / 'models.yaml'} "
+                          f"or no hardware profile in {path}")  # fmt: skip
+    return RooflineProfile(name, model.spec(), hardware.spec(settings["tp"]), max_batch=settings["max_batch"])

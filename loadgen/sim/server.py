@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from loadgen.roofline import RooflineProfile
 from loadgen.sim.batching import BatchingEngine, Sequence
 from loadgen.sim.profiles import FixedProfile, SimProfile
-from loadgen.sim.roofline import RooflineProfile
 
 VOCABULARY = [
     "the",

@@ -1,8 +1,8 @@
 import pytest
 
 from loadgen.errors import ConfigError
+from loadgen.roofline import RooflineProfile
 from loadgen.sim.profiles import H100_SXM, LLAMA2_7B, PROFILES, get_profile
-from loadgen.sim.roofline import RooflineProfile
 
 
 def test_model_sizes() -> None:

@@ -1,4 +1,4 @@
-"""Simulator: the roofline model of one continuous-batching engine step (pure arithmetic).
+"""Shared bottom layer: the roofline model of one continuous-batching engine step (pure arithmetic).
 
 One step runs the model once over the whole running batch:
 - compute time = FLOPs / (peak FLOP/s × compute efficiency), where FLOPs = 2 × parameters ×

@@ -1,0 +1,143 @@
+"""Planning layer: the highest load one replica carries within the SLOs, read off a measured sweep.
+
+Levels are taken in the order they were offered. The answer lies between the last level that met
+every SLO and the first that broke one: each broken SLO's crossing is interpolated linearly
+between the two levels, the earliest crossing binds, and the two levels bracket the estimate
+(its uncertainty). A sweep that never broke an SLO gives only a lower bound; one whose first level
+already broke it says the SLO cannot be met on that setup.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from loadgen.config import SloTarget
+from loadgen.errors import ConfigError
+
+PERCENTILE_KEYS = {50.0: "p50", 90.0: "p90", 95.0: "p95", 99.0: "p99", 99.9: "p99_9"}
+MAX_ERROR_RATE = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    load: float  # users (closed loop) or offered req/s (open loop)
+    requests_per_s: float
+    output_tokens_per_s: float
+    output_tokens_per_request: float
+    input_tokens_per_request: float | None
+    error_rate: float
+    latencies_ms: dict[str, float]  # "ttft_p95" → value
+    joules_per_output_token: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Capacity:
+    """Per-replica load within the SLOs. ``low``/``high`` bracket it (``high`` None: not bounded)."""
+
+    requests_per_s: float
+    requests_per_s_low: float
+    requests_per_s_high: float | None
+    users: float | None
+    binding: str  # the SLO (or "error_rate") that limits it; "none" when the sweep never broke one
+    kind: str  # "interpolated", "lower_bound" or "infeasible"
+    output_tokens_per_request: float
+    input_tokens_per_request: float | None
+    joules_per_output_token: float | None
+
+
+def slo_key(target: SloTarget) -> str:
+    if target.percentile is None:
+        raise ConfigError(f"--slo {target.metric}: planning needs percentile SLOs such as {target.metric}_p95=800ms")
+    if target.percentile not in PERCENTILE_KEYS:
+        raise ConfigError(f"--slo {target.metric}_p{target.percentile:g}: summaries hold p50, p90, p95, p99, p99_9")
+    return f"{target.metric}_{PERCENTILE_KEYS[target.percentile]}"
+
+
+def load_sweep(directory: str) -> tuple[str, list[Level]]:
+    """Levels of a sweep (``sweep.json``) or a single run (``summary.json``), and the load mode."""
+    path = Path(directory)
+    sweep, single = path / "sweep.json", path / "summary.json"
+    try:
+        if sweep.is_file():
+            summaries = json.loads(sweep.read_text())["levels"]
+        elif single.is_file():
+            summaries = [json.loads(single.read_text())]
+        else:
+            raise ConfigError(f"--sweep {directory}: no sweep.json or summary.json there")
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(f"--sweep {directory}: not a loadgen result ({exc})") from None
+    levels = [_level(summary, directory) for summary in summaries if summary["requests"]["completed"]]
+    if not levels:
+        raise ConfigError(f"--sweep {directory}: no level completed a request")
+    modes = {summary["load"]["mode"] for summary in summaries}
+    if len(modes) != 1:
+        raise ConfigError(f"--sweep {directory}: mixes closed- and open-loop levels")
+    return modes.pop(), levels
+
+
+def _level(summary: dict, where: str) -> Level:  # type: ignore[type-arg]
+    try:
+        load = summary["load"]
+        completed = summary["requests"]["completed"]
+        latencies = {
+            f"{metric}_{key}": stats[key]
+            for metric, stats in summary["latency_ms"].items()
+            for key in PERCENTILE_KEYS.values()
+            if stats.get(key) is not None
+        }
+        telemetry = summary.get("telemetry") or {}
+        return Level(
+            load=float(load["concurrency"] if load["mode"] == "closed" else load["rate"]),
+            requests_per_s=float(summary["throughput"]["requests_per_s"] or 0.0),
+            output_tokens_per_s=float(summary["throughput"]["output_tokens_per_s"] or 0.0),
+            output_tokens_per_request=summary["tokens"]["output_total"] / completed,
+            input_tokens_per_request=(
+                summary["tokens"]["input_total"] / completed if summary["tokens"]["input_total"] is not None else None
+            ),
+            error_rate=float(summary["requests"]["error_rate"] or 0.0),
+            latencies_ms=latencies,
+            joules_per_output_token=telemetry.get("joules_per_output_token"),
+        )
+    except (KeyError, TypeError, ZeroDivisionError) as exc:
+        raise ConfigError(f"--sweep {where}: a level lacks {exc} (written by an older loadgen?)") from None
+
+
+def _broken(level: Level, slo: tuple[SloTarget, ...]) -> list[str]:
+    broken = [slo_key(target) for target in slo if level.latencies_ms.get(slo_key(target), float("inf"))
+              > target.threshold_ns / 1e6]  # fmt: skip
+    if level.error_rate > MAX_ERROR_RATE:
+        broken.append("error_rate")
+    return broken
+
+
+def replica_capacity(levels: list[Level], slo: tuple[SloTarget, ...], closed_loop: bool) -> Capacity:
+    def capacity(rps: float, low: float, high: float | None, users: float | None, binding: str, kind: str,
+                 level: Level) -> Capacity:  # fmt: skip
+        return Capacity(rps, low, high, users, binding, kind, level.output_tokens_per_request,
+                        level.input_tokens_per_request, level.joules_per_output_token)  # fmt: skip
+
+    first_broken = next((i for i, level in enumerate(levels) if _broken(level, slo)), None)
+    if first_broken is None:
+        top = levels[-1]
+        return capacity(top.requests_per_s, top.requests_per_s, None, top.load if closed_loop else None,
+                        "none", "lower_bound", top)  # fmt: skip
+    failing = levels[first_broken]
+    if first_broken == 0:
+        return capacity(0.0, 0.0, failing.requests_per_s, None, _broken(failing, slo)[0], "infeasible", failing)
+    ok = levels[first_broken - 1]
+    crossings = []
+    for key in _broken(failing, slo):
+        if key == "error_rate":
+            before, after, limit = ok.error_rate, failing.error_rate, MAX_ERROR_RATE
+        else:
+            target = next(t for t in slo if slo_key(t) == key)
+            before, after, limit = ok.latencies_ms[key], failing.latencies_ms[key], target.threshold_ns / 1e6
+        fraction = (limit - before) / (after - before) if after > before else 0.0
+        crossings.append((min(max(fraction, 0.0), 1.0), key))
+    fraction, binding = min(crossings)
+    rps = ok.requests_per_s + fraction * (failing.requests_per_s - ok.requests_per_s)
+    users = ok.load + fraction * (failing.load - ok.load) if closed_loop else None
+    low, high = sorted((ok.requests_per_s, failing.requests_per_s))
+    return capacity(rps, low, high, users, binding, "interpolated", ok)

@@ -1,0 +1,72 @@
+"""Report layer: a capacity plan as a console table and as ``plan.json``."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from loadgen.plan.planner import Plan
+
+
+def plan_json(plan: Plan) -> dict[str, object]:
+    request = plan.request
+    return {
+        "schema_version": 1,
+        "target": {"peak_requests_per_s": request.peak_rps, "average_requests_per_s": request.average_rps,
+                   "users": request.users, "headroom": request.headroom,
+                   "output_tokens_per_request": plan.output_tokens_per_request,
+                   "input_tokens_per_request": plan.input_tokens_per_request},
+        "slo_ms": {f"{t.metric}_p{t.percentile:g}": t.threshold_ns / 1e6 for t in request.slo},
+        "sweeps": list(request.sweeps),
+        "measured_capacity": dataclasses.asdict(plan.measured),
+        "calibration": plan.calibration,
+        "candidates": [dataclasses.asdict(candidate) for candidate in plan.candidates],
+        "assumptions": plan.assumptions,
+    }  # fmt: skip
+
+
+def _range(low: object, high: object) -> str:
+    if high is None:
+        return f"≥{low}" if low else "–"
+    return str(low) if low == high else f"{low}–{high}"
+
+
+def print_plan(console: Console, plan: Plan) -> None:
+    request = plan.request
+    target = f"{request.peak_rps:g} req/s peak" if request.peak_rps is not None else f"{request.users} users"
+    slo = ", ".join(f"{t.metric} p{t.percentile:g} ≤ {t.threshold_ns / 1e6:g} ms" for t in request.slo)
+    table = Table(title=f"capacity plan: {target}, {slo}", title_justify="left", box=box.SIMPLE_HEAD,
+                  collapse_padding=True, padding=(0, 1), pad_edge=False)  # fmt: skip
+    for column in ("hardware", "req/s\n/replica", "binds", "repl.", "inst.", "$/month", "$/M\nout tok"):
+        table.add_column(column, justify="left" if column[0] in "hb" else "right", no_wrap=True)
+    for candidate in plan.candidates:
+        name = f"{candidate.profile}{' *' if candidate.estimate else ''}"
+        if not candidate.feasible:
+            table.add_row(name, "–", candidate.binding, "cannot", "–", "–", "–", style="dim")
+            continue
+        bracket = (f"{candidate.capacity_rps_low:.1f}–{candidate.capacity_rps_high:.1f}"
+                   if candidate.capacity_rps_high is not None else f"≥{candidate.capacity_rps_low:.1f}")  # fmt: skip
+        table.add_row(
+            name,
+            f"{candidate.capacity_rps:.2f}\n[dim]{bracket}[/dim]",
+            candidate.binding.replace("_p", " p").replace("max_batch", "batch"),
+            _range(candidate.replicas, candidate.replicas_range[1] if candidate.replicas_range else None),
+            _range(candidate.instances, candidate.instances_range[1] if candidate.instances_range else None),
+            "–" if candidate.cost_per_month is None else f"{candidate.cost_per_month:,.0f}",
+            "–"
+            if candidate.cost_per_million_output_tokens is None
+            else f"{candidate.cost_per_million_output_tokens:.2f}",
+            style="bold" if not candidate.estimate else None,
+        )
+    table.caption = "bold: measured · *: roofline estimate scaled from it · second line: bracket from the sweep levels"
+    console.print(table)
+    for candidate in plan.candidates:
+        for note in candidate.notes:
+            if not note.startswith("estimate:"):
+                console.print(Text(f"{candidate.profile}: {note}", style="yellow"))
+    for assumption in plan.assumptions:
+        console.print(Text(f"assumption: {assumption}", style="dim"))
