@@ -3,8 +3,9 @@
 Levels are taken in the order they were offered. The answer lies between the last level that met
 every SLO and the first that broke one: each broken SLO's crossing is interpolated linearly
 between the two levels, the earliest crossing binds, and the two levels bracket the estimate
-(its uncertainty). A sweep that never broke an SLO gives only a lower bound; one whose first level
-already broke it says the SLO cannot be met on that setup.
+(its uncertainty). When the failing level carried no more than the good one (saturated), the good
+level's throughput is the capacity. A sweep that never broke an SLO gives only a lower bound; one
+whose first level already broke it says the SLO cannot be met on that setup.
 """
 
 from __future__ import annotations
@@ -68,19 +69,22 @@ def load_sweep(directory: str) -> tuple[str, list[Level]]:
             raise ConfigError(f"--sweep {directory}: no sweep.json or summary.json there")
     except (ValueError, KeyError) as exc:
         raise ConfigError(f"--sweep {directory}: not a loadgen result ({exc})") from None
-    levels = [_level(summary, directory) for summary in summaries if summary["requests"]["completed"]]
+    levels = [level for level in (_level(summary, directory) for summary in summaries) if level is not None]
     if not levels:
         raise ConfigError(f"--sweep {directory}: no level completed a request")
-    modes = {summary["load"]["mode"] for summary in summaries}
+    modes = {summary.get("load", {}).get("mode") for summary in summaries}
     if len(modes) != 1:
         raise ConfigError(f"--sweep {directory}: mixes closed- and open-loop levels")
     return modes.pop(), levels
 
 
-def _level(summary: dict, where: str) -> Level:  # type: ignore[type-arg]
+def _level(summary: dict, where: str) -> Level | None:  # type: ignore[type-arg]
+    """A level's figures; None for a level that completed no request."""
     try:
         load = summary["load"]
         completed = summary["requests"]["completed"]
+        if not completed:
+            return None
         latencies = {
             f"{metric}_{key}": stats[key]
             for metric, stats in summary["latency_ms"].items()
@@ -118,6 +122,10 @@ def replica_capacity(levels: list[Level], slo: tuple[SloTarget, ...], closed_loo
         return Capacity(rps, low, high, users, binding, kind, level.output_tokens_per_request,
                         level.input_tokens_per_request, level.joules_per_output_token)  # fmt: skip
 
+    for target in slo:
+        slo_key(target)  # one clear error for an SLO the summaries cannot answer
+    if not levels:
+        raise ConfigError("the sweep has no levels")
     first_broken = next((i for i, level in enumerate(levels) if _broken(level, slo)), None)
     if first_broken is None:
         top = levels[-1]
@@ -137,7 +145,9 @@ def replica_capacity(levels: list[Level], slo: tuple[SloTarget, ...], closed_loo
         fraction = (limit - before) / (after - before) if after > before else 0.0
         crossings.append((min(max(fraction, 0.0), 1.0), key))
     fraction, binding = min(crossings)
-    rps = ok.requests_per_s + fraction * (failing.requests_per_s - ok.requests_per_s)
     users = ok.load + fraction * (failing.load - ok.load) if closed_loop else None
-    low, high = sorted((ok.requests_per_s, failing.requests_per_s))
-    return capacity(rps, low, high, users, binding, "interpolated", ok)
+    if failing.requests_per_s <= ok.requests_per_s:
+        # more load brought no more throughput (saturated): what the good level carried is the capacity
+        return capacity(ok.requests_per_s, ok.requests_per_s, ok.requests_per_s, users, binding, "saturated", ok)
+    rps = ok.requests_per_s + fraction * (failing.requests_per_s - ok.requests_per_s)
+    return capacity(rps, ok.requests_per_s, failing.requests_per_s, users, binding, "interpolated", ok)

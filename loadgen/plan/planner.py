@@ -196,12 +196,13 @@ def _costs(request: PlanRequest, plan: dict[str, Any], profile: HardwareProfile 
     plan["price_per_hour"], plan["price_kind"] = price
     if price[1] != request.price_kind:
         plan["notes"].append(f"no {request.price_kind} price: {price[1]} used")
-    plan["cost_per_hour"] = round(plan["instances"] * price[0], 2)
-    plan["cost_per_month"] = round(plan["cost_per_hour"] * HOURS_PER_MONTH, 0)
+    cost_per_hour = plan["instances"] * price[0]
+    plan["cost_per_hour"] = round(cost_per_hour, 4)
+    plan["cost_per_month"] = round(cost_per_hour * HOURS_PER_MONTH)
     average = request.average_rps or request.peak_rps
     if average:
         tokens_per_hour = average * output_tokens * 3600
-        plan["cost_per_million_output_tokens"] = round(plan["cost_per_hour"] / tokens_per_hour * 1e6, 4)
+        plan["cost_per_million_output_tokens"] = round(cost_per_hour / tokens_per_hour * 1e6, 4)
 
 
 def _measured_plan(
