@@ -1,0 +1,45 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from loadgen.cli import main
+from tests.plan.sweeps import level, write_sweep
+
+PROFILES = str(Path(__file__).parents[2] / "profiles")
+
+
+def test_plan_prints_a_ranked_answer_and_writes_plan_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sweep = write_sweep(tmp_path / "s", [level(8, 4.0, 200, 30), level(16, 6.0, 400, 50), level(32, 8.0, 1200, 55)])
+    code = main(["plan", "--sweep", sweep, "--target-rate", "50", "--slo", "ttft_p95=800ms,tpot_p95=60ms",
+                 "--profiles", PROFILES, "--measured-on", "dell-r760xa-4xh100-pcie", "--replica-accelerators", "1",
+                 "--model", "llama-2-7b", "--output", str(tmp_path / "out")])  # fmt: skip
+    shown = capsys.readouterr().out
+    assert code == 0
+    assert "capacity plan: 50 req/s peak" in shown and "dell-r760xa-4xh100-pcie" in shown
+    plan = json.loads((tmp_path / "out" / "plan.json").read_text())
+    measured = next(c for c in plan["candidates"] if not c["estimate"])
+    assert measured["binding"] == "ttft_p95"
+    assert measured["replicas"] == 9 and measured["instances"] == 3  # 4 replicas per 4-GPU server
+    assert plan["slo_ms"] == {"ttft_p95": 800.0, "tpot_p95": 60.0}
+    assert len(plan["candidates"]) == 8
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--target-rate", "0"], "--target-rate 0: expected a positive number"),
+        (["--target-rate", "5", "--slo", "ttft=800ms"], "percentile SLOs"),
+        (["--target-rate", "5", "--headroom", "-1"], "--headroom"),
+        (["--target-rate", "5", "--profiles", "/nonexistent"], "no such file or directory"),
+    ],
+)
+def test_plan_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
+                                  message: str) -> None:  # fmt: skip
+    sweep = write_sweep(tmp_path / "s", [level(8, 4.0, 200, 30)])
+    base = ["plan", "--sweep", sweep, "--slo", "ttft_p95=800ms"]
+    if "--slo" in args:
+        base = base[:3]
+    assert main([*base, *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
