@@ -5,6 +5,7 @@ message and an exit code."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -17,6 +18,8 @@ from loadgen.config import Arrival, EndpointConfig, GenerationConfig, LoadConfig
 from loadgen.errors import ConfigError, LoadgenError
 from loadgen.options import OPTIONS, OPTIONS_BY_NAME, Settings, convert, load_scenario, resolve
 from loadgen.parsing import parse_slo
+from loadgen.plan.planner import PlanRequest
+from loadgen.profiles import ProfileSet
 from loadgen.prompts.loaders import load_prompts
 from loadgen.prompts.synthetic import parse_synthetic, synthesize
 from loadgen.session import Plan, execute
@@ -157,7 +160,7 @@ def _positive(text: str | None, flag: str, integer: bool = False) -> float | Non
 
 
 def run_plan(args: argparse.Namespace, console: Console) -> int:
-    from loadgen.plan.planner import PlanRequest, make_plan
+    from loadgen.plan.planner import make_plan
     from loadgen.profiles import load_profiles
     from loadgen.report.files import write_json
     from loadgen.report.plan import plan_json, print_plan
@@ -185,6 +188,7 @@ def run_plan(args: argparse.Namespace, console: Console) -> int:
         max_batch=int(_positive(args.max_batch, "--max-batch", True) or 256),
     )
     profiles = load_profiles(*(args.profiles or []))
+    request = _with_simulated_setup(request, profiles, console)
     plan = make_plan(request, profiles)
     print_plan(console, plan)
     if args.output:
@@ -193,6 +197,29 @@ def run_plan(args: argparse.Namespace, console: Console) -> int:
         write_json(directory / "plan.json", plan_json(plan))
         console.print(f"Plan in {directory / 'plan.json'}", style="dim")
     return 0
+
+
+def _with_simulated_setup(request: PlanRequest, profiles: ProfileSet, console: Console) -> PlanRequest:
+    """A sweep of the simulator knows what it modelled: fill in --measured-on, --model, --max-batch."""
+    from loadgen.plan.capacity import simulated_setup
+    from loadgen.profiles import load_profile_file
+
+    if request.measured_on and request.model:
+        return request
+    setup = simulated_setup(request.sweeps[0])
+    if setup is None or not Path(setup.hardware_file).is_file():
+        return request
+    hardware = load_profile_file(Path(setup.hardware_file))[0]
+    if not hardware or hardware[0].name not in profiles.hardware or setup.model not in profiles.models:
+        return request
+    console.print(f"Measured setup from the sweep's simulator profile: {setup.model} on {hardware[0].name}"
+                  + (f", max batch {setup.max_batch}" if setup.max_batch else ""), style="dim")  # fmt: skip
+    return dataclasses.replace(
+        request,
+        measured_on=request.measured_on or hardware[0].name,
+        model=request.model or setup.model,
+        max_batch=setup.max_batch or request.max_batch,
+    )
 
 
 def run_monitor(args: argparse.Namespace, console: Console) -> int:

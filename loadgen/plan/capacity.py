@@ -128,7 +128,7 @@ def replica_capacity(levels: list[Level], slo: tuple[SloTarget, ...], closed_loo
         raise ConfigError("the sweep has no levels")
     first_broken = next((i for i, level in enumerate(levels) if _broken(level, slo)), None)
     if first_broken is None:
-        top = levels[-1]
+        top = max(levels, key=lambda level: level.requests_per_s)  # every level met the SLOs
         return capacity(top.requests_per_s, top.requests_per_s, None, top.load if closed_loop else None,
                         "none", "lower_bound", top)  # fmt: skip
     failing = levels[first_broken]
@@ -151,3 +151,25 @@ def replica_capacity(levels: list[Level], slo: tuple[SloTarget, ...], closed_loo
         return capacity(ok.requests_per_s, ok.requests_per_s, ok.requests_per_s, users, binding, "saturated", ok)
     rps = ok.requests_per_s + fraction * (failing.requests_per_s - ok.requests_per_s)
     return capacity(rps, ok.requests_per_s, failing.requests_per_s, users, binding, "interpolated", ok)
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedSetup:
+    model: str
+    hardware_file: str
+    max_batch: int | None
+
+
+def simulated_setup(directory: str) -> SimulatedSetup | None:
+    """The model and hardware profile a sweep of the simulator modelled (``MODEL@HARDWARE.yaml``)."""
+    config = Path(directory) / "config.json"
+    try:
+        profile = json.loads(config.read_text()).get("simulator_profile") or ""
+    except (OSError, ValueError):
+        return None
+    if "@" not in profile:
+        return None
+    model, _, rest = profile.partition("@")
+    hardware_file, *options = rest.split(",")
+    max_batch = next((int(o.split("=")[1]) for o in options if o.startswith("max_batch=") and o[10:].isdigit()), None)
+    return SimulatedSetup(model, hardware_file, max_batch)

@@ -39,9 +39,9 @@ def test_saturated_levels_keep_the_last_good_throughput(tmp_path) -> None:  # ty
 
 
 def test_lower_bound_and_infeasible(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    never = capacity(tmp_path, [level(8, 4.0, 200, 30), level(16, 6.0, 300, 40)])
+    never = capacity(tmp_path, [level(8, 4.0, 200, 30), level(16, 6.0, 300, 40), level(32, 5.5, 350, 45)])
     assert never.kind == "lower_bound" and never.binding == "none"
-    assert never.requests_per_s == 6.0 and never.requests_per_s_high is None
+    assert never.requests_per_s == 6.0 and never.requests_per_s_high is None  # the most any level carried
     impossible = capacity(tmp_path / "x", [level(1, 0.5, 900, 30), level(2, 1.0, 950, 30)])
     assert impossible.kind == "infeasible" and impossible.binding == "ttft_p95"
     assert impossible.requests_per_s == 0.0
