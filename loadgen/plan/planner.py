@@ -5,7 +5,8 @@
   hold: requests/s scale with measured ÷ target output tokens).
 - Other hardware: the roofline model's capacity on that hardware, times the calibration factor
   measured ÷ modelled on the measured hardware (the same model the simulator runs). Each such
-  figure is marked an estimate.
+  figure is marked an estimate. A replica there spans the power-of-two number of accelerators
+  (tensor parallel; communication not modelled) that carries the most requests/s per instance.
 - Replicas = ⌈peak × (1 + headroom) ÷ capacity⌉; the bracket of the capacity gives the bracket of
   the replica count. Instances hold ⌊accelerators ÷ accelerators per replica⌋ replicas each.
 - Cost per million output tokens is at the *average* rate on the fleet sized for the peak.
@@ -20,7 +21,7 @@ from typing import Any
 from loadgen.config import SloTarget
 from loadgen.errors import ConfigError
 from loadgen.plan.capacity import Capacity, load_sweep, replica_capacity
-from loadgen.plan.model import modelled_capacity
+from loadgen.plan.model import ModelCapacity, modelled_capacity
 from loadgen.profiles import HardwareProfile, ModelProfile, ProfileSet
 
 HOURS_PER_MONTH = 730.0
@@ -253,6 +254,30 @@ def replica_size(profile: HardwareProfile, model: ModelProfile) -> int | None:
     return None
 
 
+def _cheapest_replica(
+    request: PlanRequest,
+    profile: HardwareProfile,
+    model: ModelProfile,
+    smallest: int,
+    input_tokens: float,
+    output_tokens: float,
+) -> tuple[int, ModelCapacity]:
+    """Of the power-of-two replica sizes from ``smallest`` to the whole instance, the one that carries
+    the most requests/s per instance (so the fewest instances): tensor parallelism buys latency."""
+    best: tuple[float, int, ModelCapacity] | None = None
+    size = smallest
+    while size <= profile.accelerators:
+        modelled = modelled_capacity(
+            model.spec(), profile.spec(size), request.slo, input_tokens, output_tokens, request.max_batch
+        )
+        per_instance = modelled.requests_per_s * (profile.accelerators // size)
+        if best is None or per_instance > best[0]:
+            best = (per_instance, size, modelled)
+        size *= 2
+    assert best is not None
+    return best[1], best[2]
+
+
 def _what_if(
     request: PlanRequest,
     profile: HardwareProfile,
@@ -278,9 +303,7 @@ def _what_if(
                 "notes": [f"{model.name} weights do not fit in {profile.accelerators}× {profile.memory_gb:g} GB"],
             },
         )
-    modelled = modelled_capacity(
-        model.spec(), profile.spec(size), request.slo, input_tokens, output_tokens, request.max_batch
-    )
+    size, modelled = _cheapest_replica(request, profile, model, size, input_tokens, output_tokens)
     factor = calibration or 1.0
     rps = modelled.requests_per_s * factor
     ratio = rps / (measured.requests_per_s * length_scale) if measured.requests_per_s else 1.0

@@ -65,6 +65,9 @@ def print_plan(console: Console, plan: Plan) -> None:
     table.caption = "bold: measured · *: roofline estimate scaled from it · second line: bracket from the sweep levels"
     console.print(table)
     for candidate in plan.candidates:
+        if candidate.feasible and candidate.replica_accelerators > 1:
+            console.print(Text(f"{candidate.profile}: each replica spans {candidate.replica_accelerators} accelerators",
+                               style="dim"))  # fmt: skip
         for note in candidate.notes:
             if not note.startswith("estimate:"):
                 console.print(Text(f"{candidate.profile}: {note}", style="yellow"))
