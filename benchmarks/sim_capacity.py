@@ -16,9 +16,9 @@ import urllib.request
 import psutil
 from harness import run_loadgen
 
+from loadgen.roofline import RooflineProfile
 from loadgen.sim.process import SimProcess, SimSpec
 from loadgen.sim.profiles import PROFILES
-from loadgen.roofline import RooflineProfile
 from loadgen.sim.server import SimOptions
 
 PROFILE = "llama2-7b-h100-b256"
