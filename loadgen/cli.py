@@ -10,6 +10,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -22,6 +23,7 @@ from loadgen.plan.planner import PlanRequest
 from loadgen.profiles import ProfileSet
 from loadgen.prompts.loaders import load_prompts
 from loadgen.prompts.synthetic import parse_synthetic, synthesize
+from loadgen.prompts.trace import load_trace
 from loadgen.session import Plan, execute
 
 EXIT_USAGE = 2
@@ -278,8 +280,11 @@ def build_plan(args: argparse.Namespace, sweep: bool) -> Plan:
         stream=not settings.no_stream,
         extra_body=tuple((settings.extra_body or {}).items()),
     )
+    trace = load_trace(settings.trace, settings.trace_speed, settings.seed) if settings.trace else None
     if settings.synthetic:
         prompts = synthesize(parse_synthetic(settings.synthetic), settings.seed)
+    elif trace is not None:
+        prompts = [entry.prompt for entry in trace[:1]]  # the preflight's prompt
     else:
         prompts = load_prompts(settings.prompts)
     output = settings.output or os.path.join("results", time.strftime("%Y%m%d-%H%M%S"))
@@ -298,6 +303,7 @@ def build_plan(args: argparse.Namespace, sweep: bool) -> Plan:
         secrets=tuple(secrets),
         quiet=settings.quiet,
         config_record=tuple(settings.recorded().items()),
+        trace=tuple(trace) if trace is not None else None,
         telemetry=TelemetryConfig(
             sources=settings.telemetry,
             interval_s=settings.telemetry_interval,
@@ -309,7 +315,45 @@ def build_plan(args: argparse.Namespace, sweep: bool) -> Plan:
     )
 
 
+def _single_schedule(settings: Settings) -> LoadConfig | None:
+    """A trace or stages: one level whose schedule is given, not swept."""
+    common: dict[str, Any] = {
+        "arrival": Arrival(settings.arrival), "burstiness": settings.burstiness, "seed": settings.seed,
+        "max_inflight": settings.max_inflight, "drain_timeout_s": settings.drain_timeout,
+    }  # fmt: skip
+    if settings.trace:
+        if settings.stages or settings.concurrency or settings.rate:
+            raise ConfigError("--trace brings its own schedule: no --stages, --concurrency or --rate with it")
+        return LoadConfig(
+            mode=LoadMode.OPEN,
+            requests=settings.requests,
+            duration_s=settings.duration,
+            trace_file=settings.trace,
+            trace_speed=settings.trace_speed,
+            **common,
+        )  # type: ignore[arg-type]
+    if settings.stages:
+        if settings.concurrency or settings.rate:
+            raise ConfigError("--stages sets the load: no --concurrency or --rate with it")
+        kind, stages = settings.stages
+        mode = LoadMode.CLOSED if kind == "concurrency" else LoadMode.OPEN
+        peak = max(stage.target for stage in stages)
+        return LoadConfig(
+            mode=mode,
+            concurrency=max(1, round(peak)),
+            rate_rps=peak if mode is LoadMode.OPEN else None,
+            stages=stages,
+            requests=settings.requests,
+            duration_s=settings.duration,
+            **common,
+        )  # type: ignore[arg-type]
+    return None
+
+
 def _levels(settings: Settings, sweep: bool) -> list[LoadConfig]:
+    single = _single_schedule(settings)
+    if single is not None:
+        return [single]
     concurrency, rate = settings.concurrency, settings.rate
     if concurrency is not None and rate is not None:
         raise ConfigError("--concurrency and --rate are exclusive: closed loop or open loop, not both")

@@ -45,6 +45,15 @@ class GenerationConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class Stage:
+    """Over ``duration_s`` the load moves linearly from the previous stage's target (0 before the
+    first) to ``target``: users in closed loop, requests/s in open loop."""
+
+    duration_s: float
+    target: float
+
+
+@dataclass(frozen=True, slots=True)
 class LoadConfig:
     mode: LoadMode = LoadMode.CLOSED
     concurrency: int = 1
@@ -59,8 +68,16 @@ class LoadConfig:
     seed: int = 0
     drain_timeout_s: float = 30.0
     ramp_up_s: float = 0.0  # closed loop: users start evenly spread over this time
+    stages: tuple[Stage, ...] = ()
+    trace_file: str | None = None
+    trace_speed: float = 1.0
 
     def describe(self) -> str:
+        if self.trace_file:
+            return f"trace {self.trace_file} ×{self.trace_speed:g}"
+        if self.stages:
+            unit = "users" if self.mode is LoadMode.CLOSED else "req/s"
+            return "stages " + " → ".join(f"{stage.target:g} {unit}" for stage in self.stages)
         if self.mode is LoadMode.CLOSED:
             return f"concurrency {self.concurrency}"
         return f"rate {self.rate_rps:g} req/s"

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from loadgen.config import Arrival, SloTarget
+from loadgen.config import Arrival, SloTarget, Stage
 from loadgen.errors import ConfigError
 from loadgen.parsing import parse_duration_s, parse_header, parse_levels, parse_slo
 from loadgen.protocols import CODECS
@@ -108,6 +108,33 @@ def _telemetry(value: object) -> tuple[str, ...]:
     return names
 
 
+def _stages(value: object) -> tuple[str, tuple[Stage, ...]]:
+    """YAML ``[{duration: 30s, concurrency: 16}, …]`` (or ``rate:``), or ``30s:c=16,1m:c=64`` / ``30s:r=5``."""
+    if isinstance(value, str):
+        entries: list[dict[str, object]] = []
+        for part in (p.strip() for p in value.split(",") if p.strip()):
+            duration, _, target = part.partition(":")
+            kind, _, number = target.partition("=")
+            if kind not in ("c", "r") or not number:
+                raise ValueError(f"expected stages like 30s:c=16,1m:c=64 (users) or 30s:r=5 (req/s), got {part!r}")
+            entries.append({"duration": duration, "concurrency" if kind == "c" else "rate": number})
+    elif isinstance(value, list) and all(isinstance(entry, dict) for entry in value):
+        entries = value
+    else:
+        raise ValueError("expected a list of {duration, concurrency | rate} stages")
+    kinds = {("concurrency" in entry, "rate" in entry) for entry in entries}
+    if not entries or len(kinds) != 1 or kinds.pop() not in ((True, False), (False, True)):
+        raise ValueError("every stage needs a duration and either 'concurrency' or 'rate', the same in all")
+    kind = "concurrency" if "concurrency" in entries[0] else "rate"
+    stages = []
+    for entry in entries:
+        target_value = _float(entry[kind])
+        if target_value < 0:
+            raise ValueError(f"stage targets must be >= 0, got {entry[kind]!r}")
+        stages.append(Stage(parse_duration_s(entry.get("duration", "")), target_value))  # type: ignore[arg-type]
+    return kind, tuple(stages)
+
+
 def _names(value: object) -> tuple[str, ...]:
     items = value if isinstance(value, list) else str(value).split(",")
     return tuple(str(item).strip() for item in items if str(item).strip())
@@ -152,6 +179,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("burstiness", _positive_float, 1.0, "gamma shape: 1 = Poisson, <1 burstier, >1 smoother", "B"),
     Option("max_inflight", _int(1), None, "open loop: cap on requests in flight (waiting counts as latency)", "N"),
     Option("ramp_up", parse_duration_s, 0.0, "closed loop: start the users evenly over this time", "T"),
+    Option(
+        "stages", _stages, None, "load stages with linear ramps: 30s:c=16,1m:c=64 (users) or 30s:r=5 (req/s)", "LIST"
+    ),
+    Option("trace", _str, None, "replay a trace on its own schedule: loadgen JSONL, Mooncake JSONL, Azure CSV", "FILE"),
+    Option("trace_speed", _positive_float, 1.0, "replay the trace this many times faster", "X"),
     Option("requests", _int(1), None, "measured requests per level (default: 4 per user, at least 8)", "N"),
     Option("duration", parse_duration_s, None, "measure for this long per level instead, e.g. 60s", "T"),
     Option(
@@ -239,6 +271,9 @@ class Settings:
     burstiness: float
     max_inflight: int | None
     ramp_up: float
+    stages: tuple[str, tuple[Stage, ...]] | None
+    trace: str | None
+    trace_speed: float
     requests: int | None
     duration: float | None
     warmup: tuple[int, float] | None

@@ -29,6 +29,7 @@ from loadgen.errors import ConfigError
 from loadgen.metrics.aggregate import HISTOGRAM_NAMES, Aggregator
 from loadgen.metrics.summary import RunInfo, build_summary
 from loadgen.prompts import Prompt, PromptPicker
+from loadgen.prompts.trace import TraceEntry
 from loadgen.protocols import get_codec
 from loadgen.protocols.base import GenerationParams
 from loadgen.report.console import LiveStatus, print_run, sweep_table, telemetry_table
@@ -64,6 +65,7 @@ class Plan:
     quiet: bool = False
     config_record: tuple[tuple[str, object], ...] = ()
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    trace: tuple[TraceEntry, ...] | None = None
 
 
 def redactor(secrets: tuple[str, ...]) -> Callable[[str], str]:
@@ -256,7 +258,7 @@ async def _run_level(
     publisher = Publisher([aggregator, records])
     monitor = ClientMonitor(on_warning=lambda message: console.print(f"warning: {message}", style="bold yellow"))
     context = _context(plan, endpoint, transport, clock, token_counter, redact, run_start_ns)
-    runner = LoadRunner(load, context, PromptPicker(plan.prompts, load.seed), publisher.publish, stop)
+    runner = LoadRunner(load, context, PromptPicker(plan.prompts, load.seed), publisher.publish, stop, plan.trace)
     monitor_task = asyncio.ensure_future(monitor.run())
     sidecar_cpu = sidecar.cpu_seconds() if sidecar is not None else None
     if sidecar is not None:
@@ -305,6 +307,8 @@ async def _run_level(
 
 
 def _level_name(load: LoadConfig) -> str:
+    if load.trace_file or load.stages:
+        return "schedule"
     return f"c{load.concurrency}" if load.mode is LoadMode.CLOSED else f"r{load.rate_rps:g}"
 
 

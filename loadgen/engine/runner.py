@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from loadgen.config import LoadConfig, LoadMode
-from loadgen.engine.arrivals import arrival_gaps_ns
+from loadgen.engine.arrivals import arrival_gaps_ns, stage_target, staged_arrival_offsets_ns
 from loadgen.engine.request import RequestContext, execute_request
-from loadgen.prompts import PromptPicker
+from loadgen.prompts import Prompt, PromptPicker
+from loadgen.prompts.trace import TraceEntry
 from loadgen.records import RequestRecord
 
 
@@ -84,9 +85,12 @@ class LoadRunner:
         picker: PromptPicker,
         publish: Callable[[RequestRecord], None],
         stop: asyncio.Event,
+        trace: Sequence[TraceEntry] | None = None,
     ) -> None:
-        if load.requests is None and load.duration_s is None:
-            raise ValueError("a run needs a request count or a duration")
+        if load.requests is None and load.duration_s is None and trace is None and not load.stages:
+            raise ValueError("a run needs a request count, a duration, stages or a trace")
+        self._trace = trace
+        self._retiring: set[int] = set()
         self._load = load
         self._ctx = context
         self._picker = picker
@@ -101,9 +105,11 @@ class LoadRunner:
 
     async def run(self) -> RunOutcome:
         """Issue until the count/duration is reached (or Ctrl-C), drain, then cancel what is left."""
-        if self._load.mode is LoadMode.CLOSED:
+        if self._load.mode is LoadMode.CLOSED and self._load.stages:
+            workers = [asyncio.ensure_future(self._staged_users())]
+        elif self._load.mode is LoadMode.CLOSED:
             users = self._load.concurrency
-            workers = [asyncio.ensure_future(self._user(self._load.ramp_up_s * k / users)) for k in range(users)]
+            workers = [asyncio.ensure_future(self._user(self._load.ramp_up_s * k / users, k)) for k in range(users)]
         else:
             workers = [asyncio.ensure_future(self._dispatch())]
         stop_wait = asyncio.ensure_future(self._stop.wait())
@@ -124,11 +130,11 @@ class LoadRunner:
         reason = StopReason.INTERRUPTED if self._stop.is_set() else StopReason.COMPLETED
         return RunOutcome(reason, self._tickets.issued, cancelled)
 
-    async def _user(self, start_delay_s: float) -> None:
+    async def _user(self, start_delay_s: float, user_id: int) -> None:
         now_ns = self._ctx.clock.now_ns
         if start_delay_s > 0:
             await asyncio.sleep(start_delay_s)
-        while not self._stop.is_set():
+        while not self._stop.is_set() and user_id not in self._retiring:
             intended_ns = now_ns()
             ticket = self._tickets.take(intended_ns)
             if ticket is None:
@@ -137,14 +143,31 @@ class LoadRunner:
                 self._ctx, ticket.index, self._picker.pick(ticket.index), intended_ns, ticket.warmup, self._publish
             )
 
+    def _arrivals(self) -> Iterator[tuple[int, Prompt | None]]:
+        """(offset from the start in ns, the prompt when the schedule brings its own)."""
+        load = self._load
+        if self._trace is not None:
+            for entry in self._trace:
+                yield entry.offset_ns, entry.prompt
+        elif load.stages:
+            for offset_ns in staged_arrival_offsets_ns(load.stages, load.seed):
+                yield offset_ns, None
+        else:
+            assert load.rate_rps is not None
+            offset_ns = 0
+            for gap_ns in arrival_gaps_ns(load.arrival, load.rate_rps, load.seed, load.burstiness):
+                yield offset_ns, None
+                offset_ns += gap_ns
+
     async def _dispatch(self) -> None:
         load = self._load
-        assert load.rate_rps is not None
         now_ns = self._ctx.clock.now_ns
-        gaps = arrival_gaps_ns(load.arrival, load.rate_rps, load.seed, load.burstiness)
         slots = asyncio.Semaphore(load.max_inflight) if load.max_inflight else None
-        intended_ns = now_ns()
-        while not self._stop.is_set():
+        start_ns = now_ns()
+        for offset_ns, prompt in self._arrivals():
+            if self._stop.is_set():
+                return
+            intended_ns = start_ns + offset_ns
             ticket = self._tickets.take(intended_ns)
             if ticket is None:
                 return
@@ -153,16 +176,39 @@ class LoadRunner:
                 await asyncio.sleep(delay_ns / 1e9)
             if slots is not None:
                 await slots.acquire()
-            task = asyncio.ensure_future(self._send(ticket, intended_ns, slots))
+            chosen = prompt if prompt is not None else self._picker.pick(ticket.index)
+            task = asyncio.ensure_future(self._send(ticket, chosen, intended_ns, slots))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
-            intended_ns += next(gaps)
+        self._tickets.exhausted.set()  # the schedule ran out
 
-    async def _send(self, ticket: Ticket, intended_ns: int, slots: asyncio.Semaphore | None) -> None:
+    async def _staged_users(self) -> None:
+        """Closed-loop stages: every 100 ms, start users or retire the newest (after their current
+        request) so the count follows the stages."""
+        load = self._load
+        clock = self._ctx.clock
+        started_ns = clock.now_ns()
+        total_s = sum(stage.duration_s for stage in load.stages)
+        users: list[asyncio.Task[None]] = []
+        while not self._stop.is_set() and not self._tickets.exhausted.is_set():
+            elapsed_s = (clock.now_ns() - started_ns) / 1e9
+            if elapsed_s >= total_s:
+                break
+            target = round(stage_target(load.stages, elapsed_s))
+            active = [k for k, task in enumerate(users) if not task.done() and k not in self._retiring]
+            for _ in range(target - len(active)):
+                task = asyncio.ensure_future(self._user(0.0, len(users)))
+                users.append(task)
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+            for user_id in active[target:] if len(active) > target else ():
+                self._retiring.add(user_id)
+            await asyncio.sleep(0.1)
+        self._tickets.exhausted.set()
+
+    async def _send(self, ticket: Ticket, prompt: Prompt, intended_ns: int, slots: asyncio.Semaphore | None) -> None:
         try:
-            await execute_request(
-                self._ctx, ticket.index, self._picker.pick(ticket.index), intended_ns, ticket.warmup, self._publish
-            )
+            await execute_request(self._ctx, ticket.index, prompt, intended_ns, ticket.warmup, self._publish)
         finally:
             if slots is not None:
                 slots.release()

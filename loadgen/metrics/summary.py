@@ -72,6 +72,9 @@ def build_summary(aggregator: Aggregator, info: RunInfo) -> dict[str, object]:
             "warmup_s": load.warmup_s,
             "seed": load.seed,
             "ramp_up_s": load.ramp_up_s if load.mode is LoadMode.CLOSED else None,
+            "stages": [{"duration_s": stage.duration_s, "target": stage.target} for stage in load.stages] or None,
+            "trace_file": load.trace_file,
+            "trace_speed": load.trace_speed if load.trace_file else None,
         },
         "clock": {
             "source": "time.perf_counter_ns",

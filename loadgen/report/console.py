@@ -157,6 +157,11 @@ def print_run(console: Console, summary: dict) -> None:  # type: ignore[type-arg
 
 def _load_label(summary: dict) -> str:  # type: ignore[type-arg]
     load = summary["load"]
+    if load.get("trace_file"):
+        return f"trace {load['trace_file']} at {load['trace_speed']:g}× speed"
+    if load.get("stages"):
+        unit = "users" if load["mode"] == "closed" else "req/s"
+        return "stages " + " → ".join(f"{stage['target']:g}" for stage in load["stages"]) + f" {unit}"
     if load["mode"] == "closed":
         return f"concurrency {load['concurrency']}"
     return f"{load['arrival']} arrivals at {load['rate']:g} req/s"
@@ -164,7 +169,10 @@ def _load_label(summary: dict) -> str:  # type: ignore[type-arg]
 
 def level_label(summary: dict) -> str:  # type: ignore[type-arg]
     load = summary["load"]
-    label = f"c={load['concurrency']}" if load["mode"] == "closed" else f"r={load['rate']:g}"
+    if load.get("trace_file") or load.get("stages"):
+        label = "trace" if load.get("trace_file") else "stages"
+    else:
+        label = f"c={load['concurrency']}" if load["mode"] == "closed" else f"r={load['rate']:g}"
     return label + "*" if summary["partial"] else label
 
 

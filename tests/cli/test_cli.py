@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -199,3 +200,39 @@ def test_ctrl_c_writes_partial_results(start_sim: SimFactory, tmp_path: Path) ->
         "cancelled_at_end"
     ] + summary["requests"]["failed"] == len(lines)
     assert "partial" in stdout
+
+
+def test_trace_replay_and_stages_from_the_command_line(start_sim: SimFactory, tmp_path: Path) -> None:
+    sim = start_sim("fixed:2,1")
+    trace = tmp_path / "trace.jsonl"
+    trace.write_text(
+        "".join(f'{{"timestamp": {i * 0.05}, "input_tokens": 8, "output_tokens": 4}}\n' for i in range(10))
+    )
+    output = tmp_path / "trace-out"
+    assert main(["run", "--quiet", "--endpoint", sim.url, "--trace", str(trace), "--trace-speed", "2",
+                 "--output", str(output)]) == 0  # fmt: skip
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["load"]["trace_file"] == str(trace) and summary["requests"]["completed"] == 10
+    records = [json.loads(line) for line in (output / "requests.jsonl").read_text().splitlines()]
+    intended = sorted(r["intended_ns"] for r in records)
+    assert [b - a for a, b in itertools.pairwise(intended)] == [25_000_000] * 9
+    scenario = tmp_path / "stages.yaml"
+    scenario.write_text(f"endpoint: {sim.url}\nmax-tokens: 4\nquiet: true\nstages:\n"
+                        "  - {duration: 300ms, rate: 40}\n  - {duration: 300ms, rate: 0}\n")  # fmt: skip
+    assert main(["run", str(scenario), "--output", str(tmp_path / "stages-out")]) == 0
+    staged = json.loads((tmp_path / "stages-out" / "summary.json").read_text())
+    assert staged["load"]["stages"] == [{"duration_s": 0.3, "target": 40.0}, {"duration_s": 0.3, "target": 0.0}]
+    assert 2 <= staged["requests"]["completed"] <= 30  # integral of the rate: 6 + 6 = 12 expected
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--stages", "30s:x=4"], "--stages: expected stages like"),
+        (["--stages", "30s:c=4", "--concurrency", "2"], "--stages sets the load"),
+        (["--trace", "/nonexistent.jsonl"], "--trace /nonexistent.jsonl: no such file"),
+    ],
+)
+def test_schedule_errors(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", *args]) == 2
+    assert message in capsys.readouterr().err
