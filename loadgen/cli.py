@@ -304,6 +304,7 @@ def build_plan(args: argparse.Namespace, sweep: bool) -> Plan:
         quiet=settings.quiet,
         config_record=tuple(settings.recorded().items()),
         trace=tuple(trace) if trace is not None else None,
+        workers=settings.workers,
         telemetry=TelemetryConfig(
             sources=settings.telemetry,
             interval_s=settings.telemetry_interval,

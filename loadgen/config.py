@@ -71,6 +71,8 @@ class LoadConfig:
     stages: tuple[Stage, ...] = ()
     trace_file: str | None = None
     trace_speed: float = 1.0
+    worker_index: int = 0  # this process's share of a load split over worker_count processes
+    worker_count: int = 1
 
     def describe(self) -> str:
         if self.trace_file:

@@ -66,6 +66,7 @@ class Plan:
     config_record: tuple[tuple[str, object], ...] = ()
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     trace: tuple[TraceEntry, ...] | None = None
+    workers: int = 1
 
 
 def redactor(secrets: tuple[str, ...]) -> Callable[[str], str]:
@@ -131,9 +132,12 @@ async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console)
         for number, load in enumerate(plan.levels, 1):
             level_dir = plan.output_dir / f"level-{number:02d}-{_level_name(load)}" if plan.sweep else plan.output_dir
             label = f"[{number}/{len(plan.levels)}] {load.describe()}" if plan.sweep else load.describe()
-            summary = await _run_level(
-                plan, endpoint, load, level_dir, label, stop, token_counter, redact, console, sidecar
-            )
+            if plan.workers > 1:
+                summary = await _level_in_workers(plan, endpoint, load, level_dir, label, stop, console, sidecar)
+            else:
+                summary = await _run_level(
+                    plan, endpoint, load, level_dir, label, stop, token_counter, redact, console, sidecar
+                )
             summaries.append(summary)
             if plan.sweep:
                 write_json(plan.output_dir / "sweep.json", _sweep_json(plan, endpoint, summaries))
@@ -244,12 +248,17 @@ async def _run_level(
     redact: Callable[[str], str],
     console: Console,
     sidecar: SidecarSampler | None = None,
+    run_start_ns: int | None = None,
+    on_aggregator: Callable[[Aggregator], None] | None = None,
+    schedule_origin_ns: int | None = None,
 ) -> dict[str, object]:
+    """One level in this process. ``run_start_ns``: a time origin shared with other worker
+    processes; ``on_aggregator``: called with the live aggregator (worker progress and state)."""
     level_dir.mkdir(parents=True, exist_ok=True)
     clock = MonotonicClock()
     connections = load.concurrency if load.mode is LoadMode.CLOSED else (load.max_inflight or 10_000)
     transport = _transport(endpoint, max(1, connections))
-    run_start_ns = clock.now_ns()
+    run_start_ns = clock.now_ns() if run_start_ns is None else run_start_ns
     started_epoch_s = time.time()
     started_at = wall_time_iso()
     hlog = HlogWriter(level_dir, HISTOGRAM_NAMES, started_epoch_s)
@@ -257,8 +266,12 @@ async def _run_level(
     records = RecordWriter(level_dir / "requests.jsonl")
     publisher = Publisher([aggregator, records])
     monitor = ClientMonitor(on_warning=lambda message: console.print(f"warning: {message}", style="bold yellow"))
+    if on_aggregator is not None:
+        on_aggregator(aggregator)
     context = _context(plan, endpoint, transport, clock, token_counter, redact, run_start_ns)
-    runner = LoadRunner(load, context, PromptPicker(plan.prompts, load.seed), publisher.publish, stop, plan.trace)
+    runner = LoadRunner(
+        load, context, PromptPicker(plan.prompts, load.seed), publisher.publish, stop, plan.trace, schedule_origin_ns
+    )
     monitor_task = asyncio.ensure_future(monitor.run())
     sidecar_cpu = sidecar.cpu_seconds() if sidecar is not None else None
     if sidecar is not None:
@@ -300,6 +313,27 @@ async def _run_level(
                 sidecar, run_start_ns, clock.now_ns(), aggregator.output_tokens, sidecar_cpu
             )
         hlog.close()
+        write_json(level_dir / "summary.json", summary)
+    if not plan.sweep:
+        print_run(console, summary)
+    return summary
+
+
+async def _level_in_workers(
+    plan: Plan, endpoint: EndpointConfig, load: LoadConfig, level_dir: Path, label: str, stop: asyncio.Event,
+    console: Console, sidecar: SidecarSampler | None,
+) -> dict[str, object]:  # fmt: skip
+    from loadgen.workers import run_level_in_workers
+
+    if sidecar is not None:
+        await asyncio.to_thread(sidecar.sample_now)
+    cpu_at_start = sidecar.cpu_seconds() if sidecar is not None else None
+    summary = await run_level_in_workers(plan, endpoint, load, level_dir, label, stop, console)
+    if sidecar is not None:
+        await asyncio.to_thread(sidecar.sample_now)
+        start_ns = int(summary["clock"]["monotonic_start_ns"])  # type: ignore[index, call-overload]
+        tokens = int(summary["tokens"]["output_total"])  # type: ignore[index, call-overload]
+        summary["telemetry"] = await _level_telemetry(sidecar, start_ns, MonotonicClock.now_ns(), tokens, cpu_at_start)
         write_json(level_dir / "summary.json", summary)
     if not plan.sweep:
         print_run(console, summary)

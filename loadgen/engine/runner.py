@@ -72,7 +72,9 @@ class Tickets:
                 self.exhausted.set()
                 return None
             self._measured += 1
-        ticket = Ticket(self.issued, warmup)
+        # with worker processes, this worker's j-th request is the split load's request
+        # worker_index + j × worker_count: the same numbering (and prompts) a single process would use
+        ticket = Ticket(load.worker_index + self.issued * load.worker_count, warmup)
         self.issued += 1
         return ticket
 
@@ -86,10 +88,14 @@ class LoadRunner:
         publish: Callable[[RequestRecord], None],
         stop: asyncio.Event,
         trace: Sequence[TraceEntry] | None = None,
+        schedule_origin_ns: int | None = None,
     ) -> None:
+        """``schedule_origin_ns``: when the open-loop schedule starts (shared by worker processes);
+        by default the moment the run starts."""
         if load.requests is None and load.duration_s is None and trace is None and not load.stages:
             raise ValueError("a run needs a request count, a duration, stages or a trace")
         self._trace = trace
+        self._schedule_origin_ns = schedule_origin_ns
         self._retiring: set[int] = set()
         self._load = load
         self._ctx = context
@@ -163,17 +169,18 @@ class LoadRunner:
         load = self._load
         now_ns = self._ctx.clock.now_ns
         slots = asyncio.Semaphore(load.max_inflight) if load.max_inflight else None
-        start_ns = now_ns()
-        for offset_ns, prompt in self._arrivals():
+        start_ns = now_ns() if self._schedule_origin_ns is None else self._schedule_origin_ns
+        share, of = load.worker_index, load.worker_count
+        for position, (offset_ns, prompt) in enumerate(self._arrivals()):
+            if position % of != share:
+                continue  # another worker process sends this arrival
             if self._stop.is_set():
                 return
             intended_ns = start_ns + offset_ns
             ticket = self._tickets.take(intended_ns)
             if ticket is None:
                 return
-            delay_ns = intended_ns - now_ns()
-            if delay_ns > 0:
-                await asyncio.sleep(delay_ns / 1e9)
+            await _sleep_until(intended_ns, now_ns)
             if slots is not None:
                 await slots.acquire()
             chosen = prompt if prompt is not None else self._picker.pick(ticket.index)
@@ -227,3 +234,14 @@ async def _cancel_all(tasks: Sequence[asyncio.Future[None]]) -> int:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
     return len(pending)
+
+
+async def _sleep_until(due_ns: int, now_ns: Callable[[], int]) -> None:
+    """Never early: event-loop timers have millisecond granularity and can fire before their
+    time; an open-loop request must not leave before its intended send time. The last
+    millisecond is spent yielding to other tasks."""
+    remaining_ns = due_ns - now_ns()
+    if remaining_ns > 1_000_000:
+        await asyncio.sleep((remaining_ns - 1_000_000) / 1e9)
+    while now_ns() < due_ns:
+        await asyncio.sleep(0)

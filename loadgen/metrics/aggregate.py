@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from loadgen.config import SloTarget
 from loadgen.errors import ErrorKind
@@ -194,3 +195,42 @@ class Aggregator:
             ttft_p99_ms=ttft.percentile(99),
             output_tokens_per_s=self.output_tokens / window if window else None,
         )
+
+
+COUNTERS = ("completed", "failed", "cancelled", "warmup", "good", "output_tokens", "input_tokens", "input_tokens_known")
+COUNTER_MAPS = ("errors_by_kind", "output_methods", "input_methods", "itl_splits", "finish_reasons")
+
+
+def aggregator_state(aggregator: Aggregator) -> dict[str, object]:
+    """Everything the summary needs, exactly: counters and compressed histograms (for merging
+    the aggregators of several worker processes)."""
+    aggregator.flush()
+    return {
+        **{name: getattr(aggregator, name) for name in COUNTERS},
+        **{name: dict(getattr(aggregator, name)) for name in COUNTER_MAPS},
+        "first_error_by_kind": aggregator.first_error_by_kind,
+        "method_pairs": aggregator.method_pairs,
+        "window_start_ns": aggregator.window_start_ns,
+        "window_end_ns": aggregator.window_end_ns,
+        "histograms": {
+            name: {"encoded": h.encode(), "out_of_range": h.out_of_range} for name, h in aggregator.totals.items()
+        },
+    }
+
+
+def merge_state(aggregator: Aggregator, state: dict[str, Any]) -> None:
+    for name in COUNTERS:
+        setattr(aggregator, name, getattr(aggregator, name) + state[name])
+    for name in COUNTER_MAPS:
+        getattr(aggregator, name).update(state[name])
+    for kind, message in state["first_error_by_kind"].items():
+        aggregator.first_error_by_kind.setdefault(kind, message)
+    for method, (requests, usage, other) in state["method_pairs"].items():
+        pair = aggregator.method_pairs.setdefault(method, [0, 0, 0])
+        pair[0], pair[1], pair[2] = pair[0] + requests, pair[1] + usage, pair[2] + other
+    for edge, pick in (("window_start_ns", min), ("window_end_ns", max)):
+        mine, theirs = getattr(aggregator, edge), state[edge]
+        if theirs is not None:
+            setattr(aggregator, edge, theirs if mine is None else pick(mine, theirs))
+    for name, histogram in state["histograms"].items():
+        aggregator.totals[name].add_encoded(histogram["encoded"], histogram["out_of_range"])

@@ -67,6 +67,10 @@ class Histogram:
     def rate(cls) -> Histogram:
         return cls(unit_per_count=0.001, display_per_count=0.001, highest_count=10_000_000_000)
 
+    @property
+    def highest_count(self) -> int:
+        return self._highest_count
+
     def empty_copy(self) -> Histogram:
         return Histogram(self._unit_per_count, self._display_per_count, self._highest_count)
 
@@ -83,6 +87,17 @@ class Histogram:
             if value < 0 or not record_value(round(value / unit), count):
                 missed += count
         self.out_of_range += missed
+
+    def encode(self) -> str:
+        """Compressed, exact (HdrHistogram's base64 encoding)."""
+        return self.hdr.encode().decode("ascii")
+
+    def add_encoded(self, encoded: str, out_of_range: int = 0) -> None:
+        """Merge a histogram encoded by ``encode`` (of the same kind), exactly."""
+        self.out_of_range += out_of_range
+        other = HdrHistogram.decode(encoded.encode("ascii"))
+        if other.get_total_count():
+            self.hdr.add(other)
 
     def add(self, other: Histogram) -> None:
         self.out_of_range += other.out_of_range

@@ -1,0 +1,63 @@
+"""Worker processes give the same result, in the same form, as one process on the same workload."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hdrh.histogram import HdrHistogram
+from hdrh.log import HistogramLogReader
+
+from loadgen.cli import main
+from tests.conftest import SimFactory
+
+
+def run(tmp_path: Path, name: str, *args: str) -> tuple[dict, list[dict]]:  # type: ignore[type-arg]
+    output = tmp_path / name
+    assert main(["run", "--quiet", "--output", str(output), *args]) == 0
+    summary = json.loads((output / "summary.json").read_text())
+    records = [json.loads(line) for line in (output / "requests.jsonl").read_text().splitlines()]
+    return summary, records
+
+
+def hlog_count(path: Path) -> int:
+    reader = HistogramLogReader(str(path), HdrHistogram(1, 3_600_000_000, 3))
+    total = 0
+    while (interval := reader.get_next_interval_histogram()) is not None:
+        total += interval.get_total_count()
+    return total
+
+
+def test_closed_loop_in_two_workers_matches_one_process(start_sim: SimFactory, tmp_path: Path) -> None:
+    sim = start_sim("fixed:10,2")
+    args = ["--endpoint", sim.url, "--concurrency", "6", "--requests", "30", "--warmup", "4", "--max-tokens", "10",
+            "--hlog-interval", "100ms"]  # fmt: skip
+    single, single_records = run(tmp_path, "one", *args)
+    multi, multi_records = run(tmp_path, "two", *args, "--workers", "2")
+    assert multi["workers"]["count"] == 2
+    assert sorted(r["index"] for r in multi_records) == sorted(r["index"] for r in single_records) == list(range(34))
+    assert sorted(r["prompt_id"] for r in multi_records) == sorted(r["prompt_id"] for r in single_records)
+    for key in ("completed", "failed", "warmup_excluded"):
+        assert multi["requests"][key] == single["requests"][key]
+    assert multi["latency_ms"]["itl"]["count"] == single["latency_ms"]["itl"]["count"] == 30 * 9
+    assert multi["latency_ms"]["ttft"]["p50"] == pytest.approx(single["latency_ms"]["ttft"]["p50"], abs=3)
+    assert multi["latency_ms"]["tpot"]["p50"] == pytest.approx(2.0, abs=0.5)
+    assert set(multi) - {"workers"} == set(single)  # the same form
+    assert hlog_count(tmp_path / "two" / "itl.hlog") == multi["latency_ms"]["itl"]["count"]
+    assert not (tmp_path / "two" / "workers" / "w0" / "requests.jsonl").exists()  # merged, not duplicated
+
+
+def test_open_loop_schedule_is_dealt_out_not_duplicated(start_sim: SimFactory, tmp_path: Path) -> None:
+    sim = start_sim("fixed:2,1")
+    args = ["--endpoint", sim.url, "--rate", "100", "--arrival", "poisson", "--seed", "7", "--requests", "40",
+            "--max-tokens", "4"]  # fmt: skip
+    _, single = run(tmp_path, "one", *args)
+    _, multi = run(tmp_path, "two", *args, "--workers", "2")
+    by_index = {r["index"]: r["intended_ns"] for r in single}
+    assert sorted(r["index"] for r in multi) == sorted(by_index) == list(range(40))
+    # the same arrival times request for request (offsets from each run's first arrival)
+    single_start = min(by_index.values())
+    multi_start = min(r["intended_ns"] for r in multi)
+    for record in multi:
+        assert record["intended_ns"] - multi_start == by_index[record["index"]] - single_start
