@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--price", default="on_demand", choices=("on_demand", "spot", "reserved", "owned"))
     plan.add_argument("--max-batch", default="256", help="engine max batch for what-if estimates")
     plan.add_argument("--output", help="write plan.json here (a directory)")
+    selftest = commands.add_parser("selftest", help="measure this machine's client ceiling (a local zero-delay server)")
+    selftest.add_argument("--duration", default="3", help="seconds per request-rate step")
+    selftest.add_argument("--output", help="write selftest.json here (a directory)")
     monitor = commands.add_parser("monitor", help="sample telemetry on this host and serve it to 'loadgen run'")
     monitor.add_argument("--listen", default="127.0.0.1:9400", help="HOST:PORT to serve on (port 0: any free port)")
     monitor.add_argument("--telemetry", default="gpu,host", help="sources to sample: gpu, neuron, host, server")
@@ -105,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
             return run_monitor(args, console)
         if args.command == "plan":
             return run_plan(args, console)
+        if args.command == "selftest":
+            from loadgen.selftest import run_selftest
+
+            duration = _positive(args.duration, "--duration") or 3.0
+            return run_selftest(console, duration, Path(args.output) if args.output else None)
         parser.print_help()
         return EXIT_USAGE
     except LoadgenError as exc:
