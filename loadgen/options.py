@@ -210,7 +210,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("sim_profile", _str, "llama2-7b-h100", "built-in simulator profile when no --endpoint is given", "NAME"),
     Option("hlog_interval", parse_duration_s, 1.0, "interval of the .hlog histogram logs", "T"),
     Option("quiet", _bool, False, "no live status line", flag_kind="flag"),
-    Option("workers", _int(1), 1, "worker processes sharing the load (each its own event loop)", "N"),
+    Option(
+        "workers",
+        _int(1),
+        None,
+        "worker processes sharing the load (default: one per 2,000 req/s or 256 users, at most one per CPU)",
+        "N",
+    ),
     Option("telemetry", _telemetry, (), f"sample {','.join(TELEMETRY_SOURCES)} while the load runs", "LIST"),
     Option("telemetry_interval", parse_duration_s, 0.25, "telemetry sampling interval", "T"),
     Option("telemetry_url", _str, None, "pull telemetry from 'loadgen monitor' on another host", "URL"),
@@ -299,7 +305,7 @@ class Settings:
     sim_profile: str
     hlog_interval: float
     quiet: bool
-    workers: int
+    workers: int | None
     telemetry: tuple[str, ...]
     telemetry_interval: float
     telemetry_url: str | None

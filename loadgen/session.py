@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +23,7 @@ from rich.console import Console
 from loadgen.clock import MonotonicClock, wall_time_iso
 from loadgen.config import EndpointConfig, GenerationConfig, LoadConfig, LoadMode, SloTarget, TelemetryConfig
 from loadgen.engine.monitor import ClientMonitor
+from loadgen.engine.partition import default_workers
 from loadgen.engine.preflight import discover_model, preflight
 from loadgen.engine.publisher import Publisher
 from loadgen.engine.request import RequestContext
@@ -66,7 +69,7 @@ class Plan:
     config_record: tuple[tuple[str, object], ...] = ()
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     trace: tuple[TraceEntry, ...] | None = None
-    workers: int = 1
+    workers: int | None = 1  # None: enough for each level's load (engine.partition.default_workers)
 
 
 def redactor(secrets: tuple[str, ...]) -> Callable[[str], str]:
@@ -132,8 +135,11 @@ async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console)
         for number, load in enumerate(plan.levels, 1):
             level_dir = plan.output_dir / f"level-{number:02d}-{_level_name(load)}" if plan.sweep else plan.output_dir
             label = f"[{number}/{len(plan.levels)}] {load.describe()}" if plan.sweep else load.describe()
-            if plan.workers > 1:
-                summary = await _level_in_workers(plan, endpoint, load, level_dir, label, stop, console, sidecar)
+            workers = plan.workers or default_workers(load, os.cpu_count() or 1)
+            if workers > 1:
+                summary = await _level_in_workers(
+                    dataclasses.replace(plan, workers=workers), endpoint, load, level_dir, label, stop, console, sidecar
+                )
             else:
                 summary = await _run_level(
                     plan, endpoint, load, level_dir, label, stop, token_counter, redact, console, sidecar

@@ -19,3 +19,15 @@ def test_partitioned_counts_add_up_to_the_whole_load() -> None:
     assert sum(p.warmup_requests for p in parts) == 3
     assert [(p.worker_index, p.worker_count) for p in parts] == [(0, 2), (1, 2)]
     assert partition(load, 0, 1) is load
+
+
+def test_default_workers_follow_the_load_up_to_the_cpus() -> None:
+    from loadgen.config import Stage
+    from loadgen.engine.partition import default_workers
+
+    assert default_workers(LoadConfig(mode=LoadMode.CLOSED, concurrency=64), cpus=8) == 1
+    assert default_workers(LoadConfig(mode=LoadMode.CLOSED, concurrency=600), cpus=8) == 3
+    assert default_workers(LoadConfig(mode=LoadMode.OPEN, rate_rps=5000), cpus=2) == 2
+    assert default_workers(LoadConfig(mode=LoadMode.OPEN, rate_rps=100), cpus=8) == 1
+    staged = LoadConfig(mode=LoadMode.OPEN, rate_rps=1, stages=(Stage(1, 1), Stage(1, 4500)))
+    assert default_workers(staged, cpus=16) == 3
