@@ -268,10 +268,22 @@ def build_plan(args: argparse.Namespace, sweep: bool) -> Plan:
             raise ConfigError(f"--api-key-env {settings.api_key_env}: environment variable is not set")
         headers.append(("Authorization", f"Bearer {key}"))
         secrets.append(key)
-    if settings.endpoint is not None and not settings.endpoint.startswith(("http://", "https://")):
-        raise ConfigError(f"--endpoint {settings.endpoint}: expected an http:// or https:// URL")
+    url = settings.endpoint
+    region = settings.region
+    if settings.api == "sagemaker":
+        if not settings.endpoint_name:
+            raise ConfigError("--api sagemaker: give --endpoint-name (the SageMaker endpoint to invoke)")
+        if region is None:
+            from botocore.session import Session
+
+            region = Session(profile=settings.aws_profile).get_config_variable("region")
+        if region is None and settings.endpoint_url is None:
+            raise ConfigError("--api sagemaker: give --region (or set one in the AWS config)")
+        url = settings.endpoint_url or f"https://runtime.sagemaker.{region}.amazonaws.com"
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise ConfigError(f"--endpoint {url}: expected an http:// or https:// URL")
     endpoint = EndpointConfig(
-        url=settings.endpoint or "",
+        url=url or "",
         api=settings.api,
         model=settings.model,
         headers=tuple(headers),
@@ -280,6 +292,13 @@ def build_plan(args: argparse.Namespace, sweep: bool) -> Plan:
         first_token_timeout_s=settings.first_token_timeout,
         total_timeout_s=settings.request_timeout,
         verify_tls=not settings.insecure,
+        schema=settings.schema,
+        sagemaker_endpoint=settings.endpoint_name,
+        region=region or "us-east-1",
+        inference_component=settings.inference_component,
+        custom_attributes=settings.custom_attributes,
+        target_variant=settings.target_variant,
+        aws_profile=settings.aws_profile,
     )
     generation = GenerationConfig(
         max_tokens=settings.max_tokens,
@@ -303,7 +322,7 @@ def build_plan(args: argparse.Namespace, sweep: bool) -> Plan:
         prompts=tuple(prompts),
         output_dir=Path(output),
         sweep=sweep,
-        use_simulator=settings.endpoint is None,
+        use_simulator=url is None,
         slo=settings.slo,
         tokenizer=settings.tokenizer,
         sim_profile=settings.sim_profile,

@@ -33,6 +33,13 @@ class EndpointConfig:
     first_token_timeout_s: float = 120.0
     total_timeout_s: float = 600.0
     verify_tls: bool = True
+    schema: str | None = None  # the body format for sagemaker and lmi-local: lmi, tgi or openai-chat
+    sagemaker_endpoint: str | None = None
+    region: str | None = None
+    inference_component: str | None = None
+    custom_attributes: str | None = None
+    target_variant: str | None = None
+    aws_profile: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ import yaml
 from loadgen.config import Arrival, SloTarget, Stage
 from loadgen.errors import ConfigError
 from loadgen.parsing import parse_duration_s, parse_header, parse_levels, parse_slo
-from loadgen.protocols import CODECS
+from loadgen.protocols import APIS, SCHEMAS
 
 Converter = Callable[[Any], object]
 
@@ -159,7 +159,15 @@ class Option:
 
 OPTIONS: tuple[Option, ...] = (
     Option("endpoint", _str, None, "base URL of the server (default: start the built-in simulator)", "URL"),
-    Option("api", _choice(*CODECS), "openai-chat", f"wire protocol: {', '.join(CODECS)}", "API"),
+    Option("api", _choice(*APIS), "openai-chat", f"wire protocol: {', '.join(APIS)}", "API"),
+    Option("schema", _choice(*SCHEMAS), None, "body format for sagemaker and lmi-local (default lmi)", "SCHEMA"),
+    Option("endpoint_name", _str, None, "SageMaker endpoint name (--api sagemaker)", "NAME"),
+    Option("region", _str, None, "AWS region (default: from the AWS config)", "REGION"),
+    Option("endpoint_url", _str, None, "SageMaker runtime URL override (VPC endpoint, local emulator)", "URL"),
+    Option("inference_component", _str, None, "SageMaker inference component name", "NAME"),
+    Option("custom_attributes", _str, None, "SageMaker custom attributes header", "TEXT"),
+    Option("target_variant", _str, None, "SageMaker production variant to invoke", "NAME"),
+    Option("aws_profile", _str, None, "AWS profile for credentials", "NAME"),
     Option("model", _str, None, "model name sent to the server (default: the one it lists)"),
     Option(
         "concurrency",
@@ -271,6 +279,14 @@ class Settings:
 
     endpoint: str | None
     api: str
+    schema: str | None
+    endpoint_name: str | None
+    region: str | None
+    endpoint_url: str | None
+    inference_component: str | None
+    custom_attributes: str | None
+    target_variant: str | None
+    aws_profile: str | None
     model: str | None
     concurrency: list[float] | None
     rate: list[float] | None

@@ -33,8 +33,9 @@ from loadgen.metrics.aggregate import HISTOGRAM_NAMES, Aggregator
 from loadgen.metrics.summary import RunInfo, build_summary
 from loadgen.prompts import Prompt, PromptPicker
 from loadgen.prompts.trace import TraceEntry
-from loadgen.protocols import get_codec
+from loadgen.protocols import Codec, build_codec
 from loadgen.protocols.base import GenerationParams
+from loadgen.protocols.sagemaker import SageMakerTarget
 from loadgen.report.console import LiveStatus, print_run, sweep_table, telemetry_table
 from loadgen.report.files import HlogWriter, RecordWriter, write_json
 from loadgen.sim.process import SimProcess, SimSpec
@@ -42,6 +43,7 @@ from loadgen.sim.server import SimOptions
 from loadgen.telemetry.sidecar import SidecarSampler
 from loadgen.telemetry.summary import summarize_window
 from loadgen.tokenizer import TokenCounter, load_token_counter
+from loadgen.transport.base import Transport
 from loadgen.transport.http import HttpTransport
 
 EXIT_OK = 0
@@ -209,8 +211,8 @@ async def _level_telemetry(
     return summary
 
 
-def _transport(endpoint: EndpointConfig, max_connections: int) -> HttpTransport:
-    return HttpTransport(
+def _transport(endpoint: EndpointConfig, max_connections: int) -> Transport:
+    http = HttpTransport(
         endpoint.url,
         MonotonicClock(),
         max_connections=max_connections,
@@ -220,19 +222,32 @@ def _transport(endpoint: EndpointConfig, max_connections: int) -> HttpTransport:
         total_timeout_s=endpoint.total_timeout_s,
         verify_tls=endpoint.verify_tls,
     )
+    if endpoint.api != "sagemaker":
+        return http
+    from loadgen.transport.sigv4 import SigV4Transport, default_credentials
+
+    return SigV4Transport(http, endpoint.url, default_credentials(endpoint.aws_profile), endpoint.region or "")
+
+
+def _codec(endpoint: EndpointConfig) -> Codec:
+    target = None
+    if endpoint.sagemaker_endpoint:
+        target = SageMakerTarget(endpoint.sagemaker_endpoint, endpoint.inference_component,
+                                 endpoint.custom_attributes, endpoint.target_variant)  # fmt: skip
+    return build_codec(endpoint.api, endpoint.schema, target)
 
 
 def _context(
     plan: Plan,
     endpoint: EndpointConfig,
-    transport: HttpTransport,
+    transport: Transport,
     clock: MonotonicClock,
     token_counter: TokenCounter | None,
     redact: Callable[[str], str],
     run_start_ns: int = 0,
 ) -> RequestContext:
     return RequestContext(
-        codec=get_codec(endpoint.api),
+        codec=_codec(endpoint),
         params=GenerationParams(endpoint.model, plan.generation),
         transport=transport,
         clock=clock,

@@ -32,6 +32,7 @@ class ContentChunk:
     text: str
     tokens: int | None = None
     reasoning: bool = False
+    logprob: float | None = None  # the token's log-probability, when the server returns it
 
 
 @dataclass(frozen=True, slots=True)
