@@ -45,6 +45,7 @@ class RequestRecord:
     error_kind: ErrorKind | None
     error: str | None
     http_status: int | None
+    mean_logprob: float | None = None  # mean log-probability of the output tokens, when returned
 
     @property
     def ok(self) -> bool:
@@ -72,6 +73,7 @@ class RequestRecord:
             "error_kind": self.error_kind.value if self.error_kind else None,
             "error": self.error,
             "http_status": self.http_status,
+            "mean_logprob": self.mean_logprob,
         }
 
     @classmethod

@@ -182,7 +182,7 @@ def _merge_hlogs(directories: list[Path], level_dir: Path, started_epoch_s: floa
             path = directory / f"{name}.hlog"
             if not path.is_file():
                 continue
-            template = Histogram.rate() if name == "output_tokens_per_s" else Histogram.latency()
+            template = Aggregator.new_histogram(name)
             reader = HistogramLogReader(str(path), HdrHistogram(1, template.highest_count, 3))
             while (interval := reader.get_next_interval_histogram()) is not None:
                 # the reader adds this file's StartTime; the workers share the relative time grid

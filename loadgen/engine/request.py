@@ -46,6 +46,8 @@ class _Attempt:
         "finish_reason",
         "first_byte_ns",
         "http_status",
+        "logprob_count",
+        "logprob_sum",
         "sent_ns",
         "texts",
         "timed_out",
@@ -69,6 +71,8 @@ class _Attempt:
         self.error: str | None = None
         self.http_status: int | None = None
         self.timed_out = False
+        self.logprob_sum = 0.0
+        self.logprob_count = 0
 
     def fail(self, kind: ErrorKind, message: str) -> None:
         if self.error_kind is None:
@@ -85,6 +89,9 @@ class _Attempt:
                     self.chunk_tokens.append(event.tokens)
                 if self.texts is not None:
                     self.texts.append(event.text)
+                if event.logprob is not None:
+                    self.logprob_sum += event.logprob
+                    self.logprob_count += 1
             elif type(event) is Usage:
                 if event.prompt_tokens is not None:
                     self.usage_input = event.prompt_tokens
@@ -210,4 +217,5 @@ def _to_record(
         error_kind=attempt.error_kind,
         error=attempt.error,
         http_status=attempt.http_status,
+        mean_logprob=attempt.logprob_sum / attempt.logprob_count if attempt.logprob_count else None,
     )

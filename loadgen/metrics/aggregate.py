@@ -7,6 +7,7 @@ run totals and handed to ``on_interval`` (the report layer writes them as ``.hlo
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from loadgen.metrics.histogram import Histogram
 from loadgen.records import RequestRecord, TokenMethod
 
 LATENCY_METRICS = ("ttft", "itl", "itl_chunk", "tpot", "e2e", "schedule_lag")
-HISTOGRAM_NAMES = (*LATENCY_METRICS, "output_tokens_per_s")
+HISTOGRAM_NAMES = (*LATENCY_METRICS, "output_tokens_per_s", "confidence")
 
 IntervalSink = Callable[[int, int, dict[str, Histogram]], None]
 
@@ -44,8 +45,8 @@ class Aggregator:
         self._per_request_slo = tuple(target for target in slo if target.percentile is None)
         self._interval_ns = interval_ns
         self._on_interval = on_interval
-        self.totals = {name: self._new_histogram(name) for name in HISTOGRAM_NAMES}
-        self._interval = {name: self._new_histogram(name) for name in HISTOGRAM_NAMES}
+        self.totals = {name: self.new_histogram(name) for name in HISTOGRAM_NAMES}
+        self._interval = {name: self.new_histogram(name) for name in HISTOGRAM_NAMES}
         self._interval_index: int | None = None
         self.completed = 0
         self.failed = 0
@@ -66,8 +67,9 @@ class Aggregator:
         self.window_end_ns: int | None = None
 
     @staticmethod
-    def _new_histogram(name: str) -> Histogram:
-        return Histogram.rate() if name == "output_tokens_per_s" else Histogram.latency()
+    def new_histogram(name: str) -> Histogram:
+        """The histogram kind of a metric: rates and confidence in thousandths, latencies in µs."""
+        return Histogram.rate() if name in ("output_tokens_per_s", "confidence") else Histogram.latency()
 
     def on_record(self, record: RequestRecord) -> None:
         if record.warmup:
@@ -116,6 +118,9 @@ class Aggregator:
             histograms["output_tokens_per_s"].record(rate)
         if len(record.chunk_ns) >= 2:
             self.itl_splits[rm.itl_split(record).value] += 1
+        if record.mean_logprob is not None:
+            # confidence: the geometric mean of the output tokens' probabilities, exp(mean log-prob)
+            histograms["confidence"].record(math.exp(record.mean_logprob))
 
     def _count_tokens(self, record: RequestRecord) -> None:
         self.output_methods[record.output_token_method.value] += 1
@@ -168,7 +173,7 @@ class Aggregator:
             self._on_interval(start_ns, start_ns + self._interval_ns, self._interval)
         for name, histogram in self._interval.items():
             self.totals[name].add(histogram)
-        self._interval = {name: self._new_histogram(name) for name in HISTOGRAM_NAMES}
+        self._interval = {name: self.new_histogram(name) for name in HISTOGRAM_NAMES}
 
     def histogram(self, name: str) -> Histogram:
         """Totals so far including the open interval (a copy)."""

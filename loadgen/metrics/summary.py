@@ -85,6 +85,9 @@ def build_summary(aggregator: Aggregator, info: RunInfo) -> dict[str, object]:
         "measured_window_s": round(window_s, 6) if window_s else None,
         "latency_ms": latency,
         "output_tokens_per_s_per_request": aggregator.totals["output_tokens_per_s"].stats().to_json_dict(),
+        "confidence": aggregator.totals["confidence"].stats().to_json_dict()
+        if aggregator.totals["confidence"].count
+        else None,
         "throughput": {
             "requests_per_s": per_second(aggregator.completed),
             "output_tokens_per_s": per_second(aggregator.output_tokens),

@@ -117,7 +117,7 @@ def error_message_from_body(body: bytes, limit: int = 300) -> str:
     except ValueError:
         data = None
     if isinstance(data, dict):
-        for key in ("error", "message", "detail"):
+        for key in ("error", "message", "Message", "detail"):
             value = data.get(key)
             if isinstance(value, dict):
                 value = value.get("message") or json.dumps(value)

@@ -131,6 +131,10 @@ def facts_lines(summary: dict) -> list[Text]:  # type: ignore[type-arg]
                 f"{_number(goodput['requests_per_s'], 2)} good req/s"
             )
         )
+    confidence = summary.get("confidence")
+    if confidence:
+        lines.append(Text(f"confidence (exp of the mean token log-prob): p50 {confidence['p50']:.3f}, "
+                          f"min {confidence['min']:.3f}, over {confidence['count']} requests"))  # fmt: skip
     lines.append(
         Text(
             f"token counts: output from {counting['output_method']}, input from {counting['input_method']}", style="dim"

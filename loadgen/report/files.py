@@ -44,7 +44,9 @@ class HlogWriter:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(run_start_epoch_s))
         for name in names:
             handle = (directory / f"{name}.hlog").open("w", encoding="utf-8")
-            unit = "thousandths of a token/s" if name == "output_tokens_per_s" else "microseconds"
+            unit = {"output_tokens_per_s": "thousandths of a token/s", "confidence": "thousandths"}.get(
+                name, "microseconds"
+            )
             handle.write(f"#[loadgen {name}: values in {unit}]\n")
             handle.write(
                 f"#[Histogram log format version 1.2]\n#[StartTime: {run_start_epoch_s:.3f} "

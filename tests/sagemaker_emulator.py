@@ -1,0 +1,136 @@
+"""A local SageMaker runtime for tests: checks SigV4 signatures with botocore and answers with
+LMI JSON lines, streamed in real event-stream frames whose payload parts split lines anywhere.
+
+Also serves ``POST /invocations`` (a local LMI container: no signature, JSON lines) and ``GET
+/ping``. Each token takes ``token_delay_s``; ``fail_after`` tokens, if set, ends a stream with a
+ModelStreamError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from aiohttp import web
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from tests.aws_eventstream import model_stream_error, payload_part
+
+AUTH = re.compile(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/sagemaker/aws4_request, "
+                  r"SignedHeaders=([^,]+), Signature=([0-9a-f]{64})")  # fmt: skip
+
+
+@dataclass
+class EmulatorOptions:
+    access_key: str = "AKIDEXAMPLE"
+    secret_key: str = "emulator-secret-key"
+    region: str = "us-east-1"
+    token_delay_s: float = 0.002
+    fail_after: int | None = None
+
+
+def signature_ok(request: web.Request, body: bytes, options: EmulatorOptions) -> bool:
+    match = AUTH.fullmatch(request.headers.get("Authorization", ""))
+    if not match or match.group(1) != options.access_key or match.group(3) != options.region:
+        return False
+    signed = match.group(4).split(";")
+    url = f"http://{request.host}{request.raw_path}"
+    headers = {name: request.headers[name] for name in signed if name in request.headers}
+    aws_request = AWSRequest(method=request.method, url=url, data=body, headers=headers)
+    aws_request.context["timestamp"] = request.headers.get("X-Amz-Date", "")
+    signer = SigV4Auth(Credentials(options.access_key, options.secret_key), "sagemaker", options.region)
+    canonical = signer.canonical_request(aws_request)
+    expected = signer.signature(signer.string_to_sign(aws_request, canonical), aws_request)
+    return expected == match.group(5)
+
+
+def lmi_lines(count: int) -> list[bytes]:
+    lines = [json.dumps({"token": {"id": i, "text": f" t{i}", "log_prob": -0.1 * (i + 1)}, "generated_text": None,
+                         "details": None}).encode() + b"\n" for i in range(count - 1)]  # fmt: skip
+    last = {"token": {"id": count, "text": f" t{count - 1}", "log_prob": -0.05}, "generated_text": "…",
+            "details": {"finish_reason": "length", "generated_tokens": count}}  # fmt: skip
+    return [*lines, json.dumps(last).encode() + b"\n"]
+
+
+def app(options: EmulatorOptions) -> web.Application:
+    async def invoke(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        if not signature_ok(request, body, options):
+            message = ("The request signature we calculated does not match the signature you provided. Check your "
+                       "AWS Secret Access Key and signing method.")  # fmt: skip
+            return web.json_response({"message": message}, status=403,
+                                     headers={"x-amzn-ErrorType": "InvalidSignatureException"})  # fmt: skip
+        if request.match_info["name"] != "my-endpoint":
+            message = f"Endpoint {request.match_info['name']} not found."
+            return web.json_response({"ErrorCode": "ValidationError", "Message": message}, status=404)
+        payload = json.loads(body)
+        tokens = payload["parameters"]["max_new_tokens"]
+        if request.path.endswith("-response-stream"):
+            response = web.StreamResponse(headers={"Content-Type": "application/vnd.amazon.eventstream"})
+            await response.prepare(request)
+            pending = b""
+            for number, line in enumerate(lmi_lines(tokens)):
+                await asyncio.sleep(options.token_delay_s)
+                if options.fail_after is not None and number >= options.fail_after:
+                    await response.write(payload_part(pending) + model_stream_error("CUDA out of memory"))
+                    return response
+                data = pending + line
+                cut = len(data) * 2 // 3  # payload parts split lines mid-way
+                await response.write(payload_part(data[:cut]))
+                pending = data[cut:]
+            await response.write(payload_part(pending))
+            await response.write_eof()
+            return response
+        await asyncio.sleep(options.token_delay_s * tokens)
+        return web.json_response({"generated_text": " t" * tokens,
+                                  "details": {"finish_reason": "length", "generated_tokens": tokens}})  # fmt: skip
+
+    async def local_invocations(request: web.Request) -> web.StreamResponse:
+        payload = await request.json()
+        tokens = payload["parameters"]["max_new_tokens"]
+        if not payload.get("stream"):
+            return web.json_response({"generated_text": " t" * tokens})
+        response = web.StreamResponse(headers={"Content-Type": "application/jsonlines"})
+        await response.prepare(request)
+        for line in lmi_lines(tokens):
+            await asyncio.sleep(options.token_delay_s)
+            await response.write(line)
+        await response.write_eof()
+        return response
+
+    async def ping(request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    application = web.Application()
+    application.router.add_post(r"/endpoints/{name}/invocations-response-stream", invoke)
+    application.router.add_post(r"/endpoints/{name}/invocations", invoke)
+    application.router.add_post("/invocations", local_invocations)
+    application.router.add_get("/ping", ping)
+    return application
+
+
+@contextmanager
+def running_emulator(options: EmulatorOptions) -> Iterator[str]:
+    """The emulator on 127.0.0.1 (a free port) in a thread of its own; stopped on exit."""
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app(options))
+    loop.run_until_complete(runner.setup())
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    loop.run_until_complete(site.start())
+    port = runner.addresses[0][1]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
