@@ -59,6 +59,38 @@ def lmi_lines(count: int) -> list[bytes]:
     return [*lines, json.dumps(last).encode() + b"\n"]
 
 
+def openai_lines(count: int) -> list[bytes]:
+    lines = [b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n']
+    for i in range(count):
+        finish = '"length"' if i == count - 1 else "null"
+        lines.append(
+            f'data: {{"choices":[{{"index":0,"delta":{{"content":" t{i}"}},"finish_reason":{finish}}}]}}\n\n'.encode()
+        )
+    lines.append(
+        f'data: {{"choices":[],"usage":{{"prompt_tokens":3,"completion_tokens":{count}}}}}\n\ndata: [DONE]\n\n'.encode()
+    )
+    return lines
+
+
+def tgi_lines(count: int) -> list[bytes]:
+    lines = [f'data:{{"token":{{"id":{i},"text":" t{i}","logprob":-0.2,"special":false}},"generated_text":null,'
+             f'"details":null}}\n\n'.encode() for i in range(count - 1)]  # fmt: skip
+    lines.append(f'data:{{"token":{{"id":{count},"text":" end","logprob":-0.2,"special":false}},"generated_text":"…",'
+                 f'"details":{{"finish_reason":"length","generated_tokens":{count}}}}}\n\n'.encode())  # fmt: skip
+    return lines
+
+
+def response_lines(payload: dict, request: web.Request) -> list[bytes]:  # type: ignore[type-arg]
+    """What the container streams: OpenAI SSE for chat messages; TGI SSE when the custom attributes
+    ask for it (a container configured for TGI's format); LMI JSON lines otherwise."""
+    if "messages" in payload:
+        return openai_lines(payload["max_tokens"])
+    tokens = payload["parameters"]["max_new_tokens"]
+    if request.headers.get("X-Amzn-SageMaker-Custom-Attributes") == "format=tgi":
+        return tgi_lines(tokens)
+    return lmi_lines(tokens)
+
+
 def app(options: EmulatorOptions) -> web.Application:
     async def invoke(request: web.Request) -> web.StreamResponse:
         body = await request.read()
@@ -71,12 +103,12 @@ def app(options: EmulatorOptions) -> web.Application:
             message = f"Endpoint {request.match_info['name']} not found."
             return web.json_response({"ErrorCode": "ValidationError", "Message": message}, status=404)
         payload = json.loads(body)
-        tokens = payload["parameters"]["max_new_tokens"]
+        tokens = payload["max_tokens"] if "messages" in payload else payload["parameters"]["max_new_tokens"]
         if request.path.endswith("-response-stream"):
             response = web.StreamResponse(headers={"Content-Type": "application/vnd.amazon.eventstream"})
             await response.prepare(request)
             pending = b""
-            for number, line in enumerate(lmi_lines(tokens)):
+            for number, line in enumerate(response_lines(payload, request)):
                 await asyncio.sleep(options.token_delay_s)
                 if options.fail_after is not None and number >= options.fail_after:
                     await response.write(payload_part(pending) + model_stream_error("CUDA out of memory"))

@@ -92,3 +92,14 @@ def test_local_lmi_container(tmp_path: Path) -> None:
 def test_sagemaker_needs_an_endpoint_name(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--api", "sagemaker", "--region", "us-east-1"]) == 2
     assert "--endpoint-name" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("aws_env")
+@pytest.mark.parametrize("schema, extra", [("openai-chat", []), ("tgi", ["--custom-attributes", "format=tgi"])])
+def test_openai_and_tgi_schemas_over_sagemaker(tmp_path: Path, schema: str, extra: list[str]) -> None:
+    with running_emulator(EmulatorOptions()) as url:
+        assert sagemaker_run(url, tmp_path / schema, "--schema", schema, "--requests", "3", *extra) == 0
+    summary = json.loads((tmp_path / schema / "summary.json").read_text())
+    assert summary["requests"]["completed"] == 3
+    assert summary["requests"]["finish_reasons"] == {"length": 3}
+    assert summary["latency_ms"]["itl"]["count"] == 3 * 11
