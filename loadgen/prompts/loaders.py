@@ -7,8 +7,10 @@ field and what was expected.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from loadgen.errors import ConfigError
 from loadgen.prompts.model import Prompt
@@ -49,8 +51,8 @@ def load_prompts(source: str) -> list[Prompt]:
     return prompts
 
 
-def _parse_jsonl(text: str, source: str) -> list[Prompt]:
-    prompts = []
+def jsonl_objects(text: str, source: str, expected: str) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """(line number, "file:line", object) for each non-blank line; one-line errors otherwise."""
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -60,9 +62,13 @@ def _parse_jsonl(text: str, source: str) -> list[Prompt]:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
         if not isinstance(entry, dict):
-            raise ConfigError(f"{where}: expected a JSON object with 'prompt' or 'messages'")
-        prompts.append(_prompt_from_entry(entry, where, default_id=f"line-{number}"))
-    return prompts
+            raise ConfigError(f"{where}: expected a JSON object with {expected}")
+        yield number, where, entry
+
+
+def _parse_jsonl(text: str, source: str) -> list[Prompt]:
+    return [_prompt_from_entry(entry, where, default_id=f"line-{number}")
+            for number, where, entry in jsonl_objects(text, source, "'prompt' or 'messages'")]  # fmt: skip
 
 
 def _prompt_from_entry(entry: dict[str, object], where: str, default_id: str) -> Prompt:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import random
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from loadgen.errors import ConfigError
+from loadgen.prompts.loaders import jsonl_objects
 from loadgen.prompts.model import Prompt
 from loadgen.prompts.synthetic import WORDS
 
@@ -69,16 +69,7 @@ def _count(entry: dict[str, object], key: str, where: str) -> int | None:
 def _jsonl(text: str, source: str, seed: int) -> tuple[list[float], list[Prompt]]:
     times: list[float] = []
     prompts: list[Prompt] = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{source}:{number}"
-        try:
-            entry = json.loads(line)
-        except ValueError as exc:
-            raise ConfigError(f"{where}: not valid JSON ({exc})") from None
-        if not isinstance(entry, dict):
-            raise ConfigError(f"{where}: expected a JSON object")
+    for _, where, entry in jsonl_objects(text, source, "a 'timestamp'"):
         stamp = entry.get("timestamp")
         if not isinstance(stamp, (int, float)) or isinstance(stamp, bool):
             raise ConfigError(f"{where}: field 'timestamp' is {stamp!r}; expected a number")

@@ -15,18 +15,15 @@ from loadgen.errors import ProtocolError
 from loadgen.prompts import Prompt
 from loadgen.protocols.base import (
     JSON_HEADERS,
-    ContentChunk,
-    Finish,
     GenerationParams,
     HttpRequest,
-    ServerError,
     StreamEvent,
-    Usage,
     WholeBodyDecoder,
     decode_json,
     encode_json,
     error_message_from_body,
 )
+from loadgen.protocols.token_stream import generated_body_events, token_message_events
 
 MAX_LINE_BYTES = 64 * 1024 * 1024
 
@@ -67,27 +64,8 @@ class LmiCodec:
         return error_message_from_body(body)
 
 
-def _details(details: object) -> list[StreamEvent]:
-    if not isinstance(details, dict):
-        return []
-    return [Usage(None, details.get("generated_tokens")), Finish(details.get("finish_reason"))]
-
-
 def parse_lmi_body(body: bytes) -> list[StreamEvent]:
-    data = decode_json(body, "response body")
-    if isinstance(data, list) and data:
-        data = data[0]
-    if not isinstance(data, dict):
-        raise ProtocolError("response body is not a JSON object")
-    if "error" in data:
-        return [ServerError(str(data["error"]))]
-    text = data.get("generated_text")
-    if text is None and isinstance(data.get("outputs"), list) and data["outputs"]:
-        text = data["outputs"][0]
-    if not isinstance(text, str):
-        raise ProtocolError("response has no 'generated_text' (or 'outputs')")
-    events: list[StreamEvent] = [ContentChunk(text)] if text else []
-    return events + _details(data.get("details"))
+    return generated_body_events(body, outputs_form=True)
 
 
 class LmiStreamDecoder:
@@ -119,21 +97,5 @@ class LmiStreamDecoder:
         return events
 
     def _handle(self, line: bytes, events: list[StreamEvent]) -> None:
-        message = decode_json(line, "JSON line")
-        if not isinstance(message, dict):
-            raise ProtocolError(f"JSON line is not an object: {line[:80]!r}")
-        if "error" in message:
-            events.append(ServerError(str(message["error"])))
+        if token_message_events(decode_json(line, "JSON line"), line, "JSON line", events):
             self._finished = True
-            return
-        token = message.get("token")
-        if isinstance(token, dict):
-            text = token.get("text") or ""
-            if text and not token.get("special"):
-                logprob = token.get("log_prob", token.get("logprob"))
-                events.append(ContentChunk(text, tokens=1, logprob=float(logprob) if logprob is not None else None))
-        elif token is not None:
-            raise ProtocolError(f"'token' is not an object: {line[:80]!r}")
-        if message.get("generated_text") is not None or message.get("details") is not None:
-            self._finished = True
-            events.extend(_details(message.get("details")))

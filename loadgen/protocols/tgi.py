@@ -12,19 +12,16 @@ from loadgen.errors import ProtocolError
 from loadgen.prompts import Prompt
 from loadgen.protocols.base import (
     JSON_HEADERS,
-    ContentChunk,
-    Finish,
     GenerationParams,
     HttpRequest,
-    ServerError,
     StreamEvent,
-    Usage,
     WholeBodyDecoder,
     decode_json,
     encode_json,
     error_message_from_body,
 )
 from loadgen.protocols.sse import SseDecoder
+from loadgen.protocols.token_stream import generated_body_events, token_message_events
 
 
 class TgiCodec:
@@ -51,33 +48,10 @@ class TgiCodec:
         return HttpRequest("POST", path, JSON_HEADERS, encode_json(body))
 
     def decoder(self, stream: bool) -> TgiStreamDecoder | WholeBodyDecoder:
-        return TgiStreamDecoder() if stream else WholeBodyDecoder(_parse_generate_body)
+        return TgiStreamDecoder() if stream else WholeBodyDecoder(generated_body_events)
 
     def error_message(self, status: int, body: bytes) -> str:
         return error_message_from_body(body)
-
-
-def _details_events(details: object) -> list[StreamEvent]:
-    if not isinstance(details, dict):
-        return []
-    return [Usage(None, details.get("generated_tokens")), Finish(details.get("finish_reason"))]
-
-
-def _parse_generate_body(body: bytes) -> list[StreamEvent]:
-    data = decode_json(body, "response body")
-    if isinstance(data, list) and data:
-        data = data[0]
-    if not isinstance(data, dict):
-        raise ProtocolError("response body is not a JSON object")
-    if "error" in data:
-        return [ServerError(str(data["error"]))]
-    if "generated_text" not in data:
-        raise ProtocolError("response has no 'generated_text'")
-    events: list[StreamEvent] = []
-    if data["generated_text"]:
-        events.append(ContentChunk(data["generated_text"]))
-    events.extend(_details_events(data.get("details")))
-    return events
 
 
 class TgiStreamDecoder:
@@ -100,20 +74,5 @@ class TgiStreamDecoder:
         return events
 
     def _handle(self, data: str, events: list[StreamEvent]) -> None:
-        message = decode_json(data, "SSE data")
-        if not isinstance(message, dict):
-            raise ProtocolError(f"SSE data is not a JSON object: {data[:80]!r}")
-        if "error" in message:
-            events.append(ServerError(str(message["error"])))
+        if token_message_events(decode_json(data, "SSE data"), data, "SSE data", events):
             self._finished = True
-            return
-        token = message.get("token")
-        if isinstance(token, dict):
-            text = token.get("text") or ""
-            if text and not token.get("special"):
-                events.append(ContentChunk(text, tokens=1))
-        elif token is not None:
-            raise ProtocolError(f"'token' is not an object: {data[:80]!r}")
-        if message.get("generated_text") is not None or message.get("details") is not None:
-            self._finished = True
-            events.extend(_details_events(message.get("details")))

@@ -17,8 +17,8 @@ def tgi_events(data: bytes, *cuts: int) -> list:
 
 def test_tgi_stream_tokens_and_details() -> None:
     assert tgi_events(streams.TGI_STREAM) == [
-        ContentChunk("Hello", tokens=1),
-        ContentChunk(" 世界", tokens=1),
+        ContentChunk("Hello", tokens=1, logprob=-0.1),
+        ContentChunk(" 世界", tokens=1, logprob=-0.2),
         Usage(None, 3),
         Finish("eos_token"),
     ]
@@ -32,7 +32,7 @@ def test_every_split_point() -> None:
 
 def test_error_event() -> None:
     events = tgi_events(streams.TGI_ERROR_STREAM)
-    assert events[0] == ContentChunk("a", tokens=1)
+    assert events[0] == ContentChunk("a", tokens=1, logprob=-0.1)
     assert isinstance(events[1], ServerError) and "out of memory" in events[1].message
 
 
