@@ -332,6 +332,7 @@ def build_plan(args: argparse.Namespace, sweep: bool) -> Plan:
         config_record=tuple(settings.recorded().items()),
         trace=tuple(trace) if trace is not None else None,
         workers=settings.workers,
+        fail_on=settings.fail_on,
         telemetry=TelemetryConfig(
             sources=settings.telemetry,
             interval_s=settings.telemetry_interval,

@@ -135,6 +135,14 @@ def _stages(value: object) -> tuple[str, tuple[Stage, ...]]:
     return kind, tuple(stages)
 
 
+def _thresholds(value: object) -> tuple[object, ...]:
+    from loadgen.metrics.thresholds import parse_threshold
+
+    items = value if isinstance(value, list) else [value]
+    parts = [part for item in items for part in str(item).split(",") if part.strip()]
+    return tuple(parse_threshold(part) for part in parts)
+
+
 def _names(value: object) -> tuple[str, ...]:
     items = value if isinstance(value, list) else str(value).split(",")
     return tuple(str(item).strip() for item in items if str(item).strip())
@@ -205,6 +213,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("no_stream", _bool, False, "use the non-streaming API (TTFT then equals end-to-end)", flag_kind="flag"),
     Option("extra_body", _extra_body, None, "JSON object merged into every request body", "JSON"),
     Option("slo", lambda v: parse_slo(str(v)), (), "per-request SLOs for goodput, e.g. ttft=500ms,tpot=50ms", "SPEC"),
+    Option(
+        "fail_on",
+        _thresholds,
+        (),
+        "exit 1 if a level breaches this, e.g. 'ttft_p99>500ms' (repeatable)",
+        "EXPR",
+        flag_kind="append",
+    ),
     Option("seed", _int(0), 0, "seed for prompt order and arrivals", "N"),
     Option("header", _headers, [], "extra HTTP header 'Name: value' (repeatable)", "H", flag_kind="append"),
     Option("api_key_env", _str, None, "environment variable holding the API key (sent as a Bearer token)", "VAR"),
@@ -308,6 +324,7 @@ class Settings:
     no_stream: bool
     extra_body: dict[str, object] | None
     slo: tuple[SloTarget, ...]
+    fail_on: tuple[Any, ...]
     seed: int
     header: list[tuple[str, str]]
     api_key_env: str | None

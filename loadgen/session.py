@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from rich.console import Console
@@ -31,12 +32,13 @@ from loadgen.engine.runner import LoadRunner, StopReason
 from loadgen.errors import ConfigError
 from loadgen.metrics.aggregate import HISTOGRAM_NAMES, Aggregator
 from loadgen.metrics.summary import RunInfo, build_summary
+from loadgen.metrics.thresholds import breaches
 from loadgen.prompts import Prompt, PromptPicker
 from loadgen.prompts.trace import TraceEntry
 from loadgen.protocols import Codec, build_codec
 from loadgen.protocols.base import GenerationParams
 from loadgen.protocols.sagemaker import SageMakerTarget
-from loadgen.report.console import LiveStatus, print_run, sweep_table, telemetry_table
+from loadgen.report.console import LiveStatus, level_label, print_run, sweep_table, telemetry_table
 from loadgen.report.files import HlogWriter, RecordWriter, write_json
 from loadgen.sim.process import SimProcess, SimSpec
 from loadgen.sim.server import SimOptions
@@ -48,6 +50,7 @@ from loadgen.transport.http import HttpTransport
 
 EXIT_OK = 0
 EXIT_INTERRUPTED = 130
+EXIT_THRESHOLDS = 1
 SIM_MODEL = "sim-llm"
 
 
@@ -72,6 +75,7 @@ class Plan:
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     trace: tuple[TraceEntry, ...] | None = None
     workers: int | None = 1  # None: enough for each level's load (engine.partition.default_workers)
+    fail_on: tuple[Any, ...] = ()  # loadgen.metrics.thresholds.Threshold
 
 
 def redactor(secrets: tuple[str, ...]) -> Callable[[str], str]:
@@ -160,6 +164,12 @@ async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console)
     if stop.is_set():
         console.print("Interrupted: results so far were written and marked partial.", style="bold yellow")
         return EXIT_INTERRUPTED
+    failed = [f"{level_label(summary)}: {line}" for summary in summaries for line in breaches(plan.fail_on, summary)]
+    if failed:
+        console.print("thresholds breached:", style="bold red")
+        for line in failed:
+            console.print(f"  {line}", style="red")
+        return EXIT_THRESHOLDS
     return EXIT_OK
 
 
