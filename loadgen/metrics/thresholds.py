@@ -58,13 +58,13 @@ def parse_threshold(text: str) -> Threshold:
 def metric_value(summary: dict, metric: str) -> float | None:  # type: ignore[type-arg]
     latency = LATENCY.match(metric)
     if latency:
-        return summary["latency_ms"][latency.group(1)][latency.group(2)]  # type: ignore[no-any-return]
+        return (summary.get("latency_ms", {}).get(latency.group(1)) or {}).get(latency.group(2))
     if metric == "error_rate":
-        return summary["requests"]["error_rate"]  # type: ignore[no-any-return]
+        return summary.get("requests", {}).get("error_rate")  # type: ignore[no-any-return]
     if metric == "goodput":
         goodput = summary.get("goodput")
         return goodput["fraction"] if goodput else None
-    return summary["throughput"][metric]  # type: ignore[no-any-return]
+    return summary.get("throughput", {}).get(metric)  # type: ignore[no-any-return]
 
 
 def breaches(thresholds: tuple[Threshold, ...], summary: dict[str, object]) -> list[str]:

@@ -29,8 +29,15 @@ def test_bad_thresholds(text: str) -> None:
 
 
 def test_breaches_list_what_was_measured() -> None:
-    thresholds = tuple(parse_threshold(t) for t in ("ttft_p99>500ms", "tpot_p95>50ms", "error_rate>1%",
-                                                    "goodput<95%", "output_tokens_per_s<1000", "itl_p99>1s"))  # fmt: skip
+    texts = (
+        "ttft_p99>500ms",
+        "tpot_p95>50ms",
+        "error_rate>1%",
+        "goodput<95%",
+        "output_tokens_per_s<1000",
+        "itl_p99>1s",
+    )
+    thresholds = tuple(parse_threshold(text) for text in texts)
     assert breaches(thresholds, SUMMARY) == [
         "ttft_p99>500ms: measured 620",
         "error_rate>1%: measured 0.02",
