@@ -73,6 +73,5 @@ def breaches(thresholds: tuple[Threshold, ...], summary: dict[str, object]) -> l
     for threshold in thresholds:
         breached, measured = threshold.breached_by(summary)
         if breached:
-            shown = "not measured" if measured is None else f"{measured:g}"
-            lines.append(f"{threshold.text}: measured {shown}")
+            lines.append(f"{threshold.text}: " + ("not measured" if measured is None else f"measured {measured:g}"))
     return lines
