@@ -55,6 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_load_options(run)
     sweep = commands.add_parser("sweep", help="a series of load levels, e.g. --concurrency 1..64")
     _add_load_options(sweep)
+    compare = commands.add_parser(
+        "compare", help="a baseline against candidates, level by level (e.g. assisted decoding)"
+    )
+    _add_load_options(compare)
+    compare.add_argument(
+        "--variant",
+        action="append",
+        metavar="NAME=URL|sim:PROFILE",
+        help="the first is the baseline (default: the simulator without and with speculation)",
+    )
     sim = commands.add_parser("serve-sim", help="serve the built-in simulated LLM (OpenAI and TGI APIs)")
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8000)
@@ -102,6 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("run", "sweep"):
             plan = build_plan(args, sweep=args.command == "sweep")
             return execute(plan, console)
+        if args.command == "compare":
+            from loadgen.compare import parse_variants, run_compare
+            from loadgen.session import _run_loop
+
+            variants = parse_variants(args.variant)
+            return _run_loop(run_compare(build_plan(args, sweep=True), variants, console))
         if args.command == "serve-sim":
             return serve_sim(args)
         if args.command == "monitor":

@@ -1,0 +1,194 @@
+"""Top layer: ``loadgen compare`` — a baseline against candidates (an assisted-generation
+deployment, other request parameters, other hardware) on the same prompts, seed and load levels,
+interleaved level by level so that drift affects all alike.
+
+Per level and candidate: speedups (baseline ÷ candidate) of TTFT, TPOT and end-to-end medians with
+95 % bootstrap intervals (1,000 resamples of the requests, seeded), the throughput ratio, and a
+paired comparison: request i carries the same prompt in every variant, so the share of requests
+the candidate served faster end to end. The crossover is the first level where the candidate's
+end-to-end speedup falls below 1. Unequal output lengths (beyond 2 %) make the comparison unfair
+and are flagged: use ``--ignore-eos`` or fixed lengths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import statistics
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from loadgen.config import EndpointConfig
+from loadgen.errors import ConfigError
+from loadgen.report.console import level_label
+from loadgen.report.files import write_json
+
+BOOTSTRAP_RESAMPLES = 1000
+LENGTH_TOLERANCE = 0.02
+DEFAULT_VARIANTS = (("baseline", "sim:llama3-8b-h100"), ("assisted", "sim:llama3-8b-h100-spec"))
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    name: str
+    target: str  # a URL, or sim:PROFILE
+
+    @property
+    def simulated(self) -> bool:
+        return self.target.startswith("sim:")
+
+
+def parse_variants(texts: list[str] | None) -> list[Variant]:
+    pairs = DEFAULT_VARIANTS if not texts else [text.partition("=")[::2] for text in texts]
+    variants = [Variant(name.strip(), target.strip()) for name, target in pairs]
+    for variant in variants:
+        if not variant.name or not (variant.simulated or variant.target.startswith(("http://", "https://"))):
+            raise ConfigError(f"--variant {variant.name}={variant.target}: expected NAME=URL or NAME=sim:PROFILE")
+    if len(variants) < 2 or len({v.name for v in variants}) != len(variants):
+        raise ConfigError("--variant: give a baseline and at least one candidate, with different names")
+    return variants
+
+
+def _measured(directory: Path) -> dict[int, dict[str, float]]:
+    values = {}
+    for line in (directory / "requests.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if record["warmup"] or record["error_kind"] or record["first_token_ns"] is None:
+            continue
+        tokens = record["output_tokens"] or 0
+        entry = {"ttft": (record["first_token_ns"] - record["intended_ns"]) / 1e6,
+                 "e2e": (record["end_ns"] - record["intended_ns"]) / 1e6, "tokens": tokens}  # fmt: skip
+        if tokens >= 2:
+            entry["tpot"] = (record["end_ns"] - record["first_token_ns"]) / 1e6 / (tokens - 1)
+        values[record["index"]] = entry
+    return values
+
+
+def _speedup(base: list[float], cand: list[float], rng: random.Random) -> dict[str, float | None]:
+    if not base or not cand:
+        return {"speedup": None, "low": None, "high": None}
+    estimate = statistics.median(base) / statistics.median(cand)
+    resampled = sorted(
+        statistics.median(rng.choices(base, k=len(base))) / statistics.median(rng.choices(cand, k=len(cand)))
+        for _ in range(BOOTSTRAP_RESAMPLES)
+    )
+    return {"speedup": round(estimate, 4), "low": round(resampled[int(0.025 * BOOTSTRAP_RESAMPLES)], 4),
+            "high": round(resampled[int(0.975 * BOOTSTRAP_RESAMPLES) - 1], 4)}  # fmt: skip
+
+
+def compare_level(base_dir: Path, cand_dir: Path, base: dict, cand: dict, seed: int) -> dict[str, object]:  # type: ignore[type-arg]
+    rng = random.Random(seed)
+    base_values, cand_values = _measured(base_dir), _measured(cand_dir)
+    result: dict[str, object] = {
+        metric: _speedup([v[metric] for v in base_values.values() if metric in v],
+                         [v[metric] for v in cand_values.values() if metric in v], rng)
+        for metric in ("ttft", "tpot", "e2e")
+    }  # fmt: skip
+    base_tps, cand_tps = base["throughput"]["output_tokens_per_s"], cand["throughput"]["output_tokens_per_s"]
+    result["throughput_ratio"] = round(cand_tps / base_tps, 4) if base_tps and cand_tps else None
+    paired = [(base_values[i]["e2e"], cand_values[i]["e2e"]) for i in base_values.keys() & cand_values.keys()]
+    result["paired_requests"] = len(paired)
+    result["paired_candidate_faster"] = round(sum(c < b for b, c in paired) / len(paired), 4) if paired else None
+    base_tokens = statistics.fmean(v["tokens"] for v in base_values.values()) if base_values else 0.0
+    cand_tokens = statistics.fmean(v["tokens"] for v in cand_values.values()) if cand_values else 0.0
+    result["output_tokens_mean"] = {"baseline": round(base_tokens, 2), "candidate": round(cand_tokens, 2)}
+    result["lengths_match"] = bool(base_tokens) and abs(cand_tokens - base_tokens) <= LENGTH_TOLERANCE * base_tokens
+    return result
+
+
+def crossover(levels: list[dict[str, object]]) -> str | None:
+    for level in levels:
+        e2e = level["comparison"]["e2e"]  # type: ignore[index]
+        if e2e["speedup"] is not None and e2e["speedup"] < 1:
+            return str(level["level"])
+    return None
+
+
+async def run_compare(plan: object, variants: list[Variant], console: Console) -> int:
+    """Each level: every variant in turn, then the comparison; compare.json rewritten each level."""
+    from loadgen.session import _prepare_endpoint, _run_level, redactor
+    from loadgen.sim.process import SimProcess, SimSpec
+    from loadgen.sim.server import SimOptions
+    from loadgen.tokenizer import load_token_counter
+
+    output: Path = plan.output_dir  # type: ignore[attr-defined]
+    output.mkdir(parents=True, exist_ok=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    import signal
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    redact = redactor(plan.secrets)  # type: ignore[attr-defined]
+    token_counter = load_token_counter(plan.tokenizer) if plan.tokenizer else None  # type: ignore[attr-defined]
+    with contextlib.ExitStack() as stack:
+        endpoints: dict[str, EndpointConfig] = {}
+        for variant in variants:
+            base: EndpointConfig = plan.endpoint  # type: ignore[attr-defined]
+            if variant.simulated:
+                sim = stack.enter_context(SimProcess(SimSpec(variant.target.removeprefix("sim:"), SimOptions())))
+                endpoint = replace(base, url=sim.url, model="sim-llm")
+            else:
+                endpoint = replace(base, url=variant.target)
+            endpoints[variant.name] = await _prepare_endpoint(plan, endpoint, token_counter, redact, console)  # type: ignore[arg-type]
+        baseline, candidates = variants[0], variants[1:]
+        levels: list[dict[str, object]] = []
+        for number, load in enumerate(plan.levels, 1):  # type: ignore[attr-defined]
+            summaries = {}
+            for variant in variants:
+                directory = output / variant.name / f"level-{number:02d}"
+                summaries[variant.name] = await _run_level(
+                    replace(plan, sweep=True), endpoints[variant.name], load, directory,  # type: ignore[type-var, arg-type]
+                    f"{variant.name} {load.describe()}", stop, token_counter, redact, console,
+                )  # fmt: skip
+                if stop.is_set():
+                    break
+            if stop.is_set():
+                break
+            for candidate in candidates:
+                comparison = compare_level(output / baseline.name / f"level-{number:02d}",
+                                           output / candidate.name / f"level-{number:02d}",
+                                           summaries[baseline.name], summaries[candidate.name], load.seed)  # fmt: skip
+                levels.append({"level": level_label(summaries[baseline.name]), "candidate": candidate.name,
+                               "comparison": comparison})  # fmt: skip
+            variants_json = [{"name": v.name, "target": v.target} for v in variants]
+            write_json(
+                output / "compare.json", {"baseline": baseline.name, "variants": variants_json, "levels": levels}
+            )
+    for candidate in candidates:
+        rows = [level for level in levels if level["candidate"] == candidate.name]
+        console.print(compare_table(baseline.name, candidate.name, rows))
+        point = crossover(rows)
+        console.print(f"crossover: {candidate.name} stops helping end to end at {point}" if point else
+                      f"{candidate.name} is faster end to end at every level measured")  # fmt: skip
+        if any(not row["comparison"]["lengths_match"] for row in rows):  # type: ignore[index]
+            console.print("warning: output lengths differ between variants: the comparison is not like for like "
+                          "(use --ignore-eos or fixed lengths)", style="bold yellow")  # fmt: skip
+    console.print(f"Results in {output}", style="dim")
+    return 130 if stop.is_set() else 0
+
+
+def compare_table(baseline: str, candidate: str, rows: list[dict[str, object]]) -> Table:
+    table = Table(title=f"{candidate} vs {baseline}: speedup (baseline ÷ candidate, 95% CI)", title_justify="left")
+    for column in ("level", "TTFT", "TPOT", "end-to-end", "tok/s ratio", "paired wins"):
+        table.add_column(column, justify="right")
+
+    def cell(entry: dict) -> str:  # type: ignore[type-arg]
+        if entry["speedup"] is None:
+            return "–"
+        return f"{entry['speedup']:.2f}× ({entry['low']:.2f}–{entry['high']:.2f})"
+
+    for row in rows:
+        comparison = row["comparison"]
+        wins = comparison["paired_candidate_faster"]  # type: ignore[index]
+        style = "green" if (comparison["e2e"]["speedup"] or 0) >= 1 else "red"  # type: ignore[index]
+        table.add_row(str(row["level"]), cell(comparison["ttft"]), cell(comparison["tpot"]),  # type: ignore[index]
+                      cell(comparison["e2e"]), f"{comparison['throughput_ratio']:.2f}",  # type: ignore[index]
+                      "–" if wins is None else f"{wins:.0%}", style=style)  # fmt: skip
+    return table

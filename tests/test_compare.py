@@ -1,0 +1,67 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from loadgen.cli import main
+from loadgen.compare import compare_level, crossover, parse_variants
+from loadgen.errors import ConfigError
+
+
+def write_records(directory: Path, e2e_ms: list[float], tokens: int = 10) -> None:
+    directory.mkdir(parents=True)
+    lines = []
+    for index, e2e in enumerate(e2e_ms):
+        end = round(e2e * 1e6)
+        record = {"index": index, "warmup": False, "error_kind": None, "intended_ns": 0,
+                  "first_token_ns": round(end * 0.1), "end_ns": end, "output_tokens": tokens}  # fmt: skip
+        lines.append(json.dumps(record))
+    (directory / "requests.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def summary(tokens_per_s: float) -> dict:  # type: ignore[type-arg]
+    return {"throughput": {"output_tokens_per_s": tokens_per_s}}
+
+
+def test_speedups_intervals_and_pairs(tmp_path: Path) -> None:
+    write_records(tmp_path / "base", [100.0 + i for i in range(40)])
+    write_records(tmp_path / "cand", [50.0 + i / 2 for i in range(40)])
+    result = compare_level(tmp_path / "base", tmp_path / "cand", summary(100), summary(200), seed=1)
+    assert result["e2e"]["speedup"] == pytest.approx(2.0, rel=0.01)  # type: ignore[index]
+    assert result["e2e"]["low"] <= 2.0 <= result["e2e"]["high"]  # type: ignore[index, operator]
+    assert result["throughput_ratio"] == 2.0
+    assert result["paired_candidate_faster"] == 1.0 and result["paired_requests"] == 40
+    assert result["lengths_match"] is True
+
+
+def test_unequal_lengths_are_flagged(tmp_path: Path) -> None:
+    write_records(tmp_path / "base", [100.0] * 5, tokens=10)
+    write_records(tmp_path / "cand", [100.0] * 5, tokens=12)
+    assert compare_level(tmp_path / "base", tmp_path / "cand", summary(1), summary(1), 0)["lengths_match"] is False
+
+
+def test_crossover() -> None:
+    def row(level: str, speedup: float) -> dict:  # type: ignore[type-arg]
+        return {"level": level, "comparison": {"e2e": {"speedup": speedup}}}
+
+    assert crossover([row("c=1", 1.8), row("c=64", 1.2), row("c=128", 0.9), row("c=256", 0.7)]) == "c=128"
+    assert crossover([row("c=1", 1.8)]) is None
+
+
+@pytest.mark.parametrize("texts", [["only=sim:zero-delay"], ["a=ftp://x", "b=sim:zero-delay"], ["a=sim:x", "a=sim:y"]])
+def test_bad_variants(texts: list[str]) -> None:
+    with pytest.raises(ConfigError, match="--variant"):
+        parse_variants(texts)
+
+
+def test_compare_end_to_end_with_two_simulators(tmp_path: Path) -> None:
+    code = main(["compare", "--quiet", "--variant", "slow=sim:fixed:10,4", "--variant", "fast=sim:fixed:10,2",
+                 "--concurrency", "1,4", "--requests", "8", "--warmup", "0", "--max-tokens", "20",
+                 "--output", str(tmp_path)])  # fmt: skip
+    assert code == 0
+    report = json.loads((tmp_path / "compare.json").read_text())
+    assert report["baseline"] == "slow" and [level["level"] for level in report["levels"]] == ["c=1", "c=4"]
+    for level in report["levels"]:
+        assert level["comparison"]["tpot"]["speedup"] == pytest.approx(2.0, rel=0.15)
+        assert level["comparison"]["paired_candidate_faster"] == 1.0
+    assert (tmp_path / "slow" / "level-01" / "summary.json").is_file()
