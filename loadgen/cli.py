@@ -24,6 +24,7 @@ from loadgen.profiles import ProfileSet
 from loadgen.prompts.loaders import load_prompts
 from loadgen.prompts.synthetic import parse_synthetic, synthesize
 from loadgen.prompts.trace import load_trace
+from loadgen.search import MaxLoadSearch
 from loadgen.session import Plan, execute
 
 EXIT_USAGE = 2
@@ -349,6 +350,7 @@ def build_plan(args: argparse.Namespace, sweep: bool) -> Plan:
         trace=tuple(trace) if trace is not None else None,
         workers=settings.workers,
         fail_on=settings.fail_on,
+        find_max=_search(settings, levels) if settings.find_max else None,
         telemetry=TelemetryConfig(
             sources=settings.telemetry,
             interval_s=settings.telemetry_interval,
@@ -358,6 +360,17 @@ def build_plan(args: argparse.Namespace, sweep: bool) -> Plan:
             gpu_devices=settings.gpu_devices,
         ),
     )
+
+
+def _search(settings: Settings, levels: list[LoadConfig]) -> MaxLoadSearch:
+    if not [t for t in settings.slo if t.percentile is not None]:
+        raise ConfigError("--find-max needs percentile SLOs, e.g. --slo ttft_p99=500ms,tpot_p99=50ms")
+    first = levels[0]
+    values = [level.concurrency if first.mode is LoadMode.CLOSED else level.rate_rps or 0.0 for level in levels]
+    start, ceiling = min(values), max(values)
+    if ceiling == start:
+        ceiling = start * 1024
+    return MaxLoadSearch(first, start, ceiling, settings.slo)
 
 
 def _single_schedule(settings: Settings) -> LoadConfig | None:

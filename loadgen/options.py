@@ -213,6 +213,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("no_stream", _bool, False, "use the non-streaming API (TTFT then equals end-to-end)", flag_kind="flag"),
     Option("extra_body", _extra_body, None, "JSON object merged into every request body", "JSON"),
     Option("slo", lambda v: parse_slo(str(v)), (), "per-request SLOs for goodput, e.g. ttft=500ms,tpot=50ms", "SPEC"),
+    Option("find_max", _bool, False, "sweep: search the highest load meeting the percentile --slo", flag_kind="flag"),
     Option(
         "fail_on",
         _thresholds,
@@ -325,6 +326,7 @@ class Settings:
     extra_body: dict[str, object] | None
     slo: tuple[SloTarget, ...]
     fail_on: tuple[Any, ...]
+    find_max: bool
     seed: int
     header: list[tuple[str, str]]
     api_key_env: str | None

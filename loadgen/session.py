@@ -40,6 +40,7 @@ from loadgen.protocols.base import GenerationParams
 from loadgen.protocols.sagemaker import SageMakerTarget
 from loadgen.report.console import LiveStatus, level_label, print_run, sweep_table, telemetry_table
 from loadgen.report.files import HlogWriter, RecordWriter, write_json
+from loadgen.search import MaxLoadSearch
 from loadgen.sim.process import SimProcess, SimSpec
 from loadgen.sim.server import SimOptions
 from loadgen.telemetry.sidecar import SidecarSampler
@@ -76,6 +77,7 @@ class Plan:
     trace: tuple[TraceEntry, ...] | None = None
     workers: int | None = 1  # None: enough for each level's load (engine.partition.default_workers)
     fail_on: tuple[Any, ...] = ()  # loadgen.metrics.thresholds.Threshold
+    find_max: MaxLoadSearch | None = None
 
 
 def redactor(secrets: tuple[str, ...]) -> Callable[[str], str]:
@@ -138,7 +140,7 @@ async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console)
     write_json(plan.output_dir / "config.json", _config_json(plan, endpoint))
     summaries: list[dict[str, object]] = []
     with _telemetry(plan, endpoint, console) as sidecar:
-        for number, load in enumerate(plan.levels, 1):
+        for number, load in enumerate(plan.find_max.levels() if plan.find_max else plan.levels, 1):
             level_dir = plan.output_dir / f"level-{number:02d}-{_level_name(load)}" if plan.sweep else plan.output_dir
             label = f"[{number}/{len(plan.levels)}] {load.describe()}" if plan.sweep else load.describe()
             workers = plan.workers or default_workers(load, os.cpu_count() or 1)
@@ -151,13 +153,18 @@ async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console)
                     plan, endpoint, load, level_dir, label, stop, token_counter, redact, console, sidecar
                 )
             summaries.append(summary)
+            if plan.find_max is not None:
+                plan.find_max.record(summary)
             if plan.sweep:
                 write_json(plan.output_dir / "sweep.json", _sweep_json(plan, endpoint, summaries))
                 _print_level_line(console, label, summary)
             if stop.is_set():
                 break
     if plan.sweep:
-        console.print(sweep_table(summaries))
+        ordered = sorted(summaries, key=_load_order)
+        console.print(sweep_table(ordered, plan.slo))
+    if plan.find_max is not None:
+        _report_find_max(plan, endpoint, summaries, console)
     if any(summary.get("telemetry") for summary in summaries):
         console.print(telemetry_table(summaries))
     console.print(f"Results in {plan.output_dir}", style="dim")
@@ -369,6 +376,28 @@ async def _level_in_workers(
     if not plan.sweep:
         print_run(console, summary)
     return summary
+
+
+def _load_order(summary: dict[str, Any]) -> tuple[float, float]:
+    return (summary["load"]["concurrency"] or 0, summary["load"]["rate"] or 0)
+
+
+def _report_find_max(
+    plan: Plan, endpoint: EndpointConfig, summaries: list[dict[str, object]], console: Console
+) -> None:
+    search = plan.find_max
+    assert search is not None
+    unit = "users" if plan.levels[0].mode is LoadMode.CLOSED else "req/s"
+    if search.passed is None:
+        console.print("find-max: even the first level broke the SLOs", style="bold red")
+    elif search.failed is None:
+        console.print(f"find-max: every level up to {search.passed:g} {unit} met the SLOs (raise the range's end)")
+    else:
+        console.print(f"find-max: {search.passed:g} {unit} is the highest load meeting the SLOs "
+                      f"({search.failed:g} {unit} broke them)", style="bold green")  # fmt: skip
+    sweep = _sweep_json(plan, endpoint, summaries)
+    sweep["find_max"] = {"passed": search.passed, "failed": search.failed, "unit": unit}
+    write_json(plan.output_dir / "sweep.json", sweep)
 
 
 def _level_name(load: LoadConfig) -> str:

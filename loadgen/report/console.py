@@ -13,6 +13,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from loadgen.config import SloTarget
 from loadgen.metrics.aggregate import LiveSnapshot
 
 LATENCY_ROWS = (
@@ -180,8 +181,14 @@ def level_label(summary: dict) -> str:  # type: ignore[type-arg]
     return label + "*" if summary["partial"] else label
 
 
-def sweep_table(summaries: Sequence[dict]) -> Table:  # type: ignore[type-arg]
-    """One row per level; fits an 80-column terminal."""
+def sweep_table(summaries: Sequence[dict], slo: Sequence[SloTarget] = ()) -> Table:  # type: ignore[type-arg]
+    """One row per level; fits an 80-column terminal. ◆ marks the knee, ✓ the levels within the
+    percentile SLOs (when given)."""
+    from loadgen.search import knee_index, level_passes
+
+    points = [(s["latency_ms"]["e2e"]["p50"] or 0.0, s["throughput"]["output_tokens_per_s"] or 0.0) for s in summaries]
+    knee = knee_index(points)
+    percentile_slo = tuple(t for t in slo if t.percentile is not None)
     with_goodput = any(summary.get("goodput") for summary in summaries)
     table = Table(title="sweep (latencies in ms)", title_justify="left", padding=(0, 1), pad_edge=False)
     columns = ["level", "req/s", "out\ntok/s", "TTFT\np50", "TTFT\np99", "TPOT\np50", "TPOT\np99", "E2E\np50", "fail"]
@@ -189,10 +196,13 @@ def sweep_table(summaries: Sequence[dict]) -> Table:  # type: ignore[type-arg]
         columns.append("good")
     for column in columns:
         table.add_column(column, justify="right", no_wrap=True)
-    for summary in summaries:
+    for index, summary in enumerate(summaries):
         latency, throughput = summary["latency_ms"], summary["throughput"]
+        marks = ("◆" if index == knee else "") + (
+            "✓" if percentile_slo and level_passes(summary, percentile_slo) else ""
+        )
         row = [
-            level_label(summary),
+            level_label(summary) + marks,
             _number(throughput["requests_per_s"], 2),
             _number(throughput["output_tokens_per_s"], 0),
             _ms(latency["ttft"]["p50"]),
@@ -208,6 +218,10 @@ def sweep_table(summaries: Sequence[dict]) -> Table:  # type: ignore[type-arg]
             row.append("–" if fraction is None else f"{fraction * 100:.0f}%")
         table.add_row(*row, style="yellow" if summary["client"]["saturated"] else None)
     notes = []
+    if knee is not None:
+        notes.append("◆ knee of throughput vs latency")
+    if percentile_slo:
+        notes.append("✓ within the SLOs")
     if any(summary["partial"] for summary in summaries):
         notes.append("*: interrupted, partial")
     if any(summary["client"]["saturated"] for summary in summaries):

@@ -1,0 +1,92 @@
+"""Top layer: ``--find-max`` — the highest load that meets percentile SLOs, and the knee.
+
+Bracketing then bisection: from the first level, the load doubles until a level breaks an SLO (or
+the ceiling, the range's end, is reached), then the last passing and first failing loads are
+bisected until they are adjacent (concurrency) or within 5 % (rate). A level passes when every
+percentile SLO holds and at most 1 % of its requests failed.
+
+The knee of a sweep is the level farthest above the straight line from the first to the last
+point of the throughput-against-latency curve, both normalised (the "kneedle" idea): where more
+load stops buying throughput and starts costing latency.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+from loadgen.config import LoadConfig, LoadMode, SloTarget
+from loadgen.metrics.thresholds import metric_value
+from loadgen.plan.capacity import MAX_ERROR_RATE, slo_key
+
+RATE_PRECISION = 0.05
+
+
+def level_passes(summary: dict, slo: tuple[SloTarget, ...]) -> bool:  # type: ignore[type-arg]
+    for target in slo:
+        value = metric_value(summary, slo_key(target))
+        if value is None or value > target.threshold_ns / 1e6:
+            return False
+    return (summary["requests"]["error_rate"] or 0.0) <= MAX_ERROR_RATE
+
+
+class MaxLoadSearch:
+    """Feeds levels one at a time; ``send`` each level's summary back through ``record``."""
+
+    def __init__(self, template: LoadConfig, start: float, ceiling: float, slo: tuple[SloTarget, ...]) -> None:
+        self._template = template
+        self._closed = template.mode is LoadMode.CLOSED
+        self._slo = slo
+        self._next: float | None = start
+        self._ceiling = ceiling
+        self.passed: float | None = None
+        self.failed: float | None = None
+
+    def _load(self, value: float) -> LoadConfig:
+        if self._closed:
+            users = int(value)
+            return dataclasses.replace(self._template, concurrency=users,
+                                       requests=max(8, 4 * users), warmup_requests=users)  # fmt: skip
+        return dataclasses.replace(self._template, rate_rps=value, requests=max(20, round(10 * value)))
+
+    def levels(self) -> Iterator[LoadConfig]:
+        while self._next is not None:
+            yield self._load(self._next)
+
+    def record(self, summary: dict) -> None:  # type: ignore[type-arg]
+        value = float(summary["load"]["concurrency"] if self._closed else summary["load"]["rate"])
+        if level_passes(summary, self._slo):
+            self.passed = max(self.passed or value, value)
+        else:
+            self.failed = min(self.failed or value, value)
+        self._next = self._choose()
+
+    def _choose(self) -> float | None:
+        if self.failed is None:  # still bracketing
+            current = self.passed or 0.0
+            nxt = min(current * 2, self._ceiling)
+            return None if nxt <= current else nxt
+        if self.passed is None:
+            return None  # the first level already failed
+        low, high = self.passed, self.failed
+        if self._closed:
+            return None if high - low <= 1 else float((low + high) // 2)
+        return None if (high - low) <= RATE_PRECISION * low else (low + high) / 2
+
+
+def knee_index(points: list[tuple[float, float]]) -> int | None:
+    """Index of the knee of (latency, throughput) points ordered by load; None below 3 points."""
+    if len(points) < 3:
+        return None
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    x_span, y_span = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+    normalised = [((x - min(xs)) / x_span, (y - min(ys)) / y_span) for x, y in points]
+    (x0, y0), (x1, y1) = normalised[0], normalised[-1]
+
+    def above_line(point: tuple[float, float]) -> float:
+        x, y = point
+        return (y - y0) - (y1 - y0) * ((x - x0) / ((x1 - x0) or 1.0))
+
+    distances = [above_line(point) for point in normalised]
+    best = max(range(len(points)), key=lambda i: distances[i])
+    return best if distances[best] > 0 else None

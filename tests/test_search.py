@@ -1,0 +1,57 @@
+from loadgen.config import LoadConfig, LoadMode, SloTarget
+from loadgen.search import MaxLoadSearch, knee_index
+
+SLO = (SloTarget("ttft", 500_000_000, 99.0),)
+
+
+def summary(concurrency: int, ttft_p99: float, error_rate: float = 0.0) -> dict:  # type: ignore[type-arg]
+    return {"load": {"concurrency": concurrency, "rate": None},
+            "latency_ms": {"ttft": {"p99": ttft_p99}}, "requests": {"error_rate": error_rate}}  # fmt: skip
+
+
+def search_against(limit: int, start: int = 4, ceiling: int = 256) -> tuple[list[int], MaxLoadSearch]:
+    """A server whose TTFT p99 passes up to ``limit`` users."""
+    search = MaxLoadSearch(LoadConfig(mode=LoadMode.CLOSED, concurrency=start), start, ceiling, SLO)
+    probed = []
+    for load in search.levels():
+        probed.append(load.concurrency)
+        search.record(summary(load.concurrency, 100.0 if load.concurrency <= limit else 900.0))
+    return probed, search
+
+
+def test_bracketing_then_bisection_finds_the_limit() -> None:
+    probed, search = search_against(limit=70)
+    assert probed[:6] == [4, 8, 16, 32, 64, 128]
+    assert (search.passed, search.failed) == (70, 71)
+    assert len(probed) <= 6 + 7
+
+
+def test_limits_at_the_edges() -> None:
+    _, everything = search_against(limit=10_000)
+    assert everything.passed == 256 and everything.failed is None
+    probed, nothing = search_against(limit=1)
+    assert probed == [4] and nothing.passed is None and nothing.failed == 4
+
+
+def test_errors_fail_a_level() -> None:
+    search = MaxLoadSearch(LoadConfig(mode=LoadMode.CLOSED, concurrency=2), 2, 8, SLO)
+    search.record(summary(2, 100.0, error_rate=0.05))
+    assert search.failed == 2 and search.passed is None
+
+
+def test_open_loop_bisects_to_five_percent() -> None:
+    search = MaxLoadSearch(LoadConfig(mode=LoadMode.OPEN, rate_rps=10.0), 10.0, 1000.0, SLO)
+    for load in search.levels():
+        rate = load.rate_rps or 0.0
+        search.record({"load": {"concurrency": None, "rate": rate},
+                       "latency_ms": {"ttft": {"p99": 100.0 if rate <= 123.0 else 900.0}},
+                       "requests": {"error_rate": 0.0}})  # fmt: skip
+    assert search.passed is not None and search.failed is not None
+    assert search.passed <= 123.0 < search.failed <= search.passed * 1.05
+
+
+def test_knee_of_a_saturating_curve() -> None:
+    # (latency, throughput): throughput grows, then latency grows without throughput
+    points = [(100, 10), (105, 40), (110, 70), (130, 95), (400, 100), (900, 101)]
+    assert knee_index(points) == 3
+    assert knee_index(points[:2]) is None
