@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--price", default="on_demand", choices=("on_demand", "spot", "reserved", "owned"))
     plan.add_argument("--max-batch", default="256", help="engine max batch for what-if estimates")
     plan.add_argument("--output", help="write plan.json here (a directory)")
+    report = commands.add_parser("report", help="one self-contained HTML report of result directories")
+    report.add_argument("directories", nargs="+", help="run, sweep or compare result directories")
+    report.add_argument("--output", default="loadgen-report.html", help="the HTML file to write")
     selftest = commands.add_parser("selftest", help="measure this machine's client ceiling (a local zero-delay server)")
     selftest.add_argument("--duration", default="3", help="seconds per request-rate step")
     selftest.add_argument("--output", help="write selftest.json here (a directory)")
@@ -125,6 +128,13 @@ def main(argv: list[str] | None = None) -> int:
             return run_monitor(args, console)
         if args.command == "plan":
             return run_plan(args, console)
+        if args.command == "report":
+            from loadgen.report.html import render_report
+
+            html = render_report([Path(directory) for directory in args.directories])
+            Path(args.output).write_text(html, encoding="utf-8")
+            console.print(f"Report in {args.output}")
+            return 0
         if args.command == "selftest":
             from loadgen.selftest import run_selftest
 
