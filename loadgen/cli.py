@@ -360,6 +360,7 @@ def build_plan(args: argparse.Namespace, sweep: bool) -> Plan:
         trace=tuple(trace) if trace is not None else None,
         workers=settings.workers,
         fail_on=settings.fail_on,
+        save_text=settings.save_text,
         find_max=_search(settings, levels) if settings.find_max else None,
         telemetry=TelemetryConfig(
             sources=settings.telemetry,

@@ -19,6 +19,7 @@ import random
 import statistics
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -54,15 +55,19 @@ def parse_variants(texts: list[str] | None) -> list[Variant]:
     return variants
 
 
-def _measured(directory: Path) -> dict[int, dict[str, float]]:
+def _measured(directory: Path) -> dict[int, dict[str, Any]]:
     values = {}
     for line in (directory / "requests.jsonl").read_text().splitlines():
         record = json.loads(line)
         if record["warmup"] or record["error_kind"] or record["first_token_ns"] is None:
             continue
         tokens = record["output_tokens"] or 0
-        entry = {"ttft": (record["first_token_ns"] - record["intended_ns"]) / 1e6,
-                 "e2e": (record["end_ns"] - record["intended_ns"]) / 1e6, "tokens": tokens}  # fmt: skip
+        entry: dict[str, Any] = {
+            "text": record.get("output_text"),
+            "ttft": (record["first_token_ns"] - record["intended_ns"]) / 1e6,
+            "e2e": (record["end_ns"] - record["intended_ns"]) / 1e6,
+            "tokens": tokens,
+        }
         if tokens >= 2:
             entry["tpot"] = (record["end_ns"] - record["first_token_ns"]) / 1e6 / (tokens - 1)
         values[record["index"]] = entry
@@ -98,6 +103,10 @@ def compare_level(base_dir: Path, cand_dir: Path, base: dict, cand: dict, seed: 
     cand_tokens = statistics.fmean(v["tokens"] for v in cand_values.values()) if cand_values else 0.0
     result["output_tokens_mean"] = {"baseline": round(base_tokens, 2), "candidate": round(cand_tokens, 2)}
     result["lengths_match"] = bool(base_tokens) and abs(cand_tokens - base_tokens) <= LENGTH_TOLERANCE * base_tokens
+    texts = [(base_values[i]["text"], cand_values[i]["text"]) for i in base_values.keys() & cand_values.keys()
+             if base_values[i]["text"] is not None and cand_values[i]["text"] is not None]  # fmt: skip
+    # greedy assisted decoding must reproduce the baseline's text exactly (needs --save-text)
+    result["identical_outputs"] = round(sum(a == b for a, b in texts) / len(texts), 4) if texts else None
     return result
 
 
@@ -167,6 +176,11 @@ async def run_compare(plan: object, variants: list[Variant], console: Console) -
         point = crossover(rows)
         console.print(f"crossover: {candidate.name} stops helping end to end at {point}" if point else
                       f"{candidate.name} is faster end to end at every level measured")  # fmt: skip
+        identical = [row["comparison"]["identical_outputs"] for row in rows]  # type: ignore[index]
+        if any(share is not None and share < 1 for share in identical):
+            console.print(f"warning: {candidate.name}'s answers differ from the baseline's for some prompts "
+                          f"(identical: {', '.join('–' if s is None else f'{s:.0%}' for s in identical)})",
+                          style="bold yellow")  # fmt: skip
         if any(not row["comparison"]["lengths_match"] for row in rows):  # type: ignore[index]
             console.print("warning: output lengths differ between variants: the comparison is not like for like "
                           "(use --ignore-eos or fixed lengths)", style="bold yellow")  # fmt: skip

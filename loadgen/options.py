@@ -235,6 +235,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("sim_profile", _str, "llama2-7b-h100", "built-in simulator profile when no --endpoint is given", "NAME"),
     Option("hlog_interval", parse_duration_s, 1.0, "interval of the .hlog histogram logs", "T"),
     Option("quiet", _bool, False, "no live status line", flag_kind="flag"),
+    Option("save_text", _bool, False, "keep each answer's text in requests.jsonl (compare uses it)", flag_kind="flag"),
     Option(
         "workers",
         _int(1),
@@ -340,6 +341,7 @@ class Settings:
     sim_profile: str
     hlog_interval: float
     quiet: bool
+    save_text: bool
     workers: int | None
     telemetry: tuple[str, ...]
     telemetry_interval: float

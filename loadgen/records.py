@@ -46,6 +46,8 @@ class RequestRecord:
     error: str | None
     http_status: int | None
     mean_logprob: float | None = None  # mean log-probability of the output tokens, when returned
+    output_text: str | None = None  # kept with --save-text, or when the prompt has an expected answer
+    correct: bool | None = None  # the answer matched the prompt's expected answer (None: not checked)
 
     @property
     def ok(self) -> bool:
@@ -74,6 +76,8 @@ class RequestRecord:
             "error": self.error,
             "http_status": self.http_status,
             "mean_logprob": self.mean_logprob,
+            "output_text": self.output_text,
+            "correct": self.correct,
         }
 
     @classmethod

@@ -77,6 +77,7 @@ class Plan:
     trace: tuple[TraceEntry, ...] | None = None
     workers: int | None = 1  # None: enough for each level's load (engine.partition.default_workers)
     fail_on: tuple[Any, ...] = ()  # loadgen.metrics.thresholds.Threshold
+    save_text: bool = False
     find_max: MaxLoadSearch | None = None
 
 
@@ -272,6 +273,7 @@ def _context(
         first_token_timeout_s=endpoint.first_token_timeout_s,
         token_counter=token_counter,
         redact=redact,
+        save_text=plan.save_text,
     )
 
 

@@ -56,7 +56,7 @@ def test_bad_variants(texts: list[str]) -> None:
 
 def test_compare_end_to_end_with_two_simulators(tmp_path: Path) -> None:
     code = main(["compare", "--quiet", "--variant", "slow=sim:fixed:10,4", "--variant", "fast=sim:fixed:10,2",
-                 "--concurrency", "1,4", "--requests", "8", "--warmup", "0", "--max-tokens", "20",
+                 "--concurrency", "1,4", "--requests", "8", "--warmup", "0", "--max-tokens", "20", "--save-text",
                  "--output", str(tmp_path)])  # fmt: skip
     assert code == 0
     report = json.loads((tmp_path / "compare.json").read_text())
@@ -64,4 +64,5 @@ def test_compare_end_to_end_with_two_simulators(tmp_path: Path) -> None:
     for level in report["levels"]:
         assert level["comparison"]["tpot"]["speedup"] == pytest.approx(2.0, rel=0.15)
         assert level["comparison"]["paired_candidate_faster"] == 1.0
+        assert level["comparison"]["identical_outputs"] == 1.0  # both simulators produce the same text
     assert (tmp_path / "slow" / "level-01" / "summary.json").is_file()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from loadgen.clock import Clock
 from loadgen.errors import ErrorKind, ProtocolError
 from loadgen.prompts import Prompt
+from loadgen.prompts.answers import answer_is_correct
 from loadgen.protocols.base import Codec, ContentChunk, Finish, GenerationParams, ServerError, Usage
 from loadgen.records import RequestRecord, TokenMethod
 from loadgen.tokenizer import TokenCounter
@@ -32,6 +33,7 @@ class RequestContext:
     first_token_timeout_s: float
     token_counter: TokenCounter | None
     redact: Callable[[str], str]
+    save_text: bool = False
 
 
 class _Attempt:
@@ -112,7 +114,7 @@ async def execute_request(
     publish: Callable[[RequestRecord], None],
 ) -> None:
     """Run one request to its end and publish its record; a cancelled request is published too."""
-    attempt = _Attempt(keep_text=ctx.token_counter is not None)
+    attempt = _Attempt(keep_text=ctx.token_counter is not None or ctx.save_text or prompt.expected is not None)
     try:
         await _exchange(ctx, prompt, attempt)
     except asyncio.CancelledError:
@@ -178,8 +180,13 @@ def _to_record(
 
     tokenizer_output = None
     counter = ctx.token_counter
-    if counter is not None and attempt.texts is not None:
-        tokenizer_output = counter.count("".join(attempt.texts))
+    text = "".join(attempt.texts) if attempt.texts is not None else None
+    if counter is not None and text is not None:
+        tokenizer_output = counter.count(text)
+    correct = None
+    if prompt.expected is not None and text is not None and attempt.error_kind is None:
+        correct = answer_is_correct(text, list(prompt.expected) if isinstance(prompt.expected, tuple)
+                                    else prompt.expected, prompt.match)  # fmt: skip
     chunks = attempt.chunk_ns
     chunk_tokens = attempt.chunk_tokens if attempt.tokens_known and chunks else None
     if attempt.usage_output is not None:
@@ -218,4 +225,6 @@ def _to_record(
         error=attempt.error,
         http_status=attempt.http_status,
         mean_logprob=attempt.logprob_sum / attempt.logprob_count if attempt.logprob_count else None,
+        output_text=text if ctx.save_text or prompt.expected is not None else None,
+        correct=correct,
     )

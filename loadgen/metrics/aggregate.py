@@ -53,6 +53,8 @@ class Aggregator:
         self.cancelled = 0
         self.warmup = 0
         self.good = 0
+        self.answers_checked = 0
+        self.answers_correct = 0
         self.errors_by_kind: Counter[str] = Counter()
         self.first_error_by_kind: dict[str, str] = {}
         self.output_tokens = 0
@@ -132,6 +134,9 @@ class Aggregator:
             self.input_tokens_known += 1
         if record.finish_reason:
             self.finish_reasons[record.finish_reason] += 1
+        if record.correct is not None:
+            self.answers_checked += 1
+            self.answers_correct += record.correct
         usage = record.usage_output_tokens
         alternatives = {TokenMethod.CONTENT_CHUNKS.value: len(record.chunk_ns)}
         if record.chunk_tokens is not None:
@@ -202,7 +207,18 @@ class Aggregator:
         )
 
 
-COUNTERS = ("completed", "failed", "cancelled", "warmup", "good", "output_tokens", "input_tokens", "input_tokens_known")
+COUNTERS = (
+    "completed",
+    "failed",
+    "cancelled",
+    "warmup",
+    "good",
+    "output_tokens",
+    "input_tokens",
+    "input_tokens_known",
+    "answers_checked",
+    "answers_correct",
+)
 COUNTER_MAPS = ("errors_by_kind", "output_methods", "input_methods", "itl_splits", "finish_reasons")
 
 

@@ -108,6 +108,13 @@ def build_summary(aggregator: Aggregator, info: RunInfo) -> dict[str, object]:
             "input_total": aggregator.input_tokens if aggregator.input_tokens_known else None,
         },
         "goodput": _goodput(aggregator, info.slo, per_second),
+        "answers": {
+            "checked": aggregator.answers_checked,
+            "correct": aggregator.answers_correct,
+            "accuracy": round(aggregator.answers_correct / aggregator.answers_checked, 6),
+        }
+        if aggregator.answers_checked
+        else None,
         "token_counting": _token_counting(aggregator, info.tokenizer),
         "client": {
             "cpu_percent": info.client.cpu_percent_mean,

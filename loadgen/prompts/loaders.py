@@ -7,12 +7,14 @@ field and what was expected.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from loadgen.errors import ConfigError
+from loadgen.prompts.answers import MATCHES
 from loadgen.prompts.model import Prompt
 
 BUILTIN_PREFIX = "builtin:"
@@ -71,8 +73,30 @@ def _parse_jsonl(text: str, source: str) -> list[Prompt]:
             for number, where, entry in jsonl_objects(text, source, "'prompt' or 'messages'")]  # fmt: skip
 
 
+def _expectation(entry: dict[str, object], where: str) -> dict[str, object]:
+    expected = entry.get("expected")
+    if expected is None:
+        return {}
+    match = entry.get("match", "choice" if isinstance(expected, list) else "contains")
+    if match not in MATCHES:
+        raise ConfigError(f"{where}: field 'match' is {match!r}; expected one of {', '.join(MATCHES)}")
+    if isinstance(expected, list):
+        if not expected or not all(isinstance(item, str) for item in expected):
+            raise ConfigError(f"{where}: field 'expected' must be a string or a list of strings")
+        return {"expected": tuple(expected), "match": match}
+    if not isinstance(expected, str):
+        raise ConfigError(f"{where}: field 'expected' must be a string or a list of strings")
+    if match == "regex":
+        try:
+            re.compile(expected)
+        except re.error as exc:
+            raise ConfigError(f"{where}: field 'expected' is not a valid regex ({exc})") from None
+    return {"expected": expected, "match": match}
+
+
 def _prompt_from_entry(entry: dict[str, object], where: str, default_id: str) -> Prompt:
     prompt_id = str(entry.get("id", default_id))
+    expectation = _expectation(entry, where)
     max_tokens = entry.get("max_tokens")
     if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1):
         raise ConfigError(f"{where}: field 'max_tokens' is {max_tokens!r}; expected a positive integer")
@@ -89,11 +113,11 @@ def _prompt_from_entry(entry: dict[str, object], where: str, default_id: str) ->
             )
         ):
             raise ConfigError(f"{where}: field 'messages' must be a non-empty list of {{role, content}} objects")
-        return Prompt(id=prompt_id, messages=tuple(messages), max_tokens=max_tokens)
+        return Prompt(id=prompt_id, messages=tuple(messages), max_tokens=max_tokens, **expectation)  # type: ignore[arg-type]
     text = entry.get("prompt")
     if not isinstance(text, str) or not text:
         raise ConfigError(f"{where}: expected a non-empty string field 'prompt' (or a 'messages' list)")
-    return Prompt(id=prompt_id, text=text, max_tokens=max_tokens)
+    return Prompt(id=prompt_id, text=text, max_tokens=max_tokens, **expectation)  # type: ignore[arg-type]
 
 
 def _parse_sharegpt(text: str, source: str) -> list[Prompt]:

@@ -15,6 +15,8 @@ class Prompt:
     text: str | None = None
     messages: tuple[dict[str, str], ...] | None = None
     max_tokens: int | None = None
+    expected: str | tuple[str, ...] | None = None  # an expected answer (see prompts.answers)
+    match: str = "contains"
 
     def as_text(self) -> str:
         if self.text is not None:

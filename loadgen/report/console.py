@@ -132,6 +132,9 @@ def facts_lines(summary: dict) -> list[Text]:  # type: ignore[type-arg]
                 f"{_number(goodput['requests_per_s'], 2)} good req/s"
             )
         )
+    answers = summary.get("answers")
+    if answers:
+        lines.append(Text(f"answers: {answers['correct']}/{answers['checked']} correct ({answers['accuracy']:.1%})"))
     confidence = summary.get("confidence")
     if confidence:
         lines.append(Text(f"confidence (exp of the mean token log-prob): p50 {confidence['p50']:.3f}, "
