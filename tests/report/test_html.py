@@ -68,3 +68,20 @@ def test_report_renders_in_a_browser(start_sim: SimFactory, tmp_path: Path) -> N
     screenshot = tmp_path / "report.png"
     browser(url, f"--screenshot={screenshot}", "--window-size=1200,1600")
     assert screenshot.is_file() and screenshot.stat().st_size > 20_000
+
+
+def test_csv_export_of_a_sweep(start_sim: SimFactory, tmp_path: Path) -> None:
+    import csv
+
+    sim = start_sim("fixed:2,1")
+    sweep = tmp_path / "sweep"
+    assert main(["sweep", "--quiet", "--endpoint", sim.url, "--concurrency", "1,2", "--requests", "4",
+                 "--max-tokens", "5", "--output", str(sweep)]) == 0  # fmt: skip
+    out = tmp_path / "out"
+    assert main(["report", str(sweep), "--output", str(out / "report.html"), "--export", "csv"]) == 0
+    summaries = list(csv.DictReader((out / "summaries.csv").open()))
+    assert [row["concurrency"] for row in summaries] == ["1", "2"]
+    assert all(float(row["ttft_p50_ms"]) > 0 and row["completed"] == "4" for row in summaries)
+    requests = list(csv.DictReader((out / "requests.csv").open()))
+    assert len(requests) == 4 + 1 + 4 + 2  # measured plus warm-up, both levels
+    assert {row["chunks"] for row in requests if row["warmup"] == "False"} == {"5"}
