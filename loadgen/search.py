@@ -3,7 +3,9 @@
 Bracketing then bisection: from the first level, the load doubles until a level breaks an SLO (or
 the ceiling, the range's end, is reached), then the last passing and first failing loads are
 bisected until they are adjacent (concurrency) or within 5 % (rate). A level passes when every
-percentile SLO holds and at most 1 % of its requests failed.
+percentile SLO holds and at most 1 % of its requests failed. A probe whose median is already
+twice over an SLO is stopped early (``clearly_over_slo``): it cannot pass, so the rest of its
+requests would only cost time.
 
 The knee of a sweep is the level farthest above the straight line from the first to the last
 point of the throughput-against-latency curve, both normalised (the "kneedle" idea): where more
@@ -16,6 +18,7 @@ import dataclasses
 from collections.abc import Iterator
 
 from loadgen.config import LoadConfig, LoadMode, SloTarget
+from loadgen.metrics.aggregate import Aggregator
 from loadgen.metrics.thresholds import metric_value
 from loadgen.plan.capacity import MAX_ERROR_RATE, slo_key
 
@@ -90,3 +93,22 @@ def knee_index(points: list[tuple[float, float]]) -> int | None:
     distances = [above_line(point) for point in normalised]
     best = max(range(len(points)), key=lambda i: distances[i])
     return best if distances[best] > 0 else None
+
+
+EARLY_STOP_FACTOR = 2.0
+
+
+def clearly_over_slo(aggregator: Aggregator, slo: tuple[SloTarget, ...], min_requests: int) -> str | None:
+    """Why a probe is already clearly over its SLOs, or None: once ``min_requests`` completed, a
+    *median* above twice a percentile SLO's threshold cannot come back under it."""
+    if aggregator.completed < min_requests:
+        return None
+    for target in slo:
+        if target.percentile is None:
+            continue
+        median = aggregator.histogram(target.metric).percentile(50)
+        limit_ms = target.threshold_ns / 1e6
+        if median is not None and median > EARLY_STOP_FACTOR * limit_ms:
+            return (f"{target.metric} median {median:,.0f} ms after {aggregator.completed} requests, over "
+                    f"{EARLY_STOP_FACTOR:g}× the p{target.percentile:g} SLO of {limit_ms:g} ms")  # fmt: skip
+    return None

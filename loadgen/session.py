@@ -40,7 +40,7 @@ from loadgen.protocols.base import GenerationParams
 from loadgen.protocols.sagemaker import SageMakerTarget
 from loadgen.report.console import LiveStatus, level_label, print_run, sweep_table, telemetry_table
 from loadgen.report.files import HlogWriter, RecordWriter, write_json
-from loadgen.search import MaxLoadSearch
+from loadgen.search import MaxLoadSearch, clearly_over_slo
 from loadgen.sim.process import SimProcess, SimSpec
 from loadgen.sim.server import SimOptions
 from loadgen.telemetry.sidecar import SidecarSampler
@@ -229,6 +229,23 @@ async def _level_telemetry(
     return summary
 
 
+async def _forward(source: asyncio.Event, target: asyncio.Event) -> None:
+    await source.wait()
+    target.set()
+
+
+async def _watch_probe(aggregator: Aggregator, slo: tuple[SloTarget, ...], load: LoadConfig, stop: asyncio.Event,
+                       reasons: list[str]) -> None:  # fmt: skip
+    minimum = max(8, 2 * load.concurrency) if load.mode is LoadMode.CLOSED else max(20, round(2 * (load.rate_rps or 0)))
+    while not stop.is_set():
+        await asyncio.sleep(0.5)
+        reason = clearly_over_slo(aggregator, slo, minimum)
+        if reason is not None:
+            reasons.append(reason)
+            stop.set()
+            return
+
+
 def _transport(endpoint: EndpointConfig, max_connections: int) -> Transport:
     http = HttpTransport(
         endpoint.url,
@@ -309,9 +326,17 @@ async def _run_level(
     if on_aggregator is not None:
         on_aggregator(aggregator)
     context = _context(plan, endpoint, transport, clock, token_counter, redact, run_start_ns)
+    level_stop = stop
+    early: list[str] = []
+    helpers: list[asyncio.Future[Any]] = []
+    if plan.find_max is not None:  # a probe: stop it as soon as it clearly cannot meet the SLOs
+        level_stop = asyncio.Event()
+        helpers = [asyncio.ensure_future(_forward(stop, level_stop)),
+                   asyncio.ensure_future(_watch_probe(aggregator, plan.slo, load, level_stop, early))]  # fmt: skip
     runner = LoadRunner(
-        load, context, PromptPicker(plan.prompts, load.seed), publisher.publish, stop, plan.trace, schedule_origin_ns
-    )
+        load, context, PromptPicker(plan.prompts, load.seed), publisher.publish, level_stop, plan.trace,
+        schedule_origin_ns,
+    )  # fmt: skip
     monitor_task = asyncio.ensure_future(monitor.run())
     sidecar_cpu = sidecar.cpu_seconds() if sidecar is not None else None
     if sidecar is not None:
@@ -324,9 +349,14 @@ async def _run_level(
         with contextlib.nullcontext() if plan.quiet else status:
             outcome = await runner.run()
         stop_reason = outcome.stop_reason
+        if early and not stop.is_set():
+            stop_reason = StopReason.STOPPED_EARLY
+            console.print(f"{label}: stopped early, {early[0]}", style="yellow")
     finally:
         monitor_task.cancel()
-        await asyncio.gather(monitor_task, return_exceptions=True)
+        for helper in helpers:
+            helper.cancel()
+        await asyncio.gather(monitor_task, *helpers, return_exceptions=True)
         await transport.close()
         records.close()
         info = RunInfo(

@@ -55,3 +55,22 @@ def test_knee_of_a_saturating_curve() -> None:
     points = [(100, 10), (105, 40), (110, 70), (130, 95), (400, 100), (900, 101)]
     assert knee_index(points) == 3
     assert knee_index(points[:2]) is None
+
+
+def test_clearly_over_slo_needs_enough_requests_and_a_median_twice_over() -> None:
+    from loadgen.metrics.aggregate import Aggregator
+    from loadgen.search import clearly_over_slo
+    from tests.records import record
+
+    aggregator = Aggregator()
+    for index in range(5):
+        aggregator.on_record(record(intended_ms=0, chunks_ms=(1200.0,), end_ms=1300.0, index=index))
+    assert clearly_over_slo(aggregator, SLO, min_requests=10) is None  # too few yet
+    for index in range(5, 10):
+        aggregator.on_record(record(intended_ms=0, chunks_ms=(1200.0,), end_ms=1300.0, index=index))
+    reason = clearly_over_slo(aggregator, SLO, min_requests=10)
+    assert reason is not None and "ttft median 1,200 ms" in reason
+    calm = Aggregator()
+    for index in range(10):
+        calm.on_record(record(intended_ms=0, chunks_ms=(600.0,), end_ms=700.0, index=index))
+    assert clearly_over_slo(calm, SLO, min_requests=10) is None  # over the SLO, but not twice over

@@ -27,6 +27,7 @@ from loadgen.records import RequestRecord
 class StopReason(str, enum.Enum):
     COMPLETED = "completed"
     INTERRUPTED = "interrupted"
+    STOPPED_EARLY = "stopped_early_over_slo"
 
 
 @dataclass(frozen=True, slots=True)

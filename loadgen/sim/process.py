@@ -9,6 +9,7 @@ import select
 import socket
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -98,10 +99,12 @@ class SimProcess:
         env = dict(os.environ)
         if self.spec.options.api_key is not None:
             env[API_KEY_ENV] = self.spec.options.api_key
+        # stderr goes to a file, never an unread pipe: a full pipe would block the server's loop
+        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in stop()
         self._process = subprocess.Popen(
             [sys.executable, "-m", "loadgen.sim", *spec_to_args(self.spec)],
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self._stderr,
             text=True,
             env=env,
         )
@@ -109,8 +112,10 @@ class SimProcess:
         ready, _, _ = select.select([self._process.stdout], [], [], READY_TIMEOUT_S)
         line = self._process.stdout.readline() if ready else ""
         if not line.startswith("PORT "):
+            self._stderr.seek(0)
+            detail = line.strip() or self._stderr.read().strip()[-300:] or "no answer"
             self.stop()
-            raise LoadgenError(f"the simulator did not start: {line.strip() or 'no answer'}")
+            raise LoadgenError(f"the simulator did not start: {detail}")
         self.port = int(line.split()[1])
         return self
 
@@ -125,9 +130,9 @@ class SimProcess:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(5)
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
+        if process.stdout is not None:
+            process.stdout.close()
+        self._stderr.close()
         self._process = None
 
     def __enter__(self) -> SimProcess:

@@ -198,19 +198,22 @@ class SimServer:
         if api == "chat":
             await response.write(formatter.role_chunk())
         position = 0
-        async for count in self._generate(parsed):
-            if break_after is not None and position >= break_after:
-                request.transport.close()  # type: ignore[union-attr]
-                return response
-            last = position + count >= parsed.max_tokens
-            frame = formatter.content_chunk(position, count, last)
-            if self.options.keep_log:
-                # stamped just before the write: the bytes reach the socket inside write()
-                log.chunk_ns.append(time.perf_counter_ns())
-            await response.write(frame)
-            position += count
-        await response.write(formatter.closing(position))
-        await response.write_eof()
+        try:
+            async for count in self._generate(parsed):
+                if break_after is not None and position >= break_after:
+                    request.transport.close()  # type: ignore[union-attr]
+                    return response
+                last = position + count >= parsed.max_tokens
+                frame = formatter.content_chunk(position, count, last)
+                if self.options.keep_log:
+                    # stamped just before the write: the bytes reach the socket inside write()
+                    log.chunk_ns.append(time.perf_counter_ns())
+                await response.write(frame)
+                position += count
+            await response.write(formatter.closing(position))
+            await response.write_eof()
+        except ConnectionError:
+            pass  # the client hung up (a cancelled request): its sequence has left the batch
         return response
 
     async def _generate(self, parsed: ParsedRequest):  # type: ignore[no-untyped-def]

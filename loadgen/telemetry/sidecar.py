@@ -13,6 +13,7 @@ import os
 import select
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import psutil
@@ -42,9 +43,11 @@ class SidecarSampler:
             "config": dataclasses.asdict(self._config), "output": str(self.output),
             "endpoint_url": self._endpoint_url, "client_pid": os.getpid(),
         }  # fmt: skip
+        # a file, never an unread pipe that could fill and block the child
+        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in stop()
         self._process = subprocess.Popen(
             [sys.executable, "-m", "loadgen.telemetry.child", json.dumps(settings)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
         )  # fmt: skip
         ready = self._reply()
         self.unavailable = dict(ready.get("unavailable") or {})  # type: ignore[call-overload]
@@ -56,7 +59,8 @@ class SidecarSampler:
         readable, _, _ = select.select([process.stdout], [], [], REPLY_TIMEOUT_S)
         line = process.stdout.readline() if readable else ""
         if not line:
-            error = process.stderr.read()[-500:] if process.stderr and process.poll() is not None else ""
+            self._stderr.seek(0)
+            error = self._stderr.read()[-500:]
             raise LoadgenError(f"the telemetry sidecar stopped answering: {error.strip() or 'no reply'}")
         return json.loads(line)  # type: ignore[no-any-return]
 
@@ -109,8 +113,9 @@ class SidecarSampler:
             if process.poll() is None:
                 process.terminate()
             process.wait(10)
-            for stream in (process.stdin, process.stdout, process.stderr):
+            for stream in (process.stdin, process.stdout):
                 if stream is not None:
                     stream.close()
+            self._stderr.close()
             self._process = None
         return self.final_stats
