@@ -120,7 +120,7 @@ def crossover(levels: list[dict[str, object]]) -> str | None:
 
 async def run_compare(plan: object, variants: list[Variant], console: Console) -> int:
     """Each level: every variant in turn, then the comparison; compare.json rewritten each level."""
-    from loadgen.session import _prepare_endpoint, _run_level, redactor
+    from loadgen.session import _prepare_endpoint, _run_level, redactor, stop_on_signals
     from loadgen.sim.process import SimProcess, SimSpec
     from loadgen.sim.server import SimOptions
     from loadgen.tokenizer import load_token_counter
@@ -128,12 +128,7 @@ async def run_compare(plan: object, variants: list[Variant], console: Console) -
     output: Path = plan.output_dir  # type: ignore[attr-defined]
     output.mkdir(parents=True, exist_ok=True)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    import signal
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, stop.set)
+    stop_on_signals(stop)
     redact = redactor(plan.secrets)  # type: ignore[attr-defined]
     token_counter = load_token_counter(plan.tokenizer) if plan.tokenizer else None  # type: ignore[attr-defined]
     with contextlib.ExitStack() as stack:

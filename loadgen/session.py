@@ -81,6 +81,14 @@ class Plan:
     find_max: MaxLoadSearch | None = None
 
 
+def stop_on_signals(stop: asyncio.Event) -> None:
+    """Ctrl-C and SIGTERM set ``stop`` (not possible on some platforms or outside the main thread)."""
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+
+
 def redactor(secrets: tuple[str, ...]) -> Callable[[str], str]:
     secrets = tuple(secret for secret in secrets if len(secret) >= 4)
 
@@ -130,10 +138,7 @@ def _run_loop(coroutine) -> int:  # type: ignore[no-untyped-def]
 
 async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console) -> int:
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, stop.set)
+    stop_on_signals(stop)
     token_counter = load_token_counter(plan.tokenizer) if plan.tokenizer else None
     plan.output_dir.mkdir(parents=True, exist_ok=True)
     redact = redactor(plan.secrets)
