@@ -112,3 +112,9 @@ def clearly_over_slo(aggregator: Aggregator, slo: tuple[SloTarget, ...], min_req
             return (f"{target.metric} median {median:,.0f} ms after {aggregator.completed} requests, over "
                     f"{EARLY_STOP_FACTOR:g}× the p{target.percentile:g} SLO of {limit_ms:g} ms")  # fmt: skip
     return None
+
+
+def sweep_knee(summaries: list[dict]) -> int | None:  # type: ignore[type-arg]
+    """The knee of sweep summaries ordered by load: end-to-end p50 against output tokens/s."""
+    points = [(s["latency_ms"]["e2e"]["p50"] or 0.0, s["throughput"]["output_tokens_per_s"] or 0.0) for s in summaries]
+    return knee_index(points)

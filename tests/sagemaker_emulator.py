@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -22,6 +20,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from tests.aws_eventstream import model_stream_error, payload_part
+from tests.threaded_server import serve_in_thread
 
 AUTH = re.compile(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/sagemaker/aws4_request, "
                   r"SignedHeaders=([^,]+), Signature=([0-9a-f]{64})")  # fmt: skip
@@ -148,21 +147,6 @@ def app(options: EmulatorOptions) -> web.Application:
     return application
 
 
-@contextmanager
-def running_emulator(options: EmulatorOptions) -> Iterator[str]:
+def running_emulator(options: EmulatorOptions) -> AbstractContextManager[str]:
     """The emulator on 127.0.0.1 (a free port) in a thread of its own; stopped on exit."""
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app(options))
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    port = runner.addresses[0][1]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        loop.run_until_complete(runner.cleanup())
-        loop.close()
+    return serve_in_thread(app(options))

@@ -101,6 +101,17 @@ except ImportError:  # orjson is a dependency, but the codecs work without it
     _fast_loads = json.loads
 
 
+def merge_extra_body(body: dict[str, object], parameters: dict[str, object],
+                     extra: tuple[tuple[str, object], ...]) -> None:  # fmt: skip
+    """``--extra-body`` for the ``{"inputs", "parameters"}`` schemas (TGI, LMI): a ``parameters``
+    object merges into the parameters, any other key goes into the body."""
+    for key, value in extra:
+        if key == "parameters" and isinstance(value, dict):
+            parameters.update(value)
+        else:
+            body[key] = value
+
+
 def decode_json(data: str | bytes, what: str) -> object:
     try:
         return _fast_loads(data)

@@ -22,6 +22,7 @@ from loadgen.protocols.base import (
     decode_json,
     encode_json,
     error_message_from_body,
+    merge_extra_body,
 )
 from loadgen.protocols.token_stream import generated_body_events, token_message_events
 
@@ -50,11 +51,7 @@ class LmiCodec:
         body: dict[str, object] = {"inputs": prompt.as_text(), "parameters": parameters}
         if config.stream:
             body["stream"] = True
-        for key, value in config.extra_body:
-            if key == "parameters" and isinstance(value, dict):
-                parameters.update(value)
-            else:
-                body[key] = value
+        merge_extra_body(body, parameters, config.extra_body)
         return HttpRequest("POST", self.path, JSON_HEADERS, encode_json(body))
 
     def decoder(self, stream: bool) -> LmiStreamDecoder | WholeBodyDecoder:

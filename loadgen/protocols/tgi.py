@@ -19,6 +19,7 @@ from loadgen.protocols.base import (
     decode_json,
     encode_json,
     error_message_from_body,
+    merge_extra_body,
 )
 from loadgen.protocols.sse import SseDecoder
 from loadgen.protocols.token_stream import generated_body_events, token_message_events
@@ -39,11 +40,7 @@ class TgiCodec:
             parameters["temperature"] = config.temperature
             parameters["do_sample"] = True
         body: dict[str, object] = {"inputs": prompt.as_text(), "parameters": parameters}
-        for key, value in config.extra_body:
-            if key == "parameters" and isinstance(value, dict):
-                parameters.update(value)
-            else:
-                body[key] = value
+        merge_extra_body(body, parameters, config.extra_body)
         path = "/generate_stream" if config.stream else "/generate"
         return HttpRequest("POST", path, JSON_HEADERS, encode_json(body))
 

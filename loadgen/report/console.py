@@ -187,10 +187,9 @@ def level_label(summary: dict) -> str:  # type: ignore[type-arg]
 def sweep_table(summaries: Sequence[dict], slo: Sequence[SloTarget] = ()) -> Table:  # type: ignore[type-arg]
     """One row per level; fits an 80-column terminal. ◆ marks the knee, ✓ the levels within the
     percentile SLOs (when given)."""
-    from loadgen.search import knee_index, level_passes
+    from loadgen.search import level_passes, sweep_knee
 
-    points = [(s["latency_ms"]["e2e"]["p50"] or 0.0, s["throughput"]["output_tokens_per_s"] or 0.0) for s in summaries]
-    knee = knee_index(points)
+    knee = sweep_knee(list(summaries))
     percentile_slo = tuple(t for t in slo if t.percentile is not None)
     with_goodput = any(summary.get("goodput") for summary in summaries)
     table = Table(title="sweep (latencies in ms)", title_justify="left", padding=(0, 1), pad_edge=False)

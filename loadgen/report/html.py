@@ -133,7 +133,7 @@ def _level_x(summary: dict[str, Any]) -> float:
 
 
 def _sweep(levels: list[dict[str, Any]], prefix: str) -> str:
-    from loadgen.search import knee_index
+    from loadgen.search import sweep_knee
 
     levels = sorted(levels, key=_level_x)
     closed = levels[0]["load"]["mode"] == "closed"
@@ -143,7 +143,7 @@ def _sweep(levels: list[dict[str, Any]], prefix: str) -> str:
         return Series(f"{metric.upper()} {key}", [(_level_x(s), s["latency_ms"][metric][key]) for s in levels], dashed)
 
     points = [(s["latency_ms"]["e2e"]["p50"] or 0.0, s["throughput"]["output_tokens_per_s"] or 0.0) for s in levels]
-    knee = knee_index(points)
+    knee = sweep_knee(levels)
     markers = [(_level_x(levels[knee]), "knee")] if knee is not None else []
     charts = [
         line_chart(

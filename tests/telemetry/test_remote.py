@@ -1,15 +1,13 @@
-import asyncio
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from aiohttp import web
 
 from loadgen.telemetry.model import Sample
 from loadgen.telemetry.remote import RemoteSource, SampleBuffer, monitor_app, prometheus_text
 from loadgen.telemetry.sampler import Sampler
+from tests.threaded_server import serve_in_thread
 
 REMOTE_AHEAD_NS = 5_000_000_000  # the "remote" host's monotonic clock runs 5 s ahead of ours
 
@@ -19,19 +17,8 @@ def monitor() -> Iterator[tuple[str, SampleBuffer]]:
     buffer = SampleBuffer()
     sampler = Sampler([], interval_s=1)
     app = monitor_app(sampler, buffer, clock=lambda: time.perf_counter_ns() + REMOTE_AHEAD_NS)
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app)
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    port = runner.addresses[0][1]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}", buffer
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
-    loop.run_until_complete(runner.cleanup())
-    loop.close()
+    with serve_in_thread(app) as url:
+        yield url, buffer
 
 
 def test_clock_offset_and_samples_moved_onto_the_local_clock(monitor: tuple[str, SampleBuffer]) -> None:
