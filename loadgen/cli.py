@@ -21,6 +21,7 @@ from loadgen.options import OPTIONS, Settings, convert, load_scenario, resolve
 from loadgen.prompts.loaders import load_prompts
 from loadgen.prompts.synthetic import parse_synthetic, synthesize
 from loadgen.prompts.trace import load_trace
+from loadgen.protocols import TRITON_APIS
 from loadgen.search import MaxLoadSearch
 from loadgen.session import Plan, execute
 
@@ -183,7 +184,18 @@ def build_plan(args: argparse.Namespace, sweep: bool) -> Plan:
         if region is None and settings.endpoint_url is None:
             raise ConfigError("--api sagemaker: give --region (or set one in the AWS config)")
         url = settings.endpoint_url or f"https://runtime.sagemaker.{region}.amazonaws.com"
-    if url is not None and not url.startswith(("http://", "https://")):
+    triton = None
+    if settings.api in TRITON_APIS:
+        if url is None:
+            raise ConfigError(f"--api {settings.api}: give --endpoint (the built-in simulator speaks OpenAI and TGI)")
+        triton = {**(settings.triton or {})}
+        if settings.model_version:
+            triton["model_version"] = settings.model_version
+    if settings.api == "triton-grpc" and url is not None:
+        from loadgen.transport.grpc import grpc_target
+
+        grpc_target(url)
+    elif url is not None and not url.startswith(("http://", "https://")):
         raise ConfigError(f"--endpoint {url}: expected an http:// or https:// URL")
     endpoint = EndpointConfig(
         url=url or "",
@@ -202,6 +214,7 @@ def build_plan(args: argparse.Namespace, sweep: bool) -> Plan:
         custom_attributes=settings.custom_attributes,
         target_variant=settings.target_variant,
         aws_profile=settings.aws_profile,
+        triton=triton,
     )
     generation = GenerationConfig(
         max_tokens=settings.max_tokens,

@@ -40,6 +40,8 @@ class EndpointConfig:
     custom_attributes: str | None = None
     target_variant: str | None = None
     aws_profile: str | None = None
+    triton: dict[str, object] | None = None  # the triton: options mapping (protocols.triton.parse_triton_options)
+    triton_model: dict[str, object] | None = None  # the model's signature, fetched before the run
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from loadgen.config import Arrival, SloTarget, Stage
 from loadgen.errors import ConfigError
 from loadgen.parsing import parse_duration_s, parse_header, parse_levels, parse_slo
 from loadgen.protocols import APIS, SCHEMAS
+from loadgen.protocols.triton import PRESETS, parse_triton_options
 
 Converter = Callable[[Any], object]
 
@@ -94,6 +95,23 @@ def _extra_body(value: object) -> dict[str, object]:
     if not isinstance(parsed, dict):
         raise ValueError(f"expected a JSON object, got {value!r}")
     return parsed
+
+
+def _triton(value: object) -> dict[str, object]:
+    """A mapping (scenario) or ``preset=trtllm,text_input=prompt`` / JSON (flag); checked, returned as given."""
+    if isinstance(value, dict):
+        mapping = {str(k): v for k, v in value.items()}
+    elif str(value).lstrip().startswith("{"):
+        mapping = _extra_body(value)
+    else:
+        mapping = {}
+        for part in (p.strip() for p in str(value).split(",") if p.strip()):
+            key, sep, item = part.partition("=")
+            if not sep:
+                raise ValueError(f"expected key=value pairs like preset=trtllm,text_input=prompt, got {part!r}")
+            mapping[key.strip()] = item.strip()
+    parse_triton_options(mapping)
+    return mapping
 
 
 TELEMETRY_SOURCES = ("gpu", "neuron", "host", "server")
@@ -177,6 +195,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("target_variant", _str, None, "SageMaker production variant to invoke", "NAME"),
     Option("aws_profile", _str, None, "AWS profile for credentials", "NAME"),
     Option("model", _str, None, "model name sent to the server (default: the one it lists)"),
+    Option("model_version", _str, None, "Triton model version (default: the server's policy)", "V"),
+    Option(
+        "triton",
+        _triton,
+        None,
+        f"Triton inputs/outputs: preset ({', '.join(PRESETS)}) and field names, e.g. preset=trtllm",
+        "SPEC",
+    ),
     Option(
         "concurrency",
         lambda v: parse_levels(v, integer=True),
@@ -306,6 +332,8 @@ class Settings:
     target_variant: str | None
     aws_profile: str | None
     model: str | None
+    model_version: str | None
+    triton: dict[str, object] | None
     concurrency: list[float] | None
     rate: list[float] | None
     arrival: str

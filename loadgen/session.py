@@ -23,6 +23,7 @@ from rich.console import Console
 
 from loadgen.clock import MonotonicClock, wall_time_iso
 from loadgen.config import EndpointConfig, GenerationConfig, LoadConfig, LoadMode, SloTarget, TelemetryConfig
+from loadgen.engine.model_check import check_triton_model
 from loadgen.engine.monitor import ClientMonitor
 from loadgen.engine.partition import default_workers
 from loadgen.engine.preflight import discover_model, preflight
@@ -35,16 +36,18 @@ from loadgen.metrics.summary import RunInfo, build_summary
 from loadgen.metrics.thresholds import breaches
 from loadgen.prompts import Prompt, PromptPicker
 from loadgen.prompts.trace import TraceEntry
-from loadgen.protocols import Codec, build_codec
+from loadgen.protocols import TRITON_APIS, Codec, build_codec
 from loadgen.protocols.base import GenerationParams
 from loadgen.protocols.sagemaker import SageMakerTarget
-from loadgen.report.console import LiveStatus, level_label, print_run, sweep_table, telemetry_table
+from loadgen.protocols.triton import parse_triton_options, signature_from_json, uses_token_ids
+from loadgen.report.console import LiveStatus, level_label, print_run, sweep_table, telemetry_table, triton_line
 from loadgen.report.files import HlogWriter, RecordWriter, write_json
 from loadgen.search import MaxLoadSearch, clearly_over_slo
 from loadgen.sim.process import SimProcess, SimSpec
 from loadgen.sim.server import SimOptions
 from loadgen.telemetry.sidecar import SidecarSampler
 from loadgen.telemetry.summary import summarize_window
+from loadgen.telemetry.triton import default_metrics_url, levels_by_model, scrape_triton
 from loadgen.tokenizer import TokenCounter, load_token_counter
 from loadgen.transport.base import Transport
 from loadgen.transport.http import HttpTransport
@@ -145,11 +148,13 @@ async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console)
     endpoint = await _prepare_endpoint(plan, endpoint, token_counter, redact, console)
     write_json(plan.output_dir / "config.json", _config_json(plan, endpoint))
     summaries: list[dict[str, object]] = []
+    triton_metrics = await _triton_metrics_url(plan, endpoint, console)
     with _telemetry(plan, endpoint, console) as sidecar:
         for number, load in enumerate(plan.find_max.levels() if plan.find_max else plan.levels, 1):
             level_dir = plan.output_dir / f"level-{number:02d}-{_level_name(load)}" if plan.sweep else plan.output_dir
             label = f"[{number}/{len(plan.levels)}] {load.describe()}" if plan.sweep else load.describe()
             workers = plan.workers or default_workers(load, os.cpu_count() or 1)
+            before = await _scrape_triton(triton_metrics)
             if workers > 1:
                 summary = await _level_in_workers(
                     dataclasses.replace(plan, workers=workers), endpoint, load, level_dir, label, stop, console, sidecar
@@ -157,6 +162,10 @@ async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console)
             else:
                 summary = await _run_level(
                     plan, endpoint, load, level_dir, label, stop, token_counter, redact, console, sidecar
+                )
+            if triton_metrics is not None:
+                await _add_triton_figures(
+                    summary, triton_metrics, before, endpoint.model, level_dir, console, plan.sweep
                 )
             summaries.append(summary)
             if plan.find_max is not None:
@@ -200,11 +209,67 @@ async def _prepare_endpoint(
             if model is not None:
                 endpoint = replace(endpoint, model=model)
                 console.print(f"Model: {model} (the one the server lists)", style="dim")
+        if endpoint.api in TRITON_APIS:
+            endpoint = await _check_triton(plan, endpoint, transport, console)
         context = _context(plan, endpoint, transport, MonotonicClock(), token_counter, redact)
         await preflight(context, plan.prompts[0], public_url(endpoint.url), endpoint.api)
     finally:
         await transport.close()
     return endpoint
+
+
+async def _check_triton(plan: Plan, endpoint: EndpointConfig, transport: Transport, console: Console) -> EndpointConfig:
+    options = parse_triton_options(endpoint.triton or {})
+    if uses_token_ids(options) and plan.tokenizer is None:
+        raise ConfigError("the Triton inputs take token ids ($input_ids): give --tokenizer to turn prompts into ids")
+    signature = await check_triton_model(transport, endpoint.api, endpoint.model, options, plan.generation.stream,
+                                         public_url(endpoint.url))  # fmt: skip
+    inputs = ", ".join(f"{name} {info.datatype}{list(info.shape)}" for name, info in signature.inputs.items())
+    kind = "decoupled" if signature.decoupled else "one response per request"
+    console.print(f"Triton model {signature.name}: {kind}, max_batch_size {signature.max_batch_size}; "
+                  f"inputs {inputs}", style="dim")  # fmt: skip
+    if endpoint.api == "triton-infer" or not plan.generation.stream:
+        console.print("Not streamed: time to first token equals end-to-end latency.", style="dim")
+    if plan.tokenizer is None and (not plan.generation.stream or endpoint.api == "triton-infer"):
+        console.print("Triton reports no token counts: each answer counts as one token unless its output is token ids; "
+                      "give --tokenizer for tokens/s.", style="yellow")  # fmt: skip
+    return replace(endpoint, triton_model=signature.to_json())
+
+
+async def _triton_metrics_url(plan: Plan, endpoint: EndpointConfig, console: Console) -> str | None:
+    """Triton's metrics URL when the endpoint is Triton and its metrics answer; else None (with a warning)."""
+    if endpoint.api not in TRITON_APIS:
+        return None
+    url = plan.telemetry.server_metrics_url or default_metrics_url(endpoint.url)
+    try:
+        await asyncio.to_thread(scrape_triton, url)
+    except (OSError, ValueError) as exc:
+        console.print(f"Triton metrics not available ({exc}): no server batch size or queue/compute split; "
+                      "set --server-metrics", style="yellow")  # fmt: skip
+        return None
+    console.print(f"Triton metrics from {public_url(url)}", style="dim")
+    return url
+
+
+async def _scrape_triton(url: str | None) -> dict[str, Any] | None:
+    if url is None:
+        return None
+    try:
+        return await asyncio.to_thread(scrape_triton, url)
+    except (OSError, ValueError):
+        return None
+
+
+async def _add_triton_figures(summary: dict[str, object], url: str, before: dict[str, Any] | None, model: str | None,
+                              level_dir: Path, console: Console, sweep: bool) -> None:  # fmt: skip
+    after = await _scrape_triton(url)
+    if before is None or after is None:
+        return
+    models = levels_by_model(before, after)
+    summary["server"] = {"source": "triton_metrics", "model": models.get(model or ""), "models": models}
+    write_json(level_dir / "summary.json", summary)
+    if not sweep:
+        console.print(triton_line(summary))
 
 
 @contextlib.contextmanager
@@ -252,6 +317,11 @@ async def _watch_probe(aggregator: Aggregator, slo: tuple[SloTarget, ...], load:
 
 
 def _transport(endpoint: EndpointConfig, max_connections: int) -> Transport:
+    if endpoint.api == "triton-grpc":
+        from loadgen.transport.grpc import GrpcTransport
+
+        return GrpcTransport(endpoint.url, MonotonicClock(), max_streams=max_connections,
+                             headers=dict(endpoint.headers), total_timeout_s=endpoint.total_timeout_s)  # fmt: skip
     http = HttpTransport(
         endpoint.url,
         MonotonicClock(),
@@ -269,12 +339,15 @@ def _transport(endpoint: EndpointConfig, max_connections: int) -> Transport:
     return SigV4Transport(http, endpoint.url, default_credentials(endpoint.aws_profile), endpoint.region or "")
 
 
-def _codec(endpoint: EndpointConfig) -> Codec:
+def _codec(endpoint: EndpointConfig, token_counter: TokenCounter | None = None) -> Codec:
     target = None
     if endpoint.sagemaker_endpoint:
         target = SageMakerTarget(endpoint.sagemaker_endpoint, endpoint.inference_component,
                                  endpoint.custom_attributes, endpoint.target_variant)  # fmt: skip
-    return build_codec(endpoint.api, endpoint.schema, target)
+    triton = parse_triton_options(endpoint.triton or {}) if endpoint.api in TRITON_APIS else None
+    signature = signature_from_json(endpoint.triton_model) if endpoint.triton_model else None
+    encode = token_counter.encode if token_counter is not None else None
+    return build_codec(endpoint.api, endpoint.schema, target, triton, signature, encode)
 
 
 def _context(
@@ -287,7 +360,7 @@ def _context(
     run_start_ns: int = 0,
 ) -> RequestContext:
     return RequestContext(
-        codec=_codec(endpoint),
+        codec=_codec(endpoint, token_counter),
         params=GenerationParams(endpoint.model, plan.generation),
         transport=transport,
         clock=clock,

@@ -14,9 +14,12 @@ from loadgen.errors import ConfigError
 
 
 class TokenCounter:
-    def __init__(self, name: str, count: Callable[[str], int]) -> None:
+    def __init__(
+        self, name: str, count: Callable[[str], int], encode: Callable[[str], list[int]] | None = None
+    ) -> None:
         self.name = name
         self._count = count
+        self.encode = encode  # text → token ids, for servers that take ids (FasterTransformer on Triton)
 
     def count(self, text: str) -> int:
         return self._count(text) if text else 0
@@ -33,7 +36,11 @@ def load_token_counter(spec: str) -> TokenCounter:
             encoding = tiktoken.get_encoding(encoding_name)
         except Exception as exc:
             raise ConfigError(f"--tokenizer {spec}: cannot load encoding: {exc}") from None
-        return TokenCounter(spec, lambda text: len(encoding.encode(text, disallowed_special=())))
+
+        def encode_tiktoken(text: str) -> list[int]:
+            return list(encoding.encode(text, disallowed_special=()))
+
+        return TokenCounter(spec, lambda text: len(encode_tiktoken(text)), encode_tiktoken)
     path = Path(spec)
     if path.is_dir():
         path = path / "tokenizer.json"
@@ -47,4 +54,8 @@ def load_token_counter(spec: str) -> TokenCounter:
         tokenizer = Tokenizer.from_file(str(path))
     except Exception as exc:
         raise ConfigError(f"--tokenizer {spec}: not a valid tokenizer.json: {exc}") from None
-    return TokenCounter(str(path), lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids))
+
+    def encode_hf(text: str) -> list[int]:
+        return list(tokenizer.encode(text, add_special_tokens=False).ids)
+
+    return TokenCounter(str(path), lambda text: len(encode_hf(text)), encode_hf)

@@ -8,6 +8,7 @@ between a read and its stamp, so parsing time never lands in the measured latenc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,7 +16,7 @@ from loadgen.clock import Clock
 from loadgen.errors import ErrorKind, ProtocolError
 from loadgen.prompts import Prompt
 from loadgen.prompts.answers import answer_is_correct
-from loadgen.protocols.base import Codec, ContentChunk, Finish, GenerationParams, ServerError, Usage
+from loadgen.protocols.base import Codec, ContentChunk, Finish, GenerationParams, ResponseComplete, ServerError, Usage
 from loadgen.records import RequestRecord, TokenMethod
 from loadgen.tokenizer import TokenCounter
 from loadgen.transport.base import Transport, TransportFailure
@@ -42,6 +43,7 @@ class _Attempt:
     __slots__ = (
         "chunk_ns",
         "chunk_tokens",
+        "complete",
         "end_ns",
         "error",
         "error_kind",
@@ -75,6 +77,7 @@ class _Attempt:
         self.timed_out = False
         self.logprob_sum = 0.0
         self.logprob_count = 0
+        self.complete = False
 
     def fail(self, kind: ErrorKind, message: str) -> None:
         if self.error_kind is None:
@@ -103,6 +106,8 @@ class _Attempt:
                 self.finish_reason = event.reason
             elif type(event) is ServerError:
                 self.fail(ErrorKind.SERVER_ERROR, event.message)
+            elif type(event) is ResponseComplete:
+                self.complete = True
 
 
 async def execute_request(
@@ -128,7 +133,7 @@ async def execute_request(
 async def _exchange(ctx: RequestContext, prompt: Prompt, attempt: _Attempt) -> None:
     codec = ctx.codec
     http_request = codec.build_request(prompt, ctx.params)
-    decoder = codec.decoder(ctx.params.config.stream)
+    decoder = codec.decoder(ctx.params.config.stream, prompt)
     now_ns = ctx.clock.now_ns
     attempt.sent_ns = now_ns()
     timer = None
@@ -147,14 +152,19 @@ async def _exchange(ctx: RequestContext, prompt: Prompt, attempt: _Attempt) -> N
             response.abort()
 
         timer = asyncio.get_running_loop().call_later(ctx.first_token_timeout_s, on_first_token_timeout)
-        async for t_ns, data in response.chunks():
-            if attempt.first_byte_ns is None:
-                attempt.first_byte_ns = t_ns
-            attempt.apply(decoder.feed(data), t_ns)
-            if timer is not None and attempt.chunk_ns:
-                timer.cancel()
-                timer = None
-        attempt.end_ns = now_ns()
+        async with contextlib.aclosing(response.chunks()) as chunks:
+            async for t_ns, data in chunks:
+                if attempt.first_byte_ns is None:
+                    attempt.first_byte_ns = t_ns
+                attempt.apply(decoder.feed(data), t_ns)
+                if timer is not None and attempt.chunk_ns:
+                    timer.cancel()
+                    timer = None
+                if attempt.complete:
+                    attempt.end_ns = t_ns
+                    break
+            else:
+                attempt.end_ns = now_ns()
         attempt.apply(decoder.close(), attempt.end_ns)
     except TransportFailure as failure:
         attempt.end_ns = now_ns()

@@ -14,13 +14,25 @@ from loadgen.protocols.lmi import LmiCodec
 from loadgen.protocols.openai import OpenAICodec
 from loadgen.protocols.sagemaker import SageMakerCodec, SageMakerTarget
 from loadgen.protocols.tgi import TgiCodec
+from loadgen.protocols.triton import (
+    Encode,
+    ModelSignature,
+    TritonGenerateCodec,
+    TritonGrpcCodec,
+    TritonInferCodec,
+    TritonOptions,
+)
 
 CODECS: dict[str, Callable[[], Codec]] = {
     "openai-chat": lambda: OpenAICodec(chat=True),
     "openai-completions": lambda: OpenAICodec(chat=False),
     "tgi": TgiCodec,
     "lmi": LmiCodec,
+    "triton-generate": TritonGenerateCodec,
+    "triton-infer": TritonInferCodec,
+    "triton-grpc": TritonGrpcCodec,
 }
+TRITON_APIS = ("triton-generate", "triton-infer", "triton-grpc")
 SCHEMAS = ("lmi", "tgi", "openai-chat")
 APIS = (*CODECS, "sagemaker", "lmi-local")
 
@@ -36,14 +48,29 @@ class InvocationsCodec:
         inner = self.schema.build_request(prompt, params)
         return HttpRequest(inner.method, "/invocations", inner.headers, inner.body)
 
-    def decoder(self, stream: bool) -> Decoder:
-        return self.schema.decoder(stream)
+    def decoder(self, stream: bool, prompt: Prompt | None = None) -> Decoder:
+        return self.schema.decoder(stream, prompt)
 
     def error_message(self, status: int, body: bytes) -> str:
         return self.schema.error_message(status, body)
 
 
-def build_codec(api: str, schema: str | None = None, target: SageMakerTarget | None = None) -> Codec:
+def build_codec(
+    api: str,
+    schema: str | None = None,
+    target: SageMakerTarget | None = None,
+    triton: TritonOptions | None = None,
+    signature: ModelSignature | None = None,
+    encode: Encode | None = None,
+) -> Codec:
+    """The codec for ``--api``; Triton's take their field options, the model's signature (fetched
+    before the run) and, for token-id inputs, the tokenizer's ``encode``."""
+    if api == "triton-generate":
+        return TritonGenerateCodec(triton)
+    if api == "triton-infer":
+        return TritonInferCodec(triton, signature, encode)
+    if api == "triton-grpc":
+        return TritonGrpcCodec(triton, signature, encode)
     if api == "sagemaker":
         if target is None:
             raise ConfigError("--api sagemaker: give --endpoint-name")
@@ -60,4 +87,14 @@ def get_codec(api: str) -> Codec:
         raise ConfigError(f"--api: unknown API {api!r}; expected one of {', '.join(CODECS)}") from None
 
 
-__all__ = ["APIS", "CODECS", "SCHEMAS", "Codec", "GenerationParams", "HttpRequest", "build_codec", "get_codec"]
+__all__ = [
+    "APIS",
+    "CODECS",
+    "SCHEMAS",
+    "TRITON_APIS",
+    "Codec",
+    "GenerationParams",
+    "HttpRequest",
+    "build_codec",
+    "get_codec",
+]

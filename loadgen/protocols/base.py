@@ -53,7 +53,12 @@ class ServerError:
     message: str
 
 
-StreamEvent = ContentChunk | Usage | Finish | ServerError
+@dataclass(frozen=True, slots=True)
+class ResponseComplete:
+    """The response is whole although the connection may stay open (a gRPC stream): stop reading."""
+
+
+StreamEvent = ContentChunk | Usage | Finish | ServerError | ResponseComplete
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +85,9 @@ class Codec(Protocol):
 
     def build_request(self, prompt: Prompt, params: GenerationParams) -> HttpRequest: ...
 
-    def decoder(self, stream: bool) -> Decoder: ...
+    def decoder(self, stream: bool, prompt: Prompt | None = None) -> Decoder:
+        """A decoder for one response; ``prompt`` is the request's, for codecs whose responses echo it."""
+        ...
 
     def error_message(self, status: int, body: bytes) -> str:
         """A short message from an HTTP error response's body."""
@@ -88,6 +95,8 @@ class Codec(Protocol):
 
 
 JSON_HEADERS = (("Content-Type", "application/json"),)
+GRPC_STREAM = "GRPC_STREAM"  # HttpRequest.method for a gRPC bidirectional stream (path: the full method name)
+GRPC_UNARY = "GRPC_UNARY"  # and for a unary gRPC call
 
 
 def encode_json(body: dict[str, object]) -> bytes:

@@ -54,7 +54,7 @@ class LmiCodec:
         merge_extra_body(body, parameters, config.extra_body)
         return HttpRequest("POST", self.path, JSON_HEADERS, encode_json(body))
 
-    def decoder(self, stream: bool) -> LmiStreamDecoder | WholeBodyDecoder:
+    def decoder(self, stream: bool, prompt: Prompt | None = None) -> LmiStreamDecoder | WholeBodyDecoder:
         return LmiStreamDecoder() if stream else WholeBodyDecoder(parse_lmi_body)
 
     def error_message(self, status: int, body: bytes) -> str:

@@ -57,7 +57,7 @@ class OpenAICodec:
         body.update(config.extra_body)
         return HttpRequest("POST", self._path, JSON_HEADERS, encode_json(body))
 
-    def decoder(self, stream: bool) -> OpenAIStreamDecoder | WholeBodyDecoder:
+    def decoder(self, stream: bool, prompt: Prompt | None = None) -> OpenAIStreamDecoder | WholeBodyDecoder:
         if stream:
             return OpenAIStreamDecoder(self.chat)
         return WholeBodyDecoder(self._parse_body)

@@ -46,8 +46,8 @@ class SageMakerCodec:
         path = f"/endpoints/{quote(target.endpoint_name, safe='')}/{action}"
         return HttpRequest("POST", path, tuple(headers), inner.body)
 
-    def decoder(self, stream: bool) -> Decoder:
-        inner = self.schema.decoder(stream)
+    def decoder(self, stream: bool, prompt: Prompt | None = None) -> Decoder:
+        inner = self.schema.decoder(stream, prompt)
         return EventStreamDecoder(inner) if stream else inner
 
     def error_message(self, status: int, body: bytes) -> str:

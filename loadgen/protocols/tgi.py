@@ -44,7 +44,7 @@ class TgiCodec:
         path = "/generate_stream" if config.stream else "/generate"
         return HttpRequest("POST", path, JSON_HEADERS, encode_json(body))
 
-    def decoder(self, stream: bool) -> TgiStreamDecoder | WholeBodyDecoder:
+    def decoder(self, stream: bool, prompt: Prompt | None = None) -> TgiStreamDecoder | WholeBodyDecoder:
         return TgiStreamDecoder() if stream else WholeBodyDecoder(generated_body_events)
 
     def error_message(self, status: int, body: bytes) -> str:

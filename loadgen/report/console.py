@@ -192,10 +192,16 @@ def sweep_table(summaries: Sequence[dict], slo: Sequence[SloTarget] = ()) -> Tab
     knee = sweep_knee(list(summaries))
     percentile_slo = tuple(t for t in slo if t.percentile is not None)
     with_goodput = any(summary.get("goodput") for summary in summaries)
+    with_server = any(_server_model(summary) for summary in summaries)
     table = Table(title="sweep (latencies in ms)", title_justify="left", padding=(0, 1), pad_edge=False)
+    with_tpot = any(summary["latency_ms"]["tpot"]["p50"] is not None for summary in summaries)
     columns = ["level", "req/s", "out\ntok/s", "TTFT\np50", "TTFT\np99", "TPOT\np50", "TPOT\np99", "E2E\np50", "fail"]
+    if not with_tpot:  # not streamed: TTFT is end-to-end and there is no TPOT
+        columns = [c for c in columns if not c.startswith("TPOT")]
     if with_goodput:
         columns.append("good")
+    if with_server:
+        columns += ["srv\nbatch", "srv q/c\nms"]
     for column in columns:
         table.add_column(column, justify="right", no_wrap=True)
     for index, summary in enumerate(summaries):
@@ -209,8 +215,7 @@ def sweep_table(summaries: Sequence[dict], slo: Sequence[SloTarget] = ()) -> Tab
             _number(throughput["output_tokens_per_s"], 0),
             _ms(latency["ttft"]["p50"]),
             _ms(latency["ttft"]["p99"]),
-            _ms(latency["tpot"]["p50"]),
-            _ms(latency["tpot"]["p99"]),
+            *((_ms(latency["tpot"]["p50"]), _ms(latency["tpot"]["p99"])) if with_tpot else ()),
             _ms(latency["e2e"]["p50"]),
             str(summary["requests"]["failed"]),
         ]
@@ -218,6 +223,8 @@ def sweep_table(summaries: Sequence[dict], slo: Sequence[SloTarget] = ()) -> Tab
             goodput = summary.get("goodput") or {}
             fraction = goodput.get("fraction")
             row.append("–" if fraction is None else f"{fraction * 100:.0f}%")
+        if with_server:
+            row += _server_cells(_server_model(summary))
         table.add_row(*row, style="yellow" if summary["client"]["saturated"] else None)
     notes = []
     if knee is not None:
@@ -228,9 +235,41 @@ def sweep_table(summaries: Sequence[dict], slo: Sequence[SloTarget] = ()) -> Tab
         notes.append("*: interrupted, partial")
     if any(summary["client"]["saturated"] for summary in summaries):
         notes.append("yellow: the client was saturated at that level")
+    if with_server:
+        notes.append("srv: Triton's average batch, and queue/compute ms per request")
     if notes:
         table.caption = " · ".join(notes)
     return table
+
+
+def _server_model(summary: dict) -> dict | None:  # type: ignore[type-arg]
+    server = summary.get("server")
+    return server.get("model") if isinstance(server, dict) else None
+
+
+def _server_cells(figures: dict | None) -> list[str]:  # type: ignore[type-arg]
+    if not figures:
+        return ["–", "–"]
+    split = figures.get("per_request_ms") or {}
+    compute = sum(split.get(part, 0.0) for part in ("compute_input", "compute_infer", "compute_output"))
+    queue_compute = f"{split['queue']:.1f}/{compute:.1f}" if split else "–"
+    return [_number(figures.get("average_batch_size"), 2), queue_compute]
+
+
+def triton_line(summary: dict) -> str:  # type: ignore[type-arg]
+    """One line on what Triton did during a level (from its metrics)."""
+    figures = _server_model(summary)
+    if not figures:
+        return "Triton metrics: the model did no work in this level"
+    split = figures.get("per_request_ms") or {}
+    parts = [f"{figures['requests_succeeded']} succeeded, {figures['requests_failed']} failed",
+             f"{figures['executions']} executions"]  # fmt: skip
+    if "average_batch_size" in figures:
+        parts.append(f"average batch {figures['average_batch_size']:g}")
+    if split:
+        compute = split["compute_input"] + split["compute_infer"] + split["compute_output"]
+        parts.append(f"per request: queue {split['queue']:.2f} ms, compute {compute:.2f} ms")
+    return "Triton metrics: " + " · ".join(parts)
 
 
 def _gpu_figure(telemetry: dict, key: str, stat: str, combine: Callable[[list[float]], float]) -> float | None:  # type: ignore[type-arg]

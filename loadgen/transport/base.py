@@ -6,7 +6,7 @@ Library errors (aiohttp, later grpc/botocore) are mapped to ``TransportFailure``
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Protocol
 
 from loadgen.errors import ErrorKind
@@ -24,7 +24,7 @@ class ResponseStream(Protocol):
     status: int
     content_type: str
 
-    def chunks(self) -> AsyncIterator[tuple[int, bytes]]:
+    def chunks(self) -> AsyncGenerator[tuple[int, bytes], None]:
         """Body bytes as they arrive, each stamped with the clock on arrival, before decoding."""
         ...
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 
 import aiohttp
 
@@ -23,7 +23,7 @@ class HttpResponseStream:
         self.status = response.status
         self.content_type = response.headers.get("Content-Type", "")
 
-    async def chunks(self) -> AsyncIterator[tuple[int, bytes]]:
+    async def chunks(self) -> AsyncGenerator[tuple[int, bytes], None]:
         now_ns = self._clock.now_ns
         content = self._response.content
         with self._reading():

@@ -8,7 +8,7 @@ HTTP transport does, so engine and metrics code run unchanged on known timings.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 
 from loadgen.clock import Clock, FakeClock
@@ -62,7 +62,7 @@ class MemoryResponseStream:
         self.content_type = scripted.content_type
         self._aborted = False
 
-    async def chunks(self) -> AsyncIterator[tuple[int, bytes]]:
+    async def chunks(self) -> AsyncGenerator[tuple[int, bytes], None]:
         for number, (delay_s, data) in enumerate(self._scripted.pieces):
             if self._scripted.break_after is not None and number >= self._scripted.break_after:
                 raise TransportFailure(ErrorKind.STREAM_BROKEN, "stream broken: connection reset by peer")

@@ -1,0 +1,115 @@
+"""A real Triton Inference Server (PyPI's nvidia-pytriton) with loadgen's test models.
+
+pytriton needs numpy<2, so it lives in its own virtual environment, created here on first use and
+kept under ``.cache/`` (or ``$LOADGEN_PYTRITON_VENV``). The server binds HTTP, gRPC and metrics to
+127.0.0.1 on free ports and is stopped after the session. On CI a failure to set it up fails the
+tests; elsewhere (no network, an unsupported platform) they are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import select
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTRITON = ("nvidia-pytriton==0.7.0", "numpy<2")
+TTFT_MS = 100.0
+ITL_MS = 20.0
+READY_TIMEOUT_S = 240.0
+READY_LINE = b"loadgen-test-triton: ready"  # the Triton server's own log shares stdout
+
+
+@dataclass(frozen=True)
+class TritonServer:
+    http_url: str
+    grpc_url: str
+    metrics_url: str
+    ttft_ms: float
+    itl_ms: float
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"real Triton server unavailable on CI: {reason}")
+    pytest.skip(f"real Triton server unavailable: {reason}")
+
+
+def _venv() -> Path:
+    venv = Path(os.environ.get("LOADGEN_PYTRITON_VENV", ROOT / ".cache" / "pytriton-venv"))
+    python = venv / "bin" / "python"
+    marker = venv / ".installed"
+    if marker.is_file() and marker.read_text() == " ".join(PYTRITON) and python.exists():
+        return python
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=300)
+    install = subprocess.run([str(python), "-m", "pip", "install", "-q", *PYTRITON], capture_output=True, text=True,
+                             timeout=900)  # fmt: skip
+    if install.returncode != 0:
+        _unavailable(f"pip install {' '.join(PYTRITON)} failed: {install.stderr.strip()[-300:]}")
+    marker.write_text(" ".join(PYTRITON))
+    return python
+
+
+def _copy(source: IO[bytes], target: IO[bytes]) -> None:
+    for line in iter(source.readline, b""):
+        target.write(line)
+
+
+@pytest.fixture(scope="session")
+def triton_server() -> Iterator[TritonServer]:
+    if sys.platform != "linux" or platform.machine() not in ("x86_64", "aarch64"):
+        _unavailable(f"nvidia-pytriton has no wheel for {sys.platform}/{platform.machine()}")
+    python = _venv()
+    ports = [free_port() for _ in range(3)]
+    env = dict(os.environ)
+    # The Python backend stub links libpython; the running interpreter's must come first.
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [sysconfig.get_config_var("LIBDIR"),
+                                                           env.get("LD_LIBRARY_PATH")]))  # fmt: skip
+    workdir = tempfile.mkdtemp(prefix="loadgen-triton-")
+    log = open(Path(workdir) / "server.log", "wb")  # noqa: SIM115 - closed after the server stops
+    process = subprocess.Popen(
+        [str(python), str(Path(__file__).with_name("model_server.py")), "--workdir", str(Path(workdir) / "ws"),
+         "--http-port", str(ports[0]), "--grpc-port", str(ports[1]), "--metrics-port", str(ports[2]),
+         "--ttft-ms", str(TTFT_MS), "--itl-ms", str(ITL_MS)],
+        stdout=subprocess.PIPE, stderr=log, env=env, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        ready = False
+        assert process.stdout is not None
+        while time.monotonic() < deadline and process.poll() is None:
+            readable, _, _ = select.select([process.stdout], [], [], 1.0)
+            if readable and process.stdout.readline().startswith(READY_LINE):
+                ready = True
+                break
+        # Triton logs to stdout too: keep draining it, or a full pipe would stall the server.
+        threading.Thread(target=_copy, args=(process.stdout, log), daemon=True).start()
+        if not ready:
+            tail = (Path(workdir) / "server.log").read_bytes()[-1500:].decode("utf-8", "replace")
+            _unavailable(f"server did not become ready (exit code {process.poll()}): {tail}")
+        yield TritonServer(f"http://127.0.0.1:{ports[0]}", f"grpc://127.0.0.1:{ports[1]}",
+                           f"http://127.0.0.1:{ports[2]}/metrics", TTFT_MS, ITL_MS)  # fmt: skip
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        log.close()
