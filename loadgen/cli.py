@@ -97,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     selftest = commands.add_parser("selftest", help="measure this machine's client ceiling (a local zero-delay server)")
     selftest.add_argument("--duration", default="3", help="seconds per request-rate step")
     selftest.add_argument("--output", help="write selftest.json here (a directory)")
+    locust = commands.add_parser("locust", help="Locust's web UI and master/workers with loadgen's LLM metrics")
+    _add_load_options(locust)
+    from loadgen.locust.launch import add_locust_options
+
+    add_locust_options(locust)
     monitor = commands.add_parser("monitor", help="sample telemetry on this host and serve it to 'loadgen run'")
     monitor.add_argument("--listen", default="127.0.0.1:9400", help="HOST:PORT to serve on (port 0: any free port)")
     monitor.add_argument("--telemetry", default="gpu,host", help="sources to sample: gpu, neuron, host, server")
@@ -108,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "locust":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     console = Console(stderr=False, highlight=False)
     error_console = Console(stderr=True, highlight=False)
     try:
@@ -121,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
 
             variants = parse_variants(args.variant)
             return _run_loop(run_compare(build_plan(args, sweep=True), variants, console))
+        if args.command == "locust":
+            from loadgen.locust.launch import run_locust
+
+            return run_locust(args, extra, console)
         if args.command == "serve-sim":
             return serve_sim(args)
         if args.command == "monitor":

@@ -13,10 +13,10 @@ import dataclasses
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from rich.console import Console
@@ -52,6 +52,7 @@ from loadgen.tokenizer import TokenCounter, load_token_counter
 from loadgen.transport.base import Transport
 from loadgen.transport.http import HttpTransport
 
+T = TypeVar("T")
 EXIT_OK = 0
 EXIT_INTERRUPTED = 130
 EXIT_THRESHOLDS = 1
@@ -130,7 +131,7 @@ def execute(plan: Plan, console: Console) -> int:
         return _run_loop(_execute_async(plan, endpoint, console))
 
 
-def _run_loop(coroutine) -> int:  # type: ignore[no-untyped-def]
+def _run_loop(coroutine: Coroutine[Any, Any, T]) -> T:
     try:
         import uvloop
 
@@ -193,6 +194,12 @@ async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console)
             console.print(f"  {line}", style="red")
         return EXIT_THRESHOLDS
     return EXIT_OK
+
+
+async def prepared_endpoint(plan: Plan, endpoint: EndpointConfig, console: Console) -> EndpointConfig:
+    """The endpoint after the preflight request (and model discovery, and Triton's metadata check)."""
+    token_counter = load_token_counter(plan.tokenizer) if plan.tokenizer else None
+    return await _prepare_endpoint(plan, endpoint, token_counter, redactor(plan.secrets), console)
 
 
 async def _prepare_endpoint(

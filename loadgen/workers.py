@@ -46,7 +46,8 @@ STARTUP_TIMEOUT_S = 60.0
 SCHEDULE_DELAY_NS = 100_000_000  # workers set up their level, then all start the schedule together
 
 
-def _job(plan: Any, endpoint: EndpointConfig, load: LoadConfig, directory: Path) -> dict[str, object]:
+def job_for(plan: Any, endpoint: EndpointConfig, load: LoadConfig, directory: Path) -> dict[str, object]:
+    """One level of a plan as JSON, for another process."""
     return {
         "endpoint": dataclasses.asdict(endpoint),
         "generation": dataclasses.asdict(plan.generation),
@@ -57,7 +58,30 @@ def _job(plan: Any, endpoint: EndpointConfig, load: LoadConfig, directory: Path)
         "hlog_interval_s": plan.hlog_interval_s,
         "secrets": list(plan.secrets),
         "output_dir": str(directory),
+        "save_text": plan.save_text,
     }
+
+
+def plan_from_job(job: dict[str, Any]) -> Any:
+    """The ``Plan`` of one level that ``_job`` describes (also how Locust processes get theirs)."""
+    from loadgen.session import Plan
+
+    endpoint_data = job["endpoint"]
+    endpoint_data["headers"] = tuple(tuple(header) for header in endpoint_data["headers"])
+    endpoint = EndpointConfig(**endpoint_data)
+    generation_data = job["generation"]
+    generation_data["extra_body"] = tuple(tuple(pair) for pair in generation_data["extra_body"])
+    load = _load_from_job(job["load"])
+    prompts = tuple(
+        Prompt(**{**p, "messages": tuple(p["messages"]) if p["messages"] else None}) for p in job["prompts"]
+    )
+    trace = load_trace(load.trace_file, load.trace_speed, load.seed) if load.trace_file else None
+    return Plan(
+        endpoint=endpoint, generation=GenerationConfig(**generation_data), levels=(load,), prompts=prompts,
+        output_dir=Path(job["output_dir"]), sweep=False, slo=tuple(SloTarget(**t) for t in job["slo"]),
+        tokenizer=job["tokenizer"], hlog_interval_s=job["hlog_interval_s"], secrets=tuple(job["secrets"]), quiet=True,
+        trace=tuple(trace) if trace is not None else None, save_text=job.get("save_text", False),
+    )  # fmt: skip
 
 
 def _load_from_job(data: dict[str, Any]) -> LoadConfig:
@@ -77,7 +101,7 @@ async def run_level_in_workers(
     processes = []
     for worker in range(workers):
         directory = level_dir / "workers" / f"w{worker}"
-        job = _job(plan, endpoint, partition(load, worker, workers), directory)
+        job = job_for(plan, endpoint, partition(load, worker, workers), directory)
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "loadgen.workers", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             limit=1 << 20,
@@ -202,27 +226,11 @@ def _merge_hlogs(directories: list[Path], level_dir: Path, started_epoch_s: floa
 
 def main() -> None:
     """A worker: read the job, say READY, wait for GO, run the level, write state.json."""
-    from loadgen.session import Plan, _run_level, _run_loop, redactor
+    from loadgen.session import _run_level, _run_loop, redactor
     from loadgen.tokenizer import load_token_counter
 
-    job = json.loads(sys.stdin.readline())
-    endpoint_data = job["endpoint"]
-    endpoint_data["headers"] = tuple(tuple(header) for header in endpoint_data["headers"])
-    endpoint = EndpointConfig(**endpoint_data)
-    generation_data = job["generation"]
-    generation_data["extra_body"] = tuple(tuple(pair) for pair in generation_data["extra_body"])
-    load = _load_from_job(job["load"])
-    prompts = tuple(
-        Prompt(**{**p, "messages": tuple(p["messages"]) if p["messages"] else None}) for p in job["prompts"]
-    )
-    trace = load_trace(load.trace_file, load.trace_speed, load.seed) if load.trace_file else None
-    output = Path(job["output_dir"])
-    plan = Plan(
-        endpoint=endpoint, generation=GenerationConfig(**generation_data), levels=(load,), prompts=prompts,
-        output_dir=output, sweep=False, slo=tuple(SloTarget(**t) for t in job["slo"]), tokenizer=job["tokenizer"],
-        hlog_interval_s=job["hlog_interval_s"], secrets=tuple(job["secrets"]), quiet=True,
-        trace=tuple(trace) if trace is not None else None,
-    )  # fmt: skip
+    plan = plan_from_job(json.loads(sys.stdin.readline()))
+    endpoint, load, output = plan.endpoint, plan.levels[0], plan.output_dir
     token_counter = load_token_counter(plan.tokenizer) if plan.tokenizer else None
     print("READY", flush=True)
     command = sys.stdin.readline().split()

@@ -37,7 +37,7 @@ class RequestContext:
     save_text: bool = False
 
 
-class _Attempt:
+class Attempt:
     """Mutable state of one request while it runs."""
 
     __slots__ = (
@@ -119,18 +119,20 @@ async def execute_request(
     publish: Callable[[RequestRecord], None],
 ) -> None:
     """Run one request to its end and publish its record; a cancelled request is published too."""
-    attempt = _Attempt(keep_text=ctx.token_counter is not None or ctx.save_text or prompt.expected is not None)
+    attempt = Attempt(keep_text=ctx.token_counter is not None or ctx.save_text or prompt.expected is not None)
     try:
         await _exchange(ctx, prompt, attempt)
     except asyncio.CancelledError:
         attempt.fail(ErrorKind.CANCELLED, "cancelled at the end of the run")
         attempt.end_ns = ctx.clock.now_ns()
-        publish(_to_record(ctx, index, prompt, intended_ns, warmup, attempt))
+        publish(
+            to_record(ctx.run_start_ns, ctx.token_counter, ctx.save_text, index, prompt, intended_ns, warmup, attempt)
+        )
         raise
-    publish(_to_record(ctx, index, prompt, intended_ns, warmup, attempt))
+    publish(to_record(ctx.run_start_ns, ctx.token_counter, ctx.save_text, index, prompt, intended_ns, warmup, attempt))
 
 
-async def _exchange(ctx: RequestContext, prompt: Prompt, attempt: _Attempt) -> None:
+async def _exchange(ctx: RequestContext, prompt: Prompt, attempt: Attempt) -> None:
     codec = ctx.codec
     http_request = codec.build_request(prompt, ctx.params)
     decoder = codec.decoder(ctx.params.config.stream, prompt)
@@ -180,16 +182,24 @@ async def _exchange(ctx: RequestContext, prompt: Prompt, attempt: _Attempt) -> N
         attempt.fail(ErrorKind.TIMEOUT, f"no token within {ctx.first_token_timeout_s:g}s (first-token timeout)")
 
 
-def _to_record(
-    ctx: RequestContext, index: int, prompt: Prompt, intended_ns: int, warmup: bool, attempt: _Attempt
+def to_record(
+    run_start_ns: int,
+    counter: TokenCounter | None,
+    save_text: bool,
+    index: int,
+    prompt: Prompt,
+    intended_ns: int,
+    warmup: bool,
+    attempt: Attempt,
 ) -> RequestRecord:
-    start = ctx.run_start_ns
+    """What happened to one request, times relative to ``run_start_ns``, tokens counted by the best
+    method available (shared by the asyncio engine and the Locust users)."""
+    start = run_start_ns
 
     def rel(value: int | None) -> int | None:
         return None if value is None else value - start
 
     tokenizer_output = None
-    counter = ctx.token_counter
     text = "".join(attempt.texts) if attempt.texts is not None else None
     if counter is not None and text is not None:
         tokenizer_output = counter.count(text)
@@ -235,6 +245,6 @@ def _to_record(
         error=attempt.error,
         http_status=attempt.http_status,
         mean_logprob=attempt.logprob_sum / attempt.logprob_count if attempt.logprob_count else None,
-        output_text=text if ctx.save_text or prompt.expected is not None else None,
+        output_text=text if save_text or prompt.expected is not None else None,
         correct=correct,
     )

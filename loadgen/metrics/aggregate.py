@@ -222,10 +222,15 @@ COUNTERS = (
 COUNTER_MAPS = ("errors_by_kind", "output_methods", "input_methods", "itl_splits", "finish_reasons")
 
 
-def aggregator_state(aggregator: Aggregator) -> dict[str, object]:
+def aggregator_state(aggregator: Aggregator, close_interval: bool = True) -> dict[str, object]:
     """Everything the summary needs, exactly: counters and compressed histograms (for merging
-    the aggregators of several worker processes)."""
-    aggregator.flush()
+    the aggregators of several worker processes). ``close_interval`` False: a snapshot while the
+    run goes on, leaving the open interval (and the interval logs) as they are."""
+    if close_interval:
+        aggregator.flush()
+    histograms = (
+        aggregator.totals if close_interval else {name: aggregator.histogram(name) for name in aggregator.totals}
+    )
     return {
         **{name: getattr(aggregator, name) for name in COUNTERS},
         **{name: dict(getattr(aggregator, name)) for name in COUNTER_MAPS},
@@ -233,9 +238,7 @@ def aggregator_state(aggregator: Aggregator) -> dict[str, object]:
         "method_pairs": aggregator.method_pairs,
         "window_start_ns": aggregator.window_start_ns,
         "window_end_ns": aggregator.window_end_ns,
-        "histograms": {
-            name: {"encoded": h.encode(), "out_of_range": h.out_of_range} for name, h in aggregator.totals.items()
-        },
+        "histograms": {name: {"encoded": h.encode(), "out_of_range": h.out_of_range} for name, h in histograms.items()},
     }
 
 

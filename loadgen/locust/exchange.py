@@ -1,0 +1,94 @@
+"""Locust mode: one request over a blocking HTTP session (gevent-patched ``requests`` under
+Locust), decoded by the same codecs and recorded with the same ``Attempt``/``to_record`` as the
+asyncio engine. Each body read is stamped on arrival, before it is decoded.
+
+``iter_content(None)`` yields each HTTP chunk as it arrives, which is how streaming servers send
+(chunked transfer encoding).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import requests
+
+from loadgen.clock import MonotonicClock
+from loadgen.engine.request import ERROR_BODY_LIMIT_BYTES, Attempt, to_record
+from loadgen.errors import ErrorKind, ProtocolError
+from loadgen.prompts import Prompt
+from loadgen.protocols.base import Codec, GenerationParams
+from loadgen.records import RequestRecord
+from loadgen.tokenizer import TokenCounter
+
+
+@dataclass(frozen=True)
+class BlockingContext:
+    base_url: str
+    codec: Codec
+    params: GenerationParams
+    headers: dict[str, str]
+    connect_timeout_s: float
+    read_timeout_s: float  # the longest silence between bytes (first-token timeout)
+    run_start_ns: int
+    token_counter: TokenCounter | None
+    redact: Callable[[str], str]
+    save_text: bool = False
+    verify_tls: bool = True
+
+
+def exchange(session: requests.Session, ctx: BlockingContext, index: int, prompt: Prompt) -> RequestRecord:
+    now_ns = MonotonicClock.now_ns
+    attempt = Attempt(keep_text=ctx.token_counter is not None or ctx.save_text or prompt.expected is not None)
+    request = ctx.codec.build_request(prompt, ctx.params)
+    decoder = ctx.codec.decoder(ctx.params.config.stream, prompt)
+    intended_ns = attempt.sent_ns = now_ns()
+    try:
+        headers = {**ctx.headers, **dict(request.headers)}
+        response = session.request(
+            request.method, ctx.base_url + request.path, data=request.body, headers=headers, stream=True,
+            timeout=(ctx.connect_timeout_s, ctx.read_timeout_s), verify=ctx.verify_tls,
+        )  # fmt: skip
+    except requests.Timeout:
+        attempt.fail(ErrorKind.TIMEOUT, f"no response within {ctx.read_timeout_s:g}s")
+    except requests.ConnectionError as exc:
+        attempt.fail(ErrorKind.CONNECT, ctx.redact(f"cannot connect: {_describe(exc)}"))
+    else:
+        with response:
+            _read(response, ctx, attempt, decoder, now_ns)
+    if attempt.end_ns is None:
+        attempt.end_ns = now_ns()
+    return to_record(ctx.run_start_ns, ctx.token_counter, ctx.save_text, index, prompt, intended_ns, False, attempt)
+
+
+def _read(response: requests.Response, ctx: BlockingContext, attempt: Attempt, decoder, now_ns) -> None:  # type: ignore[no-untyped-def]
+    attempt.http_status = response.status_code
+    try:
+        if response.status_code >= 300:
+            body = response.raw.read(ERROR_BODY_LIMIT_BYTES, decode_content=True)
+            attempt.end_ns = now_ns()
+            message = ctx.codec.error_message(response.status_code, body)
+            attempt.fail(ErrorKind.from_http_status(response.status_code),
+                         ctx.redact(f"HTTP {response.status_code}: {message}"))  # fmt: skip
+            return
+        for data in response.iter_content(chunk_size=None):
+            t_ns = now_ns()
+            if attempt.first_byte_ns is None:
+                attempt.first_byte_ns = t_ns
+            attempt.apply(decoder.feed(data), t_ns)
+            if attempt.complete:
+                attempt.end_ns = t_ns
+                break
+        else:
+            attempt.end_ns = now_ns()
+        attempt.apply(decoder.close(), attempt.end_ns)
+    except requests.Timeout:
+        attempt.fail(ErrorKind.TIMEOUT, f"no bytes for {ctx.read_timeout_s:g}s")
+    except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+        attempt.fail(ErrorKind.STREAM_BROKEN, ctx.redact(f"stream broken: {_describe(exc)}"))
+    except ProtocolError as exc:
+        attempt.fail(ErrorKind.PROTOCOL_ERROR, ctx.redact(str(exc)))
+
+
+def _describe(exc: BaseException) -> str:
+    return " ".join((str(exc) or type(exc).__name__).split())[:200]

@@ -1,0 +1,115 @@
+"""Locust mode: what one process measured, kept exactly (HDR), and what the master merges.
+
+Each process that runs users has a ``Recorder``: an ``Aggregator`` (the same one ``loadgen run``
+uses) fed every ``RequestRecord``, with ``requests.jsonl`` and ``.hlog`` interval logs written as
+it goes. A worker sends its aggregator's state (counters and compressed histograms) to the master;
+the master merges the latest state of every worker into one exact summary. No gevent or Locust
+imports here.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from loadgen.clock import MonotonicClock, wall_time_iso
+from loadgen.config import LoadConfig, LoadMode, SloTarget
+from loadgen.engine.monitor import ClientReport
+from loadgen.metrics.aggregate import HISTOGRAM_NAMES, Aggregator, aggregator_state, merge_state
+from loadgen.metrics.summary import RunInfo, build_summary
+from loadgen.records import RequestRecord
+from loadgen.report.files import HlogWriter, RecordWriter, write_json
+
+TABLE_METRICS = (("ttft", "TTFT"), ("itl", "ITL"), ("tpot", "TPOT"), ("e2e", "End-to-end"))
+NO_CLIENT_REPORT = ClientReport(None, None, False, None)
+
+
+class Recorder:
+    """One test in one process: records in, result files out."""
+
+    def __init__(self, directory: Path, slo: tuple[SloTarget, ...] = (), hlog_interval_s: float = 1.0) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.run_start_ns = MonotonicClock.now_ns()
+        self.started_at = wall_time_iso()
+        self._hlog = HlogWriter(directory, HISTOGRAM_NAMES, time.time())
+        self.aggregator = Aggregator(slo, round(hlog_interval_s * 1e9), self._hlog.on_interval)
+        self._records = RecordWriter(directory / "requests.jsonl")
+        self.closed = False
+
+    def on_record(self, record: RequestRecord) -> None:
+        self.aggregator.on_record(record)
+        self._records.on_record(record)
+
+    def state(self) -> dict[str, object]:
+        """This process's totals so far, for the master (exact; histograms compressed)."""
+        return aggregator_state(self.aggregator)
+
+    def live_state(self) -> dict[str, object]:
+        """The same while the test runs: the interval logs are left as they are."""
+        return aggregator_state(self.aggregator, close_interval=False)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.aggregator.flush()
+            self._records.close()
+            self._hlog.close()
+            self.closed = True
+
+
+def merged(states: list[dict[str, Any]], slo: tuple[SloTarget, ...] = ()) -> Aggregator:
+    """One aggregator holding every worker's latest state."""
+    aggregator = Aggregator(slo)
+    for state in states:
+        merge_state(aggregator, state)
+    return aggregator
+
+
+def write_summary(aggregator: Aggregator, directory: Path, *, endpoint: str, api: str, model: str | None,
+                  stream: bool, users: int, started_at: str, partial: bool, slo: tuple[SloTarget, ...],
+                  tokenizer: str | None, processes: int) -> dict[str, object]:  # fmt: skip
+    """``summary.json`` as ``loadgen run`` writes it, the load being Locust's users."""
+    info = RunInfo(
+        endpoint=endpoint, api=api, model=model, load=LoadConfig(mode=LoadMode.CLOSED, concurrency=max(users, 1)),
+        stream=stream, started_at=started_at, ended_at=wall_time_iso(), partial=partial,
+        stop_reason="interrupted" if partial else "locust_stopped", client=NO_CLIENT_REPORT, slo=slo,
+        tokenizer=tokenizer, listener_failures={},
+    )  # fmt: skip
+    summary = build_summary(aggregator, info)
+    summary["locust"] = {"processes": processes, "users": users}
+    directory.mkdir(parents=True, exist_ok=True)
+    write_json(directory / "summary.json", summary)
+    return summary
+
+
+def table_rows(aggregator: Aggregator) -> list[dict[str, object]]:
+    """The rows of the web UI's loadgen tab: exact percentiles from the HDR histograms."""
+
+    def row(metric: str, name: str, scale: float = 1.0, unit: str = "ms") -> dict[str, object]:
+        stats = aggregator.histogram(name).stats().to_json_dict()
+
+        def fmt(value: object) -> str:
+            return "" if value is None else f"{float(value) * scale:,.2f}"  # type: ignore[arg-type]
+
+        return {"metric": f"{metric} ({unit})", "count": stats["count"], "mean": fmt(stats["mean"]),
+                "p50": fmt(stats["p50"]), "p90": fmt(stats["p90"]), "p99": fmt(stats["p99"]),
+                "p999": fmt(stats["p99_9"]), "max": fmt(stats["max"])}  # fmt: skip
+
+    rows = [row(label, name) for name, label in TABLE_METRICS]
+    rows.append(row("Output tokens/s per request", "output_tokens_per_s", unit="tok/s"))
+    window = aggregator.window_s
+    rate = f"{aggregator.output_tokens / window:,.1f}" if window else ""
+    rows.append({"metric": "Output tokens/s, all requests", "count": aggregator.output_tokens, "mean": rate})
+    rows.append({"metric": "Requests ok / failed", "count": f"{aggregator.completed} / {aggregator.failed}"})
+    for kind, count in sorted(aggregator.errors_by_kind.items()):
+        rows.append({"metric": f"Errors: {kind}", "count": count,
+                     "mean": aggregator.first_error_by_kind.get(kind, "")[:120]})  # fmt: skip
+    return rows
+
+
+TABLE_STRUCTURE = [
+    {"key": "metric", "title": "Metric"}, {"key": "count", "title": "Count"}, {"key": "mean", "title": "Mean"},
+    {"key": "p50", "title": "p50"}, {"key": "p90", "title": "p90"}, {"key": "p99", "title": "p99"},
+    {"key": "p999", "title": "p99.9"}, {"key": "max", "title": "Max"},
+]  # fmt: skip

@@ -1,0 +1,382 @@
+"""Locust mode: LLM users for Locust, reusing loadgen's codecs, prompt sets and HDR metrics.
+
+``loadgen locust`` configures these from a scenario; a plain locustfile can subclass them::
+
+    from loadgen.locust import OpenAIChatUser
+
+    class ChatUser(OpenAIChatUser):
+        model = "llama-3-8b"
+        prompts = "scenarios/prompts/default.jsonl"
+        max_tokens = 128
+
+Each request reports to Locust's statistics: the request itself (its end-to-end time; the
+"response length" is its output tokens; failures carry loadgen's error kind), and three rows of
+their own, ``TTFT``, ``ITL (mean per request)`` and ``output tok/s per request`` (a rate shown in
+Locust's milliseconds column). Locust rounds these; the loadgen tab of the web UI shows exact
+percentiles from loadgen's HDR histograms, and the result files are those of ``loadgen run``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import threading
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+import requests
+from locust import User, constant, events, task
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+from loadgen.config import EndpointConfig, GenerationConfig, SloTarget
+from loadgen.errors import ErrorKind
+from loadgen.locust.exchange import BlockingContext, exchange
+from loadgen.locust.recorder import TABLE_STRUCTURE, Recorder, merged, table_rows, write_summary
+from loadgen.metrics import request_metrics as rm
+from loadgen.prompts import Prompt, PromptPicker
+from loadgen.prompts.loaders import load_prompts
+from loadgen.protocols import build_codec
+from loadgen.protocols.base import GenerationParams
+from loadgen.protocols.triton import parse_triton_options, signature_from_json
+from loadgen.records import RequestRecord
+from loadgen.tokenizer import TokenCounter, load_token_counter
+
+JOB_ENV = "LOADGEN_LOCUST_JOB"  # a JSON file: the job that ``loadgen locust`` resolved
+STATE_MESSAGE = "loadgen_state"
+FINAL_WAIT_S = 2.0
+
+
+class LoadgenLocust:
+    """This process's share of the test: its recorder, and on the master every worker's state."""
+
+    def __init__(self) -> None:
+        self.output_dir = Path("results") / "locust"
+        self.slo: tuple[SloTarget, ...] = ()
+        self.endpoint: EndpointConfig | None = None
+        self.stream = True
+        self.tokenizer: str | None = None
+        self.recorder: Recorder | None = None
+        self.tests = 0
+        self.worker_states: dict[str, dict[str, Any]] = {}
+        self.lock = threading.Lock()
+        self.environment: Environment | None = None
+
+    def test_directory(self) -> Path:
+        return self.output_dir if self.tests <= 1 else self.output_dir / f"test-{self.tests:02d}"
+
+    def start_test(self, environment: Environment) -> None:
+        self.tests += 1
+        self.worker_states.clear()
+        runner = environment.runner
+        if isinstance(runner, MasterRunner):
+            return
+        directory = self.test_directory()
+        if isinstance(runner, WorkerRunner):
+            directory = directory / f"worker-{runner.worker_index}"
+        with self.lock:
+            self.recorder = Recorder(directory, self.slo)
+
+    def on_record(self, record: RequestRecord) -> None:
+        with self.lock:
+            if self.recorder is not None and not self.recorder.closed:
+                self.recorder.on_record(record)
+
+    def state(self, final: bool) -> dict[str, Any] | None:
+        with self.lock:
+            if self.recorder is None:
+                return None
+            state = self.recorder.state() if final else self.recorder.live_state()
+        return {**state, "final": final}
+
+    def stop_test(self, environment: Environment) -> None:
+        runner = environment.runner
+        if isinstance(runner, WorkerRunner):
+            with self.lock:
+                if self.recorder is not None:
+                    self.recorder.close()
+            state = self.state(final=True)
+            if state is not None:
+                runner.send_message(STATE_MESSAGE, state)
+            return
+        if isinstance(runner, MasterRunner):
+            waited = 0.0
+            import gevent
+
+            while waited < FINAL_WAIT_S and not all(s.get("final") for s in self.worker_states.values()):
+                gevent.sleep(0.1)
+                waited += 0.1
+        elif self.recorder is not None:
+            with self.lock:
+                self.recorder.close()
+        self.write_results(environment)
+
+    def aggregator(self) -> Any:
+        if self.recorder is not None:
+            return self.recorder.aggregator
+        return merged(list(self.worker_states.values()), self.slo)
+
+    def write_results(self, environment: Environment) -> None:
+        if self.tests == 0 or self.endpoint is None:
+            return
+        runner = environment.runner
+        partial = isinstance(runner, MasterRunner) and not all(s.get("final") for s in self.worker_states.values())
+        processes = len(self.worker_states) if isinstance(runner, MasterRunner) else 1
+        users = getattr(runner, "target_user_count", None) or (runner.user_count if runner else 0)
+        with self.lock:
+            aggregator = self.aggregator()
+            started_at = self.recorder.started_at if self.recorder is not None else ""
+            write_summary(
+                aggregator, self.test_directory(), endpoint=_public(self.endpoint.url), api=self.endpoint.api,
+                model=self.endpoint.model, stream=self.stream, users=users or 0, started_at=started_at,
+                partial=partial, slo=self.slo, tokenizer=self.tokenizer, processes=processes,
+            )  # fmt: skip
+
+    def extended_stats(self) -> list[dict[str, object]]:
+        with self.lock:
+            return [{"key": "loadgen", "data": table_rows(self.aggregator())}]
+
+
+PROCESS = LoadgenLocust()
+
+
+def _public(url: str) -> str:
+    from loadgen.session import public_url
+
+    return public_url(url)
+
+
+class LLMUser(User):
+    """A user that sends prompts to an LLM endpoint, one request after another (closed loop).
+
+    Configured by ``loadgen locust`` (a scenario and flags), or by class attributes in a locustfile:
+    ``api``, ``model``, ``prompts`` (a file), ``max_tokens``, ``ignore_eos``, ``temperature``,
+    ``stream``, ``extra_body``, ``headers`` and ``tokenizer``; ``host`` is the endpoint's base URL.
+    """
+
+    abstract = True
+    wait_time = constant(0)
+    api: ClassVar[str] = "openai-chat"
+    model: ClassVar[str | None] = None
+    prompts: ClassVar[str] = "builtin:default"
+    max_tokens: ClassVar[int | None] = 256
+    ignore_eos: ClassVar[bool] = False
+    temperature: ClassVar[float | None] = None
+    stream: ClassVar[bool] = True
+    extra_body: ClassVar[dict[str, object]] = {}
+    headers: ClassVar[dict[str, str]] = {}
+    tokenizer: ClassVar[str | None] = None
+    connect_timeout_s: ClassVar[float] = 10.0
+    first_token_timeout_s: ClassVar[float] = 120.0
+    seed: ClassVar[int] = 0
+    _shared: ClassVar[dict[str, Any]] = {}
+    _counter: ClassVar[itertools.count[int]] = itertools.count()
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        shared = self._setup()
+        self._session = requests.Session()
+        self._session.trust_env = False
+        self._picker: PromptPicker = shared["picker"]
+        run_start_ns = PROCESS.recorder.run_start_ns if PROCESS.recorder else 0
+        self._context: BlockingContext = replace(shared["context"], base_url=(self.host or "").rstrip("/"),
+                                                 run_start_ns=run_start_ns)  # fmt: skip
+
+    @classmethod
+    def _setup(cls) -> dict[str, Any]:
+        """Codec, prompts and tokenizer, built once per class and process."""
+        key = cls.__qualname__
+        if key in cls._shared:
+            return cls._shared[key]
+        job = _job()
+        if job is not None:
+            from loadgen.workers import plan_from_job
+
+            plan = plan_from_job(job)
+            endpoint, generation, prompts = plan.endpoint, plan.generation, list(plan.prompts)
+            token_counter = load_token_counter(plan.tokenizer) if plan.tokenizer else None
+            secrets = plan.secrets
+            seed = plan.levels[0].seed
+        else:
+            endpoint = EndpointConfig(url="", api=cls.api, model=cls.model, headers=tuple(cls.headers.items()),
+                                      connect_timeout_s=cls.connect_timeout_s,
+                                      first_token_timeout_s=cls.first_token_timeout_s)  # fmt: skip
+            generation = GenerationConfig(max_tokens=cls.max_tokens, ignore_eos=cls.ignore_eos,
+                                          temperature=cls.temperature, stream=cls.stream,
+                                          extra_body=tuple(cls.extra_body.items()))  # fmt: skip
+            prompts = load_prompts(cls.prompts)
+            token_counter = load_token_counter(cls.tokenizer) if cls.tokenizer else None
+            secrets = tuple(cls.headers.values())
+            seed = cls.seed
+            PROCESS.endpoint = endpoint
+            PROCESS.stream = generation.stream
+            PROCESS.tokenizer = cls.tokenizer
+        shared = {
+            "picker": PromptPicker(prompts, seed),
+            "context": BlockingContext(
+                base_url="", codec=_codec(endpoint, token_counter), params=GenerationParams(endpoint.model, generation),
+                headers=dict(endpoint.headers), connect_timeout_s=endpoint.connect_timeout_s,
+                read_timeout_s=endpoint.first_token_timeout_s, run_start_ns=0, token_counter=token_counter,
+                redact=_redactor(secrets), verify_tls=endpoint.verify_tls,
+            ),
+        }  # fmt: skip
+        cls._shared[key] = shared
+        return shared
+
+    @task
+    def generate(self) -> None:
+        index = next(self._counter)
+        prompt: Prompt = self._picker.pick(index)
+        context = self._context
+        if PROCESS.recorder is not None and context.run_start_ns != PROCESS.recorder.run_start_ns:
+            context = self._context = replace(context, run_start_ns=PROCESS.recorder.run_start_ns)
+        record = exchange(self._session, context, index, prompt)
+        PROCESS.on_record(record)
+        self._report(record, context)
+
+    def _report(self, record: RequestRecord, context: BlockingContext) -> None:
+        fire = self.environment.events.request.fire
+        name = context.codec.name
+        e2e = rm.e2e_ns(record)
+        exception = None if record.error_kind is None else LLMRequestError(record.error_kind, record.error or "")
+        fire(request_type="LLM", name=name, response_time=(e2e or 0) / 1e6, response_length=record.output_tokens,
+             exception=exception, context={"prompt_id": record.prompt_id})  # fmt: skip
+        if exception is not None:
+            return
+        ttft = rm.ttft_ns(record)
+        if ttft is not None:
+            fire(request_type="LLM", name="TTFT", response_time=ttft / 1e6, response_length=0, exception=None,
+                 context={})  # fmt: skip
+        gaps = list(rm.chunk_gaps_ns(record))
+        if gaps:
+            fire(request_type="LLM", name="ITL (mean per request)", response_time=sum(gaps) / len(gaps) / 1e6,
+                 response_length=0, exception=None, context={})  # fmt: skip
+        rate = rm.output_tokens_per_s(record)
+        if rate is not None:
+            fire(request_type="LLM", name="output tok/s per request", response_time=rate, response_length=0,
+                 exception=None, context={})  # fmt: skip
+
+
+class LLMRequestError(Exception):
+    def __init__(self, kind: ErrorKind, message: str) -> None:
+        super().__init__(f"{kind.value}: {message}")
+        self.kind = kind
+
+
+class OpenAIChatUser(LLMUser):
+    abstract = True
+    api = "openai-chat"
+
+
+class OpenAICompletionsUser(LLMUser):
+    abstract = True
+    api = "openai-completions"
+
+
+class TgiUser(LLMUser):
+    abstract = True
+    api = "tgi"
+
+
+class LmiUser(LLMUser):
+    abstract = True
+    api = "lmi"
+
+
+class TritonGenerateUser(LLMUser):
+    abstract = True
+    api = "triton-generate"
+
+
+def _codec(endpoint: EndpointConfig, token_counter: TokenCounter | None) -> Any:
+    triton = parse_triton_options(endpoint.triton or {}) if endpoint.api.startswith("triton") else None
+    signature = signature_from_json(endpoint.triton_model) if endpoint.triton_model else None
+    encode = token_counter.encode if token_counter is not None else None
+    return build_codec(endpoint.api, endpoint.schema, None, triton, signature, encode)
+
+
+def _redactor(secrets: tuple[str, ...]) -> Any:
+    from loadgen.session import redactor
+
+    return redactor(secrets)
+
+
+def _job() -> dict[str, Any] | None:
+    path = os.environ.get(JOB_ENV)
+    if not path:
+        return None
+    return dict(json.loads(Path(path).read_text("utf-8")))
+
+
+@events.init.add_listener
+def _on_init(environment: Environment, **_: object) -> None:
+    PROCESS.environment = environment
+    job = _job()
+    if job is not None:
+        from loadgen.workers import plan_from_job
+
+        plan = plan_from_job(job)
+        PROCESS.output_dir = plan.output_dir
+        PROCESS.slo = plan.slo
+        PROCESS.endpoint = plan.endpoint
+        PROCESS.stream = plan.generation.stream
+        PROCESS.tokenizer = plan.tokenizer
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+
+        def on_state(environment: Environment, msg: Any, **_: object) -> None:
+            PROCESS.worker_states[msg.node_id] = msg.data
+
+        runner.register_message(STATE_MESSAGE, on_state)
+    if environment.web_ui is not None:
+        _extend_web_ui(environment)
+
+
+@events.report_to_master.add_listener
+def _on_report_to_master(client_id: str, data: dict[str, Any]) -> None:
+    state = PROCESS.state(final=PROCESS.recorder is not None and PROCESS.recorder.closed)
+    if state is not None:
+        data[STATE_MESSAGE] = state
+
+
+@events.worker_report.add_listener
+def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
+    state = data.get(STATE_MESSAGE)
+    if state is not None and not PROCESS.worker_states.get(client_id, {}).get("final"):
+        PROCESS.worker_states[client_id] = state
+
+
+@events.test_start.add_listener
+def _on_test_start(environment: Environment, **_: object) -> None:
+    PROCESS.start_test(environment)
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment: Environment, **_: object) -> None:
+    PROCESS.stop_test(environment)
+
+
+@events.quitting.add_listener
+def _on_quitting(environment: Environment, **_: object) -> None:
+    if isinstance(environment.runner, MasterRunner):
+        PROCESS.write_results(environment)  # again: the workers' last reports come in while quitting
+
+
+def _extend_web_ui(environment: Environment) -> None:
+    from flask import request
+
+    web_ui = environment.web_ui
+    assert web_ui is not None and web_ui.app is not None
+    web_ui.template_args["extendedTabs"] = [{"title": "loadgen: LLM latency", "key": "loadgen"}]
+    web_ui.template_args["extendedTables"] = [{"key": "loadgen", "structure": TABLE_STRUCTURE}]
+
+    @web_ui.app.after_request
+    def add_loadgen_stats(response: Any) -> Any:
+        if request.path != "/stats/requests" or response.status_code != 200:
+            return response
+        body = json.loads(response.get_data())
+        body["extendedStats"] = PROCESS.extended_stats()
+        response.set_data(json.dumps(body))
+        return response
