@@ -1,0 +1,138 @@
+"""Locust mode against the simulator: headless, distributed (master + 2 workers on 127.0.0.1),
+and the web UI driven in a real headless Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from loadgen.cli import main
+from tests.browser import open_page
+from tests.conftest import SimFactory, free_port
+
+TTFT_MS, ITL_MS = 20.0, 5.0
+
+
+def records(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_headless_run_writes_the_standard_results(start_sim: SimFactory, tmp_path: Path) -> None:
+    sim = start_sim(f"fixed:{TTFT_MS:g},{ITL_MS:g}")
+    output = tmp_path / "headless"
+    code = main(["locust", "--headless", "--users", "3", "--run-time", "3s", "--endpoint", sim.url,
+                 "--max-tokens", "16", "--output", str(output)])  # fmt: skip
+    assert code == 0
+    summary = json.loads((output / "summary.json").read_text())
+    done = records(output / "requests.jsonl")
+    assert summary["requests"]["completed"] == len([r for r in done if r["error_kind"] is None]) > 10
+    assert summary["locust"] == {"processes": 1, "users": 3}
+    assert {"ttft.hlog", "itl.hlog", "e2e.hlog"} <= {p.name for p in output.iterdir()}
+    ttft = summary["latency_ms"]["ttft"]
+    assert TTFT_MS <= ttft["p50"] <= TTFT_MS + 15
+    assert ITL_MS * 0.9 <= summary["latency_ms"]["itl"]["p50"] <= ITL_MS + 3
+    assert summary["tokens"]["output_total"] == 16 * summary["requests"]["completed"]
+
+
+def _loadgen(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "loadgen", "locust", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+
+
+def _stop(process: subprocess.Popen[bytes], timeout_s: float = 30) -> str:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGINT)
+    try:
+        output, _ = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+    return output.decode("utf-8", "replace")
+
+
+def test_distributed_master_merges_the_workers_exactly(start_sim: SimFactory, tmp_path: Path) -> None:
+    sim = start_sim(f"fixed:{TTFT_MS:g},{ITL_MS:g}")
+    port = free_port()
+    common = ["--endpoint", sim.url, "--max-tokens", "8"]
+    master = _loadgen("--headless", "--master", "--master-bind-port", str(port), "--expect-workers", "2",
+                      "--users", "4", "--run-time", "4s", "--output", str(tmp_path / "master"), *common)  # fmt: skip
+    workers = [_loadgen("--worker", "--master-port", str(port), "--output", str(tmp_path / f"w{i}"), *common)
+               for i in range(2)]  # fmt: skip
+    try:
+        master_output, _ = master.communicate(timeout=120)
+    finally:
+        logs = [_stop(worker) for worker in workers]
+    assert master.returncode == 0, master_output.decode()[-2000:]
+    summary = json.loads((tmp_path / "master" / "summary.json").read_text())
+    worker_records = [records(path) for path in sorted(tmp_path.glob("w*/worker-*/requests.jsonl"))]
+    assert len(worker_records) == 2, logs
+    assert all(worker for worker in worker_records)  # both workers sent requests
+    ok = [r for worker in worker_records for r in worker if r["error_kind"] is None]
+    assert summary["requests"]["completed"] == len(ok)
+    assert summary["latency_ms"]["ttft"]["count"] == len(ok)
+    assert summary["latency_ms"]["itl"]["count"] == sum(len(r["chunk_ns"]) - 1 for r in ok)
+    assert summary["tokens"]["output_total"] == sum(r["output_tokens"] for r in ok)
+    assert summary["partial"] is False and summary["locust"]["processes"] == 2
+
+
+def _wait_http(url: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer")
+
+
+def test_web_ui_shows_llm_metrics_in_a_browser(start_sim: SimFactory, tmp_path: Path) -> None:
+    sim = start_sim(f"fixed:{TTFT_MS:g},{ITL_MS:g}")
+    port = free_port()
+    ui = _loadgen("--web-port", str(port), "--users", "2", "--endpoint", sim.url, "--max-tokens", "16",
+                  "--output", str(tmp_path / "ui"))  # fmt: skip
+    screenshot = tmp_path / "locust-loadgen-tab.png"
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/")
+        table = asyncio.run(_drive_ui(f"http://127.0.0.1:{port}/", screenshot))
+    finally:
+        log = _stop(ui)
+    rows = {line.split("\t")[0]: line.split("\t")[1:] for line in table.splitlines()}
+    for metric in ("TTFT (ms)", "ITL (ms)", "TPOT (ms)", "End-to-end (ms)", "Output tokens/s per request (tok/s)"):
+        assert metric in rows, table
+    assert int(rows["TTFT (ms)"][0]) > 0
+    assert TTFT_MS <= float(rows["TTFT (ms)"][2]) <= TTFT_MS + 20  # p50
+    assert screenshot.stat().st_size > 10_000
+    summary = json.loads((tmp_path / "ui" / "summary.json").read_text())  # written when the test stopped
+    assert summary["requests"]["completed"] > 0, log[-2000:]
+
+
+def button(pattern: str) -> str:
+    """A JavaScript expression: the first button whose text matches the regular expression."""
+    return f"Array.from(document.querySelectorAll('button')).find(b => {pattern}.test(b.innerText.trim()))"
+
+
+async def _drive_ui(url: str, screenshot: Path) -> str:
+    async with open_page() as page:
+        await page.navigate(url)
+        await page.wait_for(f"!!{button('/^start$/i')}")
+        await page.evaluate(button("/^start$/i") + ".click()")
+        await page.wait_for(f"!!{button('/loadgen/i')}")
+        await page.evaluate(button("/loadgen/i") + ".click()")
+        table_text = (
+            "(() => { const t = document.querySelector('table');"
+            " return t && /TTFT \\(ms\\)\\t[1-9]/.test(t.innerText) && t.innerText; })()"
+        )
+        text = await page.wait_for(table_text, timeout_s=30)
+        await page.screenshot(screenshot)
+        await page.evaluate(button("/^stop$/i") + ".click()")  # stop from the UI, as a user would
+        await page.wait_for("/stopped/i.test(document.body.innerText)", timeout_s=30)
+        return str(text)
