@@ -280,12 +280,14 @@ async def _add_triton_figures(summary: dict[str, object], url: str, before: dict
 
 
 @contextlib.contextmanager
-def _telemetry(plan: Plan, endpoint: EndpointConfig, console: Console) -> Iterator[SidecarSampler | None]:
+def _telemetry(
+    plan: Plan, endpoint: EndpointConfig, console: Console, client_pid: int | None = None
+) -> Iterator[SidecarSampler | None]:
     """The sampling sidecar for the whole command, writing ``telemetry.jsonl``; None if not asked for."""
     if not plan.telemetry.enabled:
         yield None
         return
-    sidecar = SidecarSampler(plan.telemetry, endpoint.url, plan.output_dir / "telemetry.jsonl")
+    sidecar = SidecarSampler(plan.telemetry, endpoint.url, plan.output_dir / "telemetry.jsonl", client_pid)
     try:
         for source, reason in sidecar.start().items():
             console.print(f"telemetry: {source} not available: {reason}", style="yellow")

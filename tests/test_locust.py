@@ -34,12 +34,25 @@ def test_headless_run_writes_the_standard_results(start_sim: SimFactory, tmp_pat
     summary = json.loads((output / "summary.json").read_text())
     done = records(output / "requests.jsonl")
     assert summary["requests"]["completed"] == len([r for r in done if r["error_kind"] is None]) > 10
-    assert summary["locust"] == {"processes": 1, "users": 3}
+    assert (summary["locust"]["processes"], summary["locust"]["users"]) == (1, 3)
     assert {"ttft.hlog", "itl.hlog", "e2e.hlog"} <= {p.name for p in output.iterdir()}
     ttft = summary["latency_ms"]["ttft"]
     assert TTFT_MS <= ttft["p50"] <= TTFT_MS + 15
     assert ITL_MS * 0.9 <= summary["latency_ms"]["itl"]["p50"] <= ITL_MS + 3
     assert summary["tokens"]["output_total"] == 16 * summary["requests"]["completed"]
+
+
+def test_headless_run_with_the_telemetry_sidecar(start_sim: SimFactory, tmp_path: Path) -> None:
+    sim = start_sim("llama2-7b-h100")  # a profile that serves vLLM-style metrics
+    output = tmp_path / "telemetry"
+    code = main(["locust", "--headless", "--users", "4", "--run-time", "2s", "--endpoint", sim.url,
+                 "--max-tokens", "16", "--telemetry", "host,server", "--telemetry-interval", "100ms",
+                 "--output", str(output)])  # fmt: skip
+    assert code == 0
+    telemetry = json.loads((output / "summary.json").read_text())["telemetry"]
+    assert telemetry["samples"] > 4
+    assert 1 <= telemetry["server"]["requests_running"]["max"] <= 4
+    assert telemetry["process"]["cpu_percent"]["max"] > 0  # the Locust process, not the launcher
 
 
 def _loadgen(*args: str) -> subprocess.Popen[bytes]:

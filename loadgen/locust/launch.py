@@ -10,6 +10,7 @@ This module does not import Locust.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -72,8 +73,10 @@ def locust_command(args: argparse.Namespace, host: str, users: int, extra: list[
 
 def run_locust(args: argparse.Namespace, extra: list[str], console: Console) -> int:
     from loadgen.cli import build_plan
-    from loadgen.report.console import print_run
-    from loadgen.session import _endpoint_for, _run_loop, prepared_endpoint
+    from loadgen.report.console import print_run, telemetry_table
+    from loadgen.report.files import write_json
+    from loadgen.session import _endpoint_for, _run_loop, _telemetry, prepared_endpoint
+    from loadgen.telemetry.summary import summarize_window
     from loadgen.workers import job_for
 
     plan = build_plan(args, sweep=False)
@@ -81,7 +84,8 @@ def run_locust(args: argparse.Namespace, extra: list[str], console: Console) -> 
         raise ConfigError(f"--api {plan.endpoint.api} is not available in Locust mode (HTTP APIs only)")
     load = plan.levels[0]
     users = args.users if args.users is not None else load.concurrency
-    with _endpoint_for(plan, console) as endpoint:
+    with contextlib.ExitStack() as stack:
+        endpoint = stack.enter_context(_endpoint_for(plan, console))
         endpoint = _run_loop(prepared_endpoint(plan, endpoint, console))
         plan.output_dir.mkdir(parents=True, exist_ok=True)
         job_dir = tempfile.mkdtemp(prefix="loadgen-locust-")
@@ -93,6 +97,7 @@ def run_locust(args: argparse.Namespace, extra: list[str], console: Console) -> 
             console.print(f"Locust web UI on http://{args.web_host}:{args.web_port} (Ctrl-C to stop)", style="bold")
         env = {**os.environ, "LOADGEN_LOCUST_JOB": str(job_file)}
         process = subprocess.Popen(command, env=env)
+        sidecar = None if args.worker else stack.enter_context(_telemetry(plan, endpoint, console, process.pid))
         try:
             code = process.wait()
         except KeyboardInterrupt:
@@ -101,8 +106,17 @@ def run_locust(args: argparse.Namespace, extra: list[str], console: Console) -> 
         finally:
             job_file.unlink(missing_ok=True)
             os.rmdir(job_dir)
-    summary_file = plan.output_dir / "summary.json"
-    if not args.worker and summary_file.exists():
-        print_run(console, json.loads(summary_file.read_text("utf-8")))
-        console.print(f"Results in {plan.output_dir}", style="dim")
+        summary_file = plan.output_dir / "summary.json"
+        if args.worker or not summary_file.exists():
+            return code
+        summary = json.loads(summary_file.read_text("utf-8"))
+        if sidecar is not None:
+            window = summary.get("locust") or {}
+            samples = sidecar.window(int(window.get("monotonic_start_ns", 0)), int(window.get("monotonic_end_ns", 0)))
+            summary["telemetry"] = summarize_window(samples, int(summary["tokens"]["output_total"]))
+            write_json(summary_file, summary)
+    print_run(console, summary)
+    if summary.get("telemetry"):
+        console.print(telemetry_table([summary]))
+    console.print(f"Results in {plan.output_dir}", style="dim")
     return code

@@ -9,6 +9,7 @@ imports here.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,7 @@ def merged(states: list[dict[str, Any]], slo: tuple[SloTarget, ...] = ()) -> Agg
 
 def write_summary(aggregator: Aggregator, directory: Path, *, endpoint: str, api: str, model: str | None,
                   stream: bool, users: int, started_at: str, partial: bool, slo: tuple[SloTarget, ...],
-                  tokenizer: str | None, processes: int) -> dict[str, object]:  # fmt: skip
+                  tokenizer: str | None, processes: int, test_start_ns: int) -> dict[str, object]:  # fmt: skip
     """``summary.json`` as ``loadgen run`` writes it, the load being Locust's users."""
     info = RunInfo(
         endpoint=endpoint, api=api, model=model, load=LoadConfig(mode=LoadMode.CLOSED, concurrency=max(users, 1)),
@@ -77,7 +78,8 @@ def write_summary(aggregator: Aggregator, directory: Path, *, endpoint: str, api
         tokenizer=tokenizer, listener_failures={},
     )  # fmt: skip
     summary = build_summary(aggregator, info)
-    summary["locust"] = {"processes": processes, "users": users}
+    summary["locust"] = {"processes": processes, "users": users, "monotonic_start_ns": test_start_ns,
+                         "monotonic_end_ns": MonotonicClock.now_ns()}  # fmt: skip
     directory.mkdir(parents=True, exist_ok=True)
     write_json(directory / "summary.json", summary)
     return summary
@@ -105,6 +107,38 @@ def table_rows(aggregator: Aggregator) -> list[dict[str, object]]:
     for kind, count in sorted(aggregator.errors_by_kind.items()):
         rows.append({"metric": f"Errors: {kind}", "count": count,
                      "mean": aggregator.first_error_by_kind.get(kind, "")[:120]})  # fmt: skip
+    return rows
+
+
+TELEMETRY_FIGURES = (
+    ("gpu_util_percent", "util %", 1.0), ("power_w", "W", 1.0), ("memory_used_bytes", "GiB", 1 / 2**30),
+    ("temperature_c", "°C", 1.0), ("core_util_percent", "core util %", 1.0), ("cpu_percent", "CPU %", 1.0),
+    ("requests_running", "running", 1.0), ("requests_waiting", "waiting", 1.0), ("kv_cache_usage", "KV %", 100.0),
+    ("generation_tokens_per_s", "gen tok/s", 1.0),
+)  # fmt: skip
+
+
+def telemetry_rows(path: Path, tail_bytes: int = 65536) -> list[dict[str, object]]:
+    """The latest sample of each source and device in the sidecar's ``telemetry.jsonl``."""
+    if not path.is_file():
+        return []
+    with path.open("rb") as file:
+        file.seek(max(0, path.stat().st_size - tail_bytes))
+        lines = file.read().decode("utf-8", "replace").splitlines()[1:]
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for line in lines:
+        try:
+            sample = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(sample, dict) and "source" in sample:
+            latest[(str(sample["source"]), str(sample.get("device", "")))] = sample
+    rows: list[dict[str, object]] = []
+    for (source, device), sample in sorted(latest.items()):
+        parts = [f"{sample[key] * scale:,.1f} {unit}" for key, unit, scale in TELEMETRY_FIGURES
+                 if isinstance(sample.get(key), (int, float))]  # fmt: skip
+        if parts:
+            rows.append({"metric": f"Telemetry: {source} {device}".strip(), "count": " · ".join(parts)})
     return rows
 
 

@@ -31,10 +31,11 @@ from locust import User, constant, events, task
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
+from loadgen.clock import MonotonicClock
 from loadgen.config import EndpointConfig, GenerationConfig, SloTarget
 from loadgen.errors import ErrorKind
 from loadgen.locust.exchange import BlockingContext, exchange
-from loadgen.locust.recorder import TABLE_STRUCTURE, Recorder, merged, table_rows, write_summary
+from loadgen.locust.recorder import TABLE_STRUCTURE, Recorder, merged, table_rows, telemetry_rows, write_summary
 from loadgen.metrics import request_metrics as rm
 from loadgen.prompts import Prompt, PromptPicker
 from loadgen.prompts.loaders import load_prompts
@@ -63,12 +64,14 @@ class LoadgenLocust:
         self.worker_states: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
         self.environment: Environment | None = None
+        self.test_start_ns = 0
 
     def test_directory(self) -> Path:
         return self.output_dir if self.tests <= 1 else self.output_dir / f"test-{self.tests:02d}"
 
     def start_test(self, environment: Environment) -> None:
         self.tests += 1
+        self.test_start_ns = MonotonicClock.now_ns()
         self.worker_states.clear()
         runner = environment.runner
         if isinstance(runner, MasterRunner):
@@ -132,11 +135,13 @@ class LoadgenLocust:
                 aggregator, self.test_directory(), endpoint=_public(self.endpoint.url), api=self.endpoint.api,
                 model=self.endpoint.model, stream=self.stream, users=users or 0, started_at=started_at,
                 partial=partial, slo=self.slo, tokenizer=self.tokenizer, processes=processes,
+                test_start_ns=self.test_start_ns,
             )  # fmt: skip
 
     def extended_stats(self) -> list[dict[str, object]]:
         with self.lock:
-            return [{"key": "loadgen", "data": table_rows(self.aggregator())}]
+            rows = table_rows(self.aggregator())
+        return [{"key": "loadgen", "data": rows + telemetry_rows(self.output_dir / "telemetry.jsonl")}]
 
 
 PROCESS = LoadgenLocust()

@@ -26,7 +26,9 @@ REPLY_TIMEOUT_S = 30.0
 
 
 class SidecarSampler:
-    def __init__(self, config: TelemetryConfig, endpoint_url: str, output: Path) -> None:
+    def __init__(self, config: TelemetryConfig, endpoint_url: str, output: Path, client_pid: int | None = None) -> None:
+        """``client_pid``: the process sending the load (default: this one)."""
+        self._client_pid = client_pid or os.getpid()
         self._config = config
         self._endpoint_url = endpoint_url
         self.output = output
@@ -41,7 +43,7 @@ class SidecarSampler:
         self.output.touch()
         settings = {
             "config": dataclasses.asdict(self._config), "output": str(self.output),
-            "endpoint_url": self._endpoint_url, "client_pid": os.getpid(),
+            "endpoint_url": self._endpoint_url, "client_pid": self._client_pid,
         }  # fmt: skip
         # a file, never an unread pipe that could fill and block the child
         self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in stop()
