@@ -21,7 +21,7 @@ from loadgen.options import OPTIONS, Settings, convert, load_scenario, resolve
 from loadgen.prompts.loaders import load_prompts
 from loadgen.prompts.synthetic import parse_synthetic, synthesize
 from loadgen.prompts.trace import load_trace
-from loadgen.protocols import TRITON_APIS
+from loadgen.protocols import BATCH_APIS, TRITON_APIS
 from loadgen.search import MaxLoadSearch
 from loadgen.session import Plan, execute
 
@@ -326,14 +326,23 @@ def _levels(settings: Settings, sweep: bool) -> list[LoadConfig]:
     concurrency, rate = settings.concurrency, settings.rate
     if concurrency is not None and rate is not None:
         raise ConfigError("--concurrency and --rate are exclusive: closed loop or open loop, not both")
+    batch_sizes = [int(b) for b in settings.batch_size or [1]]
     if concurrency is None and rate is None:
-        concurrency = [1] if not sweep else [1, 2, 4, 8, 16, 32, 64]
+        concurrency = [1] if not sweep or len(batch_sizes) > 1 else [1, 2, 4, 8, 16, 32, 64]
     points = concurrency if concurrency is not None else rate or []
     if not sweep and len(points) > 1:
         flag = "--concurrency" if concurrency is not None else "--rate"
         raise ConfigError(f"{flag}: 'run' takes one level; use 'loadgen sweep' for {len(points)} levels")
+    if len(batch_sizes) > 1 and (len(points) > 1 or not sweep):
+        raise ConfigError("--batch-size: a batch-size sweep holds the load at one --concurrency or --rate level")
+    if max(batch_sizes) > 1:
+        if settings.api not in BATCH_APIS:
+            raise ConfigError(f"--batch-size: --api {settings.api} takes one prompt per request; "
+                              f"batches go to {', '.join(BATCH_APIS)}")  # fmt: skip
+        if not settings.no_stream:
+            raise ConfigError("--batch-size: batched requests are read whole; add --no-stream")
     levels = []
-    for point in points:
+    for point, batch_size in [(p, b) for p in points for b in batch_sizes]:
         if concurrency is not None:
             mode, users, rate_rps = LoadMode.CLOSED, int(point), None
             default_requests, default_warmup = max(8, 4 * users), (users, 0.0)
@@ -359,6 +368,7 @@ def _levels(settings: Settings, sweep: bool) -> list[LoadConfig]:
                 seed=settings.seed,
                 drain_timeout_s=settings.drain_timeout,
                 ramp_up_s=settings.ramp_up,
+                batch_size=batch_size,
             )
         )
     return levels

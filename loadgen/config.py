@@ -82,6 +82,7 @@ class LoadConfig:
     trace_speed: float = 1.0
     worker_index: int = 0  # this process's share of a load split over worker_count processes
     worker_count: int = 1
+    batch_size: int = 1  # prompts per request (a batch-size sweep)
 
     def describe(self) -> str:
         if self.trace_file:
@@ -89,9 +90,10 @@ class LoadConfig:
         if self.stages:
             unit = "users" if self.mode is LoadMode.CLOSED else "req/s"
             return "stages " + " → ".join(f"{stage.target:g} {unit}" for stage in self.stages)
+        batch = f", batch {self.batch_size}" if self.batch_size > 1 else ""
         if self.mode is LoadMode.CLOSED:
-            return f"concurrency {self.concurrency}"
-        return f"rate {self.rate_rps:g} req/s"
+            return f"concurrency {self.concurrency}{batch}"
+        return f"rate {self.rate_rps:g} req/s{batch}"
 
 
 @dataclass(frozen=True, slots=True)

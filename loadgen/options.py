@@ -217,6 +217,13 @@ OPTIONS: tuple[Option, ...] = (
         "open loop: arrivals per second; a sweep takes 1..16 or 1,2,5",
         "R",
     ),
+    Option(
+        "batch_size",
+        lambda v: parse_levels(v, integer=True),
+        None,
+        "prompts per request (APIs that take a list); a sweep takes 1..32",
+        "B",
+    ),
     Option("arrival", _choice(*(a.value for a in Arrival)), "poisson", "open-loop arrival process", "KIND"),
     Option("burstiness", _positive_float, 1.0, "gamma shape: 1 = Poisson, <1 burstier, >1 smoother", "B"),
     Option("max_inflight", _int(1), None, "open loop: cap on requests in flight (waiting counts as latency)", "N"),
@@ -336,6 +343,7 @@ class Settings:
     triton: dict[str, object] | None
     concurrency: list[float] | None
     rate: list[float] | None
+    batch_size: list[float] | None
     arrival: str
     burstiness: float
     max_inflight: int | None

@@ -497,8 +497,9 @@ async def _level_in_workers(
     return summary
 
 
-def _load_order(summary: dict[str, Any]) -> tuple[float, float]:
-    return (summary["load"]["concurrency"] or 0, summary["load"]["rate"] or 0)
+def _load_order(summary: dict[str, Any]) -> tuple[float, float, int]:
+    load = summary["load"]
+    return (load["concurrency"] or 0, load["rate"] or 0, load.get("batch_size") or 1)
 
 
 def _report_find_max(
@@ -522,7 +523,8 @@ def _report_find_max(
 def _level_name(load: LoadConfig) -> str:
     if load.trace_file or load.stages:
         return "schedule"
-    return f"c{load.concurrency}" if load.mode is LoadMode.CLOSED else f"r{load.rate_rps:g}"
+    name = f"c{load.concurrency}" if load.mode is LoadMode.CLOSED else f"r{load.rate_rps:g}"
+    return name + (f"-b{load.batch_size}" if load.batch_size > 1 else "")
 
 
 def _print_level_line(console: Console, label: str, summary: dict) -> None:  # type: ignore[type-arg]

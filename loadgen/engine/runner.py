@@ -147,7 +147,12 @@ class LoadRunner:
             if ticket is None:
                 return
             await execute_request(
-                self._ctx, ticket.index, self._picker.pick(ticket.index), intended_ns, ticket.warmup, self._publish
+                self._ctx,
+                ticket.index,
+                self._picker.pick_batch(ticket.index, self._load.batch_size),
+                intended_ns,
+                ticket.warmup,
+                self._publish,
             )
 
     def _arrivals(self) -> Iterator[tuple[int, Prompt | None]]:
@@ -184,7 +189,7 @@ class LoadRunner:
             await _sleep_until(intended_ns, now_ns)
             if slots is not None:
                 await slots.acquire()
-            chosen = prompt if prompt is not None else self._picker.pick(ticket.index)
+            chosen = prompt if prompt is not None else self._picker.pick_batch(ticket.index, self._load.batch_size)
             task = asyncio.ensure_future(self._send(ticket, chosen, intended_ns, slots))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)

@@ -39,8 +39,12 @@ def e2e_ns(record: RequestRecord) -> int | None:
 
 
 def tpot_ns(record: RequestRecord) -> float | None:
+    """Time per output token after the first; None when the answer came in one piece (not
+    streamed, or coalesced), which says nothing about per-token time."""
     tokens = record.output_tokens
     if record.first_token_ns is None or record.end_ns is None or tokens is None or tokens < 2:
+        return None
+    if len(record.chunk_ns) < 2:
         return None
     return (record.end_ns - record.first_token_ns) / (tokens - 1)
 

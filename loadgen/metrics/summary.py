@@ -75,6 +75,7 @@ def build_summary(aggregator: Aggregator, info: RunInfo) -> dict[str, object]:
             "stages": [{"duration_s": stage.duration_s, "target": stage.target} for stage in load.stages] or None,
             "trace_file": load.trace_file,
             "trace_speed": load.trace_speed if load.trace_file else None,
+            "batch_size": load.batch_size,
         },
         "clock": {
             "source": "time.perf_counter_ns",
@@ -92,6 +93,7 @@ def build_summary(aggregator: Aggregator, info: RunInfo) -> dict[str, object]:
             "requests_per_s": per_second(aggregator.completed),
             "output_tokens_per_s": per_second(aggregator.output_tokens),
             "input_tokens_per_s": per_second(aggregator.input_tokens) if aggregator.input_tokens_known else None,
+            "sequences_per_s": per_second(aggregator.completed * load.batch_size),
         },
         "requests": {
             "completed": aggregator.completed,

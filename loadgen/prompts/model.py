@@ -17,6 +17,20 @@ class Prompt:
     max_tokens: int | None = None
     expected: str | tuple[str, ...] | None = None  # an expected answer (see prompts.answers)
     match: str = "contains"
+    batch: tuple[Prompt, ...] = ()  # several prompts sent in one request (--batch-size)
+
+    @classmethod
+    def batch_of(cls, prompts: Sequence[Prompt]) -> Prompt:
+        """One request's worth of prompts; its own text is the first one's (for the preflight's sake)."""
+        first = prompts[0]
+        limits = [p.max_tokens for p in prompts if p.max_tokens is not None]
+        return cls(id="+".join(p.id for p in prompts), text=first.text, messages=first.messages,
+                   max_tokens=max(limits) if limits else None, batch=tuple(prompts))  # fmt: skip
+
+    @property
+    def texts(self) -> list[str]:
+        """The prompt texts of the request: the batch's, or this one's."""
+        return [p.as_text() for p in self.batch] if self.batch else [self.as_text()]
 
     def as_text(self) -> str:
         if self.text is not None:
@@ -46,6 +60,12 @@ class PromptPicker:
 
     def __len__(self) -> int:
         return len(self._prompts)
+
+    def pick_batch(self, index: int, size: int) -> Prompt:
+        """Request ``index``'s prompts when each request carries ``size`` of them."""
+        if size <= 1:
+            return self.pick(index)
+        return Prompt.batch_of([self.pick(index * size + offset) for offset in range(size)])
 
     def pick(self, index: int) -> Prompt:
         size = len(self._prompts)

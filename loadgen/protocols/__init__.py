@@ -33,6 +33,8 @@ CODECS: dict[str, Callable[[], Codec]] = {
     "triton-grpc": TritonGrpcCodec,
 }
 TRITON_APIS = ("triton-generate", "triton-infer", "triton-grpc")
+# the APIs that take several prompts in one request (--batch-size)
+BATCH_APIS = ("openai-completions", "lmi", "lmi-local", "sagemaker", "triton-infer", "triton-grpc")
 SCHEMAS = ("lmi", "tgi", "openai-chat")
 APIS = (*CODECS, "sagemaker", "lmi-local")
 
@@ -89,6 +91,7 @@ def get_codec(api: str) -> Codec:
 
 __all__ = [
     "APIS",
+    "BATCH_APIS",
     "CODECS",
     "SCHEMAS",
     "TRITON_APIS",

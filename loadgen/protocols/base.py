@@ -150,6 +150,27 @@ def error_message_from_body(body: bytes, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def merge_batch_events(events: list[StreamEvent]) -> list[StreamEvent]:
+    """The whole answers to a batch of prompts as one response: one content chunk (texts joined
+    by newlines; token counts summed when every part has one), one usage (summed), the first
+    finish reason, and any errors."""
+    chunks = [e for e in events if isinstance(e, ContentChunk)]
+    usages = [e for e in events if isinstance(e, Usage)]
+    finishes = [e for e in events if isinstance(e, Finish)]
+    merged: list[StreamEvent] = [e for e in events if isinstance(e, ServerError)]
+    if chunks:
+        counts = [c.tokens for c in chunks]
+        tokens = sum(c for c in counts if c is not None) if None not in counts else None
+        merged.append(ContentChunk("\n".join(c.text for c in chunks), tokens=tokens))
+    if usages:
+
+        def total(values: list[int | None]) -> int | None:
+            return None if None in values else sum(v for v in values if v is not None)
+
+        merged.append(Usage(total([u.prompt_tokens for u in usages]), total([u.completion_tokens for u in usages])))
+    return merged + finishes[:1]
+
+
 class WholeBodyDecoder:
     """Adapts a parser of a complete (non-streamed) body to the Decoder interface."""
 

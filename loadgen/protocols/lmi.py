@@ -48,7 +48,8 @@ class LmiCodec:
         if config.temperature is not None:
             parameters["temperature"] = config.temperature
             parameters["do_sample"] = config.temperature > 0
-        body: dict[str, object] = {"inputs": prompt.as_text(), "parameters": parameters}
+        inputs: object = prompt.texts if prompt.batch else prompt.as_text()
+        body: dict[str, object] = {"inputs": inputs, "parameters": parameters}
         if config.stream:
             body["stream"] = True
         merge_extra_body(body, parameters, config.extra_body)

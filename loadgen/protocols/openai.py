@@ -23,6 +23,7 @@ from loadgen.protocols.base import (
     decode_json,
     encode_json,
     error_message_from_body,
+    merge_batch_events,
 )
 from loadgen.protocols.sse import SseDecoder
 
@@ -41,7 +42,7 @@ class OpenAICodec:
         if self.chat:
             body["messages"] = prompt.as_messages()
         else:
-            body["prompt"] = prompt.as_text()
+            body["prompt"] = prompt.texts if prompt.batch else prompt.as_text()
         max_tokens = params.max_tokens_for(prompt)
         if max_tokens is not None:
             body["max_tokens"] = max_tokens
@@ -75,13 +76,15 @@ class OpenAICodec:
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices:
             raise ProtocolError("response has no 'choices'")
-        choice = choices[0]
-        _append_generated(choice, "message" if self.chat else None, events)
-        events.append(Finish(choice.get("finish_reason")))
+        for choice in choices:  # several with a prompt list (--batch-size): one per prompt
+            if not isinstance(choice, dict):
+                raise ProtocolError("a choice is not a JSON object")
+            _append_generated(choice, "message" if self.chat else None, events)
+        events.append(Finish(choices[0].get("finish_reason")))
         usage = data.get("usage")
         if isinstance(usage, dict):
             events.append(Usage(usage.get("prompt_tokens"), usage.get("completion_tokens")))
-        return events
+        return merge_batch_events(events) if len(choices) > 1 else events
 
 
 class OpenAIStreamDecoder:

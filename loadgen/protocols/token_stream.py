@@ -9,7 +9,15 @@ JSON lines. Special tokens (EOS) are tokens but not content.
 from __future__ import annotations
 
 from loadgen.errors import ProtocolError
-from loadgen.protocols.base import ContentChunk, Finish, ServerError, StreamEvent, Usage, decode_json
+from loadgen.protocols.base import (
+    ContentChunk,
+    Finish,
+    ServerError,
+    StreamEvent,
+    Usage,
+    decode_json,
+    merge_batch_events,
+)
 
 
 def details_events(details: object) -> list[StreamEvent]:
@@ -43,8 +51,17 @@ def generated_body_events(body: bytes, *, outputs_form: bool = False) -> list[St
     """A whole response: ``{"generated_text", "details"}`` (or a list of one); with
     ``outputs_form`` also LMI's older ``{"outputs": [text]}``."""
     data = decode_json(body, "response body")
+    if isinstance(data, list) and len(data) > 1:  # the answers to a list of inputs (--batch-size)
+        events: list[StreamEvent] = []
+        for item in data:
+            events += _generated_events(item, outputs_form)
+        return merge_batch_events(events)
     if isinstance(data, list) and data:
         data = data[0]
+    return _generated_events(data, outputs_form)
+
+
+def _generated_events(data: object, outputs_form: bool) -> list[StreamEvent]:
     if not isinstance(data, dict):
         raise ProtocolError("response body is not a JSON object")
     if "error" in data:

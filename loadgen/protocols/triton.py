@@ -306,12 +306,27 @@ def field_specs(options: TritonOptions, values: RequestValues) -> list[TensorSpe
 
 def build_tensors(options: TritonOptions, signature: ModelSignature | None, values: RequestValues,
                   extra: tuple[tuple[str, object], ...] = ()) -> list[Tensor]:  # fmt: skip
-    """Input tensors with datatypes and shapes from the template, else from the model's metadata."""
+    """Input tensors with datatypes and shapes from the template, else from the model's metadata.
+
+    A batch of prompts (``--batch-size``) fills the batch dimension of a model with
+    ``max_batch_size > 0``: one row per prompt, the other inputs repeated on every row."""
     specs = field_specs(options, values) + [TensorSpec(name, value) for name, value in extra]
+    rows = len(values.prompt.batch) or 1
+    batched_model = signature is not None and signature.max_batch_size > 0
+    if rows > 1 and not batched_model:
+        model = signature.name if signature is not None else "the model"
+        raise ProtocolError(f"{model} has max_batch_size 0: it takes one prompt per request (drop --batch-size)")
     tensors = []
     for spec in specs:
         value = values.resolve(spec.value)
-        flat = list(value) if isinstance(value, (list, tuple)) else [value]
+        flat: list[Any] = list(value) if isinstance(value, (list, tuple)) else [value]
+        if rows > 1:
+            if spec.value == "$prompt":
+                flat = values.prompt.texts
+            elif len(flat) == 1:
+                flat = flat * rows
+            else:
+                raise ProtocolError(f"input {spec.name!r} has {len(flat)} values per prompt: it cannot be batched")
         info = signature.inputs.get(spec.name) if signature is not None else None
         datatype = spec.datatype or (info.datatype if info else _guess_datatype(flat))
         if spec.shape is not None:
@@ -320,18 +335,17 @@ def build_tensors(options: TritonOptions, signature: ModelSignature | None, valu
             shape = info.shape
         else:
             shape = (len(flat),)
-        shape = _fill_shape(shape, len(flat), signature is not None and signature.max_batch_size > 0 and
-                            spec.shape is None)  # fmt: skip
+        shape = _fill_shape(shape, len(flat), rows if batched_model and spec.shape is None else None)
         if math.prod(shape) != len(flat):
             raise ProtocolError(f"input {spec.name!r}: {len(flat)} value(s) do not fill shape {list(shape)}")
         tensors.append(Tensor(spec.name, datatype, shape, [_coerce(v, datatype, spec.name) for v in flat]))
     return tensors
 
 
-def _fill_shape(shape: tuple[int, ...], count: int, batched: bool) -> tuple[int, ...]:
+def _fill_shape(shape: tuple[int, ...], count: int, batch_rows: int | None) -> tuple[int, ...]:
     dims = list(shape)
-    if batched and dims and dims[0] == -1:
-        dims[0] = 1
+    if batch_rows is not None and dims and dims[0] == -1:
+        dims[0] = batch_rows
     known = math.prod(d for d in dims if d != -1)
     if -1 in dims:
         fill = count // known if known else count
@@ -495,7 +509,7 @@ class TritonInferCodec:
 def output_events(datatype: str, values: list[Any], input_length: int = 0) -> list[StreamEvent]:
     """An output tensor's values as events: text for BYTES, a token count for token ids."""
     if datatype == "BYTES":
-        text = "".join(v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values)
+        text = "\n".join(v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values)
         return [ContentChunk(text)] if text else []
     generated = max(len(values) - input_length, 0)
     return [ContentChunk("", tokens=generated)] if generated else []

@@ -181,6 +181,8 @@ def level_label(summary: dict) -> str:  # type: ignore[type-arg]
         label = "trace" if load.get("trace_file") else "stages"
     else:
         label = f"c={load['concurrency']}" if load["mode"] == "closed" else f"r={load['rate']:g}"
+    if (load.get("batch_size") or 1) > 1:
+        label += f" b={load['batch_size']}"
     return label + "*" if summary["partial"] else label
 
 
@@ -193,6 +195,7 @@ def sweep_table(summaries: Sequence[dict], slo: Sequence[SloTarget] = ()) -> Tab
     percentile_slo = tuple(t for t in slo if t.percentile is not None)
     with_goodput = any(summary.get("goodput") for summary in summaries)
     with_server = any(_server_model(summary) for summary in summaries)
+    with_batches = any((summary["load"].get("batch_size") or 1) > 1 for summary in summaries)
     table = Table(title="sweep (latencies in ms)", title_justify="left", padding=(0, 1), pad_edge=False)
     with_tpot = any(summary["latency_ms"]["tpot"]["p50"] is not None for summary in summaries)
     columns = ["level", "req/s", "out\ntok/s", "TTFT\np50", "TTFT\np99", "TPOT\np50", "TPOT\np99", "E2E\np50", "fail"]
@@ -200,6 +203,8 @@ def sweep_table(summaries: Sequence[dict], slo: Sequence[SloTarget] = ()) -> Tab
         columns = [c for c in columns if not c.startswith("TPOT")]
     if with_goodput:
         columns.append("good")
+    if with_batches:
+        columns += ["seq/s", "ms/\nseq"]
     if with_server:
         columns += ["srv\nbatch", "srv q/c\nms"]
     for column in columns:
@@ -223,6 +228,10 @@ def sweep_table(summaries: Sequence[dict], slo: Sequence[SloTarget] = ()) -> Tab
             goodput = summary.get("goodput") or {}
             fraction = goodput.get("fraction")
             row.append("–" if fraction is None else f"{fraction * 100:.0f}%")
+        if with_batches:
+            batch = summary["load"].get("batch_size") or 1
+            e2e = latency["e2e"]["p50"]
+            row += [_number(throughput.get("sequences_per_s"), 1), _ms(e2e / batch if e2e is not None else None)]
         if with_server:
             row += _server_cells(_server_model(summary))
         table.add_row(*row, style="yellow" if summary["client"]["saturated"] else None)
@@ -235,6 +244,8 @@ def sweep_table(summaries: Sequence[dict], slo: Sequence[SloTarget] = ()) -> Tab
         notes.append("*: interrupted, partial")
     if any(summary["client"]["saturated"] for summary in summaries):
         notes.append("yellow: the client was saturated at that level")
+    if with_batches:
+        notes.append("b: prompts per request; ms/seq: E2E p50 over the batch")
     if with_server:
         notes.append("srv: Triton's average batch, and queue/compute ms per request")
     if notes:

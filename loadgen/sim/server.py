@@ -10,6 +10,7 @@ was written (``perf_counter_ns``, the same clock loadgen measures with on the sa
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import time
@@ -86,6 +87,7 @@ class ParsedRequest:
     prompt_tokens: int
     max_tokens: int
     include_usage: bool
+    batch: tuple[int, ...] = ()  # prompt tokens of each prompt of a list (completions, not streamed)
 
 
 class SimServer:
@@ -132,6 +134,7 @@ class SimServer:
             return _openai_error(400, "request body is not valid JSON", "invalid_request_error")
         if not isinstance(body, dict):
             return _openai_error(400, "request body must be a JSON object", "invalid_request_error")
+        batch: tuple[int, ...] = ()
         if api == "tgi":
             parameters = body.get("parameters") or {}
             text = body.get("inputs")
@@ -148,6 +151,12 @@ class SimServer:
                 text = " ".join(str(message.get("content", "")) for message in messages if isinstance(message, dict))
             else:
                 text = body.get("prompt")
+                if isinstance(text, list) and text and all(isinstance(item, str) for item in text):
+                    if body.get("stream"):
+                        return _openai_error(400, "the simulator streams one prompt per request",
+                                             "invalid_request_error")  # fmt: skip
+                    batch = tuple(max(1, len(item.split())) for item in text)
+                    text = " ".join(text)
             max_tokens = body.get("max_tokens", DEFAULT_MAX_TOKENS)
             stream = bool(body.get("stream", False))
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -157,7 +166,7 @@ class SimServer:
             return _openai_error(400, "max tokens must be a positive integer", "invalid_request_error")
         if isinstance(self.profile, FixedProfile) and self.profile.output_tokens:
             max_tokens = self.profile.output_tokens
-        return ParsedRequest(api, stream, max(1, len(text.split())), max_tokens, include_usage)
+        return ParsedRequest(api, stream, max(1, len(text.split())), max_tokens, include_usage, batch)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         return await self._serve(request, "chat")
@@ -188,9 +197,11 @@ class SimServer:
             break_after = self._rng.randint(1, max(1, parsed.max_tokens - 1))
         formatter = _Formatter(parsed, request_id, self.options.model)
         if not parsed.stream:
-            tokens = 0
-            async for count in self._generate(parsed):
-                tokens += count
+            if parsed.batch:  # each prompt of the list is a sequence of its own, as in vLLM
+                parts = [dataclasses.replace(parsed, prompt_tokens=tokens, batch=()) for tokens in parsed.batch]
+                counts = await asyncio.gather(*(self._count(part) for part in parts))
+                return web.json_response(formatter.whole_batch(list(counts)))
+            tokens = await self._count(parsed)
             text = "".join(_words(0, tokens))
             return web.json_response(formatter.whole(text, tokens))
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
@@ -215,6 +226,12 @@ class SimServer:
         except ConnectionError:
             pass  # the client hung up (a cancelled request): its sequence has left the batch
         return response
+
+    async def _count(self, parsed: ParsedRequest) -> int:
+        tokens = 0
+        async for count in self._generate(parsed):
+            tokens += count
+        return int(tokens)
 
     async def _generate(self, parsed: ParsedRequest):  # type: ignore[no-untyped-def]
         """Yields the number of new tokens at each moment the profile produces them."""
@@ -353,6 +370,13 @@ class _Formatter:
                 f'"completion_tokens":{tokens},"total_tokens":{self.parsed.prompt_tokens + tokens}}}}}\n\n'
             )
         return (usage + "data: [DONE]\n\n").encode()
+
+    def whole_batch(self, counts: list[int]) -> dict[str, object]:
+        """Completions for a list of prompts: one choice per prompt, usage over all of them."""
+        response = self.whole("", sum(counts))
+        response["choices"] = [{"index": i, "text": "".join(_words(0, n)), "finish_reason": "length"}
+                               for i, n in enumerate(counts)]  # fmt: skip
+        return response
 
     def whole(self, text: str, tokens: int) -> dict[str, object]:
         parsed = self.parsed

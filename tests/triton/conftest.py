@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import platform
-import select
 import signal
 import subprocess
 import sys
@@ -65,8 +64,10 @@ def _venv() -> Path:
     return python
 
 
-def _copy(source: IO[bytes], target: IO[bytes]) -> None:
+def _copy(source: IO[bytes], target: IO[bytes], ready: threading.Event) -> None:
     for line in iter(source.readline, b""):
+        if line.startswith(READY_LINE):
+            ready.set()
         target.write(line)
 
 
@@ -88,18 +89,18 @@ def triton_server() -> Iterator[TritonServer]:
          "--ttft-ms", str(TTFT_MS), "--itl-ms", str(ITL_MS)],
         stdout=subprocess.PIPE, stderr=log, env=env, start_new_session=True,
     )  # fmt: skip
+    reader: threading.Thread | None = None
     try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        ready = False
         assert process.stdout is not None
-        while time.monotonic() < deadline and process.poll() is None:
-            readable, _, _ = select.select([process.stdout], [], [], 1.0)
-            if readable and process.stdout.readline().startswith(READY_LINE):
-                ready = True
-                break
-        # Triton logs to stdout too: keep draining it, or a full pipe would stall the server.
-        threading.Thread(target=_copy, args=(process.stdout, log), daemon=True).start()
-        if not ready:
+        ready = threading.Event()
+        # Triton logs to stdout too: one thread reads it all (a full pipe would stall the server)
+        # and says when the ready line has passed.
+        reader = threading.Thread(target=_copy, args=(process.stdout, log, ready), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not ready.wait(0.5) and process.poll() is None and time.monotonic() < deadline:
+            pass
+        if not ready.is_set():
             tail = (Path(workdir) / "server.log").read_bytes()[-1500:].decode("utf-8", "replace")
             _unavailable(f"server did not become ready (exit code {process.poll()}): {tail}")
         yield TritonServer(f"http://127.0.0.1:{ports[0]}", f"grpc://127.0.0.1:{ports[1]}",
@@ -112,4 +113,6 @@ def triton_server() -> Iterator[TritonServer]:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+        if reader is not None:
+            reader.join(timeout=5)
         log.close()

@@ -87,6 +87,18 @@ def test_infer_sweep_reports_the_server_batch(triton_server: TritonServer, tmp_p
     assert split["queue"] > 0
 
 
+def test_batch_size_sweep_fills_the_batch_dimension(triton_server: TritonServer, tmp_path: Path) -> None:
+    output = tmp_path / "batches"
+    code = main(["sweep", "--quiet", "--output", str(output), "--api", "triton-grpc", "--endpoint",
+                 triton_server.grpc_url, "--model", "batched", "--no-stream", "--batch-size", "1,4", "--requests", "6",
+                 "--max-tokens", "4", "--server-metrics", triton_server.metrics_url])  # fmt: skip
+    assert code == 0
+    one, four = json.loads((output / "sweep.json").read_text())["levels"]
+    assert one["server"]["model"]["average_batch_size"] == 1.0
+    assert four["server"]["model"]["average_batch_size"] == 4.0  # one request of 4 prompts, one execution
+    assert four["throughput"]["sequences_per_s"] > 3 * one["throughput"]["sequences_per_s"]
+
+
 def test_token_id_model_with_a_tokenizer(triton_server: TritonServer, tmp_path: Path) -> None:
     from tokenizers import Tokenizer, models, pre_tokenizers
 
