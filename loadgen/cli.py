@@ -93,7 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="one self-contained HTML report of result directories")
     report.add_argument("directories", nargs="+", help="run, sweep or compare result directories")
     report.add_argument("--output", default="loadgen-report.html", help="the HTML file to write")
-    report.add_argument("--export", choices=("csv",), help="also write summaries.csv and requests.csv beside it")
+    report.add_argument(
+        "--merge", action="store_true", help="first, one latency section over all the directories' .hlog files"
+    )
+    report.add_argument(
+        "--export", choices=("csv", "parquet"), help="also write the summaries and per-request records beside it"
+    )
     selftest = commands.add_parser("selftest", help="measure this machine's client ceiling (a local zero-delay server)")
     selftest.add_argument("--duration", default="3", help="seconds per request-rate step")
     selftest.add_argument("--output", help="write selftest.json here (a directory)")
@@ -141,15 +146,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             from loadgen.report.html import render_report
 
-            html = render_report([Path(directory) for directory in args.directories])
+            html = render_report([Path(directory) for directory in args.directories], merge=args.merge)
             Path(args.output).parent.mkdir(parents=True, exist_ok=True)
             Path(args.output).write_text(html, encoding="utf-8")
             console.print(f"Report in {args.output}")
-            if args.export == "csv":
-                from loadgen.report.export import export_csv
+            if args.export is not None:
+                from loadgen.report.export import export_csv, export_parquet
 
-                paths = export_csv([Path(directory) for directory in args.directories], Path(args.output).parent)
-                console.print(f"CSV in {paths[0]} and {paths[1]}")
+                export = export_csv if args.export == "csv" else export_parquet
+                paths = export([Path(directory) for directory in args.directories], Path(args.output).parent)
+                console.print(f"{args.export.upper()} in {paths[0]} and {paths[1]}")
             return 0
         if args.command == "selftest":
             from loadgen.selftest import run_selftest

@@ -28,6 +28,7 @@ from loadgen.config import EndpointConfig
 from loadgen.errors import ConfigError
 from loadgen.report.console import level_label
 from loadgen.report.files import write_json
+from loadgen.telemetry.prometheus import acceptance_rate, scrape_counters
 
 BOOTSTRAP_RESAMPLES = 1000
 LENGTH_TOLERANCE = 0.02
@@ -145,12 +146,17 @@ async def run_compare(plan: object, variants: list[Variant], console: Console) -
         levels: list[dict[str, object]] = []
         for number, load in enumerate(plan.levels, 1):  # type: ignore[attr-defined]
             summaries = {}
+            acceptance: dict[str, float | None] = {}
             for variant in variants:
                 directory = output / variant.name / f"level-{number:02d}"
+                metrics_url = endpoints[variant.name].url.rstrip("/") + "/metrics"
+                before = await _scrape(metrics_url)
                 summaries[variant.name] = await _run_level(
                     replace(plan, sweep=True), endpoints[variant.name], load, directory,  # type: ignore[type-var, arg-type]
                     f"{variant.name} {load.describe()}", stop, token_counter, redact, console,
                 )  # fmt: skip
+                after = await _scrape(metrics_url)
+                acceptance[variant.name] = acceptance_rate(before, after) if before and after else None
                 if stop.is_set():
                     break
             if stop.is_set():
@@ -159,6 +165,8 @@ async def run_compare(plan: object, variants: list[Variant], console: Console) -
                 comparison = compare_level(output / baseline.name / f"level-{number:02d}",
                                            output / candidate.name / f"level-{number:02d}",
                                            summaries[baseline.name], summaries[candidate.name], load.seed)  # fmt: skip
+                # the server's own speculative-decoding counters (vLLM, llama.cpp, the simulator), when it has them
+                comparison["candidate_acceptance_rate"] = acceptance.get(candidate.name)
                 levels.append({"level": level_label(summaries[baseline.name]), "candidate": candidate.name,
                                "comparison": comparison})  # fmt: skip
             variants_json = [{"name": v.name, "target": v.target} for v in variants]
@@ -183,10 +191,20 @@ async def run_compare(plan: object, variants: list[Variant], console: Console) -
     return 130 if stop.is_set() else 0
 
 
+async def _scrape(url: str) -> dict[str, float] | None:
+    try:
+        return await asyncio.to_thread(scrape_counters, url)
+    except (OSError, ValueError):
+        return None
+
+
 def compare_table(baseline: str, candidate: str, rows: list[dict[str, object]]) -> Table:
     table = Table(title=f"{candidate} vs {baseline}: speedup (baseline ÷ candidate, 95% CI)", title_justify="left")
+    with_acceptance = any(row["comparison"].get("candidate_acceptance_rate") is not None for row in rows)  # type: ignore[attr-defined]
     for column in ("level", "TTFT", "TPOT", "end-to-end", "tok/s ratio", "paired wins"):
         table.add_column(column, justify="right")
+    if with_acceptance:
+        table.add_column("accepted", justify="right")
 
     def cell(entry: dict) -> str:  # type: ignore[type-arg]
         if entry["speedup"] is None:
@@ -197,7 +215,11 @@ def compare_table(baseline: str, candidate: str, rows: list[dict[str, object]]) 
         comparison = row["comparison"]
         wins = comparison["paired_candidate_faster"]  # type: ignore[index]
         style = "green" if (comparison["e2e"]["speedup"] or 0) >= 1 else "red"  # type: ignore[index]
-        table.add_row(str(row["level"]), cell(comparison["ttft"]), cell(comparison["tpot"]),  # type: ignore[index]
-                      cell(comparison["e2e"]), f"{comparison['throughput_ratio']:.2f}",  # type: ignore[index]
-                      "–" if wins is None else f"{wins:.0%}", style=style)  # fmt: skip
+        cells = [str(row["level"]), cell(comparison["ttft"]), cell(comparison["tpot"]),  # type: ignore[index]
+                 cell(comparison["e2e"]), f"{comparison['throughput_ratio']:.2f}",  # type: ignore[index]
+                 "–" if wins is None else f"{wins:.0%}"]  # fmt: skip
+        if with_acceptance:
+            rate = comparison.get("candidate_acceptance_rate")  # type: ignore[attr-defined]
+            cells.append("–" if rate is None else f"{rate:.0%}")
+        table.add_row(*cells, style=style)
     return table

@@ -66,3 +66,13 @@ def test_compare_end_to_end_with_two_simulators(tmp_path: Path) -> None:
         assert level["comparison"]["paired_candidate_faster"] == 1.0
         assert level["comparison"]["identical_outputs"] == 1.0  # both simulators produce the same text
     assert (tmp_path / "slow" / "level-01" / "summary.json").is_file()
+
+
+def test_compare_reports_the_servers_draft_acceptance(tmp_path: Path) -> None:
+    code = main(["compare", "--quiet", "--variant", "base=sim:llama2-7b-h100", "--variant",
+                 "spec=sim:llama2-7b-h100-spec", "--concurrency", "2", "--requests", "6", "--max-tokens", "32",
+                 "--ignore-eos", "--output", str(tmp_path)])  # fmt: skip
+    assert code == 0
+    (level,) = json.loads((tmp_path / "compare.json").read_text())["levels"]
+    rate = level["comparison"]["candidate_acceptance_rate"]  # from the simulator's vLLM-style spec_decode counters
+    assert rate is not None and 0.05 < rate < 0.95

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from loadgen.errors import ConfigError
+
 SUMMARY_COLUMNS = (
     "source", "mode", "concurrency", "rate", "completed", "failed", "error_rate", "requests_per_s",
     "output_tokens_per_s", "input_tokens_per_s", "ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms", "tpot_p50_ms",
@@ -49,22 +51,84 @@ def summary_row(source: Path, summary: dict[str, Any]) -> dict[str, object]:
     }  # fmt: skip
 
 
+def _rows(directories: list[Path]) -> Iterator[tuple[str, dict[str, object]]]:
+    """("summary", row) for each run or level, then ("record", row) for each of its requests."""
+    for directory in directories:
+        for source, summary in _summaries(directory):
+            yield "summary", summary_row(source, summary)
+            own = source / "requests.jsonl"
+            # a distributed Locust test keeps each worker's records beside the master's summary
+            for path in [own] if own.is_file() else sorted(source.glob("worker-*/requests.jsonl")):
+                with path.open() as lines:
+                    for line in lines:
+                        record = json.loads(line)
+                        row = {column: record.get(column) for column in RECORD_COLUMNS}
+                        yield "record", {**row, "source": str(path.parent), "chunks": len(record["chunk_ns"])}
+
+
 def export_csv(directories: list[Path], output: Path) -> tuple[Path, Path]:
     output.mkdir(parents=True, exist_ok=True)
     summaries_path, records_path = output / "summaries.csv", output / "requests.csv"
     with summaries_path.open("w", newline="") as summaries, records_path.open("w", newline="") as records:
-        summary_writer = csv.DictWriter(summaries, SUMMARY_COLUMNS)
-        record_writer = csv.DictWriter(records, RECORD_COLUMNS, extrasaction="ignore")
-        summary_writer.writeheader()
-        record_writer.writeheader()
-        for directory in directories:
-            for source, summary in _summaries(directory):
-                summary_writer.writerow(summary_row(source, summary))
-                path = source / "requests.jsonl"
-                if not path.is_file():
-                    continue
-                with path.open() as lines:
-                    for line in lines:
-                        record = json.loads(line)
-                        record_writer.writerow({**record, "source": str(source), "chunks": len(record["chunk_ns"])})
+        writers = {
+            "summary": csv.DictWriter(summaries, SUMMARY_COLUMNS),
+            "record": csv.DictWriter(records, RECORD_COLUMNS),
+        }
+        for writer in writers.values():
+            writer.writeheader()
+        for kind, row in _rows(directories):
+            writers[kind].writerow(row)
     return summaries_path, records_path
+
+
+PARQUET_BATCH_ROWS = 50_000
+
+
+def export_parquet(directories: list[Path], output: Path) -> tuple[Path, Path]:
+    """The same tables as Parquet (``pip install 'loadgen[parquet]'``), records written in batches."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ConfigError("--export parquet needs pyarrow (pip install 'loadgen[parquet]')") from None
+    output.mkdir(parents=True, exist_ok=True)
+    paths = {"summary": output / "summaries.parquet", "record": output / "requests.parquet"}
+    schemas = {
+        "summary": pa.schema([(c, _SUMMARY_TYPES.get(c, pa.float64())) for c in SUMMARY_COLUMNS]),
+        "record": pa.schema([(c, _RECORD_TYPES.get(c, pa.int64())) for c in RECORD_COLUMNS]),
+    }
+    writers = {kind: pq.ParquetWriter(str(path), schemas[kind]) for kind, path in paths.items()}
+    pending: dict[str, list[dict[str, object]]] = {"summary": [], "record": []}
+
+    def flush(kind: str) -> None:
+        if pending[kind]:
+            writers[kind].write_table(pa.Table.from_pylist(pending[kind], schema=schemas[kind]))
+            pending[kind] = []
+
+    try:
+        for kind, row in _rows(directories):
+            pending[kind].append(row)
+            if len(pending[kind]) >= PARQUET_BATCH_ROWS:
+                flush(kind)
+        for kind in pending:
+            flush(kind)
+    finally:
+        for writer in writers.values():
+            writer.close()
+    return paths["summary"], paths["record"]
+
+
+def _arrow_types() -> tuple[dict[str, Any], dict[str, Any]]:
+    try:
+        import pyarrow as pa
+    except ImportError:
+        return {}, {}
+    text, integer, flag, number = pa.string(), pa.int64(), pa.bool_(), pa.float64()
+    summary = {"source": text, "mode": text, "concurrency": integer, "completed": integer, "failed": integer,
+               "output_token_method": text, "partial": flag}  # fmt: skip
+    record = {"source": text, "prompt_id": text, "warmup": flag, "output_token_method": text, "finish_reason": text,
+              "error_kind": text, "mean_logprob": number, "correct": flag}  # fmt: skip
+    return summary, record
+
+
+_SUMMARY_TYPES, _RECORD_TYPES = _arrow_types()

@@ -93,15 +93,26 @@ def _latency_table(summary: dict[str, Any], table_id: str) -> str:
     return _table(["latency (ms)", "count", "mean", "p50", "p90", "p99", "p99.9", "max"], rows, table_id)
 
 
+def _read_hlogs(paths: list[Path]) -> HdrHistogram:
+    """Every interval of every file, added exactly (µs)."""
+    merged = HdrHistogram(1, 3_600_000_000, 3)
+    for path in paths:
+        reader = HistogramLogReader(str(path), HdrHistogram(1, 3_600_000_000, 3))
+        while (interval := reader.get_next_interval_histogram()) is not None:
+            if interval.get_total_count():
+                merged.add(interval)
+    return merged
+
+
 def _distribution(directory: Path, name: str, label: str, chart_id: str) -> str:
     """The CDF of a metric from its .hlog file (all intervals merged)."""
     path = directory / f"{name}.hlog"
     if not path.is_file():
         return ""
-    reader = HistogramLogReader(str(path), HdrHistogram(1, 3_600_000_000, 3))
-    merged = HdrHistogram(1, 3_600_000_000, 3)
-    while (interval := reader.get_next_interval_histogram()) is not None:
-        merged.add(interval)
+    return _cdf_chart(_read_hlogs([path]), label, chart_id)
+
+
+def _cdf_chart(merged: HdrHistogram, label: str, chart_id: str) -> str:
     total = merged.get_total_count()
     if not total:
         return ""
@@ -127,24 +138,36 @@ def _errors(summary: dict[str, Any]) -> str:
     )
 
 
-def _level_x(summary: dict[str, Any]) -> float:
+def _batch_sweep(levels: list[dict[str, Any]]) -> bool:
+    """Levels that differ only by prompts per request."""
+    return (
+        len({(s["load"]["concurrency"], s["load"]["rate"]) for s in levels}) == 1
+        and len({s["load"].get("batch_size") or 1 for s in levels}) > 1
+    )
+
+
+def _level_x(summary: dict[str, Any], by_batch: bool = False) -> float:
     load = summary["load"]
+    if by_batch:
+        return float(load.get("batch_size") or 1)
     return float(load["concurrency"] if load["mode"] == "closed" else load["rate"] or 0)
 
 
 def _sweep(levels: list[dict[str, Any]], prefix: str) -> str:
     from loadgen.search import sweep_knee
 
-    levels = sorted(levels, key=_level_x)
+    by_batch = _batch_sweep(levels)
+    levels = sorted(levels, key=lambda s: _level_x(s, by_batch))
     closed = levels[0]["load"]["mode"] == "closed"
-    x_label = "concurrent users" if closed else "offered requests/s"
+    x_label = "prompts per request" if by_batch else "concurrent users" if closed else "offered requests/s"
 
     def series(metric: str, key: str, dashed: bool = False) -> Series:
-        return Series(f"{metric.upper()} {key}", [(_level_x(s), s["latency_ms"][metric][key]) for s in levels], dashed)
+        points = [(_level_x(s, by_batch), s["latency_ms"][metric][key]) for s in levels]
+        return Series(f"{metric.upper()} {key}", points, dashed)
 
     points = [(s["latency_ms"]["e2e"]["p50"] or 0.0, s["throughput"]["output_tokens_per_s"] or 0.0) for s in levels]
     knee = sweep_knee(levels)
-    markers = [(_level_x(levels[knee]), "knee")] if knee is not None else []
+    markers = [(_level_x(levels[knee], by_batch), "knee")] if knee is not None else []
     charts = [
         line_chart(
             "TTFT against load",
@@ -174,23 +197,26 @@ def _sweep(levels: list[dict[str, Any]], prefix: str) -> str:
     ]
     rows = [
         [
-            s["load"]["concurrency"] if closed else s["load"]["rate"],
+            _level_label(s),
             s["throughput"]["requests_per_s"],
+            s["throughput"].get("sequences_per_s"),
             s["throughput"]["output_tokens_per_s"],
             s["latency_ms"]["ttft"]["p50"],
             s["latency_ms"]["ttft"]["p99"],
             s["latency_ms"]["tpot"]["p50"],
             s["latency_ms"]["tpot"]["p99"],
+            s["latency_ms"]["e2e"]["p50"],
             s["requests"]["failed"],
         ]
         for s in levels
     ]
     html = f'<div class="charts">{"".join(charts)}</div>'
     html += _table(
-        ["level", "req/s", "out tok/s", "TTFT p50", "TTFT p99", "TPOT p50", "TPOT p99", "failed"],
+        ["level", "req/s", "seq/s", "out tok/s", "TTFT p50", "TTFT p99", "TPOT p50", "TPOT p99", "E2E p50", "failed"],
         rows,
         f"{prefix}-levels",
     )
+    html += _server_table(levels, prefix)
     telemetry = [s for s in levels if s.get("telemetry")]
     if telemetry:
         trows = []
@@ -202,18 +228,68 @@ def _sweep(levels: list[dict[str, Any]], prefix: str) -> str:
             power = [g["power_w"]["mean"] for g in gpus if g.get("power_w")]
             trows.append(
                 [
-                    _level_x(s),
+                    _level_label(s),
                     sum(util) / len(util) if util else None,
                     sum(power) if power else None,
                     t.get("joules_per_output_token"),
                     (server.get("kv_cache_usage_percent") or {}).get("max"),
+                    (server.get("requests_running") or {}).get("mean"),
                     (server.get("requests_waiting") or {}).get("max"),
+                    server.get("spec_acceptance_rate"),
                 ]
             )
         html += "<h3>telemetry per level</h3>" + _table(
-            ["level", "GPU util %", "GPU W", "J per out token", "KV peak %", "queue max"], trows, f"{prefix}-telemetry"
-        )
+            ["level", "GPU util %", "GPU W", "J per out token", "KV peak %", "running batch (mean)", "queue max",
+             "draft acceptance"],
+            trows,
+            f"{prefix}-telemetry",
+        )  # fmt: skip
     return html
+
+
+def _level_label(summary: dict[str, Any]) -> str:
+    from loadgen.report.console import level_label
+
+    return level_label(summary)
+
+
+def _server_table(levels: list[dict[str, Any]], prefix: str) -> str:
+    """Triton's own account of each level: the batches it ran, where a request's time went."""
+    rows = []
+    for s in levels:
+        figures = (s.get("server") or {}).get("model")
+        if not figures:
+            continue
+        split = figures.get("per_request_ms") or {}
+        rows.append([_level_label(s), figures.get("requests_succeeded"), figures.get("requests_failed"),
+                     figures.get("executions"), figures.get("average_batch_size"), split.get("queue"),
+                     split.get("compute_input"), split.get("compute_infer"), split.get("compute_output")])  # fmt: skip
+    if not rows:
+        return ""
+    headers = ["level", "succeeded", "failed", "executions", "average batch", "queue ms", "input ms", "infer ms",
+               "output ms"]  # fmt: skip
+    return "<h3>Triton server metrics per level</h3>" + _table(headers, rows, f"{prefix}-server")
+
+
+def _plan(plan: dict[str, Any], prefix: str) -> str:
+    """``plan.json`` from ``loadgen plan --output``: the hardware options ranked."""
+    target = plan.get("target") or {}
+    slo = ", ".join(f"{k} ≤ {v:g} ms" for k, v in (plan.get("slo_ms") or {}).items())
+    measured = plan.get("measured_capacity") or {}
+    capacity = (f"{_cell(measured.get('requests_per_s'))} req/s ({_cell(measured.get('requests_per_s_low'))}–"
+                f"{_cell(measured.get('requests_per_s_high'))})")  # fmt: skip
+    html = (f"<p>target: {_cell(target.get('peak_requests_per_s'))} req/s peak, headroom "
+            f"{_cell(target.get('headroom'))}; SLOs: {escape(slo)}; measured capacity per replica: {capacity}, "
+            f"bound by {escape(str(measured.get('binding')))}</p>")  # fmt: skip
+    rows = [
+        [c.get("profile"), "estimate" if c.get("estimate") else "measured", c.get("feasible"), c.get("binding"),
+         c.get("capacity_rps"), c.get("replicas"), c.get("instances"), c.get("cost_per_month"),
+         c.get("cost_per_million_output_tokens")]
+        for c in plan.get("candidates") or []
+    ]  # fmt: skip
+    headers = ["hardware", "basis", "feasible", "binding", "req/s per replica", "replicas", "instances", "cost/month",
+               "cost per M out tokens"]  # fmt: skip
+    return html + _table(headers, rows, f"{prefix}-plan", text_columns=2)
 
 
 def _compare(report: dict[str, Any], prefix: str) -> str:
@@ -257,11 +333,14 @@ def _compare(report: dict[str, Any], prefix: str) -> str:
                 f"{row['comparison']['paired_candidate_faster']:.0%}"
                 if row["comparison"]["paired_candidate_faster"] is not None
                 else "–",
+                row["comparison"].get("candidate_acceptance_rate"),
             ]
             for row in rows
         ]
         html += _table(
-            ["level", "TTFT", "TPOT", "end-to-end", "tok/s ratio", "paired wins"], table_rows, f"{prefix}-speedups"
+            ["level", "TTFT", "TPOT", "end-to-end", "tok/s ratio", "paired wins", "draft acceptance"],
+            table_rows,
+            f"{prefix}-speedups",
         )
         html += (
             f"<p><b>crossover:</b> {escape(candidate)} stops helping at load {crossing:g}</p>"
@@ -274,6 +353,16 @@ def _compare(report: dict[str, Any], prefix: str) -> str:
 
 
 def _section(directory: Path, number: int) -> str:
+    html = _results_section(directory, number)
+    if (directory / "plan.json").is_file():
+        plan = json.loads((directory / "plan.json").read_text())
+        html += f"<h2>capacity plan: {escape(str(directory))}</h2>" + _plan(plan, f"r{number}")
+    if not html:
+        raise ConfigError(f"loadgen report {directory}: no summary.json, sweep.json, compare.json or plan.json there")
+    return html
+
+
+def _results_section(directory: Path, number: int) -> str:
     prefix = f"r{number}"
     config = json.loads((directory / "config.json").read_text()) if (directory / "config.json").is_file() else None
     if (directory / "compare.json").is_file():
@@ -299,12 +388,44 @@ def _section(directory: Path, number: int) -> str:
             + _latency_table(summary, f"{prefix}-latency")
             + f'<div class="charts">{distributions}</div>'
             + _errors(summary)
+            + _server_table([summary], prefix)
         )
-    raise ConfigError(f"loadgen report {directory}: no summary.json, sweep.json or compare.json there")
+    return ""
 
 
-def render_report(directories: list[Path]) -> str:
+def _hlog_files(directory: Path, name: str) -> list[Path]:
+    """A metric's interval logs in a result directory: its own, its levels' and its workers'."""
+    return sorted(p for pattern in (f"{name}.hlog", f"*/{name}.hlog") for p in directory.glob(pattern))
+
+
+def _merged_section(directories: list[Path]) -> str:
+    """One latency table and set of distributions over the .hlog files of several runs, merged exactly."""
+    rows, charts = [], []
+    for name, label in LATENCY_ROWS:
+        files = [path for directory in directories for path in _hlog_files(directory, name)]
+        if not files:
+            continue
+        merged = _read_hlogs(files)
+        count = merged.get_total_count()
+        if not count:
+            rows.append([label, 0, None, None, None, None, None, None])
+            continue
+        values = [merged.get_value_at_percentile(p) / 1000 for p in (50, 90, 99, 99.9)]
+        rows.append([label, count, merged.get_mean_value() / 1000, *values, merged.get_max_value() / 1000])
+        if name in ("ttft", "itl", "tpot", "e2e"):
+            charts.append(_cdf_chart(merged, label, f"merged-cdf-{name}"))
+    if not rows:
+        raise ConfigError("loadgen report --merge: no .hlog files in the directories given")
+    names = ", ".join(escape(str(directory)) for directory in directories)
+    return (f"<h2>merged: {len(directories)} result directories</h2><p>{names}</p>"
+            + _table(["latency (ms)", "count", "mean", "p50", "p90", "p99", "p99.9", "max"], rows, "merged-latency")
+            + f'<div class="charts">{"".join(charts)}</div>')  # fmt: skip
+
+
+def render_report(directories: list[Path], merge: bool = False) -> str:
     sections = "".join(_section(directory, number) for number, directory in enumerate(directories, 1))
+    if merge:
+        sections = _merged_section(directories) + sections
     return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>loadgen report</title>'
         f"<style>{STYLE}</style></head><body><h1>loadgen report</h1><p>loadgen {__version__}</p>"

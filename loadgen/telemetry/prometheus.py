@@ -61,6 +61,22 @@ def parse_exposition(text: str, extra_names: tuple[str, ...] = ()) -> dict[str, 
     return values
 
 
+def scrape_counters(url: str) -> dict[str, float]:
+    """One scrape of the known metrics. Raises OSError (unreachable) or ValueError (not Prometheus)."""
+    try:
+        with urllib.request.urlopen(url, timeout=SCRAPE_TIMEOUT_S) as response:
+            return parse_exposition(response.read().decode("utf-8", "replace"))
+    except urllib.error.URLError as exc:
+        raise OSError(f"cannot scrape {url}: {exc.reason}") from None
+
+
+def acceptance_rate(before: dict[str, float], after: dict[str, float]) -> float | None:
+    """Accepted ÷ proposed draft tokens between two scrapes (speculative decoding), if any were proposed."""
+    drafted = after.get("spec_draft_tokens_total", 0.0) - before.get("spec_draft_tokens_total", 0.0)
+    accepted = after.get("spec_accepted_tokens_total", 0.0) - before.get("spec_accepted_tokens_total", 0.0)
+    return round(accepted / drafted, 4) if drafted > 0 else None
+
+
 class PrometheusSource:
     name = "server"
 

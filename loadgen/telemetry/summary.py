@@ -11,6 +11,7 @@ import itertools
 from collections import defaultdict
 
 from loadgen.telemetry.model import Sample
+from loadgen.telemetry.prometheus import acceptance_rate
 
 
 def _series(samples: list[Sample], source: str) -> dict[str, list[Sample]]:
@@ -108,10 +109,7 @@ def _server_summary(series: list[Sample]) -> dict[str, object]:
         "generation_tokens_per_s": _stats(series, "generation_tokens_per_s"),
     }
     first, last = series[0].values, series[-1].values
-    drafted = last.get("spec_draft_tokens_total", 0.0) - first.get("spec_draft_tokens_total", 0.0)
-    accepted = last.get("spec_accepted_tokens_total", 0.0) - first.get("spec_accepted_tokens_total", 0.0)
-    if drafted > 0:
-        figures["spec_acceptance_rate"] = round(accepted / drafted, 4)
+    figures["spec_acceptance_rate"] = acceptance_rate(first, last)
     executions = last.get("executions_total", 0.0) - first.get("executions_total", 0.0)
     succeeded = last.get("requests_succeeded_total", 0.0) - first.get("requests_succeeded_total", 0.0)
     if executions > 0:

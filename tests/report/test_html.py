@@ -3,35 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from loadgen.cli import main
+from tests.browser import FLAGS, chromium_path
 from tests.conftest import SimFactory
 
 HOSTILE = '<script>alert("x")</script>'
 
 
-def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must install chromium (.ci/run does)")
-        pytest.skip("chromium not installed here")
-    return path
-
-
 def browser(url: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-         f"--user-data-dir={Path(url.removeprefix('file://')).parent / 'chromium-profile'}", *extra, url],
-        capture_output=True, text=True, timeout=90,
-    )  # fmt: skip
+    profile = Path(url.removeprefix("file://")).parent / "chromium-profile"
+    return subprocess.run([chromium_path(), *FLAGS, f"--user-data-dir={profile}", *extra, url],
+                          capture_output=True, text=True, timeout=90)  # fmt: skip
 
 
 def test_hostile_text_is_escaped(start_sim: SimFactory, tmp_path: Path) -> None:
@@ -85,3 +72,29 @@ def test_csv_export_of_a_sweep(start_sim: SimFactory, tmp_path: Path) -> None:
     requests = list(csv.DictReader((out / "requests.csv").open()))
     assert len(requests) == 4 + 1 + 4 + 2  # measured plus warm-up, both levels
     assert {row["chunks"] for row in requests if row["warmup"] == "False"} == {"5"}
+
+
+def test_merged_hlogs_parquet_and_the_extra_sections(start_sim: SimFactory, tmp_path: Path) -> None:
+    pyarrow_parquet = pytest.importorskip("pyarrow.parquet")
+    sim = start_sim("fixed:2,1")
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for run, count in zip(runs, (3, 5), strict=True):
+        assert main(["run", "--quiet", "--endpoint", sim.url, "--requests", str(count), "--max-tokens", "4",
+                     "--output", str(run)]) == 0  # fmt: skip
+    plan = {"target": {"peak_requests_per_s": 50.0, "headroom": 0.2}, "slo_ms": {"ttft_p95": 800.0},
+            "measured_capacity": {"requests_per_s": 17.2, "binding": "ttft_p95"},
+            "candidates": [{"profile": "aws-p5.48xlarge", "estimate": True, "feasible": True, "replicas": 2,
+                            "capacity_rps": 40.0, "instances": 1, "cost_per_month": 71000.0}]}  # fmt: skip
+    (runs[1] / "plan.json").write_text(json.dumps(plan))
+    out = tmp_path / "out"
+    assert (
+        main(["report", "--merge", *map(str, runs), "--output", str(out / "report.html"), "--export", "parquet"]) == 0
+    )
+    html = (out / "report.html").read_text()
+    merged = html[html.index('id="merged-latency"') :]
+    ttft_row = merged.split("</tr>")[1]
+    assert '<td class="">8</td>' in ttft_row, ttft_row  # 3 + 5 requests, merged from the .hlog files
+    assert "capacity plan" in html and "aws-p5.48xlarge" in html
+    assert pyarrow_parquet.read_table(out / "requests.parquet").num_rows == 3 + 5 + 2  # and one warm-up each
+    summaries = pyarrow_parquet.read_table(out / "summaries.parquet").to_pylist()
+    assert [row["completed"] for row in summaries] == [3, 5]
