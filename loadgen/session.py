@@ -36,10 +36,9 @@ from loadgen.metrics.summary import RunInfo, build_summary
 from loadgen.metrics.thresholds import breaches
 from loadgen.prompts import Prompt, PromptPicker
 from loadgen.prompts.trace import TraceEntry
-from loadgen.protocols import TRITON_APIS, Codec, build_codec
+from loadgen.protocols import TRITON_APIS, Codec, endpoint_codec
 from loadgen.protocols.base import GenerationParams
-from loadgen.protocols.sagemaker import SageMakerTarget
-from loadgen.protocols.triton import parse_triton_options, signature_from_json, uses_token_ids
+from loadgen.protocols.triton import parse_triton_options, uses_token_ids
 from loadgen.report.console import LiveStatus, level_label, print_run, sweep_table, telemetry_table, triton_line
 from loadgen.report.files import HlogWriter, RecordWriter, write_json
 from loadgen.search import MaxLoadSearch, clearly_over_slo
@@ -349,14 +348,7 @@ def _transport(endpoint: EndpointConfig, max_connections: int) -> Transport:
 
 
 def _codec(endpoint: EndpointConfig, token_counter: TokenCounter | None = None) -> Codec:
-    target = None
-    if endpoint.sagemaker_endpoint:
-        target = SageMakerTarget(endpoint.sagemaker_endpoint, endpoint.inference_component,
-                                 endpoint.custom_attributes, endpoint.target_variant)  # fmt: skip
-    triton = parse_triton_options(endpoint.triton or {}) if endpoint.api in TRITON_APIS else None
-    signature = signature_from_json(endpoint.triton_model) if endpoint.triton_model else None
-    encode = token_counter.encode if token_counter is not None else None
-    return build_codec(endpoint.api, endpoint.schema, target, triton, signature, encode)
+    return endpoint_codec(endpoint, token_counter.encode if token_counter is not None else None)
 
 
 def _context(

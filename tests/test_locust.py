@@ -136,9 +136,16 @@ def button(pattern: str) -> str:
 async def _drive_ui(url: str, screenshot: Path) -> str:
     async with open_page() as page:
         await page.navigate(url)
-        await page.wait_for(f"!!{button('/^start$/i')}")
-        await page.evaluate(button("/^start$/i") + ".click()")
-        await page.wait_for(f"!!{button('/loadgen/i')}")
+        await page.wait_for(f"!!{button('/^start$/i')}", timeout_s=60)
+        for attempt in range(3):  # a click that lands before the page's scripts are wired does nothing
+            await page.evaluate(f"{button('/^start$/i')}?.click()")
+            try:
+                await page.wait_for(f"!!{button('/loadgen/i')}", timeout_s=20)
+                break
+            except TimeoutError:
+                await page.screenshot(screenshot.with_name(f"start-attempt-{attempt}.png"))
+                if attempt == 2:
+                    raise
         await page.evaluate(button("/loadgen/i") + ".click()")
         table_text = (
             "(() => { const t = document.querySelector('table');"

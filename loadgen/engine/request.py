@@ -84,6 +84,15 @@ class Attempt:
             self.error_kind = kind
             self.error = message
 
+    def on_read(self, events: list, t_ns: int) -> bool:  # type: ignore[type-arg]
+        """One read of the body, stamped ``t_ns``, decoded into ``events``; True once the response is whole."""
+        if self.first_byte_ns is None:
+            self.first_byte_ns = t_ns
+        self.apply(events, t_ns)
+        if self.complete:
+            self.end_ns = t_ns
+        return self.complete
+
     def apply(self, events: list, t_ns: int) -> None:  # type: ignore[type-arg]
         for event in events:
             if type(event) is ContentChunk:
@@ -156,18 +165,15 @@ async def _exchange(ctx: RequestContext, prompt: Prompt, attempt: Attempt) -> No
         timer = asyncio.get_running_loop().call_later(ctx.first_token_timeout_s, on_first_token_timeout)
         async with contextlib.aclosing(response.chunks()) as chunks:
             async for t_ns, data in chunks:
-                if attempt.first_byte_ns is None:
-                    attempt.first_byte_ns = t_ns
-                attempt.apply(decoder.feed(data), t_ns)
+                complete = attempt.on_read(decoder.feed(data), t_ns)
                 if timer is not None and attempt.chunk_ns:
                     timer.cancel()
                     timer = None
-                if attempt.complete:
-                    attempt.end_ns = t_ns
+                if complete:
                     break
-            else:
-                attempt.end_ns = now_ns()
-        attempt.apply(decoder.close(), attempt.end_ns)
+        end_ns = attempt.end_ns if attempt.complete and attempt.end_ns is not None else now_ns()
+        attempt.end_ns = end_ns
+        attempt.apply(decoder.close(), end_ns)
     except TransportFailure as failure:
         attempt.end_ns = now_ns()
         attempt.fail(failure.kind, ctx.redact(failure.message))

@@ -73,15 +73,11 @@ def _read(response: requests.Response, ctx: BlockingContext, attempt: Attempt, d
             return
         for data in response.iter_content(chunk_size=None):
             t_ns = now_ns()
-            if attempt.first_byte_ns is None:
-                attempt.first_byte_ns = t_ns
-            attempt.apply(decoder.feed(data), t_ns)
-            if attempt.complete:
-                attempt.end_ns = t_ns
+            if attempt.on_read(decoder.feed(data), t_ns):
                 break
-        else:
-            attempt.end_ns = now_ns()
-        attempt.apply(decoder.close(), attempt.end_ns)
+        end_ns = attempt.end_ns if attempt.complete and attempt.end_ns is not None else now_ns()
+        attempt.end_ns = end_ns
+        attempt.apply(decoder.close(), end_ns)
     except requests.Timeout:
         attempt.fail(ErrorKind.TIMEOUT, f"no bytes for {ctx.read_timeout_s:g}s")
     except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:

@@ -39,9 +39,8 @@ from loadgen.locust.recorder import TABLE_STRUCTURE, Recorder, merged, table_row
 from loadgen.metrics import request_metrics as rm
 from loadgen.prompts import Prompt, PromptPicker
 from loadgen.prompts.loaders import load_prompts
-from loadgen.protocols import build_codec
+from loadgen.protocols import endpoint_codec
 from loadgen.protocols.base import GenerationParams
-from loadgen.protocols.triton import parse_triton_options, signature_from_json
 from loadgen.records import RequestRecord
 from loadgen.tokenizer import TokenCounter, load_token_counter
 
@@ -296,10 +295,7 @@ class TritonGenerateUser(LLMUser):
 
 
 def _codec(endpoint: EndpointConfig, token_counter: TokenCounter | None) -> Any:
-    triton = parse_triton_options(endpoint.triton or {}) if endpoint.api.startswith("triton") else None
-    signature = signature_from_json(endpoint.triton_model) if endpoint.triton_model else None
-    encode = token_counter.encode if token_counter is not None else None
-    return build_codec(endpoint.api, endpoint.schema, None, triton, signature, encode)
+    return endpoint_codec(endpoint, token_counter.encode if token_counter is not None else None)
 
 
 def _redactor(secrets: tuple[str, ...]) -> Any:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from loadgen.config import EndpointConfig
 from loadgen.errors import ConfigError
 from loadgen.prompts import Prompt
 from loadgen.protocols.base import Codec, Decoder, GenerationParams, HttpRequest
@@ -21,6 +22,8 @@ from loadgen.protocols.triton import (
     TritonGrpcCodec,
     TritonInferCodec,
     TritonOptions,
+    parse_triton_options,
+    signature_from_json,
 )
 
 CODECS: dict[str, Callable[[], Codec]] = {
@@ -80,6 +83,17 @@ def build_codec(
     if api == "lmi-local":
         return InvocationsCodec(get_codec(schema or "lmi"))
     return get_codec(api)
+
+
+def endpoint_codec(endpoint: EndpointConfig, encode: Encode | None = None) -> Codec:
+    """The codec an endpoint's configuration asks for (SageMaker target, Triton options and model)."""
+    target = None
+    if endpoint.sagemaker_endpoint:
+        target = SageMakerTarget(endpoint.sagemaker_endpoint, endpoint.inference_component,
+                                 endpoint.custom_attributes, endpoint.target_variant)  # fmt: skip
+    triton = parse_triton_options(endpoint.triton or {}) if endpoint.api in TRITON_APIS else None
+    signature = signature_from_json(endpoint.triton_model) if endpoint.triton_model else None
+    return build_codec(endpoint.api, endpoint.schema, target, triton, signature, encode)
 
 
 def get_codec(api: str) -> Codec:
