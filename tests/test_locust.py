@@ -19,6 +19,7 @@ from tests.browser import open_page
 from tests.conftest import SimFactory, free_port
 
 TTFT_MS, ITL_MS = 20.0, 5.0
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 
 
 def records(path: Path) -> list[dict[str, Any]]:
@@ -45,11 +46,14 @@ def test_headless_run_writes_the_standard_results(start_sim: SimFactory, tmp_pat
 def test_headless_run_with_the_telemetry_sidecar(start_sim: SimFactory, tmp_path: Path) -> None:
     sim = start_sim("llama2-7b-h100")  # a profile that serves vLLM-style metrics
     output = tmp_path / "telemetry"
-    code = main(["locust", "--headless", "--users", "4", "--run-time", "2s", "--endpoint", sim.url,
-                 "--max-tokens", "16", "--telemetry", "host,server", "--telemetry-interval", "100ms",
-                 "--output", str(output)])  # fmt: skip
+    # the quick-start scenario is written for sweeps (concurrency 1..64): Locust takes its peak unless told
+    code = main(["locust", str(SCENARIOS / "quickstart.yaml"), "--headless", "--users", "4", "--run-time", "2s",
+                 "--endpoint", sim.url, "--max-tokens", "16", "--telemetry", "host,server",
+                 "--telemetry-interval", "100ms", "--output", str(output)])  # fmt: skip
     assert code == 0
-    telemetry = json.loads((output / "summary.json").read_text())["telemetry"]
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["goodput"] is not None  # the scenario's SLOs came along
+    telemetry = summary["telemetry"]
     assert telemetry["samples"] > 4
     assert 1 <= telemetry["server"]["requests_running"]["max"] <= 4
     assert telemetry["process"]["cpu_percent"]["max"] > 0  # the Locust process, not the launcher

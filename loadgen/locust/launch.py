@@ -29,7 +29,7 @@ LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 def add_locust_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("Locust (other Locust options pass through, e.g. --web-login)")
     group.add_argument("--headless", action="store_true", help="no web UI: start at once, stop after --run-time")
-    group.add_argument("--users", "-u", type=int, help="peak users (default: --concurrency, else 1)")
+    group.add_argument("--users", "-u", type=int, help="peak users (default: the largest --concurrency, else 1)")
     group.add_argument("--spawn-rate", "-r", type=float, help="users started per second (default: all at once)")
     group.add_argument("--run-time", "-t", help="stop after this long, e.g. 60s or 5m (headless)")
     group.add_argument("--web-host", default="127.0.0.1", help="web UI address (default 127.0.0.1)")
@@ -79,11 +79,12 @@ def run_locust(args: argparse.Namespace, extra: list[str], console: Console) -> 
     from loadgen.telemetry.summary import summarize_window
     from loadgen.workers import job_for
 
-    plan = build_plan(args, sweep=False)
+    plan = build_plan(args, sweep=True)  # a scenario written for sweeps is fine: Locust takes its peak
     if plan.endpoint.api == "triton-grpc" or plan.endpoint.api == "sagemaker":
         raise ConfigError(f"--api {plan.endpoint.api} is not available in Locust mode (HTTP APIs only)")
-    load = plan.levels[0]
-    users = args.users if args.users is not None else load.concurrency
+    load = max(plan.levels, key=lambda level: level.concurrency)
+    given = dict(plan.config_record).get("concurrency")  # set by the scenario or a flag, not the sweep default
+    users = args.users if args.users is not None else int(load.concurrency) if given else 1
     with contextlib.ExitStack() as stack:
         endpoint = stack.enter_context(_endpoint_for(plan, console))
         endpoint = _run_loop(prepared_endpoint(plan, endpoint, console))
