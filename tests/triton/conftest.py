@@ -15,12 +15,11 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import pytest
 
@@ -31,7 +30,7 @@ PYTRITON = ("nvidia-pytriton==0.7.0", "numpy<2")
 TTFT_MS = 100.0
 ITL_MS = 20.0
 READY_TIMEOUT_S = 240.0
-READY_LINE = b"loadgen-test-triton: ready"  # the Triton server's own log shares stdout
+MODELS = ("stream", "text", "batched", "ft")
 
 
 @dataclass(frozen=True)
@@ -64,11 +63,16 @@ def _venv() -> Path:
     return python
 
 
-def _copy(source: IO[bytes], target: IO[bytes], ready: threading.Event) -> None:
-    for line in iter(source.readline, b""):
-        if line.startswith(READY_LINE):
-            ready.set()
-        target.write(line)
+def _models_ready(http_port: int) -> bool:
+    """Every test model answers ready (Triton's readiness API, as a deployment's probe would ask)."""
+    for model in MODELS:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/v2/models/{model}/ready", timeout=2) as reply:
+                if reply.status != 200:
+                    return False
+        except OSError:
+            return False
+    return True
 
 
 @pytest.fixture(scope="session")
@@ -87,22 +91,15 @@ def triton_server() -> Iterator[TritonServer]:
         [str(python), str(Path(__file__).with_name("model_server.py")), "--workdir", str(Path(workdir) / "ws"),
          "--http-port", str(ports[0]), "--grpc-port", str(ports[1]), "--metrics-port", str(ports[2]),
          "--ttft-ms", str(TTFT_MS), "--itl-ms", str(ITL_MS)],
-        stdout=subprocess.PIPE, stderr=log, env=env, start_new_session=True,
+        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
     )  # fmt: skip
-    reader: threading.Thread | None = None
     try:
-        assert process.stdout is not None
-        ready = threading.Event()
-        # Triton logs to stdout too: one thread reads it all (a full pipe would stall the server)
-        # and says when the ready line has passed.
-        reader = threading.Thread(target=_copy, args=(process.stdout, log, ready), daemon=True)
-        reader.start()
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while not ready.wait(0.5) and process.poll() is None and time.monotonic() < deadline:
-            pass
-        if not ready.is_set():
-            tail = (Path(workdir) / "server.log").read_bytes()[-1500:].decode("utf-8", "replace")
-            _unavailable(f"server did not become ready (exit code {process.poll()}): {tail}")
+        while not _models_ready(ports[0]):
+            if process.poll() is not None or time.monotonic() > deadline:
+                tail = (Path(workdir) / "server.log").read_bytes()[-1500:].decode("utf-8", "replace")
+                _unavailable(f"server did not become ready (exit code {process.poll()}): {tail}")
+            time.sleep(0.5)
         yield TritonServer(f"http://127.0.0.1:{ports[0]}", f"grpc://127.0.0.1:{ports[1]}",
                            f"http://127.0.0.1:{ports[2]}/metrics", TTFT_MS, ITL_MS)  # fmt: skip
     finally:
@@ -113,6 +110,4 @@ def triton_server() -> Iterator[TritonServer]:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-        if reader is not None:
-            reader.join(timeout=5)
         log.close()

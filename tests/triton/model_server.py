@@ -1,7 +1,7 @@
 """A real Triton server with loadgen's test models, started by the Triton integration tests.
 
-Runs in its own virtual environment (nvidia-pytriton needs numpy<2) and prints a ready line
-when every model is ready; SIGTERM stops it. Models:
+Runs in its own virtual environment (nvidia-pytriton needs numpy<2); the tests wait for Triton's
+readiness API to report every model ready. SIGTERM stops it. Models:
 
 - ``stream`` (decoupled): ``text_input``, ``max_tokens`` → one ``text_output`` per token, the
   first after ``--ttft-ms`` and the rest ``--itl-ms`` apart. ``fail_after`` (optional INT32)
