@@ -61,8 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument(
         "--variant",
         action="append",
-        metavar="NAME=URL|sim:PROFILE",
-        help="the first is the baseline (default: the simulator without and with speculation)",
+        metavar="NAME=TARGET [JSON]",
+        help="TARGET: a URL, sim:PROFILE or 'endpoint' (the --endpoint), optionally with request fields as JSON; "
+        "the first is the baseline (default: the simulator without and with speculation)",
     )
     sim = commands.add_parser("serve-sim", help="serve the built-in simulated LLM (OpenAI and TGI APIs)")
     sim.add_argument("--host", default="127.0.0.1")
@@ -131,8 +132,11 @@ def main(argv: list[str] | None = None) -> int:
             from loadgen.compare import parse_variants, run_compare
             from loadgen.session import _run_loop
 
-            variants = parse_variants(args.variant)
-            return _run_loop(run_compare(build_plan(args, sweep=True), variants, console))
+            plan = build_plan(args, sweep=True)
+            variants = parse_variants(
+                args.variant, dict(plan.config_record).get("variants"), f"{args.scenario}: variants"
+            )
+            return _run_loop(run_compare(plan, variants, console))
         if args.command == "locust":
             from loadgen.locust.launch import run_locust
 

@@ -35,25 +35,67 @@ LENGTH_TOLERANCE = 0.02
 DEFAULT_VARIANTS = (("baseline", "sim:llama3-8b-h100"), ("assisted", "sim:llama3-8b-h100-spec"))
 
 
+SAME_ENDPOINT = "endpoint"  # a variant's target: the --endpoint itself, with other request parameters
+
+
 @dataclass(frozen=True, slots=True)
 class Variant:
     name: str
-    target: str  # a URL, or sim:PROFILE
+    target: str  # a URL, sim:PROFILE, or "endpoint" (the --endpoint)
+    extra_body: tuple[tuple[str, object], ...] = ()  # merged into this variant's requests
 
     @property
     def simulated(self) -> bool:
         return self.target.startswith("sim:")
 
 
-def parse_variants(texts: list[str] | None) -> list[Variant]:
-    pairs = DEFAULT_VARIANTS if not texts else [text.partition("=")[::2] for text in texts]
-    variants = [Variant(name.strip(), target.strip()) for name, target in pairs]
-    for variant in variants:
-        if not variant.name or not (variant.simulated or variant.target.startswith(("http://", "https://"))):
-            raise ConfigError(f"--variant {variant.name}={variant.target}: expected NAME=URL or NAME=sim:PROFILE")
+def parse_variants(texts: list[str] | None, scenario: object = None, where: str = "variants") -> list[Variant]:
+    """``--variant NAME=TARGET`` or ``NAME=TARGET {JSON}`` (flags), else the scenario's ``variants:``
+    list of ``{name, endpoint, extra_body}``, else the simulator without and with a draft model."""
+    if texts:
+        variants = [_variant_from_text(text) for text in texts]
+    elif scenario:
+        if not isinstance(scenario, list):
+            raise ConfigError(f"{where}: expected a list of {{name, endpoint, extra_body}}")
+        variants = [_variant_from_mapping(entry, f"{where}[{i}]") for i, entry in enumerate(scenario)]
+    else:
+        variants = [Variant(name, target) for name, target in DEFAULT_VARIANTS]
     if len(variants) < 2 or len({v.name for v in variants}) != len(variants):
         raise ConfigError("--variant: give a baseline and at least one candidate, with different names")
     return variants
+
+
+def _variant_from_text(text: str) -> Variant:
+    name, _, rest = text.partition("=")
+    target, _, body = rest.strip().partition(" ")
+    extra: dict[str, object] = {}
+    if body.strip():
+        try:
+            extra = json.loads(body)
+        except ValueError:
+            extra = None  # type: ignore[assignment]
+        if not isinstance(extra, dict):
+            raise ConfigError(f"--variant {text}: after the target, expected a JSON object of request fields")
+    return _checked(Variant(name.strip(), target.strip(), tuple(extra.items())), f"--variant {text}")
+
+
+def _variant_from_mapping(entry: object, where: str) -> Variant:
+    if not isinstance(entry, dict) or "name" not in entry:
+        raise ConfigError(f"{where}: expected {{name, endpoint, extra_body}}, got {entry!r}")
+    extra = entry.get("extra_body") or {}
+    if not isinstance(extra, dict):
+        raise ConfigError(f"{where}.extra_body: expected a mapping of request fields")
+    target = str(entry.get("endpoint", SAME_ENDPOINT))
+    return _checked(Variant(str(entry["name"]), target, tuple(extra.items())), where)
+
+
+def _checked(variant: Variant, where: str) -> Variant:
+    target = variant.target
+    if not variant.name or not (
+        variant.simulated or target == SAME_ENDPOINT or target.startswith(("http://", "https://"))
+    ):
+        raise ConfigError(f"{where}: expected NAME=URL, NAME=sim:PROFILE or NAME=endpoint (the --endpoint)")
+    return variant
 
 
 def _measured(directory: Path) -> dict[int, dict[str, Any]]:
@@ -139,6 +181,10 @@ async def run_compare(plan: object, variants: list[Variant], console: Console) -
             if variant.simulated:
                 sim = stack.enter_context(SimProcess(SimSpec(variant.target.removeprefix("sim:"), SimOptions())))
                 endpoint = replace(base, url=sim.url, model="sim-llm")
+            elif variant.target == SAME_ENDPOINT:
+                if plan.use_simulator:  # type: ignore[attr-defined]
+                    raise ConfigError(f"variant {variant.name}: 'endpoint' needs --endpoint")
+                endpoint = base
             else:
                 endpoint = replace(base, url=variant.target)
             endpoints[variant.name] = await _prepare_endpoint(plan, endpoint, token_counter, redact, console)  # type: ignore[arg-type]
@@ -151,8 +197,10 @@ async def run_compare(plan: object, variants: list[Variant], console: Console) -
                 directory = output / variant.name / f"level-{number:02d}"
                 metrics_url = endpoints[variant.name].url.rstrip("/") + "/metrics"
                 before = await _scrape(metrics_url)
+                generation = plan.generation  # type: ignore[attr-defined]
+                generation = replace(generation, extra_body=generation.extra_body + variant.extra_body)
                 summaries[variant.name] = await _run_level(
-                    replace(plan, sweep=True), endpoints[variant.name], load, directory,  # type: ignore[type-var, arg-type]
+                    replace(plan, sweep=True, generation=generation), endpoints[variant.name], load, directory,  # type: ignore[type-var, arg-type]
                     f"{variant.name} {load.describe()}", stop, token_counter, redact, console,
                 )  # fmt: skip
                 after = await _scrape(metrics_url)
@@ -169,7 +217,7 @@ async def run_compare(plan: object, variants: list[Variant], console: Console) -
                 comparison["candidate_acceptance_rate"] = acceptance.get(candidate.name)
                 levels.append({"level": level_label(summaries[baseline.name]), "candidate": candidate.name,
                                "comparison": comparison})  # fmt: skip
-            variants_json = [{"name": v.name, "target": v.target} for v in variants]
+            variants_json = [{"name": v.name, "target": v.target, "extra_body": dict(v.extra_body)} for v in variants]
             write_json(
                 output / "compare.json", {"baseline": baseline.name, "variants": variants_json, "levels": levels}
             )

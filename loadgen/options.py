@@ -114,6 +114,17 @@ def _triton(value: object) -> dict[str, object]:
     return mapping
 
 
+def _variants(value: object) -> list[object]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError(f"expected a JSON list of {{name, endpoint, extra_body}}, got {value!r}") from None
+    if not isinstance(value, list) or not all(isinstance(entry, dict) and "name" in entry for entry in value):
+        raise ValueError("expected a list of {name, endpoint, extra_body} (the first is the baseline)")
+    return value
+
+
 TELEMETRY_SOURCES = ("gpu", "neuron", "host", "server")
 
 
@@ -255,6 +266,7 @@ OPTIONS: tuple[Option, ...] = (
         "EXPR",
         flag_kind="append",
     ),
+    Option("variants", _variants, None, "compare: [{name, endpoint, extra_body}, ...] (scenario files)", "LIST"),
     Option("seed", _int(0), 0, "seed for prompt order and arrivals", "N"),
     Option("header", _headers, [], "extra HTTP header 'Name: value' (repeatable)", "H", flag_kind="append"),
     Option("api_key_env", _str, None, "environment variable holding the API key (sent as a Bearer token)", "VAR"),
@@ -364,6 +376,7 @@ class Settings:
     slo: tuple[SloTarget, ...]
     fail_on: tuple[Any, ...]
     find_max: bool
+    variants: list[object] | None
     seed: int
     header: list[tuple[str, str]]
     api_key_env: str | None

@@ -6,6 +6,7 @@ import pytest
 from loadgen.cli import main
 from loadgen.compare import compare_level, crossover, parse_variants
 from loadgen.errors import ConfigError
+from tests.conftest import SimFactory
 
 
 def write_records(directory: Path, e2e_ms: list[float], tokens: int = 10) -> None:
@@ -76,3 +77,27 @@ def test_compare_reports_the_servers_draft_acceptance(tmp_path: Path) -> None:
     (level,) = json.loads((tmp_path / "compare.json").read_text())["levels"]
     rate = level["comparison"]["candidate_acceptance_rate"]  # from the simulator's vLLM-style spec_decode counters
     assert rate is not None and 0.05 < rate < 0.95
+
+
+def test_variants_of_one_endpoint_with_other_request_fields(start_sim: SimFactory, tmp_path: Path) -> None:
+    sim = start_sim("fixed:5,2")
+    scenario = tmp_path / "ab.yaml"
+    scenario.write_text(
+        "variants:\n"
+        "  - {name: long, endpoint: endpoint}\n"
+        "  - {name: short, endpoint: endpoint, extra_body: {max_tokens: 4}}\n"
+    )
+    code = main(["compare", str(scenario), "--quiet", "--endpoint", sim.url, "--concurrency", "1", "--requests", "4",
+                 "--max-tokens", "16", "--output", str(tmp_path / "out")])  # fmt: skip
+    assert code == 0
+    report = json.loads((tmp_path / "out" / "compare.json").read_text())
+    assert report["variants"][1] == {"name": "short", "target": "endpoint", "extra_body": {"max_tokens": 4}}
+    (level,) = report["levels"]
+    assert level["comparison"]["output_tokens_mean"] == {"baseline": 16.0, "candidate": 4.0}
+    assert level["comparison"]["lengths_match"] is False  # flagged: not like for like
+
+
+@pytest.mark.parametrize("text", ["fast=ftp://x", "x=endpoint {not json}", "x=endpoint [1]", "=sim:fixed:1,1"])
+def test_bad_variant_texts(text: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_variants([text, "other=sim:fixed:1,1"])
