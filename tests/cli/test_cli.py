@@ -236,3 +236,11 @@ def test_trace_replay_and_stages_from_the_command_line(start_sim: SimFactory, tm
 def test_schedule_errors(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", *args]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("scenario", sorted((Path(__file__).resolve().parents[2] / "scenarios").glob("*.yaml")),
+                         ids=lambda path: path.name)  # fmt: skip
+def test_every_shipped_scenario_loads(scenario: Path) -> None:
+    from loadgen.options import load_scenario
+
+    assert load_scenario(str(scenario))
