@@ -329,7 +329,8 @@ def _transport(endpoint: EndpointConfig, max_connections: int) -> Transport:
         from loadgen.transport.grpc import GrpcTransport
 
         return GrpcTransport(endpoint.url, MonotonicClock(), max_streams=max_connections,
-                             headers=dict(endpoint.headers), total_timeout_s=endpoint.total_timeout_s)  # fmt: skip
+                             headers=dict(endpoint.headers), total_timeout_s=endpoint.total_timeout_s,
+                             first_response_timeout_s=endpoint.first_token_timeout_s)  # fmt: skip
     http = HttpTransport(
         endpoint.url,
         MonotonicClock(),

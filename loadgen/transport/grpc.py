@@ -119,12 +119,16 @@ class GrpcTransport:
         max_streams: int,
         headers: dict[str, str],
         total_timeout_s: float,
+        first_response_timeout_s: float | None = None,
     ) -> None:
+        """``first_response_timeout_s``: the deadline of a unary call, whose one reply is its first
+        token too (default: ``total_timeout_s``); streams are watched by the engine instead."""
         self._target, self._tls = grpc_target(url)
         self._clock = clock
         self._metadata = tuple((name.lower(), value) for name, value in headers.items())
         self._channel_count = max(1, math.ceil(max_streams / STREAMS_PER_CHANNEL))
         self._timeout_s = total_timeout_s
+        self._unary_timeout_s = min(total_timeout_s, first_response_timeout_s or total_timeout_s)
         self._channels: list[grpc.aio.Channel] = []
         self._next = itertools.cycle(range(self._channel_count))
 
@@ -151,7 +155,7 @@ class GrpcTransport:
             raise TransportFailure(ErrorKind.PROTOCOL_ERROR, f"gRPC transport cannot send a {request.method} request")
         unary = channel.unary_unary(request.path)
         try:
-            reply = await unary(request.body, timeout=self._timeout_s, metadata=metadata)
+            reply = await unary(request.body, timeout=self._unary_timeout_s, metadata=metadata)
             arrived_ns = self._clock.now_ns()
         except grpc.aio.AioRpcError as error:
             code = error.code()
