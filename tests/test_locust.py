@@ -98,6 +98,9 @@ def test_distributed_master_merges_the_workers_exactly(start_sim: SimFactory, tm
     assert summary["latency_ms"]["itl"]["count"] == sum(len(r["chunk_ns"]) - 1 for r in ok)
     assert summary["tokens"]["output_total"] == sum(r["output_tokens"] for r in ok)
     assert summary["partial"] is False and summary["locust"]["processes"] == 2
+    report = tmp_path / "report.html"
+    assert main(["report", str(tmp_path / "master"), "--output", str(report)]) == 0
+    assert 'id="r1-cdf-ttft"' in report.read_text()  # distributions from the workers' .hlog files
 
 
 def _wait_http(url: str, timeout_s: float = 60) -> None:

@@ -105,11 +105,12 @@ def _read_hlogs(paths: list[Path]) -> HdrHistogram:
 
 
 def _distribution(directory: Path, name: str, label: str, chart_id: str) -> str:
-    """The CDF of a metric from its .hlog file (all intervals merged)."""
-    path = directory / f"{name}.hlog"
-    if not path.is_file():
+    """The CDF of a metric from its .hlog file (all intervals merged), or its Locust workers' files."""
+    own = directory / f"{name}.hlog"
+    paths = [own] if own.is_file() else sorted(directory.glob(f"worker-*/{name}.hlog"))
+    if not paths:
         return ""
-    return _cdf_chart(_read_hlogs([path]), label, chart_id)
+    return _cdf_chart(_read_hlogs(paths), label, chart_id)
 
 
 def _cdf_chart(merged: HdrHistogram, label: str, chart_id: str) -> str:
