@@ -423,8 +423,14 @@ def _merged_section(directories: list[Path]) -> str:
             + f'<div class="charts">{"".join(charts)}</div>')  # fmt: skip
 
 
+RESULT_FILES = ("summary.json", "sweep.json", "compare.json", "plan.json")
+
+
 def render_report(directories: list[Path], merge: bool = False) -> str:
-    sections = "".join(_section(directory, number) for number, directory in enumerate(directories, 1))
+    """With ``merge``, directories that hold only interval logs (a Locust worker's, copied from
+    its machine) join the merged section without a section of their own."""
+    shown = [d for d in directories if not merge or any((d / name).is_file() for name in RESULT_FILES)]
+    sections = "".join(_section(directory, number) for number, directory in enumerate(shown, 1))
     if merge:
         sections = _merged_section(directories) + sections
     return (
