@@ -69,10 +69,12 @@ def merged(states: list[dict[str, Any]], slo: tuple[SloTarget, ...] = ()) -> Agg
 
 def write_summary(aggregator: Aggregator, directory: Path, *, endpoint: str, api: str, model: str | None,
                   stream: bool, users: int, started_at: str, partial: bool, slo: tuple[SloTarget, ...],
-                  tokenizer: str | None, processes: int, test_start_ns: int) -> dict[str, object]:  # fmt: skip
+                  tokenizer: str | None, processes: int, test_start_ns: int,
+                  batch_size: int = 1) -> dict[str, object]:  # fmt: skip
     """``summary.json`` as ``loadgen run`` writes it, the load being Locust's users."""
     info = RunInfo(
-        endpoint=endpoint, api=api, model=model, load=LoadConfig(mode=LoadMode.CLOSED, concurrency=max(users, 1)),
+        endpoint=endpoint, api=api, model=model, load=LoadConfig(mode=LoadMode.CLOSED, concurrency=max(users, 1),
+                                                                   batch_size=batch_size),
         stream=stream, started_at=started_at, ended_at=wall_time_iso(), partial=partial,
         stop_reason="interrupted" if partial else "locust_stopped", client=NO_CLIENT_REPORT, slo=slo,
         tokenizer=tokenizer, listener_failures={},

@@ -18,6 +18,7 @@ percentiles from loadgen's HDR histograms, and the result files are those of ``l
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -64,6 +65,7 @@ class LoadgenLocust:
         self.lock = threading.Lock()
         self.environment: Environment | None = None
         self.test_start_ns = 0
+        self.batch_size = 1
 
     def test_directory(self) -> Path:
         return self.output_dir if self.tests <= 1 else self.output_dir / f"test-{self.tests:02d}"
@@ -134,7 +136,7 @@ class LoadgenLocust:
                 aggregator, self.test_directory(), endpoint=_public(self.endpoint.url), api=self.endpoint.api,
                 model=self.endpoint.model, stream=self.stream, users=users or 0, started_at=started_at,
                 partial=partial, slo=self.slo, tokenizer=self.tokenizer, processes=processes,
-                test_start_ns=self.test_start_ns,
+                test_start_ns=self.test_start_ns, batch_size=self.batch_size,
             )  # fmt: skip
 
     def extended_stats(self) -> list[dict[str, object]]:
@@ -184,9 +186,8 @@ class LLMUser(User):
         self._session = requests.Session()
         self._session.trust_env = False
         self._picker: PromptPicker = shared["picker"]
-        run_start_ns = PROCESS.recorder.run_start_ns if PROCESS.recorder else 0
-        self._context: BlockingContext = replace(shared["context"], base_url=(self.host or "").rstrip("/"),
-                                                 run_start_ns=run_start_ns)  # fmt: skip
+        self._batch_size: int = shared["batch_size"]
+        self._context: BlockingContext = replace(shared["context"], base_url=(self.host or "").rstrip("/"))
 
     @classmethod
     def _setup(cls) -> dict[str, Any]:
@@ -194,15 +195,12 @@ class LLMUser(User):
         key = cls.__qualname__
         if key in cls._shared:
             return cls._shared[key]
-        job = _job()
-        if job is not None:
-            from loadgen.workers import plan_from_job
-
-            plan = plan_from_job(job)
+        plan = _job_plan()
+        if plan is not None:
             endpoint, generation, prompts = plan.endpoint, plan.generation, list(plan.prompts)
             token_counter = load_token_counter(plan.tokenizer) if plan.tokenizer else None
             secrets = plan.secrets
-            seed = plan.levels[0].seed
+            seed, batch_size = plan.levels[0].seed, plan.levels[0].batch_size
         else:
             endpoint = EndpointConfig(url="", api=cls.api, model=cls.model, headers=tuple(cls.headers.items()),
                                       connect_timeout_s=cls.connect_timeout_s,
@@ -213,12 +211,13 @@ class LLMUser(User):
             prompts = load_prompts(cls.prompts)
             token_counter = load_token_counter(cls.tokenizer) if cls.tokenizer else None
             secrets = tuple(cls.headers.values())
-            seed = cls.seed
+            seed, batch_size = cls.seed, 1
             PROCESS.endpoint = endpoint
             PROCESS.stream = generation.stream
             PROCESS.tokenizer = cls.tokenizer
         shared = {
             "picker": PromptPicker(prompts, seed),
+            "batch_size": batch_size,
             "context": BlockingContext(
                 base_url="", codec=_codec(endpoint, token_counter), params=GenerationParams(endpoint.model, generation),
                 headers=dict(endpoint.headers), connect_timeout_s=endpoint.connect_timeout_s,
@@ -232,7 +231,7 @@ class LLMUser(User):
     @task
     def generate(self) -> None:
         index = next(self._counter)
-        prompt: Prompt = self._picker.pick(index)
+        prompt: Prompt = self._picker.pick_batch(index, self._batch_size)
         context = self._context
         if PROCESS.recorder is not None and context.run_start_ns != PROCESS.recorder.run_start_ns:
             context = self._context = replace(context, run_start_ns=PROCESS.recorder.run_start_ns)
@@ -304,26 +303,28 @@ def _redactor(secrets: tuple[str, ...]) -> Any:
     return redactor(secrets)
 
 
-def _job() -> dict[str, Any] | None:
+@functools.cache
+def _job_plan() -> Any:
+    """The plan ``loadgen locust`` resolved for this process (None in a plain locustfile run)."""
     path = os.environ.get(JOB_ENV)
     if not path:
         return None
-    return dict(json.loads(Path(path).read_text("utf-8")))
+    from loadgen.workers import plan_from_job
+
+    return plan_from_job(json.loads(Path(path).read_text("utf-8")))
 
 
 @events.init.add_listener
 def _on_init(environment: Environment, **_: object) -> None:
     PROCESS.environment = environment
-    job = _job()
-    if job is not None:
-        from loadgen.workers import plan_from_job
-
-        plan = plan_from_job(job)
+    plan = _job_plan()
+    if plan is not None:
         PROCESS.output_dir = plan.output_dir
         PROCESS.slo = plan.slo
         PROCESS.endpoint = plan.endpoint
         PROCESS.stream = plan.generation.stream
         PROCESS.tokenizer = plan.tokenizer
+        PROCESS.batch_size = plan.levels[0].batch_size
     runner = environment.runner
     if isinstance(runner, MasterRunner):
 

@@ -61,13 +61,18 @@ def parse_exposition(text: str, extra_names: tuple[str, ...] = ()) -> dict[str, 
     return values
 
 
+def fetch_exposition(url: str, timeout_s: float = SCRAPE_TIMEOUT_S) -> str:
+    """A metrics endpoint's text. Raises OSError naming the URL when it cannot be read."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return str(response.read().decode("utf-8", "replace"))
+    except (urllib.error.URLError, OSError) as exc:
+        raise OSError(f"cannot scrape {url}: {getattr(exc, 'reason', exc)}") from None
+
+
 def scrape_counters(url: str) -> dict[str, float]:
     """One scrape of the known metrics. Raises OSError (unreachable) or ValueError (not Prometheus)."""
-    try:
-        with urllib.request.urlopen(url, timeout=SCRAPE_TIMEOUT_S) as response:
-            return parse_exposition(response.read().decode("utf-8", "replace"))
-    except urllib.error.URLError as exc:
-        raise OSError(f"cannot scrape {url}: {exc.reason}") from None
+    return parse_exposition(fetch_exposition(url))
 
 
 def acceptance_rate(before: dict[str, float], after: dict[str, float]) -> float | None:
@@ -87,10 +92,9 @@ class PrometheusSource:
 
     def _scrape(self) -> str:
         try:
-            with urllib.request.urlopen(self.url, timeout=SCRAPE_TIMEOUT_S) as response:
-                return response.read().decode("utf-8", "replace")
-        except (urllib.error.URLError, OSError) as exc:
-            raise SourceUnavailable(f"cannot scrape {self.url}: {getattr(exc, 'reason', exc)}") from None
+            return fetch_exposition(self.url)
+        except OSError as exc:
+            raise SourceUnavailable(str(exc)) from None
 
     def open(self) -> None:
         values = parse_exposition(self._scrape(), self._extra)

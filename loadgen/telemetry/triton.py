@@ -8,12 +8,12 @@ average batch it ran (inferences per execution) and where a request's server tim
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from collections import defaultdict
 from urllib.parse import urlsplit
 
 from prometheus_client.parser import text_string_to_metric_families
+
+from loadgen.telemetry.prometheus import fetch_exposition
 
 SCRAPE_TIMEOUT_S = 3.0
 COUNTERS = {
@@ -59,12 +59,7 @@ def parse_triton_counters(text: str) -> dict[str, ModelCounters]:
 
 def scrape_triton(url: str) -> dict[str, ModelCounters]:
     """One scrape. Raises OSError (unreachable) or ValueError (not Prometheus text)."""
-    try:
-        with urllib.request.urlopen(url, timeout=SCRAPE_TIMEOUT_S) as response:
-            text = response.read().decode("utf-8", "replace")
-    except urllib.error.URLError as exc:
-        raise OSError(f"cannot scrape {url}: {exc.reason}") from None
-    return parse_triton_counters(text)
+    return parse_triton_counters(fetch_exposition(url, SCRAPE_TIMEOUT_S))
 
 
 def level_figures(before: ModelCounters, after: ModelCounters) -> dict[str, object]:
