@@ -1,22 +1,23 @@
 """Truth benchmark: does loadgen report the latencies a server really produced?
 
 A simulator process with fixed timings (TTFT 50 ms, then 10 ms per token, 128 tokens) logs, on
-this host's monotonic clock (the one loadgen measures with), when each request reached its handler
-and when each chunk was written. loadgen drives 64 concurrent streams; the benchmark prints
+this host's monotonic clock (the one loadgen measures with), when each request reached its
+handler and when each chunk was written. Every prompt starts with a word of its own, which the
+simulator logs, so each loadgen record is matched with the server's record of the same request.
+For each concurrency the benchmark prints, p50 / p99 in ms (error = loadgen − server):
 
-- loadgen's TTFT and ITL percentiles beside the server's own (target: p50 within 1 ms, p99 within
-  3 ms);
-- loadgen's own timing error: for every chunk, loadgen's arrival stamp minus the server's write
-  time (requests matched by the order of their first chunk);
-- the request path: the server's handler start minus loadgen's send time. This is time the request
-  spent in the client library, the kernel and the server's accept/parse queue; a real user waits it,
-  but the server's own TTFT cannot see it.
+- TTFT error: loadgen's TTFT (first token − intended send) minus the server's (first write −
+  request received); split into the send side (server received − loadgen's send stamp) and the
+  read side (loadgen's first-token stamp − the server's first write);
+- per-chunk ITL error: each gap between chunks as loadgen saw it minus the server's gap;
+- TPOT error: loadgen's TPOT minus the server's ((last write − first write) / (tokens − 1));
+- loadgen's own delays: send lag (intended → last byte in the kernel) and read lag (kernel
+  arrival → loadgen's read), and which stamp source it used.
 
-It runs twice: users started together (every stream's chunks are written in the same instant, the
-worst case for any single-threaded client and server), and users ramped up over one request's
-duration (arrivals spread out, as in real traffic).
+Closed loop, no warm-up, users started together (the worst case: every stream's chunks are
+written in the same instant).
 
-    python benchmarks/truth.py [--concurrency 64] [--requests 320]
+    python benchmarks/truth.py [--levels 1,16,64,256] [--requests-per-user 4] [--runs 1]
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 import urllib.request
+from pathlib import Path
 
 from harness import run_loadgen
 
-from loadgen.metrics.histogram import Histogram
 from loadgen.sim.process import SimProcess, SimSpec
 from loadgen.sim.server import SimOptions
 
@@ -37,75 +39,89 @@ MS = 1_000_000
 TTFT_MS, ITL_MS = 50, 10
 
 
-def percentiles(values: list[float]) -> tuple[float, float, float]:
+def quantiles(values: list[float]) -> tuple[float, float]:
     ordered = sorted(values)
-
-    def at(fraction: float) -> float:
-        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-    return statistics.median(ordered), at(0.9), at(0.99)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
-def measure(concurrency: int, requests: int, tokens: int, ramp_up_s: float) -> None:
-    with SimProcess(SimSpec(f"fixed:{TTFT_MS},{ITL_MS}", SimOptions(keep_log=True))) as sim:
-        summary, records = run_loadgen([
-            "--endpoint", sim.url, "--concurrency", str(concurrency), "--requests", str(requests),
-            "--warmup", "0", "--max-tokens", str(tokens), "--ramp-up", f"{ramp_up_s}s",
-        ])  # fmt: skip
-        with urllib.request.urlopen(sim.url + "/sim/log", timeout=30) as response:
-            server_log = json.load(response)
+def write_prompts(path: Path, count: int) -> None:
+    with path.open("w") as handle:
+        for index in range(count):
+            handle.write(json.dumps({"id": f"q{index}", "prompt": f"q{index} tell me about latency"}) + "\n")
+
+
+def measure(concurrency: int, requests: int, tokens: int) -> dict[str, tuple[float, float]]:
+    with tempfile.TemporaryDirectory() as directory:
+        prompts = Path(directory) / "prompts.jsonl"
+        write_prompts(prompts, requests)
+        with SimProcess(SimSpec(f"fixed:{TTFT_MS},{ITL_MS}", SimOptions(keep_log=True))) as sim:
+            summary, records = run_loadgen([
+                "--endpoint", sim.url, "--api", "openai-completions", "--concurrency", str(concurrency),
+                "--requests", str(requests), "--warmup", "0", "--max-tokens", str(tokens), "--prompts", str(prompts),
+            ])  # fmt: skip
+            with urllib.request.urlopen(sim.url + "/sim/log", timeout=30) as response:
+                server_log = json.load(response)
     origin = summary["clock"]["monotonic_start_ns"]
-    records = sorted((r for r in records if len(r["chunk_ns"]) == tokens), key=lambda r: r["chunk_ns"][0])
-    server_log = sorted((e for e in server_log if len(e["chunk_ns"]) == tokens), key=lambda e: e["chunk_ns"][0])
-    server_ttft, server_itl = Histogram.latency(), Histogram.latency()
-    chunk_error_ms: list[float] = []
-    request_path_ms: list[float] = []
-    for record, entry in zip(records, server_log, strict=True):
-        server_ttft.record(entry["chunk_ns"][0] - entry["received_ns"])
-        for previous, current in zip(entry["chunk_ns"], entry["chunk_ns"][1:], strict=False):
-            server_itl.record(current - previous)
-        chunk_error_ms += [
-            (origin + arrival - written) / MS
-            for arrival, written in zip(record["chunk_ns"], entry["chunk_ns"], strict=True)
-        ]
-        request_path_ms.append((entry["received_ns"] - origin - record["sent_ns"]) / MS)
-    client = summary["latency_ms"]
-    label = "users started together" if ramp_up_s == 0 else f"users ramped over {ramp_up_s:g} s"
-    print(f"\n{concurrency} streams, {len(records)} requests × {tokens} tokens, {label}")
-    print(f"  {'':<5} {'pct':>4} {'server ms':>10} {'loadgen ms':>11} {'diff ms':>8}")
-    for name, server in (("TTFT", server_ttft), ("ITL", server_itl)):
-        for pct, key in ((50, "p50"), (90, "p90"), (99, "p99")):
-            server_value = server.percentile(pct)
-            client_value = client[name.lower()][key]
-            print(
-                f"  {name:<5} {'p' + str(pct):>4} {server_value:>10.3f} {client_value:>11.3f} "
-                f"{client_value - server_value:>+8.3f}"
-            )
-    p50, p90, p99 = percentiles(chunk_error_ms)
-    print(
-        f"  loadgen timing error per chunk (arrival stamp − server write): p50 {p50:.3f}  p90 {p90:.3f}  "
-        f"p99 {p99:.3f} ms"
-    )
-    p50, p90, p99 = percentiles(request_path_ms)
-    print(
-        f"  request path (server handler start − loadgen send):             p50 {p50:.3f}  p90 {p90:.3f}  "
-        f"p99 {p99:.3f} ms"
-    )
-    print(
-        f"  loadgen CPU {summary['client']['cpu_percent']}% of a core; schedule lag p99 "
-        f"{client['schedule_lag']['p99']:.3f} ms; saturated: {summary['client']['saturated']}"
-    )
+    served = {entry["first_word"]: entry for entry in server_log if len(entry["chunk_ns"]) == tokens}
+    errors: dict[str, list[float]] = {name: [] for name in ("ttft", "send_side", "read_side", "itl", "tpot",
+                                                            "send_lag", "read_lag")}  # fmt: skip
+    matched = 0
+    for record in records:
+        entry = served.get(record["prompt_id"])
+        if entry is None or len(record["chunk_ns"]) != tokens or record["error_kind"]:
+            continue
+        matched += 1
+        written = [t - origin for t in entry["chunk_ns"]]
+        received = entry["received_ns"] - origin
+        arrived = record["chunk_ns"]
+        server_ttft = written[0] - received
+        errors["ttft"].append((arrived[0] - record["intended_ns"] - server_ttft) / MS)
+        errors["send_side"].append((received - record["sent_ns"]) / MS)
+        errors["read_side"].append((arrived[0] - written[0]) / MS)
+        pairs = zip(arrived, arrived[1:], written, written[1:], strict=False)
+        errors["itl"] += [((a1 - a0) - (w1 - w0)) / MS for a0, a1, w0, w1 in pairs]
+        server_tpot = (written[-1] - written[0]) / (tokens - 1)
+        client_tpot = (record["end_ns"] - arrived[0]) / (tokens - 1)
+        errors["tpot"].append((client_tpot - server_tpot) / MS)
+        errors["send_lag"].append((record["sent_ns"] - record["intended_ns"]) / MS)
+        if record.get("read_lag_ns") is not None:
+            errors["read_lag"].append(record["read_lag_ns"] / MS)
+    if matched < len(records) * 0.9:
+        raise SystemExit(f"c={concurrency}: only {matched} of {len(records)} records matched the server's log")
+    result = {name: quantiles(values) for name, values in errors.items() if values}
+    result["matched"] = (matched, len(records))  # type: ignore[assignment]
+    result["cpu"] = (summary["client"]["cpu_percent"] or 0.0, 0.0)
+    print(f"  stamps: {summary['clock']['stamp_source']}; saturated: {summary['client']['saturated']}", file=sys.stderr)
+    return result
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--requests", type=int, default=320)
+    parser.add_argument("--levels", default="1,16,64,256")
+    parser.add_argument("--requests-per-user", type=int, default=4)
+    parser.add_argument("--min-requests", type=int, default=64)
     parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--runs", type=int, default=1, help="repeat each level; medians of the runs are printed")
     args = parser.parse_args()
-    request_duration_s = (TTFT_MS + (args.tokens - 1) * ITL_MS) / 1000
-    for ramp_up_s in (0.0, round(request_duration_s, 2)):
-        measure(args.concurrency, args.requests, args.tokens, ramp_up_s)
+    names = ("ttft", "send_side", "read_side", "itl", "tpot", "send_lag", "read_lag")
+    print(f"truth: TTFT {TTFT_MS} ms, {ITL_MS} ms per token, {args.tokens} tokens; error = loadgen − server, "
+          "ms as p50/p99" + (f", medians of {args.runs} runs" if args.runs > 1 else ""))  # fmt: skip
+    print(f"{'users':>5} {'matched':>9} " + " ".join(f"{name:>15}" for name in names) + f" {'cpu %':>6}")
+    for level in (int(value) for value in args.levels.split(",")):
+        requests = max(args.min_requests, level * args.requests_per_user)
+        runs = [measure(level, requests, args.tokens) for _ in range(args.runs)]
+        cells = []
+        for name in names:
+            pairs = [run[name] for run in runs if name in run]
+            if not pairs:
+                cells.append(f"{'–':>15}")
+                continue
+            p50 = statistics.median(pair[0] for pair in pairs)
+            p99 = statistics.median(pair[1] for pair in pairs)
+            cells.append(f"{p50:>+7.3f}/{p99:<+7.2f}")
+        matched, total = runs[-1]["matched"]
+        cpu = statistics.median(run["cpu"][0] for run in runs)
+        print(f"{level:>5} {matched:>4}/{total:<4} " + " ".join(cells) + f" {cpu:>6.1f}", flush=True)
     return 0
 
 

@@ -48,6 +48,8 @@ class RequestRecord:
     mean_logprob: float | None = None  # mean log-probability of the output tokens, when returned
     output_text: str | None = None  # kept with --save-text, or when the prompt has an expected answer
     correct: bool | None = None  # the answer matched the prompt's expected answer (None: not checked)
+    connect_ns: int | None = None  # time spent opening a connection for it during the load (None: reused)
+    read_lag_ns: int | None = None  # longest arrival-to-read delay of its bytes (kernel stamps only)
 
     @property
     def ok(self) -> bool:
@@ -78,6 +80,8 @@ class RequestRecord:
             "mean_logprob": self.mean_logprob,
             "output_text": self.output_text,
             "correct": self.correct,
+            "connect_ns": self.connect_ns,
+            "read_lag_ns": self.read_lag_ns,
         }
 
     @classmethod

@@ -32,7 +32,7 @@ from loadgen.engine.request import RequestContext
 from loadgen.engine.runner import LoadRunner, StopReason
 from loadgen.errors import ConfigError
 from loadgen.metrics.aggregate import HISTOGRAM_NAMES, Aggregator
-from loadgen.metrics.summary import RunInfo, build_summary
+from loadgen.metrics.summary import RunInfo, build_summary, client_lag_warnings
 from loadgen.metrics.thresholds import breaches
 from loadgen.prompts import Prompt, PromptPicker
 from loadgen.prompts.trace import TraceEntry
@@ -56,6 +56,7 @@ EXIT_OK = 0
 EXIT_INTERRUPTED = 130
 EXIT_THRESHOLDS = 1
 SIM_MODEL = "sim-llm"
+OPEN_LOOP_CONNECTIONS_AHEAD = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,6 +349,15 @@ def _transport(endpoint: EndpointConfig, max_connections: int) -> Transport:
     return SigV4Transport(http, endpoint.url, default_credentials(endpoint.aws_profile), endpoint.region or "")
 
 
+def _connections_ahead(load: LoadConfig) -> int:
+    """Connections to open before the clock starts: one per user in closed loop; in open loop as
+    many as may be in flight, up to ``OPEN_LOOP_CONNECTIONS_AHEAD`` (more open on demand, counted
+    as reconnects)."""
+    if load.mode is LoadMode.CLOSED:
+        return load.concurrency
+    return min(load.max_inflight or OPEN_LOOP_CONNECTIONS_AHEAD, OPEN_LOOP_CONNECTIONS_AHEAD)
+
+
 def _codec(endpoint: EndpointConfig, token_counter: TokenCounter | None = None) -> Codec:
     return endpoint_codec(endpoint, token_counter.encode if token_counter is not None else None)
 
@@ -395,6 +405,8 @@ async def _run_level(
     clock = MonotonicClock()
     connections = load.concurrency if load.mode is LoadMode.CLOSED else (load.max_inflight or 10_000)
     transport = _transport(endpoint, max(1, connections))
+    await transport.connect(_connections_ahead(load))
+    transport.start_load()
     run_start_ns = clock.now_ns() if run_start_ns is None else run_start_ns
     started_epoch_s = time.time()
     started_at = wall_time_iso()
@@ -455,8 +467,11 @@ async def _run_level(
             listener_failures=dict(publisher.failures),
             monotonic_start_ns=run_start_ns,
             epoch_start_s=started_epoch_s,
+            transport=transport.report(),
         )
         summary = build_summary(aggregator, info)
+        for message in client_lag_warnings(summary):
+            console.print(f"warning: {label}: {message}", style="bold yellow")
         if sidecar is not None:
             await asyncio.to_thread(sidecar.sample_now)  # and one at its last
             summary["telemetry"] = await _level_telemetry(

@@ -8,7 +8,6 @@ between a read and its stamp, so parsing time never lands in the measured latenc
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -44,6 +43,7 @@ class Attempt:
         "chunk_ns",
         "chunk_tokens",
         "complete",
+        "connect_ns",
         "end_ns",
         "error",
         "error_kind",
@@ -52,6 +52,7 @@ class Attempt:
         "http_status",
         "logprob_count",
         "logprob_sum",
+        "read_lag_ns",
         "sent_ns",
         "texts",
         "timed_out",
@@ -78,6 +79,8 @@ class Attempt:
         self.logprob_sum = 0.0
         self.logprob_count = 0
         self.complete = False
+        self.connect_ns: int | None = None
+        self.read_lag_ns: int | None = None
 
     def fail(self, kind: ErrorKind, message: str) -> None:
         if self.error_kind is None:
@@ -126,8 +129,9 @@ async def execute_request(
     intended_ns: int,
     warmup: bool,
     publish: Callable[[RequestRecord], None],
-) -> None:
-    """Run one request to its end and publish its record; a cancelled request is published too."""
+) -> int | None:
+    """Run one request to its end and publish its record; a cancelled request is published too.
+    Returns when it ended (the arrival of its last byte), on the context's clock."""
     attempt = Attempt(keep_text=ctx.token_counter is not None or ctx.save_text or prompt.expected is not None)
     try:
         await _exchange(ctx, prompt, attempt)
@@ -139,6 +143,7 @@ async def execute_request(
         )
         raise
     publish(to_record(ctx.run_start_ns, ctx.token_counter, ctx.save_text, index, prompt, intended_ns, warmup, attempt))
+    return attempt.end_ns
 
 
 async def _exchange(ctx: RequestContext, prompt: Prompt, attempt: Attempt) -> None:
@@ -147,9 +152,12 @@ async def _exchange(ctx: RequestContext, prompt: Prompt, attempt: Attempt) -> No
     decoder = codec.decoder(ctx.params.config.stream, prompt)
     now_ns = ctx.clock.now_ns
     attempt.sent_ns = now_ns()
-    timer = None
+    reader: _BodyReader | None = None
     try:
         response = await ctx.transport.open(http_request)
+        if response.sent_ns is not None:
+            attempt.sent_ns = response.sent_ns
+        attempt.connect_ns = response.connect_ns
         attempt.http_status = response.status
         if response.status >= 300:
             body = await response.read_body(ERROR_BODY_LIMIT_BYTES)
@@ -162,15 +170,12 @@ async def _exchange(ctx: RequestContext, prompt: Prompt, attempt: Attempt) -> No
             attempt.timed_out = True
             response.abort()
 
-        timer = asyncio.get_running_loop().call_later(ctx.first_token_timeout_s, on_first_token_timeout)
-        async with contextlib.aclosing(response.chunks()) as chunks:
-            async for t_ns, data in chunks:
-                complete = attempt.on_read(decoder.feed(data), t_ns)
-                if timer is not None and attempt.chunk_ns:
-                    timer.cancel()
-                    timer = None
-                if complete:
-                    break
+        reader = _BodyReader(attempt, decoder.feed)
+        reader.timer = asyncio.get_running_loop().call_later(ctx.first_token_timeout_s, on_first_token_timeout)
+        try:
+            await response.deliver(reader)
+        finally:
+            attempt.read_lag_ns = response.read_lag_max_ns
         end_ns = attempt.end_ns if attempt.complete and attempt.end_ns is not None else now_ns()
         attempt.end_ns = end_ns
         attempt.apply(decoder.close(), end_ns)
@@ -181,11 +186,31 @@ async def _exchange(ctx: RequestContext, prompt: Prompt, attempt: Attempt) -> No
         attempt.end_ns = now_ns()
         attempt.fail(ErrorKind.PROTOCOL_ERROR, ctx.redact(str(exc)))
     finally:
-        if timer is not None:
-            timer.cancel()
+        if reader is not None and reader.timer is not None:
+            reader.timer.cancel()
     if attempt.timed_out and not attempt.chunk_ns:
         attempt.error_kind = None
         attempt.fail(ErrorKind.TIMEOUT, f"no token within {ctx.first_token_timeout_s:g}s (first-token timeout)")
+
+
+class _BodyReader:
+    """The sink a response's body goes to: decodes each piece as it is read (in the transport's
+    read callback, where it carries its arrival stamp) and stops the first-token timer."""
+
+    __slots__ = ("attempt", "feed", "timer")
+
+    def __init__(self, attempt: Attempt, feed: Callable[[bytes], list]) -> None:  # type: ignore[type-arg]
+        self.attempt = attempt
+        self.feed = feed
+        self.timer: asyncio.TimerHandle | None = None
+
+    def __call__(self, arrival_ns: int, data: bytes) -> bool:
+        attempt = self.attempt
+        complete = attempt.on_read(self.feed(data), arrival_ns)
+        if self.timer is not None and attempt.chunk_ns:
+            self.timer.cancel()
+            self.timer = None
+        return complete
 
 
 def to_record(
@@ -253,4 +278,6 @@ def to_record(
         mean_logprob=attempt.logprob_sum / attempt.logprob_count if attempt.logprob_count else None,
         output_text=text if save_text or prompt.expected is not None else None,
         correct=correct,
+        connect_ns=attempt.connect_ns,
+        read_lag_ns=attempt.read_lag_ns,
     )

@@ -1,8 +1,9 @@
 """Engine layer: run control. Closed loop (virtual users) or open loop (scheduled arrivals).
 
 Every request has an *intended* send time: in open loop the arrival schedule's, in closed loop the
-moment its user became free. Latencies are measured from it, so a client or server that falls
-behind shows up in the numbers (no coordinated omission); ``sent − intended`` is the schedule lag.
+moment its user became free (the arrival of the last byte of its previous answer). Latencies are
+measured from it, so a client or server that falls behind shows up in the numbers (no coordinated
+omission); ``sent − intended`` is the schedule (send) lag.
 
 Every task has an owner: the runner creates users, the dispatcher and in-flight requests, and
 cancels whatever is left when the run ends (drain timeout, or Ctrl-C).
@@ -141,12 +142,14 @@ class LoadRunner:
         now_ns = self._ctx.clock.now_ns
         if start_delay_s > 0:
             await asyncio.sleep(start_delay_s)
+        intended_ns = now_ns()
         while not self._stop.is_set() and user_id not in self._retiring:
-            intended_ns = now_ns()
             ticket = self._tickets.take(intended_ns)
             if ticket is None:
                 return
-            await execute_request(
+            # the user is free, and means to send its next request, when the last byte of its
+            # previous answer arrived: a late read shows as send lag, not as a quieter server
+            ended_ns = await execute_request(
                 self._ctx,
                 ticket.index,
                 self._picker.pick_batch(ticket.index, self._load.batch_size),
@@ -154,6 +157,7 @@ class LoadRunner:
                 ticket.warmup,
                 self._publish,
             )
+            intended_ns = ended_ns if ended_ns is not None else now_ns()
 
     def _arrivals(self) -> Iterator[tuple[int, Prompt | None]]:
         """(offset from the start in ns, the prompt when the schedule brings its own)."""

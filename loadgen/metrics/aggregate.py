@@ -19,7 +19,7 @@ from loadgen.metrics import request_metrics as rm
 from loadgen.metrics.histogram import Histogram
 from loadgen.records import RequestRecord, TokenMethod
 
-LATENCY_METRICS = ("ttft", "itl", "itl_chunk", "tpot", "e2e", "schedule_lag")
+LATENCY_METRICS = ("ttft", "itl", "itl_chunk", "tpot", "e2e", "schedule_lag", "read_lag", "connect")
 HISTOGRAM_NAMES = (*LATENCY_METRICS, "output_tokens_per_s", "confidence")
 
 IntervalSink = Callable[[int, int, dict[str, Histogram]], None]
@@ -87,6 +87,10 @@ class Aggregator:
         lag = rm.schedule_lag_ns(record)
         if lag is not None:
             histograms["schedule_lag"].record(lag)
+        if record.read_lag_ns is not None:
+            histograms["read_lag"].record(record.read_lag_ns)
+        if record.connect_ns is not None:
+            histograms["connect"].record(record.connect_ns)
         if kind is not None:
             self.failed += 1
             self.errors_by_kind[kind.value] += 1

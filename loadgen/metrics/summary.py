@@ -12,9 +12,12 @@ from loadgen import __version__
 from loadgen.config import LoadConfig, LoadMode, SloTarget
 from loadgen.engine.monitor import ClientReport
 from loadgen.metrics.aggregate import LATENCY_METRICS, Aggregator
+from loadgen.transport.base import TransportReport
+from loadgen.transport.stamps import StampSource
 
 SCHEMA_VERSION = 1
 LAG_SATURATION_P99_MS = 10.0
+READ_LAG_WARNING_P99_MS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,7 @@ class RunInfo:
     listener_failures: dict[str, int]
     monotonic_start_ns: int = 0
     epoch_start_s: float = 0.0
+    transport: TransportReport | None = None
 
 
 def build_summary(aggregator: Aggregator, info: RunInfo) -> dict[str, object]:
@@ -42,6 +46,9 @@ def build_summary(aggregator: Aggregator, info: RunInfo) -> dict[str, object]:
     latency = {name: aggregator.totals[name].stats().to_json_dict() for name in LATENCY_METRICS}
     lag_p99 = latency["schedule_lag"]["p99"]
     lag_saturated = lag_p99 is not None and lag_p99 > LAG_SATURATION_P99_MS
+    read_lag_p99 = latency["read_lag"]["p99"]
+    read_lag_high = read_lag_p99 is not None and read_lag_p99 > READ_LAG_WARNING_P99_MS
+    transport = info.transport or TransportReport(stamp_source=StampSource.USER.value)
     total = aggregator.completed + aggregator.failed
 
     def per_second(value: float) -> float | None:
@@ -79,6 +86,12 @@ def build_summary(aggregator: Aggregator, info: RunInfo) -> dict[str, object]:
         },
         "clock": {
             "source": "time.perf_counter_ns",
+            "stamp_source": transport.stamp_source,
+            "kernel_stamped_reads": transport.kernel_stamped_reads,
+            "stamp_anomalies": transport.stamp_anomalies,
+            "sent_stamp": "when the request's last byte entered the kernel"
+            if transport.stamp_source == StampSource.KERNEL.value
+            else "when the request was handed to the transport",
             "monotonic_start_ns": info.monotonic_start_ns,
             "epoch_start_s": info.epoch_start_s,
             "note": "record times are ns since monotonic_start_ns on this host's monotonic clock",
@@ -122,9 +135,19 @@ def build_summary(aggregator: Aggregator, info: RunInfo) -> dict[str, object]:
             "cpu_percent": info.client.cpu_percent_mean,
             "cpu_percent_max": info.client.cpu_percent_max,
             "rss_bytes_max": info.client.rss_bytes_max,
-            "saturated": info.client.cpu_saturated or lag_saturated,
+            "saturated": info.client.cpu_saturated or lag_saturated or read_lag_high,
             "cpu_saturated": info.client.cpu_saturated,
             "schedule_lag_saturated": lag_saturated,
+            "read_lag_high": read_lag_high,
+            "send_lag_ms": latency["schedule_lag"],
+            "read_lag_ms": latency["read_lag"],
+            "connections": {
+                "opened": transport.connections_opened,
+                "opened_before_load": transport.connections_before_load,
+                "reconnects": transport.reconnects,
+                "retried_requests": transport.retries,
+                "connect_ms": transport.connect_ms or None,
+            },
         },
         "histogram_out_of_range": {
             name: histogram.out_of_range for name, histogram in aggregator.totals.items() if histogram.out_of_range
@@ -132,6 +155,30 @@ def build_summary(aggregator: Aggregator, info: RunInfo) -> dict[str, object]:
         "listener_failures": info.listener_failures,
     }
     return summary
+
+
+def client_lag_warnings(summary: dict[str, object]) -> list[str]:
+    """What the console says when loadgen's own delays are large enough to matter."""
+    client, clock = summary["client"], summary["clock"]
+    assert isinstance(client, dict) and isinstance(clock, dict)
+    warnings = []
+    read_lag, send_lag = client["read_lag_ms"], client["send_lag_ms"]
+    if client["read_lag_high"]:
+        warnings.append(
+            f"read lag p99 {read_lag['p99']:.2f} ms (max {read_lag['max']:.2f} ms) is over "
+            f"{READ_LAG_WARNING_P99_MS:g} ms: "
+            "loadgen read bytes late; chunk times are the kernel's and stay true, but the next request of "
+            "a closed-loop user leaves that much later (use fewer users per process or --workers)"
+        )
+    if client["schedule_lag_saturated"]:
+        warnings.append(
+            f"send lag p99 {send_lag['p99']:.2f} ms is over {LAG_SATURATION_P99_MS:g} ms: requests left later than "
+            "intended, and every latency includes that delay (use fewer users per process or --workers)"
+        )
+    if clock["stamp_anomalies"]:
+        warnings.append(f"{clock['stamp_anomalies']} kernel stamps were later than their read (a wall-clock step?); "
+                        "those reads used user-space stamps")  # fmt: skip
+    return warnings
 
 
 def _goodput(aggregator: Aggregator, slo: tuple[SloTarget, ...], per_second) -> dict[str, object] | None:  # type: ignore[no-untyped-def]

@@ -78,6 +78,7 @@ class SimOptions:
 class RequestLog:
     received_ns: int
     chunk_ns: list[int] = field(default_factory=list)
+    first_word: str = ""  # of the prompt: lets a benchmark match its records with this log
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,7 @@ class ParsedRequest:
     max_tokens: int
     include_usage: bool
     batch: tuple[int, ...] = ()  # prompt tokens of each prompt of a list (completions, not streamed)
+    first_word: str = ""
 
 
 class SimServer:
@@ -166,7 +168,9 @@ class SimServer:
             return _openai_error(400, "max tokens must be a positive integer", "invalid_request_error")
         if isinstance(self.profile, FixedProfile) and self.profile.output_tokens:
             max_tokens = self.profile.output_tokens
-        return ParsedRequest(api, stream, max(1, len(text.split())), max_tokens, include_usage, batch)
+        words = text.split()
+        return ParsedRequest(api, stream, max(1, len(words)), max_tokens, include_usage, batch,
+                             words[0][:64] if words else "")  # fmt: skip
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         return await self._serve(request, "chat")
@@ -189,6 +193,7 @@ class SimServer:
         if self.options.error_rate and self._rng.random() < self.options.error_rate:
             return _openai_error(500, "simulated internal error", "InternalServerError")
         if self.options.keep_log:
+            log.first_word = parsed.first_word
             self.log.append(log)
         self._request_counter += 1
         request_id = f"sim-{self._request_counter}"
@@ -268,7 +273,8 @@ class SimServer:
         return web.Response(text="ok")
 
     async def _log(self, request: web.Request) -> web.Response:
-        return web.json_response([{"received_ns": entry.received_ns, "chunk_ns": entry.chunk_ns} for entry in self.log])
+        return web.json_response([{"received_ns": entry.received_ns, "chunk_ns": entry.chunk_ns,
+                                   "first_word": entry.first_word} for entry in self.log])  # fmt: skip
 
     async def _metrics(self, request: web.Request) -> web.Response:
         lines = []

@@ -1,16 +1,21 @@
 """Transport layer: the interface the engine drives, and the one failure type it raises.
 
-Library errors (aiohttp, later grpc/botocore) are mapped to ``TransportFailure`` with an
+Library errors (sockets, TLS, grpc, botocore) are mapped to ``TransportFailure`` with an
 ``ErrorKind`` at this boundary, so nothing above sees a library exception.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import contextlib
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from loadgen.errors import ErrorKind
 from loadgen.protocols.base import HttpRequest
+
+BodySink = Callable[[int, bytes], bool]
+"""Takes (arrival time in ns, body bytes); returns True once the response is whole."""
 
 
 class TransportFailure(Exception):
@@ -23,9 +28,21 @@ class TransportFailure(Exception):
 class ResponseStream(Protocol):
     status: int
     content_type: str
+    sent_ns: int | None  # when the request's last byte entered the kernel (None: not known)
+    connect_ns: int | None  # time spent opening a connection for this request (None: reused)
+
+    @property
+    def read_lag_max_ns(self) -> int | None:
+        """The longest delay between a byte's arrival and loadgen reading it (None: not known)."""
+        ...
+
+    async def deliver(self, sink: BodySink) -> None:
+        """Feeds body pieces to ``sink`` as they arrive, each stamped with its arrival time, until
+        ``sink`` returns True or the body ends (the engine's hot path)."""
+        ...
 
     def chunks(self) -> AsyncGenerator[tuple[int, bytes], None]:
-        """Body bytes as they arrive, each stamped with the clock on arrival, before decoding."""
+        """Body bytes as they arrive, each stamped on arrival, before decoding."""
         ...
 
     async def read_body(self, limit_bytes: int) -> bytes: ...
@@ -35,9 +52,45 @@ class ResponseStream(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class TransportReport:
+    """How a transport stamped and connected, for ``summary.json``."""
+
+    stamp_source: str
+    kernel_stamped_reads: int = 0
+    stamp_anomalies: int = 0
+    connections_opened: int = 0
+    connections_before_load: int = 0
+    retries: int = 0  # re-sent once on a fresh connection: a reused one failed before any response byte
+    connect_ms: dict[str, float | int | None] = field(default_factory=dict)
+
+    @property
+    def reconnects(self) -> int:
+        """Connections opened while the load ran (after the connect step)."""
+        return self.connections_opened - self.connections_before_load
+
+
 class Transport(Protocol):
     async def open(self, request: HttpRequest) -> ResponseStream:
         """Send the request and wait for the status line and headers."""
         ...
 
+    async def connect(self, count: int) -> int:
+        """Open up to ``count`` connections before the load; returns how many are ready."""
+        ...
+
+    def start_load(self) -> None:
+        """The measured load starts: connections opened from now on are reconnects."""
+        ...
+
+    def report(self) -> TransportReport: ...
+
     async def close(self) -> None: ...
+
+
+async def deliver_chunks(chunks: AsyncGenerator[tuple[int, bytes], None], sink: BodySink) -> None:
+    """``ResponseStream.deliver`` for a transport whose reads come as an async generator."""
+    async with contextlib.aclosing(chunks) as stream:
+        async for arrival_ns, data in stream:
+            if sink(arrival_ns, data):
+                return

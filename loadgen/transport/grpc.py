@@ -24,7 +24,8 @@ import grpc.aio
 from loadgen.clock import Clock
 from loadgen.errors import ConfigError, ErrorKind
 from loadgen.protocols.base import GRPC_STREAM, GRPC_UNARY, HttpRequest
-from loadgen.transport.base import TransportFailure
+from loadgen.transport.base import BodySink, TransportFailure, TransportReport, deliver_chunks
+from loadgen.transport.stamps import StampSource
 
 STREAMS_PER_CHANNEL = 100
 _CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
@@ -70,7 +71,13 @@ def _describe(error: grpc.aio.AioRpcError) -> str:
 
 
 class GrpcResponseStream:
+    """A gRPC call's replies, stamped in user space when grpc.aio hands them over (grpc owns its
+    sockets, so no kernel stamps here)."""
+
     content_type = "application/grpc"
+    sent_ns: int | None = None
+    connect_ns: int | None = None
+    read_lag_max_ns: int | None = None
 
     def __init__(self, call: object, clock: Clock, status: int = 200, unary_reply: tuple[int, bytes] | None = None,
                  error_body: bytes = b"") -> None:  # fmt: skip
@@ -100,6 +107,9 @@ class GrpcResponseStream:
             raise TransportFailure(_failure_kind(error.code()), _describe(error)) from None
         finally:
             call.cancel()  # type: ignore[attr-defined]  # a no-op once the call has ended
+
+    async def deliver(self, sink: BodySink) -> None:
+        await deliver_chunks(self.chunks(), sink)
 
     async def read_body(self, limit_bytes: int) -> bytes:
         return self._error_body[:limit_bytes]
@@ -164,6 +174,16 @@ class GrpcTransport:
             status = _HTTP_STATUS.get(code, 500)
             return GrpcResponseStream(None, self._clock, status, error_body=_describe(error).encode())
         return GrpcResponseStream(None, self._clock, unary_reply=(arrived_ns, reply))
+
+    async def connect(self, count: int) -> int:
+        """Channels connect on their first call; nothing to open ahead here."""
+        return 0
+
+    def start_load(self) -> None:
+        return None
+
+    def report(self) -> TransportReport:
+        return TransportReport(stamp_source=StampSource.USER.value)
 
     async def close(self) -> None:
         channels, self._channels = self._channels, []

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from loadgen.clock import Clock, FakeClock
 from loadgen.errors import ErrorKind
 from loadgen.protocols.base import HttpRequest
-from loadgen.transport.base import TransportFailure
+from loadgen.transport.base import BodySink, TransportFailure, TransportReport, deliver_chunks
+from loadgen.transport.stamps import StampSource
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +51,24 @@ class MemoryTransport:
         await self._wait(scripted.headers_delay_s)
         return MemoryResponseStream(self, scripted)
 
+    async def connect(self, count: int) -> int:
+        return count
+
+    def start_load(self) -> None:
+        return None
+
+    def report(self) -> TransportReport:
+        return TransportReport(stamp_source=StampSource.USER.value)
+
     async def close(self) -> None:
         return None
 
 
 class MemoryResponseStream:
+    sent_ns: int | None = None
+    connect_ns: int | None = None
+    read_lag_max_ns: int | None = None
+
     def __init__(self, transport: MemoryTransport, scripted: ScriptedResponse) -> None:
         self._transport = transport
         self._scripted = scripted
@@ -70,6 +84,9 @@ class MemoryResponseStream:
             if self._aborted:
                 raise TransportFailure(ErrorKind.STREAM_BROKEN, "stream broken: connection closed")
             yield self._transport.clock.now_ns(), data
+
+    async def deliver(self, sink: BodySink) -> None:
+        await deliver_chunks(self.chunks(), sink)
 
     async def read_body(self, limit_bytes: int) -> bytes:
         return b"".join(data for _, data in self._scripted.pieces)[:limit_bytes]

@@ -14,6 +14,7 @@ from botocore.session import Session
 
 from loadgen.errors import ConfigError
 from loadgen.protocols.base import HttpRequest
+from loadgen.transport.base import TransportReport
 from loadgen.transport.http import HttpResponseStream, HttpTransport
 
 
@@ -43,6 +44,15 @@ class SigV4Transport:
 
     async def open(self, request: HttpRequest) -> HttpResponseStream:
         return await self._inner.open(self.sign(request))
+
+    async def connect(self, count: int) -> int:
+        return await self._inner.connect(count)
+
+    def start_load(self) -> None:
+        self._inner.start_load()
+
+    def report(self) -> TransportReport:
+        return self._inner.report()
 
     async def close(self) -> None:
         await self._inner.close()
