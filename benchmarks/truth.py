@@ -54,7 +54,7 @@ def measure(concurrency: int, requests: int, tokens: int) -> dict[str, tuple[flo
     with tempfile.TemporaryDirectory() as directory:
         prompts = Path(directory) / "prompts.jsonl"
         write_prompts(prompts, requests)
-        with SimProcess(SimSpec(f"fixed:{TTFT_MS},{ITL_MS}", SimOptions(keep_log=True))) as sim:
+        with SimProcess(SimSpec(f"fixed:{TTFT_MS},{ITL_MS}", SimOptions(keep_log=True, lean=True))) as sim:
             summary, records = run_loadgen([
                 "--endpoint", sim.url, "--api", "openai-completions", "--concurrency", str(concurrency),
                 "--requests", str(requests), "--warmup", "0", "--max-tokens", str(tokens), "--prompts", str(prompts),

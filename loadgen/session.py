@@ -29,7 +29,7 @@ from loadgen.engine.partition import default_workers
 from loadgen.engine.preflight import discover_model, preflight
 from loadgen.engine.publisher import Publisher
 from loadgen.engine.request import RequestContext
-from loadgen.engine.runner import LoadRunner, StopReason
+from loadgen.engine.runner import LoadRunner, StopReason, quiet_garbage_collector
 from loadgen.errors import ConfigError
 from loadgen.metrics.aggregate import HISTOGRAM_NAMES, Aggregator
 from loadgen.metrics.summary import RunInfo, build_summary, client_lag_warnings
@@ -438,7 +438,7 @@ async def _run_level(
         status = LiveStatus(
             console, label, aggregator.snapshot, lambda: (clock.now_ns() - run_start_ns) / 1e9, load.requests
         )
-        with contextlib.nullcontext() if plan.quiet else status:
+        with contextlib.nullcontext() if plan.quiet else status, quiet_garbage_collector():
             outcome = await runner.run()
         stop_reason = outcome.stop_reason
         if early and not stop.is_set():

@@ -12,7 +12,9 @@ cancels whatever is left when the run ends (drain timeout, or Ctrl-C).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
+import gc
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +25,8 @@ from loadgen.engine.request import RequestContext, execute_request
 from loadgen.prompts import Prompt, PromptPicker
 from loadgen.prompts.trace import TraceEntry
 from loadgen.records import RequestRecord
+
+YOUNG_COLLECTION_THRESHOLD = 20_000
 
 
 class StopReason(str, enum.Enum):
@@ -106,6 +110,17 @@ class LoadRunner:
         self._stop = stop
         self._tickets = Tickets(load, context.run_start_ns)
         self._inflight: set[asyncio.Task[None]] = set()
+        self._deferred = 0
+
+    def _publish_soon(self, record: RequestRecord) -> None:
+        """Records are published after the callbacks already queued: when many requests end in
+        one burst, their users' next requests go out before the bookkeeping of the ended ones."""
+        self._deferred += 1
+        asyncio.get_running_loop().call_soon(self._publish_deferred, record)
+
+    def _publish_deferred(self, record: RequestRecord) -> None:
+        self._deferred -= 1
+        self._publish(record)
 
     @property
     def issued(self) -> int:
@@ -135,6 +150,8 @@ class LoadRunner:
             cancelled = await _cancel_all([*workers, *self._inflight])
             stop_wait.cancel()
             exhausted_wait.cancel()
+            while self._deferred:
+                await asyncio.sleep(0)
         reason = StopReason.INTERRUPTED if self._stop.is_set() else StopReason.COMPLETED
         return RunOutcome(reason, self._tickets.issued, cancelled)
 
@@ -155,7 +172,7 @@ class LoadRunner:
                 self._picker.pick_batch(ticket.index, self._load.batch_size),
                 intended_ns,
                 ticket.warmup,
-                self._publish,
+                self._publish_soon,
             )
             intended_ns = ended_ns if ended_ns is not None else now_ns()
 
@@ -225,10 +242,26 @@ class LoadRunner:
 
     async def _send(self, ticket: Ticket, prompt: Prompt, intended_ns: int, slots: asyncio.Semaphore | None) -> None:
         try:
-            await execute_request(self._ctx, ticket.index, prompt, intended_ns, ticket.warmup, self._publish)
+            await execute_request(self._ctx, ticket.index, prompt, intended_ns, ticket.warmup, self._publish_soon)
         finally:
             if slots is not None:
                 slots.release()
+
+
+@contextlib.contextmanager
+def quiet_garbage_collector() -> Iterator[None]:
+    """Keeps full garbage collections off the hot path while a load runs: everything made during
+    set-up is frozen out of the collector's scans, and young collections run less often (the hot
+    path makes short-lived objects that reference counting frees; cycles wait for the end)."""
+    gc.collect()
+    gc.freeze()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(max(thresholds[0], YOUNG_COLLECTION_THRESHOLD), thresholds[1], max(thresholds[2], 100))
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 def _raise_worker_failure(workers: Sequence[asyncio.Future[None]]) -> None:

@@ -11,6 +11,7 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from loadgen.config import SloTarget
@@ -113,12 +114,14 @@ class Aggregator:
         if tpot is not None:
             histograms["tpot"].record(tpot)
         itl = histograms["itl"]
+        chunks = record.chunk_ns
+        gaps = [later - earlier for earlier, later in pairwise(chunks)]
         if record.chunk_tokens is None and rm.itl_split(record) is not rm.ItlSplit.EVEN_SPLIT:
-            itl.record_many(rm.chunk_gaps_ns(record))  # one token per chunk: ITL samples are the gaps
+            itl.record_many(gaps)  # one token per chunk: ITL samples are the gaps
         else:
             for gap_per_token, tokens in rm.itl_samples_ns(record):
                 itl.record(gap_per_token, tokens)
-        histograms["itl_chunk"].record_many(rm.chunk_gaps_ns(record))
+        histograms["itl_chunk"].record_many(gaps)
         rate = rm.output_tokens_per_s(record)
         if rate is not None:
             histograms["output_tokens_per_s"].record(rate)

@@ -89,6 +89,7 @@ def build_summary(aggregator: Aggregator, info: RunInfo) -> dict[str, object]:
             "stamp_source": transport.stamp_source,
             "kernel_stamped_reads": transport.kernel_stamped_reads,
             "stamp_anomalies": transport.stamp_anomalies,
+            "read_batching_pauses": transport.read_pauses,
             "sent_stamp": "when the request's last byte entered the kernel"
             if transport.stamp_source == StampSource.KERNEL.value
             else "when the request was handed to the transport",

@@ -125,8 +125,12 @@ def decode_json(data: str | bytes, what: str) -> object:
     try:
         return _fast_loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
-        preview = data[:80] if isinstance(data, str) else data[:80].decode("utf-8", "replace")
-        raise ProtocolError(f"{what} is not valid JSON ({exc}): {preview!r}") from None
+        raise ProtocolError(f"{what} is not valid JSON ({exc}): {preview(data)!r}") from None
+
+
+def preview(data: str | bytes, limit: int = 80) -> str:
+    """The start of a payload, as text, for an error message."""
+    return data[:limit] if isinstance(data, str) else data[:limit].decode("utf-8", "replace")
 
 
 def error_message_from_body(body: bytes, limit: int = 300) -> str:

@@ -24,6 +24,7 @@ from loadgen.protocols.base import (
     encode_json,
     error_message_from_body,
     merge_batch_events,
+    preview,
 )
 from loadgen.protocols.sse import SseDecoder
 
@@ -96,25 +97,25 @@ class OpenAIStreamDecoder:
 
     def feed(self, data: bytes) -> list[StreamEvent]:
         events: list[StreamEvent] = []
-        for sse_event in self._sse.decode(data):
-            self._handle(sse_event.data, events)
+        for payload in self._sse.decode_data(data):
+            self._handle(payload, events)
         return events
 
     def close(self) -> list[StreamEvent]:
         events: list[StreamEvent] = []
-        for sse_event in self._sse.flush():
-            self._handle(sse_event.data, events)
+        for payload in self._sse.flush_data():
+            self._handle(payload, events)
         if not self._done and not self._finished:
             raise ProtocolError("stream ended before [DONE] or a finish_reason")
         return events
 
-    def _handle(self, data: str, events: list[StreamEvent]) -> None:
-        if data == "[DONE]":
+    def _handle(self, data: bytes, events: list[StreamEvent]) -> None:
+        if data == b"[DONE]":
             self._done = True
             return
         chunk = decode_json(data, "SSE data")
         if not isinstance(chunk, dict):
-            raise ProtocolError(f"SSE data is not a JSON object: {data[:80]!r}")
+            raise ProtocolError(f"SSE data is not a JSON object: {preview(data)!r}")
         error = chunk.get("error")
         if error is not None:
             message = error.get("message") if isinstance(error, dict) else error

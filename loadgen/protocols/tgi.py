@@ -58,18 +58,18 @@ class TgiStreamDecoder:
 
     def feed(self, data: bytes) -> list[StreamEvent]:
         events: list[StreamEvent] = []
-        for sse_event in self._sse.decode(data):
-            self._handle(sse_event.data, events)
+        for payload in self._sse.decode_data(data):
+            self._handle(payload, events)
         return events
 
     def close(self) -> list[StreamEvent]:
         events: list[StreamEvent] = []
-        for sse_event in self._sse.flush():
-            self._handle(sse_event.data, events)
+        for payload in self._sse.flush_data():
+            self._handle(payload, events)
         if not self._finished:
             raise ProtocolError("stream ended before the final event with generated_text")
         return events
 
-    def _handle(self, data: str, events: list[StreamEvent]) -> None:
+    def _handle(self, data: bytes, events: list[StreamEvent]) -> None:
         if token_message_events(decode_json(data, "SSE data"), data, "SSE data", events):
             self._finished = True

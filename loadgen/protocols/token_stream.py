@@ -17,6 +17,7 @@ from loadgen.protocols.base import (
     Usage,
     decode_json,
     merge_batch_events,
+    preview,
 )
 
 
@@ -29,7 +30,7 @@ def details_events(details: object) -> list[StreamEvent]:
 def token_message_events(message: object, raw: str | bytes, what: str, events: list[StreamEvent]) -> bool:
     """Appends the message's events; returns True when it ends the response."""
     if not isinstance(message, dict):
-        raise ProtocolError(f"{what} is not a JSON object: {raw[:80]!r}")
+        raise ProtocolError(f"{what} is not a JSON object: {preview(raw)!r}")
     if "error" in message:
         events.append(ServerError(str(message["error"])))
         return True
@@ -40,7 +41,7 @@ def token_message_events(message: object, raw: str | bytes, what: str, events: l
             logprob = token.get("log_prob", token.get("logprob"))
             events.append(ContentChunk(text, tokens=1, logprob=float(logprob) if logprob is not None else None))
     elif token is not None:
-        raise ProtocolError(f"'token' is not an object: {raw[:80]!r}")
+        raise ProtocolError(f"'token' is not an object: {preview(raw)!r}")
     if message.get("generated_text") is not None or message.get("details") is not None:
         events.extend(details_events(message.get("details")))
         return True

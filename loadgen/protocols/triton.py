@@ -41,6 +41,7 @@ from loadgen.protocols.base import (
     decode_json,
     encode_json,
     error_message_from_body,
+    preview,
 )
 from loadgen.protocols.sse import SseDecoder
 
@@ -410,7 +411,7 @@ class TritonGenerateCodec:
 
 def _generate_events(message: object, output: str, raw: str | bytes) -> list[StreamEvent]:
     if not isinstance(message, dict):
-        raise ProtocolError(f"response is not a JSON object: {raw[:80]!r}")
+        raise ProtocolError(f"response is not a JSON object: {preview(raw)!r}")
     if "error" in message:
         return [ServerError(str(message["error"]))]
     if output not in message:
@@ -437,21 +438,21 @@ class TritonGenerateStreamDecoder:
 
     def feed(self, data: bytes) -> list[StreamEvent]:
         events: list[StreamEvent] = []
-        for sse_event in self._sse.decode(data):
-            events += self._handle(sse_event.data)
+        for payload in self._sse.decode_data(data):
+            events += self._handle(payload)
         return events
 
     def close(self) -> list[StreamEvent]:
         events: list[StreamEvent] = []
-        for sse_event in self._sse.flush():
-            events += self._handle(sse_event.data)
+        for payload in self._sse.flush_data():
+            events += self._handle(payload)
         if self._sse.truncated:
             raise ProtocolError("stream ended inside an SSE event")
         if self._responses == 0:
             raise ProtocolError("stream ended without a response")
         return events
 
-    def _handle(self, data: str) -> list[StreamEvent]:
+    def _handle(self, data: bytes) -> list[StreamEvent]:
         self._responses += 1
         return _generate_events(decode_json(data, "SSE data"), self._output, data)
 

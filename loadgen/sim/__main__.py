@@ -20,6 +20,7 @@ def main() -> None:
     parser.add_argument("--break-rate", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep-log", action="store_true")
+    parser.add_argument("--lean", action="store_true")
     args = parser.parse_args()
     options = SimOptions(
         model=args.model,
@@ -28,6 +29,7 @@ def main() -> None:
         break_rate=args.break_rate,
         seed=args.seed,
         keep_log=args.keep_log,
+        lean=args.lean,
     )
     spec = SimSpec(args.profile, options, args.host, args.port)
     try:

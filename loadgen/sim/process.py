@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from loadgen.errors import LoadgenError
-from loadgen.sim.profiles import get_profile
+from loadgen.errors import ConfigError, LoadgenError
+from loadgen.sim.lean import LeanServer
+from loadgen.sim.profiles import FixedProfile, get_profile
 from loadgen.sim.server import SimOptions, SimServer
 
 READY_TIMEOUT_S = 30.0
@@ -32,14 +33,30 @@ class SimSpec:
 
 async def serve(spec: SimSpec, announce: str = "human") -> None:
     """Serve until cancelled. ``announce="port"`` prints ``PORT n`` for a parent process."""
-    server = SimServer(get_profile(spec.profile), spec.options)
-    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
-    await runner.setup()
+    profile = get_profile(spec.profile)
     sock = socket.socket(socket.AF_INET6 if ":" in spec.host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((spec.host, spec.port))
+    if spec.options.lean:
+        if not isinstance(profile, FixedProfile):
+            raise ConfigError(f"the lean simulator serves fixed profiles only, not {spec.profile!r}")
+        sock.listen(4096)
+        _announce(spec, sock, announce)
+        await LeanServer(profile, spec.options).serve(sock)
+        return
+    server = SimServer(profile, spec.options)
+    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
+    await runner.setup()
     site = web.SockSite(runner, sock, backlog=4096)
     await site.start()
+    _announce(spec, sock, announce)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def _announce(spec: SimSpec, sock: socket.socket, announce: str) -> None:
     port = sock.getsockname()[1]
     if announce == "port":
         print(f"PORT {port}", flush=True)
@@ -47,10 +64,6 @@ async def serve(spec: SimSpec, announce: str = "human") -> None:
         print(
             f"loadgen simulator ({spec.profile}, model {spec.options.model!r}) on http://{spec.host}:{port}", flush=True
         )
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
 
 
 def spec_to_args(spec: SimSpec) -> list[str]:
@@ -73,6 +86,8 @@ def spec_to_args(spec: SimSpec) -> list[str]:
     ]
     if options.keep_log:
         args.append("--keep-log")
+    if options.lean:
+        args.append("--lean")
     return args
 
 

@@ -72,6 +72,7 @@ class SimOptions:
     break_rate: float = 0.0
     seed: int = 0
     keep_log: bool = False
+    lean: bool = False  # a fixed profile served by sim.lean (kernel-stamped arrivals) instead of aiohttp
 
 
 @dataclass(slots=True)

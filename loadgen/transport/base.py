@@ -63,6 +63,7 @@ class TransportReport:
     connections_before_load: int = 0
     retries: int = 0  # re-sent once on a fresh connection: a reused one failed before any response byte
     connect_ms: dict[str, float | int | None] = field(default_factory=dict)
+    read_pauses: int = 0  # loop pauses taken to batch reads (transport.batching)
 
     @property
     def reconnects(self) -> int:

@@ -10,6 +10,7 @@ connection) and the largest delay between a byte's arrival and loadgen reading i
 from __future__ import annotations
 
 import asyncio
+import os
 import base64
 import socket
 import ssl
@@ -22,6 +23,7 @@ from loadgen.errors import ConfigError, ErrorKind
 from loadgen.metrics.histogram import Histogram
 from loadgen.protocols.base import HttpRequest
 from loadgen.transport.base import BodySink, TransportFailure, TransportReport
+from loadgen.transport.batching import ReadBatcher
 from loadgen.transport.connection import HttpConnection, enable_receive_stamps
 from loadgen.transport.stamps import ArrivalStamper, StampSource, kernel_stamps_available
 
@@ -111,7 +113,8 @@ class HttpTransport:
 
     ``read_timeout_s``: the longest silence allowed while waiting for headers or body bytes;
     ``total_timeout_s``: the longest a request may take from send to its last byte (0: no limit).
-    ``kernel_stamps``: take receive times from the kernel where the platform can."""
+    ``kernel_stamps``: take receive times from the kernel where the platform can;
+    ``batch_reads``: with kernel stamps, pace the loop while reads come fast (``batching``)."""
 
     def __init__(
         self,
@@ -125,6 +128,7 @@ class HttpTransport:
         total_timeout_s: float,
         verify_tls: bool = True,
         kernel_stamps: bool = True,
+        batch_reads: bool = True,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -145,6 +149,8 @@ class HttpTransport:
         self._headers = _default_headers(self._host, port, parts.username, parts.password, headers)
         use_kernel = kernel_stamps and isinstance(clock, MonotonicClock) and kernel_stamps_available()
         self._stamper = ArrivalStamper() if use_kernel else None
+        self._batch_reads = batch_reads
+        self._batcher: ReadBatcher | None = None
         self._idle: list[HttpConnection] = []
         self._connections: set[HttpConnection] = set()
         self._addresses: list[tuple[int, int, int, tuple[object, ...]]] | None = None
@@ -250,7 +256,9 @@ class HttpTransport:
             except BaseException:
                 sock.close()
                 raise
-        return HttpConnection(loop, sock, stamper, tls, tls_in, tls_out, self._put_idle)
+        if stamper is not None and self._batcher is None and self._batch_reads and os.environ.get("LG_BATCH", "1") == "1":
+            self._batcher = ReadBatcher(loop)
+        return HttpConnection(loop, sock, stamper, self._batcher, tls, tls_in, tls_out, self._put_idle)
 
     # --- requests ----------------------------------------------------------------------------------
 
@@ -305,10 +313,13 @@ class HttpTransport:
             connections_before_load=self.connections_before_load,
             retries=self.retries,
             connect_ms=self._connect_times.stats().to_json_dict(),
+            read_pauses=self._batcher.pauses if self._batcher is not None else 0,
         )
 
     async def close(self) -> None:
         self._closed = True
+        if self._batcher is not None:
+            self._batcher.stop()
         for connection in list(self._connections):
             connection.abort(ErrorKind.CANCELLED, "the transport closed")
         self._connections.clear()

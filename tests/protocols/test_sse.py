@@ -59,3 +59,39 @@ def test_overlong_line_is_a_protocol_error() -> None:
     decoder = SseDecoder(max_line_bytes=16)
     with pytest.raises(ProtocolError, match="longer than"):
         decoder.decode(b"data: " + b"x" * 64)
+
+
+def payloads_split(data: bytes, *cuts: int) -> list[bytes]:
+    decoder = SseDecoder()
+    payloads: list[bytes] = []
+    previous = 0
+    for cut in (*cuts, len(data)):
+        payloads += decoder.decode_data(data[previous:cut])
+        previous = cut
+    return payloads + decoder.flush_data()
+
+
+def test_decode_data_gives_the_payloads_of_decode_at_every_split() -> None:
+    stream = (
+        "data: héllo €\n\n: comment\ndata: 二\n\ndata:no-space\n\nevent: named\ndata: one\ndata: two\n\n"
+        "data: a\r\n\r\n\n\ndata: {\"k\": 1}\n\ndata\n\ndata: last\n"
+    ).encode()
+    expected = [event.data.encode() for event in decode_split(stream)]
+    assert expected == [
+        "héllo €".encode(), "二".encode(), b"no-space", b"one\ntwo", b"a", b'{"k": 1}', b"", b"last",
+    ]  # fmt: skip
+    for first in range(len(stream) + 1):
+        for second in range(first, len(stream) + 1, 5):
+            assert payloads_split(stream, first, second) == expected
+            assert decode_split(stream, first, second) == decode_split(stream)
+
+
+def test_event_names_survive_a_split_after_the_event_line() -> None:
+    assert decode_split(b"event: update\ndata: x\n\ndata: y\n\n", 14) == [SseEvent("x", "update"), SseEvent("y")]
+
+
+def test_an_event_without_its_blank_line_is_capped() -> None:
+    decoder = SseDecoder(max_line_bytes=64)
+    with pytest.raises(ProtocolError, match="longer than 64 bytes"):
+        for _ in range(20):
+            decoder.decode_data(b"data: xxxxxxxx\n")

@@ -1,0 +1,154 @@
+"""Capacity benchmark: how many streamed chunks can loadgen take per CPU-second?
+
+The simulator runs in its own process; only loadgen's CPU (this process, plus its worker
+processes with ``--workers``) is counted. Printed per case:
+
+- whole run: content chunks received / loadgen CPU-seconds for the whole ``loadgen run``
+  (start-up, preflight, connecting, the load and writing the results);
+- steady: chunks whose arrival stamps fall in the middle half of the load, over the CPU spent in
+  that same span (sampled every 50 ms);
+- reads: distinct arrival stamps (chunks that came in one read share one), to show how many
+  chunks each read carried.
+
+Cases: a zero-delay server (as fast as it can write) at 64 streams of 512 tokens, with one and two
+worker processes; and 256 streams paced so that each read carries one token (the per-read cost).
+
+    python benchmarks/client_overhead.py [--runs 3] [--requests-per-user 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+from harness import run_loadgen
+
+from loadgen.sim.process import SimProcess, SimSpec
+from loadgen.sim.server import SimOptions
+
+CASES = tuple(c for c in (  # (label, simulator profile, users, tokens, workers)
+    ("zero-delay", "zero-delay", 64, 512, 1),
+    ("zero-delay", "zero-delay", 64, 512, 2),
+    ("1 token per read", "fixed:0,10", 256, 128, 1),
+    ("1 token per read", "fixed:0,10", 256, 128, 2),
+) if __import__("os").environ.get("LG_CASE", "") in c[0] + str(c[4]))
+
+
+class CpuSampler(threading.Thread):
+    """(monotonic ns, CPU-seconds of this process and its children but the simulator) every 50 ms."""
+
+    def __init__(self, exclude_pid: int | None) -> None:
+        super().__init__(daemon=True)
+        self._exclude = exclude_pid
+        self._me = psutil.Process()
+        self._children: dict[int, psutil.Process] = {}
+        self._samples_taken = 0
+        self.samples: list[tuple[int, float]] = []
+        self._stop_event = threading.Event()
+
+    def cpu_seconds(self) -> float:
+        total = time.process_time()
+        self._samples_taken += 1
+        if self._samples_taken % 20 == 1:  # listing children reads /proc: once a second, not each sample
+            for child in self._me.children(recursive=True):
+                if child.pid != self._exclude:
+                    self._children.setdefault(child.pid, child)
+        for pid, child in list(self._children.items()):
+            try:
+                times = child.cpu_times()
+            except psutil.Error:
+                del self._children[pid]
+                continue
+            total += times.user + times.system
+        return total
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            self.samples.append((time.perf_counter_ns(), self.cpu_seconds()))
+            self._stop_event.wait(0.05)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+    def cpu_between(self, start_ns: int, end_ns: int) -> float:
+        def at(t_ns: int) -> float:
+            for (t0, c0), (t1, c1) in zip(self.samples, self.samples[1:], strict=False):
+                if t0 <= t_ns <= t1:
+                    return c0 + (c1 - c0) * (t_ns - t0) / max(1, t1 - t0)
+            raise ValueError("time outside the sampled span")
+
+        return at(end_ns) - at(start_ns)
+
+
+def rusage_cpu() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def measure(profile: str, users: int, tokens: int, workers: int, requests_per_user: int) -> dict[str, float]:
+    with SimProcess(SimSpec(profile, SimOptions())) as sim:
+        sampler = CpuSampler(sim.pid)
+        sampler.start()
+        cpu_before = rusage_cpu()
+        summary, records = run_loadgen([
+            "--endpoint", sim.url, "--api", "openai-completions", "--concurrency", str(users),
+            "--requests", str(users * requests_per_user), "--warmup", "0", "--max-tokens", str(tokens),
+            "--workers", str(workers),
+        ])  # fmt: skip
+        whole_cpu = rusage_cpu() - cpu_before
+        sampler.stop()
+    origin = summary["clock"]["monotonic_start_ns"]
+    stamps = sorted(origin + t for record in records for t in record["chunk_ns"])
+    first, last = stamps[0], stamps[-1]
+    start, end = first + (last - first) // 4, last - (last - first) // 4
+    steady_chunks = sum(1 for t in stamps if start <= t <= end)
+    reads = sum(len(set(record["chunk_ns"])) for record in records)
+    return {
+        "chunks": len(stamps),
+        "reads": reads,
+        "whole": len(stamps) / whole_cpu,
+        "steady": steady_chunks / sampler.cpu_between(start, end),
+        "wall": len(stamps) / ((last - first) / 1e9),
+        "failed": summary["requests"]["failed"],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3, help="runs per case; medians are printed")
+    parser.add_argument("--requests-per-user", type=int, default=4)
+    parser.add_argument("--json", type=Path, help="also write every run's figures here")
+    args = parser.parse_args()
+    print(f"capacity: chunks per loadgen CPU-second, medians of {args.runs} runs (pid {os.getpid()})")
+    print(f"{'server':<17} {'users':>5} {'tokens':>6} {'workers':>7} {'chunks':>8} {'chunks/read':>11} "
+          f"{'whole run':>10} {'steady':>9} {'chunks/s':>9}")  # fmt: skip
+    every = []
+    for label, profile, users, tokens, workers in CASES:
+        runs = [measure(profile, users, tokens, workers, args.requests_per_user) for _ in range(args.runs)]
+        every.append({"case": [label, profile, users, tokens, workers], "runs": runs})
+
+        def median(key: str, runs: list[dict[str, float]] = runs) -> float:
+            return statistics.median(run[key] for run in runs)
+
+        print(
+            f"{label:<17} {users:>5} {tokens:>6} {workers:>7} {median('chunks'):>8,.0f} "
+            f"{median('chunks') / median('reads'):>11.2f} {median('whole'):>10,.0f} {median('steady'):>9,.0f} "
+            f"{median('wall'):>9,.0f}" + (f"  ({median('failed'):.0f} failed)" if median("failed") else ""),
+            flush=True,
+        )
+    if args.json:
+        args.json.write_text(json.dumps(every, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
