@@ -8,6 +8,8 @@ the stream; the usage chunk (``stream_options.include_usage``) has empty ``choic
 
 from __future__ import annotations
 
+import orjson
+
 from loadgen.errors import ProtocolError
 from loadgen.prompts import Prompt
 from loadgen.protocols.base import (
@@ -27,6 +29,8 @@ from loadgen.protocols.base import (
     preview,
 )
 from loadgen.protocols.sse import SseDecoder
+
+_loads = orjson.loads
 
 
 class OpenAICodec:
@@ -113,8 +117,11 @@ class OpenAIStreamDecoder:
         if data == b"[DONE]":
             self._done = True
             return
-        chunk = decode_json(data, "SSE data")
-        if not isinstance(chunk, dict):
+        try:
+            chunk = _loads(data)
+        except ValueError:
+            chunk = decode_json(data, "SSE data")  # raises with the message
+        if type(chunk) is not dict:
             raise ProtocolError(f"SSE data is not a JSON object: {preview(data)!r}")
         error = chunk.get("error")
         if error is not None:
@@ -123,13 +130,18 @@ class OpenAIStreamDecoder:
             self._finished = True
             return
         for choice in chunk.get("choices") or ():
-            _append_generated(choice, "delta" if self._chat else None, events)
+            if self._chat:
+                _append_generated(choice, "delta", events)
+            else:  # the completions fast path: ``text`` (see _append_generated)
+                text = choice.get("text")
+                if text:
+                    events.append(ContentChunk(text if type(text) is str else str(text)))
             reason = choice.get("finish_reason")
             if reason:
                 self._finished = True
                 events.append(Finish(reason))
         usage = chunk.get("usage")
-        if isinstance(usage, dict):
+        if usage is not None and type(usage) is dict:
             events.append(Usage(usage.get("prompt_tokens"), usage.get("completion_tokens")))
 
 

@@ -145,8 +145,9 @@ class _Connection:
         log = RequestLog(arrival_ns, first_word=words[0][:64] if words else "")
         if server.options.keep_log:
             server.log.append(log)
+        include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
         answer = _Answer(chat, f"lean-{server.requests}", server.options.model, max(1, len(words)), max_tokens,
-                         bool(request.get("stream")), bool((request.get("stream_options") or {}).get("include_usage")))  # fmt: skip
+                         bool(request.get("stream")), include_usage)  # fmt: skip
         if not answer.stream:
             due_ns = arrival_ns + round((server.profile.ttft_s + server.profile.itl_s * (max_tokens - 1)) * 1e9)
             self._loop.call_later(max(0.0, (due_ns - time.perf_counter_ns()) / 1e9), self._finish_whole, answer, log)

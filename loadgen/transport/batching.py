@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-PAUSE_S = float(__import__("os").environ.get("LG_PAUSE", "0.0003"))
+PAUSE_S = 0.0005
 MIN_READS_PER_S = 12_000
 CHECK_INTERVAL_S = 0.1
 

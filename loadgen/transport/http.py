@@ -10,7 +10,6 @@ connection) and the largest delay between a byte's arrival and loadgen reading i
 from __future__ import annotations
 
 import asyncio
-import os
 import base64
 import socket
 import ssl
@@ -256,7 +255,7 @@ class HttpTransport:
             except BaseException:
                 sock.close()
                 raise
-        if stamper is not None and self._batcher is None and self._batch_reads and os.environ.get("LG_BATCH", "1") == "1":
+        if stamper is not None and self._batcher is None and self._batch_reads:
             self._batcher = ReadBatcher(loop)
         return HttpConnection(loop, sock, stamper, self._batcher, tls, tls_in, tls_out, self._put_idle)
 

@@ -60,3 +60,29 @@ def test_merging_an_empty_histogram_keeps_the_minimum() -> None:
     histogram.record(50 * MS)
     histogram.add(Histogram.latency())
     assert histogram.stats().min == pytest.approx(50, rel=1e-3)
+
+
+def test_batched_recording_and_numpy_reads_match_hdrh_value_by_value() -> None:
+    """record_many settles through numpy; stats read the counts with numpy: both must give what
+    hdrh gives recording and reading one value at a time."""
+    import random
+
+    from hdrh.histogram import HdrHistogram
+
+    from loadgen.metrics.histogram import PERCENTILES, _mean, _percentiles
+
+    rng = random.Random(7)
+    values = [
+        rng.choice([rng.randint(0, 5000), rng.randint(0, 10**9), rng.randint(0, 10**12), -5, 4 * 10**15,
+                    rng.random() * 1e7, 2500.5, 3500.0])
+        for _ in range(20_000)
+    ]  # fmt: skip
+    batched = Histogram.latency()
+    batched.record_many(values)
+    reference = HdrHistogram(1, 3_600_000_000, 3)
+    missed = sum(1 for v in values if v < 0 or not reference.record_value(round(v / 1000)))
+    assert batched.out_of_range == missed
+    assert batched.hdr.encode() == reference.encode()
+    assert _mean(reference) == reference.get_mean_value()
+    wanted = [*PERCENTILES, 0.0, 12.5, 100.0]
+    assert _percentiles(reference, wanted) == {p: reference.get_value_at_percentile(p) for p in wanted}

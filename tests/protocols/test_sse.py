@@ -74,7 +74,7 @@ def payloads_split(data: bytes, *cuts: int) -> list[bytes]:
 def test_decode_data_gives_the_payloads_of_decode_at_every_split() -> None:
     stream = (
         "data: héllo €\n\n: comment\ndata: 二\n\ndata:no-space\n\nevent: named\ndata: one\ndata: two\n\n"
-        "data: a\r\n\r\n\n\ndata: {\"k\": 1}\n\ndata\n\ndata: last\n"
+        'data: a\r\n\r\n\n\ndata: {"k": 1}\n\ndata\n\ndata: last\n'
     ).encode()
     expected = [event.data.encode() for event in decode_split(stream)]
     assert expected == [
