@@ -206,11 +206,17 @@ class _BodyReader:
 
     def __call__(self, arrival_ns: int, data: bytes) -> bool:
         attempt = self.attempt
-        complete = attempt.on_read(self.feed(data), arrival_ns)
+        events = self.feed(data)
+        if attempt.first_byte_ns is None:  # Attempt.on_read, inlined: this runs for every read
+            attempt.first_byte_ns = arrival_ns
+        attempt.apply(events, arrival_ns)
         if self.timer is not None and attempt.chunk_ns:
             self.timer.cancel()
             self.timer = None
-        return complete
+        if attempt.complete:
+            attempt.end_ns = arrival_ns
+            return True
+        return False
 
 
 def to_record(

@@ -87,7 +87,6 @@ class HttpConnection:
         self.first_byte_ns: int | None = None
         self.read_lag_max_ns: int | None = None
         self.sent_ns: int | None = None
-        self.bytes_received = 0
 
     # --- sending ----------------------------------------------------------------------------------
 
@@ -155,16 +154,19 @@ class HttpConnection:
         data: bytes | memoryview = buffer[:size]
         stamper = self._stamper
         arrival_ns = stamper.stamp(ancillary, read_ns) if stamper is not None else read_ns
-        if self._batcher is not None:
-            self._batcher.reads += 1
+        batcher = self._batcher
+        if batcher is not None:
+            batcher.reads += 1
         if not self._busy:
             self._close_quietly()  # bytes nobody asked for: the connection cannot be reused
             return
         lag = read_ns - arrival_ns
-        if self.read_lag_max_ns is None or lag > self.read_lag_max_ns:
+        lag_max = self.read_lag_max_ns
+        if lag_max is None:
             self.read_lag_max_ns = lag
-        if self.first_byte_ns is None:
             self.first_byte_ns = arrival_ns
+        elif lag > lag_max:
+            self.read_lag_max_ns = lag
         self._read_ns = arrival_ns
         self._last_read_ns = read_ns
         if self._tls is not None:
@@ -231,10 +233,22 @@ class HttpConnection:
             future.set_result(None)
 
     def on_body(self, body: bytes) -> None:
+        """Called by httptools for each piece of the body (``_take``, inlined: this is per chunk)."""
         if self._decompress is not None:
             self._inflate(body)
-        else:
-            self._take(body)
+            return
+        sink = self._sink
+        if sink is None:
+            self._pending.append((self._read_ns, body))
+            return
+        if self._sink_done:
+            return
+        try:
+            done = sink(self._read_ns, body)
+        except Exception as exc:  # the decoder's error belongs to the request, raised in its task
+            raise _SinkFailed(exc) from None
+        if done:
+            self._sink_finished()
 
     def _inflate(self, body: bytes) -> None:
         assert self._decompress is not None
@@ -251,7 +265,6 @@ class HttpConnection:
             ) from None
 
     def _take(self, body: bytes) -> None:
-        self.bytes_received += len(body)
         sink = self._sink
         if sink is None:
             self._pending.append((self._read_ns, body))
