@@ -84,9 +84,7 @@ class HttpConnection:
         self._decompress: zlib._Decompress | None = None  # type: ignore[name-defined]  # private in typeshed
         self._last_read_ns = 0
         self.status = 0
-        self.first_byte_ns: int | None = None
-        self.read_lag_max_ns: int | None = None
-        self.sent_ns: int | None = None
+        self.times = ExchangeTimes()
 
     # --- sending ----------------------------------------------------------------------------------
 
@@ -99,8 +97,7 @@ class HttpConnection:
         self._headers_future = loop.create_future()
         self._body_future = loop.create_future()
         await self._write(self._tls_wrap(data) if self._tls is not None else data)
-        self.sent_ns = time.perf_counter_ns()
-        self._last_read_ns = self.sent_ns
+        self.times.sent_ns = self._last_read_ns = time.perf_counter_ns()
         await self._headers_future
 
     async def _write(self, data: bytes) -> None:
@@ -161,12 +158,13 @@ class HttpConnection:
             self._close_quietly()  # bytes nobody asked for: the connection cannot be reused
             return
         lag = read_ns - arrival_ns
-        lag_max = self.read_lag_max_ns
+        times = self.times
+        lag_max = times.read_lag_max_ns
         if lag_max is None:
-            self.read_lag_max_ns = lag
-            self.first_byte_ns = arrival_ns
+            times.read_lag_max_ns = lag
+            times.first_byte_ns = arrival_ns
         elif lag > lag_max:
-            self.read_lag_max_ns = lag
+            times.read_lag_max_ns = lag
         self._read_ns = arrival_ns
         self._last_read_ns = read_ns
         if self._tls is not None:
@@ -207,7 +205,7 @@ class HttpConnection:
             self._loop.remove_reader(self._fd)
             self.on_message_complete()  # the body ran to the end of the connection
             return
-        where = "before the response" if self.first_byte_ns is None else "mid-response"
+        where = "before the response" if self.times.first_byte_ns is None else "mid-response"
         self._fail(ErrorKind.STREAM_BROKEN, f"stream broken: server closed the connection {where}")
 
     def _reads_until_close(self) -> bool:
@@ -391,6 +389,18 @@ class HttpConnection:
         loop.remove_reader(self._fd)
         loop.remove_writer(self._fd)
         self._sock.close()
+
+
+class ExchangeTimes:
+    """The transport's own times of one request on a connection: a new one per request, so a
+    response keeps its figures after the connection has gone on to the next request."""
+
+    __slots__ = ("first_byte_ns", "read_lag_max_ns", "sent_ns")
+
+    def __init__(self) -> None:
+        self.sent_ns: int | None = None  # the request's last byte went into the kernel
+        self.first_byte_ns: int | None = None  # arrival of the response's first bytes
+        self.read_lag_max_ns: int | None = None  # longest arrival-to-read delay of its reads
 
 
 class _SinkFailed(Exception):

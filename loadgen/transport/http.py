@@ -40,12 +40,13 @@ class HttpResponseStream:
         self._limits = limits
         self.status = connection.status
         self.content_type = connection.response_headers.get("content-type", "")
-        self.sent_ns = connection.sent_ns
+        self._times = connection.times
+        self.sent_ns = connection.times.sent_ns
         self.connect_ns = connect_ns
 
     @property
     def read_lag_max_ns(self) -> int | None:
-        return self._connection.read_lag_max_ns
+        return self._times.read_lag_max_ns
 
     async def deliver(self, sink: BodySink) -> None:
         """Hands each piece of the body to ``sink`` as it is read, stamped with its arrival;
@@ -276,7 +277,7 @@ class HttpTransport:
                 if (
                     not fresh
                     and attempt == 0
-                    and connection.first_byte_ns is None
+                    and connection.times.first_byte_ns is None
                     and failure.kind is ErrorKind.STREAM_BROKEN
                 ):
                     self.retries += 1
@@ -357,7 +358,7 @@ class _Limits:
                 ErrorKind.TIMEOUT, f"timed out: the request took over {self._total_s:g}s (--request-timeout)"
             )
         elif self._read_ns is not None and now_ns - connection.last_read_ns >= self._read_ns:
-            waiting = "the response headers" if connection.first_byte_ns is None else "more of the response"
+            waiting = "the response headers" if connection.times.first_byte_ns is None else "more of the response"
             connection.abort(ErrorKind.TIMEOUT, f"timed out: no bytes for {self._read_s:g}s waiting for {waiting} "
                                                 "(--first-token-timeout)")  # fmt: skip
         else:

@@ -165,3 +165,36 @@ def test_first_token_timeout_fails_the_preflight(start_sim: SimFactory, tmp_path
     slow = start_sim("fixed:500,1")
     code, _ = run_cli(tmp_path, "--endpoint", slow.url, "--requests", "2", "--first-token-timeout", "50ms")
     assert code == 1  # the preflight itself times out: one clear error
+
+
+def test_every_request_matches_the_lean_servers_own_log(start_sim: SimFactory, tmp_path: Path) -> None:
+    """Each record against the kernel-stamped reference server's record of the same request
+    (matched by the prompt's first word): TTFT, chunk gaps and the stamps themselves agree."""
+    sim = start_sim("fixed:30,5", keep_log=True, lean=True)
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"id": f"q{i}", "prompt": f"q{i} say something"}) + "\n" for i in range(48)))
+    output = tmp_path / "out"
+    code = main(["run", "--quiet", "--output", str(output), "--prompts", str(prompts), "--endpoint", sim.url,
+                 "--api", "openai-completions", "--concurrency", "16", "--requests", "48", "--warmup", "0",
+                 "--max-tokens", "16"])  # fmt: skip
+    assert code == 0
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["clock"]["stamp_source"].startswith("kernel")
+    assert summary["client"]["send_lag_ms"]["count"] == 48 and summary["client"]["read_lag_ms"]["count"] == 48
+    assert summary["client"]["connections"]["opened_before_load"] >= 16
+    origin = summary["clock"]["monotonic_start_ns"]
+    served = {entry["first_word"]: entry for entry in fetch_json(sim.url + "/sim/log")  # type: ignore[union-attr]
+              if len(entry["chunk_ns"]) == 16}  # fmt: skip
+    ttft_error_ms, gap_error_ms = [], []
+    for record in read_records(tmp_path):
+        entry = served[record["prompt_id"]]
+        written = [t - origin for t in entry["chunk_ns"]]
+        arrived = record["chunk_ns"]
+        server_ttft = written[0] - (entry["received_ns"] - origin)
+        ttft_error_ms.append((arrived[0] - record["intended_ns"] - server_ttft) / MS)
+        pairs = zip(arrived, arrived[1:], written, written[1:], strict=False)
+        gap_error_ms += [((a1 - a0) - (w1 - w0)) / MS for a0, a1, w0, w1 in pairs]
+        assert all(abs(a - w) < 2 * MS for a, w in zip(arrived, written, strict=True))
+    assert len(ttft_error_ms) == 48
+    assert statistics.median(ttft_error_ms) < 1.0 and max(ttft_error_ms) < 5.0
+    assert statistics.median(abs(e) for e in gap_error_ms) < 0.2

@@ -94,3 +94,43 @@ def test_content_chunk_counting_is_named() -> None:
     assert summary["token_counting"]["output_method"] == "content_chunks"
     assert summary["token_counting"]["input_method"] == "unavailable"
     assert summary["throughput"]["input_tokens_per_s"] is None
+
+
+def _with_read_lag(read_lag_ms: float, index: int) -> object:
+    import dataclasses
+
+    base = record(intended_ms=0, sent_ms=0.2, chunks_ms=(50, 60), end_ms=60, index=index)
+    return dataclasses.replace(base, read_lag_ns=round(read_lag_ms * MS))
+
+
+def test_summary_names_the_stamp_source_and_carries_send_and_read_lag() -> None:
+    from loadgen.metrics.summary import client_lag_warnings
+    from loadgen.transport.base import TransportReport
+    from loadgen.transport.stamps import StampSource
+
+    def summary_for(read_lag_ms: float, source: StampSource) -> dict:
+        aggregator = Aggregator()
+        for index in range(20):
+            aggregator.on_record(_with_read_lag(read_lag_ms, index))  # type: ignore[arg-type]
+        info = RunInfo(
+            endpoint="e", api="openai-chat", model="m", load=LoadConfig(requests=20), stream=True, started_at="t0",
+            ended_at="t1", partial=False, stop_reason="completed", client=ClientReport(10.0, 20.0, False, 1000),
+            slo=(), tokenizer=None, listener_failures={},
+            transport=TransportReport(stamp_source=source.value, connections_opened=5, connections_before_load=4),
+        )  # fmt: skip
+        return build_summary(aggregator, info)
+
+    quiet = summary_for(0.05, StampSource.KERNEL)
+    assert quiet["clock"]["stamp_source"] == StampSource.KERNEL.value
+    assert quiet["clock"]["sent_stamp"] == "when the request's last byte entered the kernel"
+    assert quiet["client"]["send_lag_ms"]["p50"] == pytest.approx(0.2, rel=1e-2)
+    assert quiet["client"]["read_lag_ms"]["p99"] == pytest.approx(0.05, rel=1e-2)
+    assert quiet["client"]["connections"]["reconnects"] == 1
+    assert not quiet["client"]["saturated"] and client_lag_warnings(quiet) == []
+    # 3 ms late reads: said in the console; with kernel stamps the figures stay valid
+    late = summary_for(3.0, StampSource.KERNEL)
+    assert late["client"]["read_lag_high"] and not late["client"]["saturated"]
+    assert "read lag p99 3.00 ms" in client_lag_warnings(late)[0] and "stay true" in client_lag_warnings(late)[0]
+    # without kernel stamps the same lag is in every chunk time: the run is saturated
+    user = summary_for(3.0, StampSource.USER)
+    assert user["client"]["saturated"] and "include this delay" in client_lag_warnings(user)[0]

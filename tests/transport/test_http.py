@@ -175,7 +175,7 @@ def test_keep_alive_reuses_the_connection_and_the_send_stamp_is_after_the_write(
             sent.append(time.perf_counter_ns())
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 
-    with scripted_server(script) as (url, sent, connections):
+    with scripted_server(script) as (url, _, connections):
         http = transport(url)
 
         async def run() -> list[bytes]:
