@@ -81,7 +81,7 @@ class HttpConnection:
         self._drain_timer: asyncio.TimerHandle | None = None
         self._message_done = False
         self._keep_alive = False
-        self._decompress: zlib._Decompress | None = None  # type: ignore[name-defined]  # private in typeshed
+        self._encoding = ""
         self._last_read_ns = 0
         self.status = 0
         self.times = ExchangeTimes()
@@ -218,11 +218,7 @@ class HttpConnection:
 
     def on_headers_complete(self) -> None:
         self.status = self._parser.get_status_code()
-        encoding = self._headers.get("content-encoding", "").strip().lower()
-        if encoding in ("gzip", "x-gzip"):
-            self._decompress = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif encoding == "deflate":
-            self._decompress = zlib.decompressobj(zlib.MAX_WBITS)
+        self._encoding = self._headers.get("content-encoding", "").strip().lower()
         if self.status < 200:  # 1xx: an interim response; the real one follows on the same parser
             self._headers = {}
             return
@@ -231,38 +227,8 @@ class HttpConnection:
             future.set_result(None)
 
     def on_body(self, body: bytes) -> None:
-        """Called by httptools for each piece of the body (``_take``, inlined: this is per chunk)."""
-        if self._decompress is not None:
-            self._inflate(body)
-            return
-        sink = self._sink
-        if sink is None:
-            self._pending.append((self._read_ns, body))
-            return
-        if self._sink_done:
-            return
-        try:
-            done = sink(self._read_ns, body)
-        except Exception as exc:  # the decoder's error belongs to the request, raised in its task
-            raise _SinkFailed(exc) from None
-        if done:
-            self._sink_finished()
-
-    def _inflate(self, body: bytes) -> None:
-        assert self._decompress is not None
-        try:
-            piece = self._decompress.decompress(body, DECOMPRESS_PIECE_BYTES)
-            while piece:
-                self._take(piece)
-                if self._sink_done:
-                    return
-                piece = self._decompress.decompress(self._decompress.unconsumed_tail, DECOMPRESS_PIECE_BYTES)
-        except zlib.error as exc:
-            raise _SinkFailed(
-                TransportFailure(ErrorKind.STREAM_BROKEN, f"stream broken: bad compressed body ({exc})")
-            ) from None
-
-    def _take(self, body: bytes) -> None:
+        """Called by httptools for each piece of the body (a compressed body is inflated by the
+        sink wrapper that ``attach`` puts in front of the request's sink)."""
         sink = self._sink
         if sink is None:
             self._pending.append((self._read_ns, body))
@@ -301,6 +267,8 @@ class HttpConnection:
         the sink says the response is whole or the body ends, and fails with ``TransportFailure``
         or the sink's own exception."""
         assert self._body_future is not None
+        if self._encoding in ("gzip", "x-gzip", "deflate"):
+            sink = _Inflating(sink, self._encoding)
         self._sink = sink
         pending, self._pending = self._pending, []
         for read_ns, body in pending:
@@ -389,6 +357,29 @@ class HttpConnection:
         loop.remove_reader(self._fd)
         loop.remove_writer(self._fd)
         self._sock.close()
+
+
+class _Inflating:
+    """A sink in front of the request's: inflates a gzip or deflate body piece by piece, at most
+    ``DECOMPRESS_PIECE_BYTES`` at a time (a compression bomb meets the decoder's caps, not memory)."""
+
+    __slots__ = ("_inflater", "_sink")
+
+    def __init__(self, sink: BodySink, encoding: str) -> None:
+        self._sink = sink
+        self._inflater = zlib.decompressobj(zlib.MAX_WBITS if encoding == "deflate" else 16 + zlib.MAX_WBITS)
+
+    def __call__(self, arrival_ns: int, body: bytes) -> bool:
+        inflater = self._inflater
+        try:
+            piece = inflater.decompress(body, DECOMPRESS_PIECE_BYTES)
+            while piece:
+                if self._sink(arrival_ns, piece):
+                    return True
+                piece = inflater.decompress(inflater.unconsumed_tail, DECOMPRESS_PIECE_BYTES)
+        except zlib.error as exc:
+            raise TransportFailure(ErrorKind.STREAM_BROKEN, f"stream broken: bad compressed body ({exc})") from None
+        return False
 
 
 class ExchangeTimes:
