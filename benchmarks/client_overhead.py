@@ -45,19 +45,19 @@ CASES = (  # (label, simulator profile, users, tokens, workers)
 class CpuSampler(threading.Thread):
     """(monotonic ns, CPU-seconds of this process and its children but the simulator) every 50 ms."""
 
-    def __init__(self, exclude_pid: int | None) -> None:
+    def __init__(self, exclude_pid: int | None, workers: int) -> None:
         super().__init__(daemon=True)
         self._exclude = exclude_pid
+        self._expected_children = workers if workers > 1 else 0
         self._me = psutil.Process()
         self._children: dict[int, psutil.Process] = {}
-        self._samples_taken = 0
         self.samples: list[tuple[int, float]] = []
         self._stop_event = threading.Event()
 
     def cpu_seconds(self) -> float:
         total = time.process_time()
-        self._samples_taken += 1
-        if self._samples_taken % 2 == 1:  # listing children reads /proc: every 100 ms, not each sample
+        # listing children reads all of /proc, in this (loadgen's) process: only until the workers are found
+        if len(self._children) < self._expected_children:
             for child in self._me.children(recursive=True):
                 if child.pid != self._exclude:
                     self._children.setdefault(child.pid, child)
@@ -96,7 +96,7 @@ def rusage_cpu() -> float:
 
 def measure(profile: str, users: int, tokens: int, workers: int, requests_per_user: int) -> dict[str, float]:
     with SimProcess(SimSpec(profile, SimOptions())) as sim:
-        sampler = CpuSampler(sim.pid)
+        sampler = CpuSampler(sim.pid, workers)
         sampler.start()
         cpu_before = rusage_cpu()
         summary, records = run_loadgen([

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import random
+import re
 import statistics
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,6 +36,7 @@ LENGTH_TOLERANCE = 0.02
 DEFAULT_VARIANTS = (("baseline", "sim:llama3-8b-h100"), ("assisted", "sim:llama3-8b-h100-spec"))
 
 
+VARIANT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
 SAME_ENDPOINT = "endpoint"  # a variant's target: the --endpoint itself, with other request parameters
 
 
@@ -90,6 +92,9 @@ def _variant_from_mapping(entry: object, where: str) -> Variant:
 
 
 def _checked(variant: Variant, where: str) -> Variant:
+    if not VARIANT_NAME.fullmatch(variant.name):
+        raise ConfigError(f"{where}: a variant name names its results folder: letters, digits, '.', '_' and '-' "
+                          f"(not starting with '.'), got {variant.name!r}")  # fmt: skip
     target = variant.target
     if not variant.name or not (
         variant.simulated or target == SAME_ENDPOINT or target.startswith(("http://", "https://"))

@@ -35,6 +35,7 @@ class ErrorKind(str, enum.Enum):
 
     CONNECT = "connect"
     TIMEOUT = "timeout"
+    REDIRECT = "redirect"  # a 3xx: not followed, a load generator measures the URL it was given
     HTTP_4XX = "http_4xx"
     HTTP_5XX = "http_5xx"
     STREAM_BROKEN = "stream_broken"

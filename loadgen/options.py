@@ -15,7 +15,7 @@ import yaml
 
 from loadgen.config import Arrival, SloTarget, Stage
 from loadgen.errors import ConfigError
-from loadgen.parsing import parse_duration_s, parse_header, parse_levels, parse_slo
+from loadgen.parsing import parse_duration_s, parse_header, parse_levels, parse_positive_duration_s, parse_slo
 from loadgen.protocols import APIS, SCHEMAS
 from loadgen.protocols.triton import PRESETS, parse_triton_options
 
@@ -272,13 +272,19 @@ OPTIONS: tuple[Option, ...] = (
     Option("api_key_env", _str, None, "environment variable holding the API key (sent as a Bearer token)", "VAR"),
     Option("output", _str, None, "result directory (default: results/<timestamp>)", "DIR"),
     Option("tokenizer", _str, None, "tokenizer.json path or tiktoken:ENCODING for counting tokens", "SPEC"),
-    Option("connect_timeout", parse_duration_s, 10.0, "connect timeout", "T"),
-    Option("first_token_timeout", parse_duration_s, 120.0, "longest wait for the first token, or between chunks", "T"),
-    Option("request_timeout", parse_duration_s, 600.0, "total time allowed per request", "T"),
+    Option("connect_timeout", parse_positive_duration_s, 10.0, "connect timeout", "T"),
+    Option(
+        "first_token_timeout",
+        parse_positive_duration_s,
+        120.0,
+        "longest wait for the first token, or between chunks",
+        "T",
+    ),
+    Option("request_timeout", parse_positive_duration_s, 600.0, "total time allowed per request", "T"),
     Option("drain_timeout", parse_duration_s, 30.0, "at the end, wait this long for requests in flight", "T"),
     Option("insecure", _bool, False, "do not verify TLS certificates", flag_kind="flag"),
     Option("sim_profile", _str, "llama2-7b-h100", "built-in simulator profile when no --endpoint is given", "NAME"),
-    Option("hlog_interval", parse_duration_s, 1.0, "interval of the .hlog histogram logs", "T"),
+    Option("hlog_interval", parse_positive_duration_s, 1.0, "interval of the .hlog histogram logs", "T"),
     Option("quiet", _bool, False, "no live status line", flag_kind="flag"),
     Option("save_text", _bool, False, "keep each answer's text in requests.jsonl (compare uses it)", flag_kind="flag"),
     Option(

@@ -7,6 +7,7 @@ file/key it came from and turn it into a ``ConfigError``.
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit, urlunsplit
 
 from loadgen.config import SloTarget
 
@@ -41,6 +42,14 @@ def parse_duration_ns(text: str | float | int, default_unit: str = "s") -> int:
 
 def parse_duration_s(text: str | float | int) -> float:
     return parse_duration_ns(text) / 1e9
+
+
+def parse_positive_duration_s(text: str | float | int) -> float:
+    """A duration that must be above zero (a limit of 0 would mean no limit, or no interval)."""
+    seconds = parse_duration_s(text)
+    if seconds <= 0:
+        raise ValueError(f"expected a duration above zero like 500ms or 30s, got {text!r}")
+    return seconds
 
 
 def parse_levels(text: str | int | float | list[object], *, integer: bool) -> list[float]:
@@ -122,3 +131,20 @@ def parse_header(text: str) -> tuple[str, str]:
     if not sep or not name.strip():
         raise ValueError(f"expected a header like 'Name: value', got {text!r}")
     return name.strip(), value.strip()
+
+
+def public_url(url: str) -> str:
+    """The URL without ``user:password@`` or a query string (either may hold keys); robust to
+    URLs that do not parse, for error messages about them."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.hostname or ""
+        if ":" in netloc:
+            netloc = f"[{netloc}]"
+        if parts.port:
+            netloc += f":{parts.port}"
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    except ValueError:
+        without_query = url.split("?", 1)[0]
+        scheme, separator, rest = without_query.partition("://")
+        return scheme + separator + rest.rpartition("@")[2] if separator else without_query.rpartition("@")[2]

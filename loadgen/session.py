@@ -17,12 +17,12 @@ from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from rich.console import Console
 
 from loadgen.clock import MonotonicClock, wall_time_iso
 from loadgen.config import EndpointConfig, GenerationConfig, LoadConfig, LoadMode, SloTarget, TelemetryConfig
+from loadgen.engine.limits import check_load_fits
 from loadgen.engine.model_check import check_triton_model
 from loadgen.engine.monitor import ClientMonitor
 from loadgen.engine.partition import default_workers
@@ -34,6 +34,7 @@ from loadgen.errors import ConfigError
 from loadgen.metrics.aggregate import HISTOGRAM_NAMES, Aggregator
 from loadgen.metrics.summary import RunInfo, build_summary, client_lag_warnings
 from loadgen.metrics.thresholds import breaches
+from loadgen.parsing import public_url
 from loadgen.prompts import Prompt, PromptPicker
 from loadgen.prompts.trace import TraceEntry
 from loadgen.protocols import TRITON_APIS, Codec, endpoint_codec
@@ -104,15 +105,6 @@ def redactor(secrets: tuple[str, ...]) -> Callable[[str], str]:
     return redact
 
 
-def public_url(url: str) -> str:
-    """The URL without user:password@ or query string (which may hold keys)."""
-    parts = urlsplit(url)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
 @contextlib.contextmanager
 def _endpoint_for(plan: Plan, console: Console) -> Iterator[EndpointConfig]:
     if not plan.use_simulator:
@@ -127,6 +119,7 @@ def _endpoint_for(plan: Plan, console: Console) -> Iterator[EndpointConfig]:
 
 def execute(plan: Plan, console: Console) -> int:
     """Run the plan; returns the process exit code."""
+    check_load_fits(plan.levels, plan.workers or 1)
     with _endpoint_for(plan, console) as endpoint:
         return _run_loop(_execute_async(plan, endpoint, console))
 

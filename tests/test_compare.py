@@ -49,7 +49,11 @@ def test_crossover() -> None:
     assert crossover([row("c=1", 1.8)]) is None
 
 
-@pytest.mark.parametrize("texts", [["only=sim:zero-delay"], ["a=ftp://x", "b=sim:zero-delay"], ["a=sim:x", "a=sim:y"]])
+@pytest.mark.parametrize("texts", [
+    ["only=sim:zero-delay"], ["a=ftp://x", "b=sim:zero-delay"], ["a=sim:x", "a=sim:y"],
+    ["../../outside=sim:zero-delay", "b=sim:zero-delay"], ["a/b=sim:zero-delay", "c=sim:zero-delay"],
+    [".hidden=sim:zero-delay", "b=sim:zero-delay"],
+])  # fmt: skip
 def test_bad_variants(texts: list[str]) -> None:
     with pytest.raises(ConfigError, match="--variant"):
         parse_variants(texts)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from loadgen.clock import Clock
 from loadgen.errors import ErrorKind, ProtocolError
+from loadgen.parsing import public_url
 from loadgen.prompts import Prompt
 from loadgen.prompts.answers import answer_is_correct
 from loadgen.protocols.base import Codec, ContentChunk, Finish, GenerationParams, ResponseComplete, ServerError, Usage
@@ -159,6 +160,19 @@ async def _exchange(ctx: RequestContext, prompt: Prompt, attempt: Attempt) -> No
             attempt.sent_ns = response.sent_ns
         attempt.connect_ns = response.connect_ns
         attempt.http_status = response.status
+        if 300 <= response.status < 400:
+            attempt.end_ns = now_ns()
+            location = public_url(response.headers.get("location", "")) or "nowhere"
+            attempt.fail(ErrorKind.REDIRECT, ctx.redact(f"HTTP {response.status} redirect to {location}, not followed "
+                                                        "(loadgen measures the URL it was given)"))  # fmt: skip
+            response.abort()
+            return
+        if response.status < 300 and ctx.params.config.stream and response.content_type.startswith("text/html"):
+            attempt.end_ns = now_ns()
+            attempt.fail(ErrorKind.PROTOCOL_ERROR, "the server answered a streamed request with an HTML page "
+                         "(text/html), not a stream: check --endpoint and --api")  # fmt: skip
+            response.abort()
+            return
         if response.status >= 300:
             body = await response.read_body(ERROR_BODY_LIMIT_BYTES)
             attempt.end_ns = now_ns()

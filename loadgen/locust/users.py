@@ -2,7 +2,8 @@
 
 ``loadgen locust`` configures these from a scenario; a plain locustfile can subclass them::
 
-    from loadgen.locust import OpenAIChatUser
+    from loadgen.parsing import public_url
+from loadgen.locust import OpenAIChatUser
 
     class ChatUser(OpenAIChatUser):
         model = "llama-3-8b"
@@ -38,6 +39,7 @@ from loadgen.errors import ErrorKind
 from loadgen.locust.exchange import BlockingContext, exchange
 from loadgen.locust.recorder import TABLE_STRUCTURE, Recorder, merged, table_rows, telemetry_rows, write_summary
 from loadgen.metrics import request_metrics as rm
+from loadgen.parsing import public_url
 from loadgen.prompts import Prompt, PromptPicker
 from loadgen.prompts.loaders import load_prompts
 from loadgen.protocols import endpoint_codec
@@ -149,8 +151,6 @@ PROCESS = LoadgenLocust()
 
 
 def _public(url: str) -> str:
-    from loadgen.session import public_url
-
     return public_url(url)
 
 

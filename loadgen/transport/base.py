@@ -7,7 +7,7 @@ Library errors (sockets, TLS, grpc, botocore) are mapped to ``TransportFailure``
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -30,6 +30,11 @@ class ResponseStream(Protocol):
     content_type: str
     sent_ns: int | None  # when the request's last byte entered the kernel (None: not known)
     connect_ns: int | None  # time spent opening a connection for this request (None: reused)
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Response headers, names in lower case."""
+        ...
 
     @property
     def read_lag_max_ns(self) -> int | None:

@@ -75,6 +75,7 @@ class GrpcResponseStream:
     sockets, so no kernel stamps here)."""
 
     content_type = "application/grpc"
+    headers: dict[str, str] = {}  # noqa: RUF012 - never written: gRPC metadata is not HTTP headers here
     sent_ns: int | None = None
     connect_ns: int | None = None
     read_lag_max_ns: int | None = None

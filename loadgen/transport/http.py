@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 from loadgen.clock import Clock, MonotonicClock
 from loadgen.errors import ConfigError, ErrorKind
 from loadgen.metrics.histogram import Histogram
+from loadgen.parsing import public_url
 from loadgen.protocols.base import HttpRequest
 from loadgen.transport.base import BodySink, TransportFailure, TransportReport
 from loadgen.transport.batching import ReadBatcher
@@ -39,7 +40,8 @@ class HttpResponseStream:
         self._serial = connection.requests_sent  # the connection's request this response answers
         self._limits = limits
         self.status = connection.status
-        self.content_type = connection.response_headers.get("content-type", "")
+        self.headers = connection.response_headers
+        self.content_type = self.headers.get("content-type", "")
         self._times = connection.times
         self.sent_ns = connection.times.sent_ns
         self.connect_ns = connect_ns
@@ -130,9 +132,14 @@ class HttpTransport:
         kernel_stamps: bool = True,
         batch_reads: bool = True,
     ) -> None:
-        parts = urlsplit(base_url)
+        try:
+            parts = urlsplit(base_url)
+        except ValueError as exc:
+            raise ConfigError(f"--endpoint {public_url(base_url)!r}: {exc}") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"--endpoint {base_url!r}: expected http://host[:port] or https://host[:port]")
+            raise ConfigError(
+                f"--endpoint {public_url(base_url)!r}: expected http://host[:port] or https://host[:port]"
+            )
         try:
             port = parts.port
         except ValueError:

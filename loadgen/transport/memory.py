@@ -25,6 +25,7 @@ class ScriptedResponse:
     content_type: str = "text/event-stream"
     break_after: int | None = None  # raise stream_broken after this many pieces
     headers_delay_s: float = 0.0
+    headers: tuple[tuple[str, str], ...] = ()  # names in lower case
 
 
 @dataclass
@@ -74,6 +75,7 @@ class MemoryResponseStream:
         self._scripted = scripted
         self.status = scripted.status
         self.content_type = scripted.content_type
+        self.headers = dict(scripted.headers)
         self._aborted = False
 
     async def chunks(self) -> AsyncGenerator[tuple[int, bytes], None]:

@@ -101,3 +101,23 @@ def test_error_messages_are_redacted() -> None:
         }
     )
     assert execute(context).error == "HTTP 401: bad key ***"
+
+
+def test_a_redirect_is_its_own_error_kind_and_is_not_followed() -> None:
+
+    redirect = ScriptedResponse(status=307, headers=(("location", "http://user:pw@169.254.169.254/latest?key=k"),))
+    context = make_context(lambda request: redirect)
+    records: list[RequestRecord] = []
+    asyncio.run(execute_request(context, 0, PROMPTS[0], 0, False, records.append))
+    assert records[0].error_kind is ErrorKind.REDIRECT
+    assert "redirect to http://169.254.169.254/latest, not followed" in (records[0].error or "")
+    assert "pw" not in (records[0].error or "") and "key=k" not in (records[0].error or "")
+    assert len(context.transport.requests) == 1  # type: ignore[attr-defined]
+
+
+def test_an_html_page_for_a_streamed_request_is_named() -> None:
+
+    page = ScriptedResponse(content_type="text/html; charset=utf-8", pieces=((0.0, b"<html>login</html>"),))
+    records: list[RequestRecord] = []
+    asyncio.run(execute_request(make_context(lambda request: page), 0, PROMPTS[0], 0, False, records.append))
+    assert records[0].error_kind is ErrorKind.PROTOCOL_ERROR and "HTML page" in (records[0].error or "")

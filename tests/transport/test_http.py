@@ -332,6 +332,9 @@ def test_bad_endpoints_and_headers_are_config_errors() -> None:
         transport("http://127.0.0.1:99999")
     with pytest.raises(ConfigError, match="expected http"):
         transport("ftp://host")
+    with pytest.raises(ConfigError, match="IPv6") as caught:
+        transport("http://user:SECRET@[::1")
+    assert "SECRET" not in str(caught.value)
 
 
 @pytest.fixture(scope="module")
