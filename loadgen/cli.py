@@ -7,7 +7,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from loadgen.search import MaxLoadSearch
 from loadgen.session import Plan, execute
 
 EXIT_USAGE = 2
+EXIT_INTERNAL = 70  # an unexpected exception (sysexits EX_SOFTWARE)
 
 
 def _add_load_options(parser: argparse.ArgumentParser) -> None:
@@ -174,6 +177,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         error_console.print("loadgen: interrupted", style="bold yellow")
         return 130
+    except Exception as exc:  # the one boundary for what should not happen: a line, and the traceback in a file
+        log = _write_crash_log(exc)
+        error_console.print(f"loadgen: internal error: {type(exc).__name__}: {exc} (traceback in {log}); results "
+                            "written so far are kept", style="bold red", soft_wrap=True)  # fmt: skip
+        return EXIT_INTERNAL
+
+
+def _write_crash_log(exc: BaseException) -> Path:
+    handle, name = tempfile.mkstemp(prefix="loadgen-crash-", suffix=".log")
+    with os.fdopen(handle, "w", encoding="utf-8") as log:
+        log.write("".join(traceback.format_exception(exc)))
+    return Path(name)
 
 
 def build_plan(args: argparse.Namespace, sweep: bool) -> Plan:

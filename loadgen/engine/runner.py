@@ -61,8 +61,13 @@ class Tickets:
         self._warmup_end_ns = run_start_ns + round(load.warmup_s * 1e9)
         self._measure_start_ns: int | None = None
         self._measured = 0
+        self._deadline: asyncio.TimerHandle | None = None
         self.issued = 0
         self.exhausted = asyncio.Event()
+
+    def close(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
 
     def take(self, intended_ns: int) -> Ticket | None:
         if self.exhausted.is_set():
@@ -72,6 +77,9 @@ class Tickets:
         if not warmup:
             if self._measure_start_ns is None:
                 self._measure_start_ns = intended_ns
+                if load.duration_s is not None:
+                    # a duration bounds the run even when no request ends to take the next ticket
+                    self._deadline = asyncio.get_running_loop().call_later(load.duration_s, self.exhausted.set)
             over_count = load.requests is not None and self._measured >= load.requests
             over_time = load.duration_s is not None and (intended_ns - self._measure_start_ns >= load.duration_s * 1e9)
             if over_count or over_time:
@@ -150,6 +158,7 @@ class LoadRunner:
             cancelled = await _cancel_all([*workers, *self._inflight])
             stop_wait.cancel()
             exhausted_wait.cancel()
+            self._tickets.close()
             while self._deferred:
                 await asyncio.sleep(0)
         reason = StopReason.INTERRUPTED if self._stop.is_set() else StopReason.COMPLETED

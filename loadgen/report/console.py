@@ -113,7 +113,12 @@ def facts_lines(summary: dict) -> list[Text]:  # type: ignore[type-arg]
     lines = [
         Text(
             f"requests: {requests['completed']} completed, {requests['failed']} failed"
-            f" ({requests['warmup_excluded']} warm-up excluded) in {_number(summary['measured_window_s'], 2)} s · "
+            + (
+                f", {requests['cancelled_at_end']} still running at the end (cancelled after --drain-timeout)"
+                if requests.get("cancelled_at_end")
+                else ""
+            )
+            + f" ({requests['warmup_excluded']} warm-up excluded) in {_number(summary['measured_window_s'], 2)} s · "
             f"{_number(throughput['requests_per_s'], 2)} req/s · "
             f"{_number(throughput['output_tokens_per_s'])} output tok/s"
             f" · {_number(throughput['input_tokens_per_s'])} input tok/s"

@@ -6,6 +6,7 @@ import pytest
 from loadgen.config import Arrival, LoadConfig, LoadMode
 from loadgen.engine.runner import StopReason
 from loadgen.errors import ErrorKind
+from loadgen.transport.memory import ScriptedResponse
 from tests.engine.conftest import make_context, run_load, sse_stream
 
 MS = 1_000_000
@@ -36,6 +37,24 @@ def test_duration_stops_issuing() -> None:
     assert time.perf_counter() - started < 1.0
     assert outcome.stop_reason is StopReason.COMPLETED
     assert 20 <= len(records) <= 70  # ~2 users × 0.3 s / 10 ms
+
+
+@pytest.mark.parametrize("mode", [LoadMode.CLOSED, LoadMode.OPEN])
+def test_duration_bounds_the_run_when_no_request_ends(mode: LoadMode) -> None:
+    """Streams that never end: the duration and the drain timeout still end the run on time, and
+    the requests cut off are published as cancelled."""
+    endless = ScriptedResponse(pieces=tuple((0.05, _endless_chunk()) for _ in range(2000)))
+    context = make_context(lambda request: endless)
+    load = LoadConfig(mode=mode, concurrency=2, rate_rps=4, duration_s=0.3, drain_timeout_s=0.2, warmup_requests=0)
+    started = time.perf_counter()
+    outcome, records = run_load(load, context)
+    assert time.perf_counter() - started < 1.5
+    assert outcome.drain_cancelled >= 1
+    assert records and all(record.error_kind is ErrorKind.CANCELLED for record in records)
+
+
+def _endless_chunk() -> bytes:
+    return b'data: {"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}]}\n\n'
 
 
 def test_open_loop_intended_times_follow_the_schedule() -> None:

@@ -1,0 +1,27 @@
+"""Anything unexpected ends as one line and a log file, exit code 70, never a bare traceback."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from loadgen import cli
+
+
+def test_an_unexpected_exception_is_one_line_with_its_traceback_in_a_file(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(*args: object, **kwargs: object) -> int:
+        raise RuntimeError("something loadgen did not expect")
+
+    monkeypatch.setattr(cli, "execute", broken)
+    code = cli.main(["run", "--requests", "1"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_INTERNAL == 70
+    assert "Traceback" not in err
+    assert "internal error: RuntimeError: something loadgen did not expect" in err
+    log = Path(re.search(r"traceback in (\S+)\)", err.replace("\n", "")).group(1))  # type: ignore[union-attr]
+    assert "RuntimeError" in log.read_text() and "Traceback" in log.read_text()
+    log.unlink()
