@@ -20,6 +20,7 @@ from loadgen.commands import positive_number, run_monitor, run_plan, serve_sim
 from loadgen.config import Arrival, EndpointConfig, GenerationConfig, LoadConfig, LoadMode, TelemetryConfig
 from loadgen.errors import ConfigError, LoadgenError
 from loadgen.options import OPTIONS, Settings, convert, load_scenario, resolve
+from loadgen.parsing import url_secrets
 from loadgen.prompts.loaders import load_prompts
 from loadgen.prompts.synthetic import parse_synthetic, synthesize
 from loadgen.prompts.trace import load_trace
@@ -201,13 +202,18 @@ def build_plan(args: argparse.Namespace, sweep: bool) -> Plan:
     settings = resolve(flags, scenario)
     levels = _levels(settings, sweep)
     headers = list(settings.header)
+    # a header's whole value, and each long word of it ("Bearer KEY": the key alone may be echoed)
     secrets = [value for _, value in headers]
+    secrets += [word for _, value in headers for word in value.split() if len(word) >= 8]
     if settings.api_key_env:
         key = os.environ.get(settings.api_key_env)
         if not key:
             raise ConfigError(f"--api-key-env {settings.api_key_env}: environment variable is not set")
         headers.append(("Authorization", f"Bearer {key}"))
         secrets.append(key)
+    for url_option in (settings.endpoint, settings.endpoint_url, settings.telemetry_url):
+        if url_option:
+            secrets += url_secrets(url_option)
     url = settings.endpoint
     region = settings.region
     if settings.api == "sagemaker":

@@ -15,11 +15,19 @@ import yaml
 
 from loadgen.config import Arrival, SloTarget, Stage
 from loadgen.errors import ConfigError
-from loadgen.parsing import parse_duration_s, parse_header, parse_levels, parse_positive_duration_s, parse_slo
+from loadgen.parsing import (
+    parse_duration_s,
+    parse_header,
+    parse_levels,
+    parse_positive_duration_s,
+    parse_slo,
+    public_url,
+)
 from loadgen.protocols import APIS, SCHEMAS
 from loadgen.protocols.triton import PRESETS, parse_triton_options
 
 Converter = Callable[[Any], object]
+URL_OPTIONS = ("endpoint", "endpoint_url", "telemetry_url")
 
 
 def _int(minimum: int) -> Converter:
@@ -406,12 +414,15 @@ class Settings:
     gpu_devices: tuple[str, ...]
 
     def recorded(self) -> dict[str, object]:
-        """The options worth recording with results (header values can hold secrets)."""
-        return {
-            field.name: getattr(self, field.name)
-            for field in fields(self)
-            if field.name != "header" and getattr(self, field.name) is not None
-        }
+        """The options worth recording with results: header values can hold secrets, and so can a
+        URL's ``user:password@`` and query string, which are left out."""
+        recorded: dict[str, object] = {}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if field.name == "header" or value is None:
+                continue
+            recorded[field.name] = public_url(value) if field.name in URL_OPTIONS and isinstance(value, str) else value
+        return recorded
 
 
 def resolve(flags: dict[str, object], scenario: dict[str, object]) -> Settings:

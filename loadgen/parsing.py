@@ -7,7 +7,7 @@ file/key it came from and turn it into a ``ConfigError``.
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from loadgen.config import SloTarget
 
@@ -148,3 +148,14 @@ def public_url(url: str) -> str:
         without_query = url.split("?", 1)[0]
         scheme, separator, rest = without_query.partition("://")
         return scheme + separator + rest.rpartition("@")[2] if separator else without_query.rpartition("@")[2]
+
+
+def url_secrets(url: str) -> list[str]:
+    """The parts of a URL that may be secrets: its password, user name, and query values."""
+    try:
+        parts = urlsplit(url)
+        password, username = parts.password, parts.username
+    except ValueError:
+        return []
+    values = [value for _, value in parse_qsl(parts.query)]
+    return [unquote(secret) for secret in (password, username, *values) if secret]

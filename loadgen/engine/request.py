@@ -54,6 +54,7 @@ class Attempt:
         "logprob_count",
         "logprob_sum",
         "read_lag_ns",
+        "redact",
         "sent_ns",
         "texts",
         "timed_out",
@@ -62,7 +63,8 @@ class Attempt:
         "usage_output",
     )
 
-    def __init__(self, keep_text: bool) -> None:
+    def __init__(self, keep_text: bool, redact: Callable[[str], str] | None = None) -> None:
+        self.redact = redact
         self.sent_ns: int | None = None
         self.first_byte_ns: int | None = None
         self.end_ns: int | None = None
@@ -84,9 +86,11 @@ class Attempt:
         self.read_lag_ns: int | None = None
 
     def fail(self, kind: ErrorKind, message: str) -> None:
+        """The first failure wins; its message is redacted here, so a server's own error text (an
+        error event echoing the request, with its key) is covered like loadgen's messages."""
         if self.error_kind is None:
             self.error_kind = kind
-            self.error = message
+            self.error = self.redact(message) if self.redact is not None else message
 
     def on_read(self, events: list, t_ns: int) -> bool:  # type: ignore[type-arg]
         """One read of the body, stamped ``t_ns``, decoded into ``events``; True once the response is whole."""
@@ -133,7 +137,7 @@ async def execute_request(
 ) -> int | None:
     """Run one request to its end and publish its record; a cancelled request is published too.
     Returns when it ended (the arrival of its last byte), on the context's clock."""
-    attempt = Attempt(keep_text=ctx.token_counter is not None or ctx.save_text or prompt.expected is not None)
+    attempt = Attempt(ctx.token_counter is not None or ctx.save_text or prompt.expected is not None, ctx.redact)
     try:
         await _exchange(ctx, prompt, attempt)
     except asyncio.CancelledError:

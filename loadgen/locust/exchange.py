@@ -39,7 +39,7 @@ class BlockingContext:
 
 def exchange(session: requests.Session, ctx: BlockingContext, index: int, prompt: Prompt) -> RequestRecord:
     now_ns = MonotonicClock.now_ns
-    attempt = Attempt(keep_text=ctx.token_counter is not None or ctx.save_text or prompt.expected is not None)
+    attempt = Attempt(ctx.token_counter is not None or ctx.save_text or prompt.expected is not None, ctx.redact)
     request = ctx.codec.build_request(prompt, ctx.params)
     decoder = ctx.codec.decoder(ctx.params.config.stream, prompt)
     intended_ns = attempt.sent_ns = now_ns()
