@@ -94,6 +94,22 @@ def stop_on_signals(stop: asyncio.Event) -> None:
             loop.add_signal_handler(signum, stop.set)
 
 
+async def until_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event) -> T | None:
+    """``work``'s result, or None (``work`` cancelled) if ``stop`` is set first: Ctrl-C must not
+    wait out a preflight against a server that never answers."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([task, stopped], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return None
+
+
 def redactor(secrets: tuple[str, ...]) -> Callable[[str], str]:
     secrets = tuple(secret for secret in secrets if len(secret) >= 4)
 
@@ -139,7 +155,11 @@ async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console)
     token_counter = load_token_counter(plan.tokenizer) if plan.tokenizer else None
     plan.output_dir.mkdir(parents=True, exist_ok=True)
     redact = redactor(plan.secrets)
-    endpoint = await _prepare_endpoint(plan, endpoint, token_counter, redact, console)
+    prepared = await until_stopped(_prepare_endpoint(plan, endpoint, token_counter, redact, console), stop)
+    if prepared is None:
+        console.print("interrupted during the preflight: no load was sent", style="bold yellow")
+        return EXIT_INTERRUPTED
+    endpoint = prepared
     write_json(plan.output_dir / "config.json", _config_json(plan, endpoint))
     summaries: list[dict[str, object]] = []
     triton_metrics = await _triton_metrics_url(plan, endpoint, console)
