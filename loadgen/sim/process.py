@@ -111,6 +111,9 @@ class SimProcess:
         return f"http://{self.spec.host}:{self.port}"
 
     def start(self) -> SimProcess:
+        profile = get_profile(self.spec.profile)  # a bad profile is one line here, not a child's traceback
+        if self.spec.options.lean and not isinstance(profile, FixedProfile):
+            raise ConfigError(f"the lean simulator serves fixed profiles only, not {self.spec.profile!r}")
         env = dict(os.environ)
         if self.spec.options.api_key is not None:
             env[API_KEY_ENV] = self.spec.options.api_key

@@ -25,3 +25,10 @@ def test_an_unexpected_exception_is_one_line_with_its_traceback_in_a_file(
     log = Path(re.search(r"traceback in (\S+)\)", err.replace("\n", "")).group(1))  # type: ignore[union-attr]
     assert "RuntimeError" in log.read_text() and "Traceback" in log.read_text()
     log.unlink()
+
+
+@pytest.mark.parametrize("profile", ["nope", "fixed:a,b"])
+def test_a_simulator_profile_typo_is_one_line_from_the_parent(profile: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["run", "--sim-profile", profile, "--requests", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--sim-profile" in err and "Traceback" not in err and 'File "' not in err
