@@ -18,7 +18,7 @@ from rich.console import Console
 from loadgen import __version__
 from loadgen.commands import positive_number, run_monitor, run_plan, serve_sim
 from loadgen.config import Arrival, EndpointConfig, GenerationConfig, LoadConfig, LoadMode, TelemetryConfig
-from loadgen.errors import ConfigError, LoadgenError
+from loadgen.errors import ConfigError, LoadgenError, OutputError
 from loadgen.options import OPTIONS, Settings, convert, load_scenario, resolve
 from loadgen.parsing import url_secrets
 from loadgen.prompts.loaders import load_prompts
@@ -30,6 +30,7 @@ from loadgen.session import Plan, execute
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70  # an unexpected exception (sysexits EX_SOFTWARE)
+EXIT_OUTPUT = 74  # a result file could not be written (sysexits EX_IOERR)
 
 
 def _add_load_options(parser: argparse.ArgumentParser) -> None:
@@ -174,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except LoadgenError as exc:
         error_console.print(f"loadgen: error: {exc}", style="bold red", soft_wrap=True)
-        return EXIT_USAGE if isinstance(exc, ConfigError) else 1
+        if isinstance(exc, ConfigError):
+            return EXIT_USAGE
+        return EXIT_OUTPUT if isinstance(exc, OutputError) else 1
     except KeyboardInterrupt:
         error_console.print("loadgen: interrupted", style="bold yellow")
         return 130

@@ -3,7 +3,8 @@
     LoadgenError                 anything loadgen reports as a one-line message
     ├── ConfigError              bad flag, scenario key, prompt file or profile
     ├── EndpointError            preflight found the endpoint unusable (unreachable, auth, model)
-    └── ProtocolError            a response that does not follow the API's wire format
+    ├── ProtocolError            a response that does not follow the API's wire format
+    └── OutputError              a result file could not be written (full disk, no permission)
 
 Failures of single requests during a run are *not* exceptions that escape: they become an
 ``ErrorKind`` on the request record and are counted.
@@ -28,6 +29,10 @@ class EndpointError(LoadgenError):
 
 class ProtocolError(LoadgenError):
     """The server's bytes do not follow the API's format."""
+
+
+class OutputError(LoadgenError):
+    """A result file could not be written; the message names the file and the reason."""
 
 
 class ErrorKind(str, enum.Enum):

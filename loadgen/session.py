@@ -30,7 +30,7 @@ from loadgen.engine.preflight import discover_model, preflight
 from loadgen.engine.publisher import Publisher
 from loadgen.engine.request import RequestContext
 from loadgen.engine.runner import LoadRunner, StopReason, quiet_garbage_collector
-from loadgen.errors import ConfigError
+from loadgen.errors import ConfigError, OutputError
 from loadgen.metrics.aggregate import HISTOGRAM_NAMES, Aggregator
 from loadgen.metrics.summary import RunInfo, build_summary, client_lag_warnings
 from loadgen.metrics.thresholds import breaches
@@ -41,7 +41,7 @@ from loadgen.protocols import TRITON_APIS, Codec, endpoint_codec
 from loadgen.protocols.base import GenerationParams
 from loadgen.protocols.triton import parse_triton_options, uses_token_ids
 from loadgen.report.console import LiveStatus, level_label, print_run, sweep_table, telemetry_table, triton_line
-from loadgen.report.files import HlogWriter, RecordWriter, write_json
+from loadgen.report.files import HlogWriter, RecordWriter, WriteFailures, write_json
 from loadgen.search import MaxLoadSearch, clearly_over_slo
 from loadgen.sim.process import SimProcess, SimSpec
 from loadgen.sim.server import SimOptions
@@ -423,9 +423,10 @@ async def _run_level(
     run_start_ns = clock.now_ns() if run_start_ns is None else run_start_ns
     started_epoch_s = time.time()
     started_at = wall_time_iso()
-    hlog = HlogWriter(level_dir, HISTOGRAM_NAMES, started_epoch_s)
+    write_failures = WriteFailures()
+    hlog = HlogWriter(level_dir, HISTOGRAM_NAMES, started_epoch_s, write_failures)
     aggregator = Aggregator(plan.slo, round(plan.hlog_interval_s * 1e9), hlog.on_interval)
-    records = RecordWriter(level_dir / "requests.jsonl")
+    records = RecordWriter(level_dir / "requests.jsonl", write_failures)
     publisher = Publisher([aggregator, records])
     monitor = ClientMonitor(on_warning=lambda message: console.print(f"warning: {message}", style="bold yellow"))
     if on_aggregator is not None:
@@ -491,10 +492,30 @@ async def _run_level(
                 sidecar, run_start_ns, clock.now_ns(), aggregator.output_tokens, sidecar_cpu
             )
         hlog.close()
-        write_json(level_dir / "summary.json", summary)
+        _warn_about_losses(console, label, publisher, write_failures, summary)
+        try:
+            write_json(level_dir / "summary.json", summary)
+        except OutputError:
+            print_run(console, summary)  # the figures on the screen are all that is left of this level
+            raise
     if not plan.sweep:
         print_run(console, summary)
     return summary
+
+
+def _warn_about_losses(console: Console, label: str, publisher: Publisher, failures: WriteFailures,
+                       summary: dict[str, object]) -> None:  # fmt: skip
+    """A listener that failed, or a result file that could not be written, is said in the console
+    and recorded in the summary: never a clean-looking run with records missing."""
+    for name, message in publisher.first_failure.items():
+        console.print(f"warning: {label}: {publisher.failures[name]} records failed in {name}: {message}",
+                      style="bold yellow")  # fmt: skip
+    lost = failures.to_json()
+    if lost:
+        summary["output_errors"] = lost
+        for name, message in failures.first.items():
+            console.print(f"warning: {label}: cannot write {name} ({message}): {failures.lost[name]} writes lost; "
+                          "the summary still has every figure", style="bold red")  # fmt: skip
 
 
 async def _level_in_workers(

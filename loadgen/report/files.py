@@ -10,26 +10,50 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import time
+from collections import Counter
 from pathlib import Path
 from typing import IO
 
 import orjson
 from hdrh.log import HistogramLogWriter
 
+from loadgen.errors import OutputError
 from loadgen.metrics.histogram import Histogram
 from loadgen.records import RequestRecord
+
+
+class WriteFailures:
+    """Write errors of one level's files, kept instead of raised: a full disk or a lost mount must
+    not take with it what is still in memory. The summary carries them (``output_errors``)."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, str] = {}
+        self.lost: Counter[str] = Counter()
+
+    def note(self, path: Path, error: OSError, lost: int = 1) -> None:
+        self.first.setdefault(path.name, error.strerror or type(error).__name__)
+        self.lost[path.name] += lost
+
+    def to_json(self) -> dict[str, object] | None:
+        if not self.first:
+            return None
+        return {name: {"error": message, "lost_writes": self.lost[name]} for name, message in self.first.items()}
 
 
 class RecordWriter:
     FLUSH_INTERVAL_S = 0.2
     FLUSH_BYTES = 256 * 1024
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, failures: WriteFailures | None = None) -> None:
         self.path = path
+        self._failures = failures or WriteFailures()
         self._file: IO[bytes] = path.open("wb", buffering=0)
+        self._good_bytes = 0  # the file ends after a whole line here
         self._lines: list[bytes] = []
         self._pending_bytes = 0
         self._next_flush = time.monotonic() + self.FLUSH_INTERVAL_S
@@ -44,23 +68,55 @@ class RecordWriter:
             self.flush()
 
     def flush(self) -> None:
+        """Writes the batch; on a write error the file is cut back to its last whole line (JSON
+        lines stay valid) and the batch is counted as lost."""
         if self._lines:
-            self._file.write(b"".join(self._lines))
+            batch = self._lines
+            data = b"".join(batch)
+            lines = len(batch)
             self._lines = []
             self._pending_bytes = 0
+            try:
+                _write_all(self._file, data)
+                self._good_bytes += len(data)
+            except OSError:
+                self._cut_back()
+                self._salvage(batch, lines)
         self._next_flush = time.monotonic() + self.FLUSH_INTERVAL_S
+
+    def _salvage(self, batch: list[bytes], lines: int) -> None:
+        """After a failed batch: as many of its lines as still fit, one at a time; the rest lost."""
+        for kept, line in enumerate(batch):
+            try:
+                _write_all(self._file, line)
+                self._good_bytes += len(line)
+            except OSError as error:
+                self._cut_back()
+                self._failures.note(self.path, error, lines - kept)
+                return
+
+    def _cut_back(self) -> None:
+        with contextlib.suppress(OSError):
+            self._file.truncate(self._good_bytes)
+            self._file.seek(self._good_bytes)
 
     def close(self) -> None:
         try:
             self.flush()
+            os.fsync(self._file.fileno())
+        except OSError as error:
+            self._failures.note(self.path, error, 0)
         finally:
-            self._file.close()
+            with contextlib.suppress(OSError):
+                self._file.close()
 
 
 class HlogWriter:
     """Writes each closed metrics interval as one line per metric file."""
 
-    def __init__(self, directory: Path, names: tuple[str, ...], run_start_epoch_s: float) -> None:
+    def __init__(self, directory: Path, names: tuple[str, ...], run_start_epoch_s: float,
+                 failures: WriteFailures | None = None) -> None:  # fmt: skip
+        self._failures = failures or WriteFailures()
         self._files: dict[str, IO[str]] = {}
         self._writers: dict[str, HistogramLogWriter] = {}
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(run_start_epoch_s))
@@ -82,17 +138,43 @@ class HlogWriter:
         for name, histogram in histograms.items():
             writer = self._writers.get(name)
             if writer is not None and histogram.count:
-                writer.output_interval_histogram(histogram.hdr, start_ns / 1e9 or 1e-9, end_ns / 1e9, 1000.0)
-                self._files[name].flush()
+                try:
+                    writer.output_interval_histogram(histogram.hdr, start_ns / 1e9 or 1e-9, end_ns / 1e9, 1000.0)
+                    self._files[name].flush()
+                except OSError as error:  # that file stops here; the totals still reach the summary
+                    self._failures.note(Path(self._files[name].name), error)
+                    del self._writers[name]
 
     def close(self) -> None:
         for handle in self._files.values():
-            handle.close()
+            try:
+                handle.close()
+            except OSError as error:
+                self._failures.note(Path(handle.name), error, 0)
+
+
+def _write_all(file: IO[bytes], data: bytes) -> None:
+    """A raw file may take only part of a write (a disk filling up) before the next one fails."""
+    view = memoryview(data)
+    while view:
+        written = file.write(view)
+        if not written:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[written:]
 
 
 def write_json(path: Path, data: object) -> None:
+    """Atomically (a temporary file, fsynced, then renamed); an ``OSError`` becomes ``OutputError``
+    naming the file and the reason, and leaves no temporary file behind."""
     temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, allow_nan=False)
-        handle.write("\n")
-    os.replace(temporary, path)
+    try:
+        with temporary.open("w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, allow_nan=False)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise OutputError(f"cannot write {path}: {error.strerror or error}") from None

@@ -1,0 +1,57 @@
+"""A disk that fills up mid-run loses no figure: requests.jsonl stays valid JSON lines up to where
+it stopped, the summary says what was lost, and when even the summary cannot be written the
+console shows the figures and one line says why (exit code 74)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+LIMITED = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) instead of killing
+resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))
+from loadgen.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_file_that_cannot_grow_keeps_whole_lines_and_the_summary_says_so(tmp_path: Path) -> None:
+    output = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-c", LIMITED, "run", "--sim-profile", "fixed:1,0", "--concurrency", "8", "--requests", "400",
+         "--max-tokens", "24", "--quiet", "--output", str(output)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert "Traceback" not in result.stderr + result.stdout
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["requests"]["completed"] == 400  # every figure, though not every record is on disk
+    lost = summary["output_errors"]["requests.jsonl"]
+    assert lost["lost_writes"] > 0 and lost["error"]
+    lines = (output / "requests.jsonl").read_text().splitlines()
+    assert 0 < len(lines) < 400 and all(json.loads(line)["index"] >= 0 for line in lines)
+    assert "cannot write requests.jsonl" in result.stdout.replace("\n", " ")
+
+
+def test_when_even_the_summary_cannot_be_written_the_reason_is_one_line(tmp_path: Path) -> None:
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("needs a small tmpfs (mount, as root)")
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "loadgen", "run", "--sim-profile", "fixed:1,0", "--concurrency", "8",
+             "--requests", "400", "--max-tokens", "256", "--quiet", "--output", str(small / "out")],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        subprocess.run(["umount", str(small)], capture_output=True)
+    text = result.stdout + result.stderr
+    assert result.returncode == 74 and "Traceback" not in text
+    assert "cannot write" in text and "No space left on device" in text
+    assert "requests: 400 completed" in text.replace("\n", " ")
