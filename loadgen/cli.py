@@ -294,6 +294,7 @@ def build_plan(args: argparse.Namespace, sweep: bool) -> Plan:
         trace=tuple(trace) if trace is not None else None,
         workers=settings.workers,
         fail_on=settings.fail_on,
+        max_error_rate=settings.max_error_rate,
         save_text=settings.save_text,
         find_max=_search(settings, levels) if settings.find_max else None,
         telemetry=TelemetryConfig(

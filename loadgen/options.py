@@ -52,6 +52,18 @@ def _float(value: object) -> float:
         raise ValueError(f"expected a number, got {value!r}") from None
 
 
+def _fraction(value: object) -> float:
+    """'5%' or 0.05: a share from 0 to 1."""
+    text = str(value).strip()
+    try:
+        number = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise ValueError(f"expected a share like 5% or 0.05, got {value!r}") from None
+    if not 0 <= number <= 1:
+        raise ValueError(f"expected a share from 0% to 100%, got {value!r}")
+    return number
+
+
 def _positive_float(value: object) -> float:
     number = _float(value)
     if number <= 0:
@@ -267,6 +279,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("slo", lambda v: parse_slo(str(v)), (), "per-request SLOs for goodput, e.g. ttft=500ms,tpot=50ms", "SPEC"),
     Option("find_max", _bool, False, "sweep: search the highest load meeting the percentile --slo", flag_kind="flag"),
     Option(
+        "max_error_rate",
+        _fraction,
+        0.05,
+        "exit 3 if a level's failed requests pass this share (a dead or refusing endpoint)",
+        "RATE",
+    ),
+    Option(
         "fail_on",
         _thresholds,
         (),
@@ -389,6 +408,7 @@ class Settings:
     extra_body: dict[str, object] | None
     slo: tuple[SloTarget, ...]
     fail_on: tuple[Any, ...]
+    max_error_rate: float
     find_max: bool
     variants: list[object] | None
     seed: int

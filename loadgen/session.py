@@ -56,6 +56,7 @@ T = TypeVar("T")
 EXIT_OK = 0
 EXIT_INTERRUPTED = 130
 EXIT_THRESHOLDS = 1
+EXIT_ERRORS = 3  # a level's requests mostly failed (or none completed): the endpoint refused or died
 SIM_MODEL = "sim-llm"
 OPEN_LOOP_CONNECTIONS_AHEAD = 256
 
@@ -82,6 +83,7 @@ class Plan:
     trace: tuple[TraceEntry, ...] | None = None
     workers: int | None = 1  # None: enough for each level's load (engine.partition.default_workers)
     fail_on: tuple[Any, ...] = ()  # loadgen.metrics.thresholds.Threshold
+    max_error_rate: float = 0.05  # a level whose failed share passes this fails the run (EXIT_ERRORS)
     save_text: bool = False
     find_max: MaxLoadSearch | None = None
 
@@ -200,6 +202,11 @@ async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console)
     if stop.is_set():
         console.print("Interrupted: results so far were written and marked partial.", style="bold yellow")
         return EXIT_INTERRUPTED
+    failing = [line for summary in summaries if (line := error_rate_breach(summary, plan.max_error_rate))]
+    if failing:
+        for line in failing:
+            console.print(line, style="bold red")
+        return EXIT_ERRORS
     failed = [f"{level_label(summary)}: {line}" for summary in summaries for line in breaches(plan.fail_on, summary)]
     if failed:
         console.print("thresholds breached:", style="bold red")
@@ -207,6 +214,22 @@ async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console)
             console.print(f"  {line}", style="red")
         return EXIT_THRESHOLDS
     return EXIT_OK
+
+
+def error_rate_breach(summary: dict[str, Any], limit: float) -> str | None:
+    """One line when a level's requests failed beyond ``--max-error-rate``, or none completed."""
+    requests = summary["requests"]
+    completed, failed, cancelled = requests["completed"], requests["failed"], requests.get("cancelled_at_end", 0)
+    label = level_label(summary)
+    first = next(iter(requests["first_error_by_kind"].items()), None)
+    cause = f"; first error ({first[0]}): {first[1]}" if first else ""
+    if completed == 0 and (failed or cancelled):
+        return f"{label}: no request completed ({failed} failed, {cancelled} still running at the end){cause}"
+    total = completed + failed
+    if total and failed / total > limit:
+        return (f"{label}: {failed} of {total} requests failed ({100 * failed / total:.1f}%, over --max-error-rate "
+                f"{100 * limit:g}%){cause}")  # fmt: skip
+    return None
 
 
 async def prepared_endpoint(plan: Plan, endpoint: EndpointConfig, console: Console) -> EndpointConfig:

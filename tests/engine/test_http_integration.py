@@ -76,7 +76,8 @@ def test_tgi_and_non_streaming(start_sim: SimFactory, tmp_path: Path) -> None:
 
 def test_server_errors_and_broken_streams_are_counted(start_sim: SimFactory, tmp_path: Path) -> None:
     flaky = start_sim("fixed:5,1", error_rate=0.3, break_rate=0.3, seed=1)  # preflight passes on its 2nd try
-    code, summary = run_cli(tmp_path, "--endpoint", flaky.url, "--requests", "40", "--max-tokens", "8")
+    code, summary = run_cli(tmp_path, "--endpoint", flaky.url, "--requests", "40", "--max-tokens", "8",
+                            "--max-error-rate", "100%")  # fmt: skip
     assert code == 0
     errors = summary["requests"]["errors_by_kind"]
     assert set(errors) == {"http_5xx", "stream_broken"}
