@@ -63,8 +63,9 @@ def test_bad_credentials_unknown_endpoint_and_stream_errors(
                      "--endpoint-url", url, "--requests", "1", "--output", str(tmp_path / "b")])  # fmt: skip
         assert code == 1 and "Endpoint nope not found" in capsys.readouterr().err
     with running_emulator(EmulatorOptions(fail_after=5)) as url:
-        # the 2-token preflight passes; mid-stream errors are then counted and the run goes on
-        assert sagemaker_run(url, tmp_path / "c", "--requests", "3") == 0
+        # the 2-token preflight passes; mid-stream errors are then counted, the run goes on, and
+        # with no request completed it exits 3
+        assert sagemaker_run(url, tmp_path / "c", "--requests", "3") == 3
     summary = json.loads((tmp_path / "c" / "summary.json").read_text())
     assert summary["requests"]["errors_by_kind"] == {"server_error": 3}
     assert summary["requests"]["first_error_by_kind"]["server_error"] == "ModelStreamError: CUDA out of memory"

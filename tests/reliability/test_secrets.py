@@ -52,7 +52,7 @@ def test_no_secret_reaches_any_output(tmp_path: Path, capsys: pytest.CaptureFixt
                      "--requests", "3", "--warmup", "0", "--output", str(output)])  # fmt: skip
         assert main(["report", str(output), "--output", str(tmp_path / "report.html")]) == 0
     printed = capsys.readouterr()
-    assert code == 0
+    assert code == 3  # every request failed (the echoing error event): said, not hidden
     records = [json.loads(line) for line in (output / "requests.jsonl").read_text().splitlines()]
     assert [record["error_kind"] for record in records] == ["server_error"] * 3
     assert "invalid key ***" in records[0]["error"]
