@@ -41,7 +41,7 @@ from loadgen.protocols import TRITON_APIS, Codec, endpoint_codec
 from loadgen.protocols.base import GenerationParams
 from loadgen.protocols.triton import parse_triton_options, uses_token_ids
 from loadgen.report.console import LiveStatus, level_label, print_run, sweep_table, telemetry_table, triton_line
-from loadgen.report.files import HlogWriter, RecordWriter, WriteFailures, write_json
+from loadgen.report.files import HlogWriter, RecordWriter, WriteFailures, prepare_output_dir, write_json
 from loadgen.search import MaxLoadSearch, clearly_over_slo
 from loadgen.sim.process import SimProcess, SimSpec
 from loadgen.sim.server import SimOptions
@@ -138,6 +138,7 @@ def _endpoint_for(plan: Plan, console: Console) -> Iterator[EndpointConfig]:
 def execute(plan: Plan, console: Console) -> int:
     """Run the plan; returns the process exit code."""
     check_load_fits(plan.levels, plan.workers or 1)
+    prepare_output_dir(plan.output_dir)
     with _endpoint_for(plan, console) as endpoint:
         return _run_loop(_execute_async(plan, endpoint, console))
 
@@ -155,7 +156,6 @@ async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console)
     stop = asyncio.Event()
     stop_on_signals(stop)
     token_counter = load_token_counter(plan.tokenizer) if plan.tokenizer else None
-    plan.output_dir.mkdir(parents=True, exist_ok=True)
     redact = redactor(plan.secrets)
     prepared = await until_stopped(_prepare_endpoint(plan, endpoint, token_counter, redact, console), stop)
     if prepared is None:

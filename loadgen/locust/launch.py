@@ -22,6 +22,7 @@ from pathlib import Path
 from rich.console import Console
 
 from loadgen.errors import ConfigError
+from loadgen.report.files import prepare_output_dir
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 
@@ -88,7 +89,7 @@ def run_locust(args: argparse.Namespace, extra: list[str], console: Console) -> 
     with contextlib.ExitStack() as stack:
         endpoint = stack.enter_context(_endpoint_for(plan, console))
         endpoint = _run_loop(prepared_endpoint(plan, endpoint, console))
-        plan.output_dir.mkdir(parents=True, exist_ok=True)
+        prepare_output_dir(plan.output_dir)
         job_dir = tempfile.mkdtemp(prefix="loadgen-locust-")
         job_file = Path(job_dir) / "job.json"
         job_file.touch(mode=0o600)

@@ -4,12 +4,12 @@ records (streamed row by row; chunk arrival lists become their count)."""
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from loadgen.errors import ConfigError
+from loadgen.report.files import read_records, read_result_json
 
 SUMMARY_COLUMNS = (
     "source", "mode", "concurrency", "rate", "completed", "failed", "error_rate", "requests_per_s",
@@ -26,11 +26,11 @@ RECORD_COLUMNS = (
 
 def _summaries(directory: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
     if (directory / "sweep.json").is_file():
-        for number, level in enumerate(json.loads((directory / "sweep.json").read_text())["levels"], 1):
+        for number, level in enumerate(read_result_json(directory / "sweep.json")["levels"], 1):
             level_dirs = sorted(directory.glob(f"level-{number:02d}-*"))
             yield (level_dirs[0] if level_dirs else directory), level
     elif (directory / "summary.json").is_file():
-        yield directory, json.loads((directory / "summary.json").read_text())
+        yield directory, read_result_json(directory / "summary.json")
 
 
 def summary_row(source: Path, summary: dict[str, Any]) -> dict[str, object]:
@@ -59,11 +59,9 @@ def _rows(directories: list[Path]) -> Iterator[tuple[str, dict[str, object]]]:
             own = source / "requests.jsonl"
             # a distributed Locust test keeps each worker's records beside the master's summary
             for path in [own] if own.is_file() else sorted(source.glob("worker-*/requests.jsonl")):
-                with path.open() as lines:
-                    for line in lines:
-                        record = json.loads(line)
-                        row = {column: record.get(column) for column in RECORD_COLUMNS}
-                        yield "record", {**row, "source": str(path.parent), "chunks": len(record["chunk_ns"])}
+                for record in read_records(path):
+                    row = {column: record.get(column) for column in RECORD_COLUMNS}
+                    yield "record", {**row, "source": str(path.parent), "chunks": len(record["chunk_ns"])}
 
 
 def export_csv(directories: list[Path], output: Path) -> tuple[Path, Path]:

@@ -16,13 +16,14 @@ import json
 import os
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import orjson
 from hdrh.log import HistogramLogWriter
 
-from loadgen.errors import OutputError
+from loadgen.errors import ConfigError, OutputError
 from loadgen.metrics.histogram import Histogram
 from loadgen.records import RequestRecord
 
@@ -151,6 +152,45 @@ class HlogWriter:
                 handle.close()
             except OSError as error:
                 self._failures.note(Path(handle.name), error, 0)
+
+
+def read_result_json(path: Path) -> Any:
+    """A result file (summary, sweep, compare, plan, config); one line naming it when it does not
+    parse, which is what a run cut off by a crash or a full disk leaves."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read it ({error.strerror or error})") from None
+    except ValueError as error:
+        raise ConfigError(f"{path}: not valid JSON ({error}); was the run cut off?") from None
+
+
+def read_records(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of a ``requests.jsonl``; a cut-off last line (a crash mid-write) is skipped, a
+    bad line elsewhere is one line naming it."""
+    with path.open(encoding="utf-8") as lines:
+        pending: tuple[int, str] | None = None
+        for number, line in enumerate(lines, 1):
+            if pending is not None:
+                raise ConfigError(f"{path}:{pending[0]}: not a JSON record: {pending[1][:80]!r}")
+            try:
+                yield json.loads(line)
+            except ValueError:
+                pending = (number, line)
+
+
+def prepare_output_dir(directory: Path) -> None:
+    """Creates ``--output`` and checks that files can be written there, before any load: a
+    directory that cannot take results is one line now, not a lost run later."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / ".loadgen-write-check"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except FileExistsError:
+        raise ConfigError(f"--output {directory}: a file is there; give a directory") from None
+    except OSError as error:
+        raise ConfigError(f"--output {directory}: cannot write there ({error.strerror or error})") from None
 
 
 def _write_all(file: IO[bytes], data: bytes) -> None:

@@ -7,7 +7,6 @@ speedups with their intervals and the crossover. Every string taken from results
 
 from __future__ import annotations
 
-import json
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from hdrh.log import HistogramLogReader
 
 from loadgen import __version__
 from loadgen.errors import ConfigError
+from loadgen.report.files import read_result_json
 from loadgen.report.svg import Series, line_chart
 
 STYLE = """
@@ -356,7 +356,7 @@ def _compare(report: dict[str, Any], prefix: str) -> str:
 def _section(directory: Path, number: int) -> str:
     html = _results_section(directory, number)
     if (directory / "plan.json").is_file():
-        plan = json.loads((directory / "plan.json").read_text())
+        plan = read_result_json(directory / "plan.json")
         html += f"<h2>capacity plan: {escape(str(directory))}</h2>" + _plan(plan, f"r{number}")
     if not html:
         raise ConfigError(f"loadgen report {directory}: no summary.json, sweep.json, compare.json or plan.json there")
@@ -365,12 +365,12 @@ def _section(directory: Path, number: int) -> str:
 
 def _results_section(directory: Path, number: int) -> str:
     prefix = f"r{number}"
-    config = json.loads((directory / "config.json").read_text()) if (directory / "config.json").is_file() else None
+    config = read_result_json(directory / "config.json") if (directory / "config.json").is_file() else None
     if (directory / "compare.json").is_file():
-        report = json.loads((directory / "compare.json").read_text())
+        report = read_result_json(directory / "compare.json")
         return f"<h2>comparison: {escape(str(directory))}</h2>" + _compare(report, prefix)
     if (directory / "sweep.json").is_file():
-        sweep = json.loads((directory / "sweep.json").read_text())
+        sweep = read_result_json(directory / "sweep.json")
         levels = sweep["levels"]
         html = f"<h2>sweep: {escape(str(directory))}</h2>" + _metadata(levels[0], config) + _sweep(levels, prefix)
         if sweep.get("find_max"):
@@ -378,7 +378,7 @@ def _results_section(directory: Path, number: int) -> str:
             html += f"<p><b>find-max:</b> {_cell(found['passed'])} {escape(found['unit'])} within the SLOs</p>"
         return html
     if (directory / "summary.json").is_file():
-        summary = json.loads((directory / "summary.json").read_text())
+        summary = read_result_json(directory / "summary.json")
         distributions = "".join(
             _distribution(directory, name, label, f"{prefix}-cdf-{name}")
             for name, label in (("ttft", "TTFT"), ("itl", "ITL"), ("tpot", "TPOT"), ("e2e", "E2E"))
