@@ -22,13 +22,13 @@ from rich.console import Console
 
 from loadgen.clock import MonotonicClock, wall_time_iso
 from loadgen.config import EndpointConfig, GenerationConfig, LoadConfig, LoadMode, SloTarget, TelemetryConfig
-from loadgen.engine.limits import check_load_fits
+from loadgen.engine.limits import check_load_fits, concurrent_requests
 from loadgen.engine.model_check import check_triton_model
 from loadgen.engine.monitor import ClientMonitor
 from loadgen.engine.partition import default_workers
 from loadgen.engine.preflight import discover_model, preflight
 from loadgen.engine.publisher import Publisher
-from loadgen.engine.request import RequestContext
+from loadgen.engine.request import RequestContext, body_limit_bytes
 from loadgen.engine.runner import LoadRunner, StopReason, quiet_garbage_collector
 from loadgen.errors import ConfigError, OutputError
 from loadgen.metrics.aggregate import HISTOGRAM_NAMES, Aggregator
@@ -406,6 +406,7 @@ def _context(
     token_counter: TokenCounter | None,
     redact: Callable[[str], str],
     run_start_ns: int = 0,
+    concurrency: int = 1,
 ) -> RequestContext:
     return RequestContext(
         codec=_codec(endpoint, token_counter),
@@ -417,6 +418,7 @@ def _context(
         token_counter=token_counter,
         redact=redact,
         save_text=plan.save_text,
+        max_whole_body_bytes=body_limit_bytes(concurrency),
     )
 
 
@@ -454,7 +456,16 @@ async def _run_level(
     monitor = ClientMonitor(on_warning=lambda message: console.print(f"warning: {message}", style="bold yellow"))
     if on_aggregator is not None:
         on_aggregator(aggregator)
-    context = _context(plan, endpoint, transport, clock, token_counter, redact, run_start_ns)
+    context = _context(
+        plan,
+        endpoint,
+        transport,
+        clock,
+        token_counter,
+        redact,
+        run_start_ns,
+        concurrent_requests(load) or OPEN_LOOP_CONNECTIONS_AHEAD,
+    )
     level_stop = stop
     early: list[str] = []
     helpers: list[asyncio.Future[Any]] = []

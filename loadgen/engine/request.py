@@ -22,6 +22,15 @@ from loadgen.tokenizer import TokenCounter
 from loadgen.transport.base import Transport, TransportFailure
 
 ERROR_BODY_LIMIT_BYTES = 64 * 1024
+WHOLE_BODIES_BUDGET_BYTES = 1024 * 1024 * 1024  # all non-streamed answers in flight, together
+WHOLE_BODY_FLOOR_BYTES = 16 * 1024 * 1024
+
+
+def body_limit_bytes(concurrent_requests: int) -> int:
+    """The largest non-streamed answer one request may hold, so that all those in flight together
+    stay within ``WHOLE_BODIES_BUDGET_BYTES`` (a compressed bomb at every user must not take the
+    machine): 256 MiB alone, 64 MiB each at 16 users, never under 16 MiB."""
+    return max(WHOLE_BODY_FLOOR_BYTES, min(256 * 1024 * 1024, WHOLE_BODIES_BUDGET_BYTES // max(1, concurrent_requests)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +44,7 @@ class RequestContext:
     token_counter: TokenCounter | None
     redact: Callable[[str], str]
     save_text: bool = False
+    max_whole_body_bytes: int = 256 * 1024 * 1024  # a non-streamed answer is held whole: see body_limit_bytes
 
 
 class Attempt:
@@ -188,7 +198,7 @@ async def _exchange(ctx: RequestContext, prompt: Prompt, attempt: Attempt) -> No
             attempt.timed_out = True
             response.abort()
 
-        reader = _BodyReader(attempt, decoder.feed)
+        reader = _BodyReader(attempt, decoder.feed, None if ctx.params.config.stream else ctx.max_whole_body_bytes)
         reader.timer = asyncio.get_running_loop().call_later(ctx.first_token_timeout_s, on_first_token_timeout)
         try:
             await response.deliver(reader)
@@ -215,15 +225,23 @@ class _BodyReader:
     """The sink a response's body goes to: decodes each piece as it is read (in the transport's
     read callback, where it carries its arrival stamp) and stops the first-token timer."""
 
-    __slots__ = ("attempt", "feed", "timer")
+    __slots__ = ("attempt", "feed", "limit_bytes", "received_bytes", "timer")
 
-    def __init__(self, attempt: Attempt, feed: Callable[[bytes], list]) -> None:  # type: ignore[type-arg]
+    def __init__(self, attempt: Attempt, feed: Callable[[bytes], list],  # type: ignore[type-arg]
+                 limit_bytes: int | None = None) -> None:  # fmt: skip
         self.attempt = attempt
         self.feed = feed
+        self.limit_bytes = limit_bytes  # for answers held whole; a stream is decoded as it comes
+        self.received_bytes = 0
         self.timer: asyncio.TimerHandle | None = None
 
     def __call__(self, arrival_ns: int, data: bytes) -> bool:
         attempt = self.attempt
+        if self.limit_bytes is not None:
+            self.received_bytes += len(data)
+            if self.received_bytes > self.limit_bytes:
+                raise ProtocolError(f"response body larger than {self.limit_bytes // (1024 * 1024)} MiB, the share "
+                                    "of each request in flight (bodies held whole are capped together)")  # fmt: skip
         events = self.feed(data)
         if attempt.first_byte_ns is None:  # Attempt.on_read, inlined: this runs for every read
             attempt.first_byte_ns = arrival_ns
