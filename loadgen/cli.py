@@ -195,6 +195,18 @@ def _write_crash_log(exc: BaseException) -> Path:
     return Path(name)
 
 
+def _aws_secrets(profile: str | None) -> list[str]:
+    """The access key id, secret key and session token botocore will sign with: a 401 that echoes
+    the request's headers must not show them."""
+    from botocore.session import Session
+
+    credentials = Session(profile=profile).get_credentials() if profile else Session().get_credentials()
+    if credentials is None:
+        return []
+    frozen = credentials.get_frozen_credentials()
+    return [value for value in (frozen.access_key, frozen.secret_key, frozen.token) if value]
+
+
 def build_plan(args: argparse.Namespace, sweep: bool) -> Plan:
     scenario = load_scenario(args.scenario) if args.scenario else {}
     flags = {}
@@ -229,6 +241,7 @@ def build_plan(args: argparse.Namespace, sweep: bool) -> Plan:
         if region is None and settings.endpoint_url is None:
             raise ConfigError("--api sagemaker: give --region (or set one in the AWS config)")
         url = settings.endpoint_url or f"https://runtime.sagemaker.{region}.amazonaws.com"
+        secrets += _aws_secrets(settings.aws_profile)
     triton = None
     if settings.api in TRITON_APIS:
         if url is None:

@@ -57,6 +57,7 @@ async def preflight(ctx: RequestContext, prompt: Prompt, url: str, api: str) -> 
         raise EndpointError(f"{url} refused the credentials ({message}); check --api-key-env / --header")
     if status == 404:
         model = ctx.params.model
-        raise EndpointError(f"{url} answered 404 ({message}): unknown model {model!r} or not an --api {api} endpoint")
+        unknown = f"unknown model {model!r} or not" if model else "not"
+        raise EndpointError(f"{url} answered 404 ({message}): {unknown} an --api {api} endpoint (check the URL's path)")
     attempts = f" {len(records)} times" if len(records) > 1 else ""
     raise EndpointError(f"preflight request to {url} failed{attempts} ({kind.value}): {message}")
