@@ -221,6 +221,10 @@ def error_rate_breach(summary: dict[str, Any], limit: float) -> str | None:
     requests = summary["requests"]
     completed, failed, cancelled = requests["completed"], requests["failed"], requests.get("cancelled_at_end", 0)
     label = level_label(summary)
+    lost = (summary.get("workers") or {}).get("lost")
+    if lost:
+        return (f"{label}: worker process {', '.join(lost)} died; its records on disk are merged, the level is "
+                "partial")  # fmt: skip
     first = next(iter(requests["first_error_by_kind"].items()), None)
     cause = f"; first error ({first[0]}): {first[1]}" if first else ""
     if completed == 0 and (failed or cancelled):

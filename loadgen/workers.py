@@ -39,8 +39,9 @@ from loadgen.metrics.histogram import Histogram
 from loadgen.metrics.summary import RunInfo, build_summary
 from loadgen.prompts import Prompt
 from loadgen.prompts.trace import load_trace
+from loadgen.records import RequestRecord
 from loadgen.report.console import LiveStatus
-from loadgen.report.files import HlogWriter, write_json
+from loadgen.report.files import HlogWriter, read_records, write_json
 
 STARTUP_TIMEOUT_S = 60.0
 SCHEDULE_DELAY_NS = 100_000_000  # workers set up their level, then all start the schedule together
@@ -162,12 +163,19 @@ def _snapshot(progress: list[dict[str, int]]) -> Any:
 def _merge(plan: Any, endpoint: EndpointConfig, load: LoadConfig, level_dir: Path, workers: int, run_start_ns: int,
            started_epoch_s: float, started_at: str) -> dict[str, object]:  # fmt: skip
     directories = [level_dir / "workers" / f"w{worker}" for worker in range(workers)]
-    missing = [str(d) for d in directories if not (d / "state.json").is_file()]
-    if missing:
-        raise LoadgenError(f"worker results missing in {', '.join(missing)}")
+    lost = [d for d in directories if not (d / "state.json").is_file() or not (d / "summary.json").is_file()]
+    if len(lost) == len(directories):
+        raise LoadgenError(f"every worker process of {level_dir} died before writing its results")
     aggregator = Aggregator(plan.slo)
     summaries = []
     for directory in directories:
+        if directory in lost:
+            # a worker that died (killed, out of memory): its records on disk are rebuilt into the
+            # same histograms; what it had not yet written is lost, and the level is partial
+            if (directory / "requests.jsonl").is_file():
+                for record in read_records(directory / "requests.jsonl"):
+                    aggregator.on_record(RequestRecord.from_json_dict(record))
+            continue
         merge_state(aggregator, json.loads((directory / "state.json").read_text()))
         summaries.append(json.loads((directory / "summary.json").read_text()))
     with (level_dir / "requests.jsonl").open("wb") as merged:
@@ -184,16 +192,18 @@ def _merge(plan: Any, endpoint: EndpointConfig, load: LoadConfig, level_dir: Pat
         cpu_saturated=any(c["cpu_saturated"] for c in clients),
         rss_bytes_max=max((c["rss_bytes_max"] for c in clients if c["rss_bytes_max"] is not None), default=None),
     )
-    partial = any(summary["partial"] for summary in summaries)
+    partial = bool(lost) or any(summary["partial"] for summary in summaries)
     info = RunInfo(
         endpoint=summaries[0]["endpoint"], api=endpoint.api, model=endpoint.model, load=load,
         stream=plan.generation.stream, started_at=started_at, ended_at=wall_time_iso(), partial=partial,
-        stop_reason="interrupted" if partial else "completed", client=client, slo=plan.slo,
+        stop_reason="worker_lost" if lost else "interrupted" if partial else "completed", client=client,
+        slo=plan.slo,
         tokenizer=summaries[0]["token_counting"]["tokenizer"], listener_failures={},
         monotonic_start_ns=run_start_ns, epoch_start_s=started_epoch_s,
     )  # fmt: skip
     summary = build_summary(aggregator, info)
-    summary["workers"] = {"count": workers, "cpu_percent": [client["cpu_percent"] for client in clients]}
+    summary["workers"] = {"count": workers, "cpu_percent": [client["cpu_percent"] for client in clients],
+                          "lost": [directory.name for directory in lost]}  # fmt: skip
     write_json(level_dir / "summary.json", summary)
     return summary
 
