@@ -166,3 +166,13 @@ async def _drive_ui(url: str, screenshot: Path) -> str:
         await page.evaluate(button("/^stop$/i") + ".click()")  # stop from the UI, as a user would
         await page.wait_for("/stopped/i.test(document.body.innerText)", timeout_s=30)
         return str(text)
+
+
+def test_locust_options_that_take_a_value_are_not_read_as_the_scenario() -> None:
+    from loadgen.cli import build_parser
+    from loadgen.locust.launch import locust_command
+
+    args, extra = build_parser().parse_known_args(["locust", "--csv", "lc", "--headless", "--html", "r.html"])
+    assert args.scenario is None and extra == []
+    command = locust_command(args, "http://127.0.0.1:1", 2, extra)
+    assert command[command.index("--csv") + 1] == "lc" and command[command.index("--html") + 1] == "r.html"

@@ -43,6 +43,27 @@ def add_locust_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--master-port", type=int, default=5557)
     group.add_argument("--expect-workers", type=int, help="master, headless: wait for this many workers")
     group.add_argument("--processes", type=int, help="run a master and this many workers on this machine")
+    # Locust's own options that take a value: declared, so that their value is not taken for the
+    # scenario file (``--csv lc`` read "lc: no such scenario file"); passed on as given
+    for flag, metavar in PASSED_VALUE_OPTIONS:
+        group.add_argument(flag, dest=_dest(flag), metavar=metavar, help=f"passed to Locust's {flag}")
+
+
+PASSED_VALUE_OPTIONS = (("--csv", "PREFIX"), ("--html", "FILE"), ("--logfile", "FILE"), ("--loglevel", "LEVEL"),
+                        ("--tags", "TAGS"), ("--exclude-tags", "TAGS"))  # fmt: skip
+
+
+def _dest(flag: str) -> str:
+    return "locust_" + flag.removeprefix("--").replace("-", "_")
+
+
+def _passed_options(args: argparse.Namespace) -> list[str]:
+    passed: list[str] = []
+    for flag, _ in PASSED_VALUE_OPTIONS:
+        value = getattr(args, _dest(flag), None)
+        if value is not None:
+            passed += [flag, value]
+    return passed
 
 
 def locust_command(args: argparse.Namespace, host: str, users: int, extra: list[str]) -> list[str]:
@@ -51,7 +72,7 @@ def locust_command(args: argparse.Namespace, host: str, users: int, extra: list[
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", host]
     if args.worker:
         return [*command, "--worker", "--master-host", args.master_host, "--master-port", str(args.master_port),
-                *extra]  # fmt: skip
+                *_passed_options(args), *extra]  # fmt: skip
     spawn_rate = args.spawn_rate or users
     command += ["--users", str(users), "--spawn-rate", f"{spawn_rate:g}"]
     if args.headless:
@@ -69,7 +90,7 @@ def locust_command(args: argparse.Namespace, host: str, users: int, extra: list[
             command += ["--expect-workers", str(args.expect_workers)]
     if args.processes:
         command += ["--processes", str(args.processes)]
-    return [*command, *extra]
+    return [*command, *_passed_options(args), *extra]
 
 
 def run_locust(args: argparse.Namespace, extra: list[str], console: Console) -> int:
