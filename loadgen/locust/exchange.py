@@ -35,14 +35,34 @@ class BlockingContext:
     redact: Callable[[str], str]
     save_text: bool = False
     verify_tls: bool = True
+    total_timeout_s: float = 600.0  # --request-timeout: the longest a request may take in all
 
 
-def exchange(session: requests.Session, ctx: BlockingContext, index: int, prompt: Prompt) -> RequestRecord:
+def exchange(session: requests.Session, ctx: BlockingContext, index: int, prompt: Prompt,
+             on_cancelled: Callable[[RequestRecord], None] | None = None) -> RequestRecord:  # fmt: skip
+    """One request, its record returned. Stopped mid-request (Locust kills the user's greenlet at
+    the end of a test), it is recorded as cancelled through ``on_cancelled`` before the stop goes on."""
     now_ns = MonotonicClock.now_ns
     attempt = Attempt(ctx.token_counter is not None or ctx.save_text or prompt.expected is not None, ctx.redact)
+    intended_ns = attempt.sent_ns = now_ns()
+    try:
+        _exchange(session, ctx, prompt, attempt, now_ns)
+    except BaseException:  # GreenletExit or KeyboardInterrupt: the test stopped under this request
+        attempt.fail(ErrorKind.CANCELLED, "cancelled when the test stopped")
+        attempt.end_ns = now_ns()
+        if on_cancelled is not None:
+            on_cancelled(to_record(ctx.run_start_ns, ctx.token_counter, ctx.save_text, index, prompt, intended_ns,
+                                   False, attempt))  # fmt: skip
+        raise
+    if attempt.end_ns is None:
+        attempt.end_ns = now_ns()
+    return to_record(ctx.run_start_ns, ctx.token_counter, ctx.save_text, index, prompt, intended_ns, False, attempt)
+
+
+def _exchange(session: requests.Session, ctx: BlockingContext, prompt: Prompt, attempt: Attempt,
+              now_ns: Callable[[], int]) -> None:  # fmt: skip
     request = ctx.codec.build_request(prompt, ctx.params)
     decoder = ctx.codec.decoder(ctx.params.config.stream, prompt)
-    intended_ns = attempt.sent_ns = now_ns()
     try:
         headers = {**ctx.headers, **dict(request.headers)}
         response = session.request(
@@ -56,9 +76,6 @@ def exchange(session: requests.Session, ctx: BlockingContext, index: int, prompt
     else:
         with response:
             _read(response, ctx, attempt, decoder, now_ns)
-    if attempt.end_ns is None:
-        attempt.end_ns = now_ns()
-    return to_record(ctx.run_start_ns, ctx.token_counter, ctx.save_text, index, prompt, intended_ns, False, attempt)
 
 
 def _read(response: requests.Response, ctx: BlockingContext, attempt: Attempt, decoder, now_ns) -> None:  # type: ignore[no-untyped-def]
@@ -71,10 +88,16 @@ def _read(response: requests.Response, ctx: BlockingContext, attempt: Attempt, d
             attempt.fail(ErrorKind.from_http_status(response.status_code),
                          ctx.redact(f"HTTP {response.status_code}: {message}"))  # fmt: skip
             return
+        deadline_ns = (attempt.sent_ns or now_ns()) + round(ctx.total_timeout_s * 1e9)
         for data in response.iter_content(chunk_size=None):
             t_ns = now_ns()
             if attempt.on_read(decoder.feed(data), t_ns):
                 break
+            if t_ns > deadline_ns:
+                attempt.end_ns = t_ns
+                attempt.fail(ErrorKind.TIMEOUT, f"timed out: the request took over {ctx.total_timeout_s:g}s "
+                                                "(--request-timeout)")  # fmt: skip
+                return
         end_ns = attempt.end_ns if attempt.complete and attempt.end_ns is not None else now_ns()
         attempt.end_ns = end_ns
         attempt.apply(decoder.close(), end_ns)

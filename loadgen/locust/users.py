@@ -221,7 +221,8 @@ class LLMUser(User):
             "context": BlockingContext(
                 base_url="", codec=_codec(endpoint, token_counter), params=GenerationParams(endpoint.model, generation),
                 headers=dict(endpoint.headers), connect_timeout_s=endpoint.connect_timeout_s,
-                read_timeout_s=endpoint.first_token_timeout_s, run_start_ns=0, token_counter=token_counter,
+                read_timeout_s=endpoint.first_token_timeout_s, total_timeout_s=endpoint.total_timeout_s,
+                run_start_ns=0, token_counter=token_counter,
                 redact=_redactor(secrets), verify_tls=endpoint.verify_tls,
             ),
         }  # fmt: skip
@@ -235,7 +236,7 @@ class LLMUser(User):
         context = self._context
         if PROCESS.recorder is not None and context.run_start_ns != PROCESS.recorder.run_start_ns:
             context = self._context = replace(context, run_start_ns=PROCESS.recorder.run_start_ns)
-        record = exchange(self._session, context, index, prompt)
+        record = exchange(self._session, context, index, prompt, on_cancelled=PROCESS.on_record)
         PROCESS.on_record(record)
         self._report(record, context)
 
