@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -176,3 +178,47 @@ def test_locust_options_that_take_a_value_are_not_read_as_the_scenario() -> None
     assert args.scenario is None and extra == []
     command = locust_command(args, "http://127.0.0.1:1", 2, extra)
     assert command[command.index("--csv") + 1] == "lc" and command[command.index("--html") + 1] == "r.html"
+
+
+def test_the_web_ui_refuses_cross_site_requests_and_a_new_target() -> None:
+    from types import SimpleNamespace
+
+    from loadgen.locust.guard import state_change_refusal
+
+    options = SimpleNamespace(web_host="127.0.0.1", web_port=8089)
+    pinned = "http://127.0.0.1:9000"
+    ok = state_change_refusal("127.0.0.1:8089", "http://127.0.0.1:8089", "/swarm", pinned, options, pinned)
+    assert ok is None
+    assert "from http://evil.example" in (state_change_refusal("127.0.0.1:8089", "http://evil.example", "/swarm",
+                                                               pinned, options, pinned) or "")  # fmt: skip
+    assert "not evil.example" in (state_change_refusal("evil.example:8089", None, "/stop", None, options, pinned)
+                                  or "")  # fmt: skip
+    moved = state_change_refusal("127.0.0.1:8089", None, "/swarm", "http://169.254.169.254", options, pinned)
+    assert moved is not None and "pinned to http://127.0.0.1:9000" in moved
+
+
+def test_the_web_ui_keeps_its_pinned_target(start_sim: SimFactory, tmp_path: Path) -> None:
+    """POST /swarm with another host is refused over HTTP; the configured one starts the test."""
+    sim = start_sim("fixed:5,1")
+    port = free_port()
+    ui = _loadgen("--web-port", str(port), "--users", "1", "--endpoint", sim.url, "--max-tokens", "4",
+                  "--output", str(tmp_path / "ui"))  # fmt: skip
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/")
+
+        def swarm(host: str, origin: str | None = None) -> int:
+            data = urllib.parse.urlencode({"user_count": 1, "spawn_rate": 1, "host": host}).encode()
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/swarm", data=data, method="POST")
+            if origin:
+                request.add_header("Origin", origin)
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return response.status
+            except urllib.error.HTTPError as error:
+                return error.code
+
+        assert swarm("http://127.0.0.1:1") == 403
+        assert swarm(sim.url, origin="http://evil.example") == 403
+        assert swarm(sim.url) == 200
+    finally:
+        _stop(ui)

@@ -37,6 +37,7 @@ from loadgen.clock import MonotonicClock
 from loadgen.config import EndpointConfig, GenerationConfig, SloTarget
 from loadgen.errors import ErrorKind
 from loadgen.locust.exchange import BlockingContext, exchange
+from loadgen.locust.guard import state_change_refusal
 from loadgen.locust.recorder import TABLE_STRUCTURE, Recorder, merged, table_rows, telemetry_rows, write_summary
 from loadgen.metrics import request_metrics as rm
 from loadgen.parsing import public_url
@@ -59,6 +60,7 @@ class LoadgenLocust:
         self.output_dir = Path("results") / "locust"
         self.slo: tuple[SloTarget, ...] = ()
         self.endpoint: EndpointConfig | None = None
+        self.pinned_target: str | None = None  # the --endpoint loadgen locust was given: the UI cannot move it
         self.stream = True
         self.tokenizer: str | None = None
         self.recorder: Recorder | None = None
@@ -187,7 +189,10 @@ class LLMUser(User):
         self._session.trust_env = False
         self._picker: PromptPicker = shared["picker"]
         self._batch_size: int = shared["batch_size"]
-        self._context: BlockingContext = replace(shared["context"], base_url=(self.host or "").rstrip("/"))
+        # the target ``loadgen locust`` was given is pinned: the web UI's host field cannot move a
+        # load (and its API key) elsewhere
+        pinned = PROCESS.pinned_target
+        self._context: BlockingContext = replace(shared["context"], base_url=(pinned or self.host or "").rstrip("/"))
 
     @classmethod
     def _setup(cls) -> dict[str, Any]:
@@ -320,6 +325,7 @@ def _on_init(environment: Environment, **_: object) -> None:
     PROCESS.environment = environment
     plan = _job_plan()
     if plan is not None:
+        PROCESS.pinned_target = plan.endpoint.url
         PROCESS.output_dir = plan.output_dir
         PROCESS.slo = plan.slo
         PROCESS.endpoint = plan.endpoint
@@ -373,6 +379,20 @@ def _extend_web_ui(environment: Environment) -> None:
     web_ui = environment.web_ui
     assert web_ui is not None and web_ui.app is not None
     web_ui.template_args["extendedTabs"] = [{"title": "loadgen: LLM latency", "key": "loadgen"}]
+
+    @web_ui.app.before_request
+    def guard_state_changes() -> Any:
+        """Requests that change the test must come from the UI's own page: a cross-site form or a
+        page reached by DNS rebinding is refused, and so is a new target host."""
+        if request.method != "POST":
+            return None
+        refusal = state_change_refusal(request.host, request.headers.get("Origin"), request.path,
+                                       request.form.get("host"), environment.parsed_options,
+                                       PROCESS.pinned_target)  # fmt: skip
+        if refusal is not None:
+            return {"success": False, "message": refusal}, 403
+        return None
+
     web_ui.template_args["extendedTables"] = [{"key": "loadgen", "structure": TABLE_STRUCTURE}]
 
     @web_ui.app.after_request
