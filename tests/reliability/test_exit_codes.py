@@ -3,7 +3,9 @@ failing level and exit code 3 (README, "Exit codes")."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -61,3 +63,43 @@ def test_half_refused_exits_3_unless_tolerated(tmp_path: Path, capsys: pytest.Ca
     with serve_in_thread(refusing_after_the_preflight(every=2)) as url:
         tolerant = main([*args, "--endpoint", url, "--max-error-rate", "60%", "--output", str(tmp_path / "b")])
     assert (strict, tolerant) == (3, 0)
+
+
+def endless_after_the_preflight() -> web.Application:
+    served = {"count": 0}
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        served["count"] += 1
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        if served["count"] == 1:
+            await response.write(OK_STREAM)
+            return response
+        for _ in range(600):  # bounded: 60 s at most
+            await response.write(b'data: {"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}]}\n\n')
+            await asyncio.sleep(0.1)
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    return app
+
+
+def test_requests_cut_off_at_the_end_are_shown_and_fail_the_run(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    started = time.monotonic()
+    with serve_in_thread(endless_after_the_preflight()) as url:
+        code = main(["run", "--endpoint", url, "--model", "m", "--rate", "2", "--duration", "1s",
+                     "--drain-timeout", "0.5s", "--warmup", "0", "--output", str(tmp_path / "out")])  # fmt: skip
+    out = capsys.readouterr().out.replace("\n", " ")
+    assert time.monotonic() - started < 10
+    assert code == 3
+    assert "2 still running at the end (cancelled after" in out
+    assert "no request completed (0 failed, 2 still running at the end)" in out
+
+
+@pytest.mark.parametrize("flag", ["--request-timeout", "--first-token-timeout", "--connect-timeout",
+                                  "--hlog-interval"])  # fmt: skip
+def test_a_limit_of_zero_is_refused(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", flag, "0", "--requests", "1"]) == 2
+    assert f"{flag}: expected a duration above zero" in capsys.readouterr().err
