@@ -56,6 +56,7 @@ T = TypeVar("T")
 EXIT_OK = 0
 EXIT_INTERRUPTED = 130
 EXIT_THRESHOLDS = 1
+EXIT_OUTPUT = 74  # results incomplete: a file could not be written, or a listener failed
 EXIT_ERRORS = 3  # a level's requests mostly failed (or none completed): the endpoint refused or died
 SIM_MODEL = "sim-llm"
 OPEN_LOOP_CONNECTIONS_AHEAD = 256
@@ -207,6 +208,12 @@ async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console)
         for line in failing:
             console.print(line, style="bold red")
         return EXIT_ERRORS
+    incomplete = [level_label(summary) for summary in summaries
+                  if summary.get("output_errors") or summary.get("listener_failures")]  # fmt: skip
+    if incomplete:
+        console.print(f"results incomplete at {', '.join(incomplete)}: records were lost (see the warnings above and "
+                      "output_errors / listener_failures in summary.json)", style="bold red")  # fmt: skip
+        return EXIT_OUTPUT
     failed = [f"{level_label(summary)}: {line}" for summary in summaries for line in breaches(plan.fail_on, summary)]
     if failed:
         console.print("thresholds breached:", style="bold red")

@@ -28,6 +28,7 @@ def test_a_file_that_cannot_grow_keeps_whole_lines_and_the_summary_says_so(tmp_p
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert "Traceback" not in result.stderr + result.stdout
+    assert result.returncode == 74  # the figures are whole, the records are not
     summary = json.loads((output / "summary.json").read_text())
     assert summary["requests"]["completed"] == 400  # every figure, though not every record is on disk
     lost = summary["output_errors"]["requests.jsonl"]
@@ -55,3 +56,22 @@ def test_when_even_the_summary_cannot_be_written_the_reason_is_one_line(tmp_path
     assert result.returncode == 74 and "Traceback" not in text
     assert "cannot write" in text and "No space left on device" in text
     assert "requests: 400 completed" in text.replace("\n", " ")
+
+
+def test_a_failing_listener_is_said_in_the_console_and_the_summary(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from loadgen.cli import main
+    from loadgen.report.files import RecordWriter
+
+    def broken(self: RecordWriter, record: object) -> None:
+        raise RuntimeError("records cannot be serialised")
+
+    monkeypatch.setattr(RecordWriter, "on_record", broken)
+    output = tmp_path / "out"
+    assert main(["run", "--sim-profile", "fixed:1,0", "--requests", "3", "--max-tokens", "4", "--quiet",
+                 "--output", str(output)]) == 74  # fmt: skip
+    out = " ".join(capsys.readouterr().out.split())
+    assert "results incomplete at c=1: records were lost" in out
+    assert "records failed in RecordWriter: RuntimeError: records cannot be serialised" in out
+    assert json.loads((output / "summary.json").read_text())["listener_failures"]["RecordWriter"] >= 3
