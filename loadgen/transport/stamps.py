@@ -18,7 +18,6 @@ import socket
 import struct
 import sys
 import time
-from dataclasses import dataclass
 
 SO_TIMESTAMPNS: int | None = getattr(socket, "SO_TIMESTAMPNS", 35 if sys.platform.startswith("linux") else None)
 CONTROL_BUFFER_BYTES = socket.CMSG_SPACE(16) if hasattr(socket, "CMSG_SPACE") else 0
@@ -92,11 +91,3 @@ class ArrivalStamper:
             return read_ns
         self.kernel_reads += 1
         return arrival_ns
-
-
-@dataclass(frozen=True, slots=True)
-class StampCounts:
-    source: StampSource
-    kernel_reads: int
-    user_reads: int
-    anomalies: int

@@ -1,17 +1,24 @@
+from typing import Any
+
 import pytest
 
 from loadgen.errors import ProtocolError
 from loadgen.protocols.sse import SseDecoder, SseEvent
 
 
-def decode_split(data: bytes, *cuts: int) -> list[SseEvent]:
+def fed_in_pieces(data: bytes, cuts: tuple[int, ...], feed: str, flush: str) -> list[Any]:
+    """``decoder.<feed>`` on the pieces of ``data`` cut at ``cuts``, then ``decoder.<flush>``."""
     decoder = SseDecoder()
-    events: list[SseEvent] = []
+    out: list[Any] = []
     previous = 0
     for cut in (*cuts, len(data)):
-        events += decoder.decode(data[previous:cut])
+        out += getattr(decoder, feed)(data[previous:cut])
         previous = cut
-    return events + decoder.flush()
+    return out + getattr(decoder, flush)()
+
+
+def decode_split(data: bytes, *cuts: int) -> list[SseEvent]:
+    return fed_in_pieces(data, cuts, "decode", "flush")
 
 
 def test_data_lines_dispatch_on_blank_line() -> None:
@@ -62,13 +69,7 @@ def test_overlong_line_is_a_protocol_error() -> None:
 
 
 def payloads_split(data: bytes, *cuts: int) -> list[bytes]:
-    decoder = SseDecoder()
-    payloads: list[bytes] = []
-    previous = 0
-    for cut in (*cuts, len(data)):
-        payloads += decoder.decode_data(data[previous:cut])
-        previous = cut
-    return payloads + decoder.flush_data()
+    return fed_in_pieces(data, cuts, "decode_data", "flush_data")
 
 
 def test_decode_data_gives_the_payloads_of_decode_at_every_split() -> None:
