@@ -9,11 +9,10 @@ import json
 from loadgen.engine.request import RequestContext, execute_request
 from loadgen.errors import EndpointError, ErrorKind
 from loadgen.prompts import Prompt
-from loadgen.protocols.base import GenerationParams, HttpRequest
+from loadgen.protocols.base import HttpRequest
 from loadgen.records import RequestRecord
 from loadgen.transport.base import Transport, TransportFailure
 
-PREFLIGHT_MAX_TOKENS = 2
 PREFLIGHT_ATTEMPTS = 3
 TRANSIENT = (ErrorKind.HTTP_5XX, ErrorKind.TIMEOUT, ErrorKind.STREAM_BROKEN, ErrorKind.SERVER_ERROR)
 
@@ -39,12 +38,12 @@ async def discover_model(transport: Transport, url: str) -> str | None:
 
 
 async def preflight(ctx: RequestContext, prompt: Prompt, url: str, api: str) -> RequestRecord:
-    config = dataclasses.replace(ctx.params.config, max_tokens=PREFLIGHT_MAX_TOKENS, ignore_eos=False)
-    probe = dataclasses.replace(ctx, params=GenerationParams(ctx.params.model, config))
-    short_prompt = dataclasses.replace(prompt, max_tokens=PREFLIGHT_MAX_TOKENS)
+    """The run's own request (its max tokens, ignore-eos and every other field, so a server that
+    refuses them says so now), read until its first token when streamed."""
+    probe = dataclasses.replace(ctx, stop_at_first_token=True)
     records: list[RequestRecord] = []
     for _ in range(PREFLIGHT_ATTEMPTS):
-        await execute_request(probe, -1, short_prompt, ctx.clock.now_ns(), True, records.append)
+        await execute_request(probe, -1, prompt, ctx.clock.now_ns(), True, records.append)
         if records[-1].error_kind not in TRANSIENT:
             break
     record = records[-1]

@@ -45,6 +45,7 @@ class RequestContext:
     redact: Callable[[str], str]
     save_text: bool = False
     max_whole_body_bytes: int = 256 * 1024 * 1024  # a non-streamed answer is held whole: see body_limit_bytes
+    stop_at_first_token: bool = False  # the preflight: the run's own request, read until its first token
 
 
 class Attempt:
@@ -199,11 +200,14 @@ async def _exchange(ctx: RequestContext, prompt: Prompt, attempt: Attempt) -> No
             response.abort()
 
         reader = _BodyReader(attempt, decoder.feed, None if ctx.params.config.stream else ctx.max_whole_body_bytes)
+        reader.stop_at_first_token = ctx.stop_at_first_token
         reader.timer = asyncio.get_running_loop().call_later(ctx.first_token_timeout_s, on_first_token_timeout)
         try:
             await response.deliver(reader)
         finally:
             attempt.read_lag_ns = response.read_lag_max_ns
+        if reader.stopped_early:
+            return  # the rest of the answer was not read: there is no end of stream to check
         end_ns = attempt.end_ns if attempt.complete and attempt.end_ns is not None else now_ns()
         attempt.end_ns = end_ns
         attempt.apply(decoder.close(), end_ns)
@@ -225,7 +229,7 @@ class _BodyReader:
     """The sink a response's body goes to: decodes each piece as it is read (in the transport's
     read callback, where it carries its arrival stamp) and stops the first-token timer."""
 
-    __slots__ = ("attempt", "feed", "limit_bytes", "received_bytes", "timer")
+    __slots__ = ("attempt", "feed", "limit_bytes", "received_bytes", "stop_at_first_token", "stopped_early", "timer")
 
     def __init__(self, attempt: Attempt, feed: Callable[[bytes], list],  # type: ignore[type-arg]
                  limit_bytes: int | None = None) -> None:  # fmt: skip
@@ -233,6 +237,8 @@ class _BodyReader:
         self.feed = feed
         self.limit_bytes = limit_bytes  # for answers held whole; a stream is decoded as it comes
         self.received_bytes = 0
+        self.stop_at_first_token = False
+        self.stopped_early = False
         self.timer: asyncio.TimerHandle | None = None
 
     def __call__(self, arrival_ns: int, data: bytes) -> bool:
@@ -251,6 +257,10 @@ class _BodyReader:
             self.timer = None
         if attempt.complete:
             attempt.end_ns = arrival_ns
+            return True
+        if self.stop_at_first_token and attempt.chunk_ns:
+            attempt.end_ns = arrival_ns
+            self.stopped_early = True
             return True
         return False
 

@@ -103,3 +103,32 @@ def test_requests_cut_off_at_the_end_are_shown_and_fail_the_run(tmp_path: Path,
 def test_a_limit_of_zero_is_refused(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", flag, "0", "--requests", "1"]) == 2
     assert f"{flag}: expected a duration above zero" in capsys.readouterr().err
+
+
+def limit_checking_app() -> web.Application:
+    """Refuses a max_tokens over 2048 (as vLLM does past the model's length); else streams."""
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        if body.get("max_tokens", 0) > 2048:
+            return web.json_response({"error": {"message": "max_tokens must be at most 2048"}}, status=400)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(OK_STREAM)
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    return app
+
+
+def test_the_preflight_sends_the_runs_own_max_tokens(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with serve_in_thread(limit_checking_app()) as url:
+        refused = main(["run", "--endpoint", url, "--model", "m", "--max-tokens", "5000", "--requests", "2",
+                        "--output", str(tmp_path / "a")])  # fmt: skip
+        err = capsys.readouterr().err
+        accepted = main(["run", "--endpoint", url, "--model", "m", "--max-tokens", "100", "--requests", "2",
+                         "--warmup", "0", "--quiet", "--output", str(tmp_path / "b")])  # fmt: skip
+    assert refused == 1 and "max_tokens must be at most 2048" in err and "Traceback" not in err
+    assert not (tmp_path / "a" / "summary.json").exists()  # no load was sent
+    assert accepted == 0
