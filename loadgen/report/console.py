@@ -22,7 +22,8 @@ LATENCY_ROWS = (
     ("itl", "ITL"),
     ("itl_chunk", "ITL per chunk"),
     ("e2e", "End-to-end"),
-    ("schedule_lag", "Schedule lag"),
+    ("schedule_lag", "Send lag"),
+    ("read_lag", "Read lag"),
 )
 
 
@@ -94,7 +95,9 @@ def run_table(summary: dict) -> Table:  # type: ignore[type-arg]
     for column in ("count", "mean", "p50", "p90", "p99", "p99.9", "max"):
         table.add_column(column, justify="right")
     for key, label in LATENCY_ROWS:
-        stats = latency[key]
+        stats = latency.get(key)
+        if stats is None or (key == "read_lag" and not stats["count"]):
+            continue  # a result from before read lag was measured, or not kernel-stamped
         table.add_row(
             label,
             str(stats["count"]),

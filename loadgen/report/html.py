@@ -35,7 +35,8 @@ LATENCY_ROWS = (
     ("itl", "ITL"),
     ("itl_chunk", "ITL per chunk"),
     ("e2e", "E2E"),
-    ("schedule_lag", "schedule lag"),
+    ("schedule_lag", "send lag"),
+    ("read_lag", "read lag"),
 )
 
 
@@ -66,7 +67,12 @@ def _metadata(summary: dict[str, Any], config: dict[str, Any] | None) -> str:
         ["started", summary.get("started_at")],
         ["loadgen", summary.get("loadgen_version")],
         ["token counting", (summary.get("token_counting") or {}).get("output_method")],
+        ["stamps", (summary.get("clock") or {}).get("stamp_source", "user space (before kernel stamps)")],
     ]
+    lost = [f"{name}: {detail['error']}" for name, detail in (summary.get("output_errors") or {}).items()]
+    lost += [f"worker {name} died" for name in (summary.get("workers") or {}).get("lost", [])]
+    if lost:
+        rows.append(["results incomplete", "; ".join(lost)])
     html = _table(["", ""], rows, "metadata", text_columns=2)
     if config:
         options = " ".join(f"--{k.replace('_', '-')}={v}" for k, v in (config.get("options") or {}).items())
@@ -77,7 +83,9 @@ def _metadata(summary: dict[str, Any], config: dict[str, Any] | None) -> str:
 def _latency_table(summary: dict[str, Any], table_id: str) -> str:
     rows = []
     for key, label in LATENCY_ROWS:
-        stats = summary["latency_ms"][key]
+        stats = summary["latency_ms"].get(key)
+        if stats is None:
+            continue  # a result written before this metric existed
         rows.append(
             [
                 label,
