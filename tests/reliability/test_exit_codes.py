@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -18,14 +20,16 @@ from tests.threaded_server import serve_in_thread
 OK_STREAM = b'data: {"choices":[{"index":0,"delta":{"content":"ok"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
 
 
-def refusing_after_the_preflight(every: int = 1) -> web.Application:
-    """Answers the preflight; after it, refuses every ``every``-th request (1: all of them)."""
+def refusing_app(refusal: Callable[[int, dict[str, Any]], str | None]) -> web.Application:
+    """A chat server that answers with one short stream, or with HTTP 400 and the message that
+    ``refusal(request number, body)`` gives."""
     served = {"count": 0}
 
     async def chat(request: web.Request) -> web.StreamResponse:
         served["count"] += 1
-        if served["count"] > 1 and served["count"] % every == 0:
-            return web.json_response({"error": {"message": "max_tokens 5000 > 2048"}}, status=400)
+        message = refusal(served["count"], await request.json())
+        if message is not None:
+            return web.json_response({"error": {"message": message}}, status=400)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         await response.write(OK_STREAM)
@@ -34,6 +38,11 @@ def refusing_after_the_preflight(every: int = 1) -> web.Application:
     app = web.Application()
     app.router.add_post("/v1/chat/completions", chat)
     return app
+
+
+def refusing_after_the_preflight(every: int = 1) -> web.Application:
+    """Answers the preflight; after it, refuses every ``every``-th request (1: all of them)."""
+    return refusing_app(lambda number, body: "max_tokens 5000 > 2048" if number > 1 and number % every == 0 else None)
 
 
 def test_every_request_refused_exits_3_with_the_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -107,19 +116,8 @@ def test_a_limit_of_zero_is_refused(flag: str, capsys: pytest.CaptureFixture[str
 
 def limit_checking_app() -> web.Application:
     """Refuses a max_tokens over 2048 (as vLLM does past the model's length); else streams."""
-
-    async def chat(request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        if body.get("max_tokens", 0) > 2048:
-            return web.json_response({"error": {"message": "max_tokens must be at most 2048"}}, status=400)
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        await response.write(OK_STREAM)
-        return response
-
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
-    return app
+    return refusing_app(lambda number, body: "max_tokens must be at most 2048" if body.get("max_tokens", 0) > 2048
+                        else None)  # fmt: skip
 
 
 def test_the_preflight_sends_the_runs_own_max_tokens(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
