@@ -101,16 +101,19 @@ class HttpConnection:
         await self._headers_future
 
     async def _write(self, data: bytes) -> None:
-        try:
-            sent = self._sock.send(data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError as exc:
-            raise self._close_with(
-                ErrorKind.STREAM_BROKEN, f"connection failed: cannot write the request ({_os_reason(exc)})"
-            ) from None
-        view = memoryview(data)[sent:]
-        while view:
+        """Sends it all, waiting for the socket to take more when its buffer is full."""
+        view = memoryview(data)
+        while True:
+            try:
+                view = view[self._sock.send(view) :]
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError as exc:
+                raise self._close_with(
+                    ErrorKind.STREAM_BROKEN, f"connection failed: cannot write the request ({_os_reason(exc)})"
+                ) from None
+            if not view:
+                return
             writable: asyncio.Future[None] = self._loop.create_future()
             self._loop.add_writer(self._fd, _resolve, writable)
             try:
@@ -118,15 +121,6 @@ class HttpConnection:
             finally:
                 if not self.closed:
                     self._loop.remove_writer(self._fd)
-            try:
-                sent = self._sock.send(view)
-            except (BlockingIOError, InterruptedError):
-                continue
-            except OSError as exc:
-                raise self._close_with(
-                    ErrorKind.STREAM_BROKEN, f"connection failed: cannot write the request ({_os_reason(exc)})"
-                ) from None
-            view = view[sent:]
 
     def _tls_wrap(self, data: bytes) -> bytes:
         assert self._tls is not None and self._tls_out is not None
@@ -248,9 +242,13 @@ class HttpConnection:
         self._message_done = True
         self._keep_alive = self._parser.should_keep_alive()
         if self._sink is not None:
-            self._sink_done = True
-            self._resolve_body()
-            self._release()
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """The message ended and its sink has it all: the request is done with the connection."""
+        self._sink_done = True
+        self._resolve_body()
+        self._release()
 
     def _release(self) -> None:
         """The response was read to its end and handed over: the connection is free again."""
@@ -281,9 +279,7 @@ class HttpConnection:
                 self._fail_with(exc)
                 break
         if self._message_done and not self.closed:
-            self._sink_done = True
-            self._resolve_body()
-            self._release()
+            self._hand_over()
         return self._body_future
 
     def _sink_finished(self) -> None:
