@@ -127,12 +127,15 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs per case; medians are printed")
     parser.add_argument("--requests-per-user", type=int, default=4)
     parser.add_argument("--json", type=Path, help="also write every run's figures here")
+    parser.add_argument("--users", type=int, action="append", help="only the cases with this many users")
     args = parser.parse_args()
     print(f"capacity: chunks per loadgen CPU-second, medians of {args.runs} runs (pid {os.getpid()})")
     print(f"{'server':<17} {'users':>5} {'tokens':>6} {'workers':>7} {'chunks':>8} {'chunks/read':>11} "
           f"{'whole run':>10} {'steady':>9} {'chunks/s':>9}")  # fmt: skip
     every = []
     for label, profile, users, tokens, workers in CASES:
+        if args.users and users not in args.users:
+            continue
         runs = [measure(profile, users, tokens, workers, args.requests_per_user) for _ in range(args.runs)]
         every.append({"case": [label, profile, users, tokens, workers], "runs": runs})
 

@@ -101,6 +101,10 @@ class OpenAIStreamDecoder:
 
     def feed(self, data: bytes) -> list[StreamEvent]:
         events: list[StreamEvent] = []
+        payload = self._sse.single_data(data)
+        if payload is not None:  # one event per read: the common case, without a list of payloads
+            self._handle(payload, events)
+            return events
         for payload in self._sse.decode_data(data):
             self._handle(payload, events)
         return events

@@ -55,6 +55,22 @@ class SseDecoder:
                 self._lines([*event.split(b"\n"), b""], out, False)
         return out
 
+    def single_data(self, chunk: bytes) -> bytes | None:
+        """The payload when ``chunk`` is exactly one whole one-line ``data:`` event and nothing is
+        pending (what a streaming server writes per token); else None, and nothing is consumed:
+        the caller goes on with ``decode_data``."""
+        if (
+            chunk.count(b"\n") == 2
+            and chunk.endswith(b"\n\n")
+            and chunk.startswith(b"data:")
+            and chunk.find(b"\r") < 0
+            and not self._buffer
+            and not self._data
+            and self._event == "message"
+        ):
+            return chunk[6:-2] if chunk[5:6] == b" " else chunk[5:-2]
+        return None
+
     def decode(self, chunk: bytes) -> list[SseEvent]:
         """Like ``decode_data``, with event names and the data decoded."""
         out: list[SseEvent] = []

@@ -96,3 +96,29 @@ def test_an_event_without_its_blank_line_is_capped() -> None:
     with pytest.raises(ProtocolError, match="longer than 64 bytes"):
         for _ in range(20):
             decoder.decode_data(b"data: xxxxxxxx\n")
+
+
+def test_single_data_takes_only_a_whole_one_line_event_with_nothing_pending() -> None:
+    decoder = SseDecoder()
+    assert decoder.single_data(b'data: {"k": 1}\n\n') == b'{"k": 1}'
+    assert decoder.single_data(b"data:x\n\n") == b"x"
+    for not_single in (b"data: a\n\ndata: b\n\n", b"data: a\ndata: b\n\n", b"data: a\r\n\r\n", b"data: a\rb\n\n",
+                       b"event: e\ndata: a\n\n", b": hi\n\n", b"data: a\n", b"data: a"):  # fmt: skip
+        assert decoder.single_data(not_single) is None, not_single
+    assert decoder.decode_data(b"data: par") == []
+    assert decoder.single_data(b"data: b\n\n") is None  # a partial event is pending
+    assert decoder.decode_data(b"tial\n\n") == [b"partial"]
+    assert decoder.decode_data(b"event: named\n") == []
+    assert decoder.single_data(b"data: b\n\n") is None  # an event name is pending
+
+
+def test_single_data_with_its_fallback_gives_the_payloads_of_decode_at_every_split() -> None:
+    stream = b'data: one\n\nevent: e\ndata: two\n\ndata: {"k": 1}\n\ndata: a\rdata: b\n\ndata: last\n\n'
+    expected = [event.data.encode() for event in decode_split(stream)]
+    for cut in range(len(stream) + 1):
+        decoder = SseDecoder()
+        out: list[bytes] = []
+        for piece in (stream[:cut], stream[cut:]):
+            single = decoder.single_data(piece)
+            out += [single] if single is not None else decoder.decode_data(piece)
+        assert out + decoder.flush_data() == expected, cut
