@@ -16,9 +16,10 @@ from typing import Any
 from rich.console import Console
 
 from loadgen import __version__
-from loadgen.commands import positive_number, run_monitor, run_plan, serve_sim
+from loadgen.commands import positive_number, run_import, run_monitor, run_plan, serve_sim
 from loadgen.config import Arrival, EndpointConfig, GenerationConfig, LoadConfig, LoadMode, TelemetryConfig
 from loadgen.errors import ConfigError, LoadgenError, OutputError
+from loadgen.imports.readers import FORMATS
 from loadgen.options import OPTIONS, Settings, convert, load_scenario, resolve
 from loadgen.parsing import url_secrets
 from loadgen.prompts.loaders import load_prompts
@@ -82,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--keep-log", action="store_true", help="keep chunk send times, served at /sim/log")
     plan = commands.add_parser("plan", help="how much hardware a target load needs under SLOs, from measured sweeps")
     plan.add_argument("--sweep", action="append", required=True, help="a sweep (or run) result directory; repeatable")
-    plan.add_argument("--slo", required=True, help="percentile SLOs, e.g. ttft_p95=800ms,tpot_p95=60ms")
+    plan.add_argument("--slo", required=True, help="percentile or mean SLOs, e.g. ttft_p95=800ms,tpot_mean=40ms")
     plan.add_argument("--target-rate", help="peak requests/s to serve")
     plan.add_argument("--average-rate", help="average requests/s (for cost per token; default: the peak)")
     plan.add_argument("--target-users", help="concurrent users to serve (closed-loop sweeps)")
@@ -96,6 +97,19 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--price", default="on_demand", choices=("on_demand", "spot", "reserved", "owned"))
     plan.add_argument("--max-batch", default="256", help="engine max batch for what-if estimates")
     plan.add_argument("--output", help="write plan.json here (a directory)")
+    imports = commands.add_parser(
+        "import", help="other tools' results (AIPerf, GenAI-Perf, vllm bench, GuideLLM, tables) as a loadgen sweep"
+    )
+    imports.add_argument("files", nargs="+", help="result files: one per level, or one holding every level")
+    imports.add_argument("--output", required=True, help="the sweep directory to write (for plan and report)")
+    imports.add_argument("--format", default="auto", choices=FORMATS, help="default: told from the content")
+    imports.add_argument("--load", help="each file's concurrency (or rate), in order, where a file does not say it")
+    imports.add_argument("--load-is", default="concurrency", choices=("concurrency", "rate"), help="what --load gives")
+    imports.add_argument("--output-tokens", help="output tokens per request, where the files do not say it")
+    imports.add_argument("--input-tokens", help="input tokens per request, where the files do not say it")
+    imports.add_argument("--itl-is", default="tpot", choices=("tpot", "chunk"),
+                         help="a table's 'ITL': per-request TPOT (NIM's, GenAI-Perf's meaning; the default) or "
+                         "gaps between chunks")  # fmt: skip
     report = commands.add_parser("report", help="one self-contained HTML report of result directories")
     report.add_argument("directories", nargs="+", help="run, sweep or compare result directories")
     report.add_argument("--output", default="loadgen-report.html", help="the HTML file to write")
@@ -152,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_monitor(args, console)
         if args.command == "plan":
             return run_plan(args, console)
+        if args.command == "import":
+            return run_import(args, console)
         if args.command == "report":
             from loadgen.report.html import render_report
 
@@ -322,8 +338,8 @@ def build_plan(args: argparse.Namespace, sweep: bool) -> Plan:
 
 
 def _search(settings: Settings, levels: list[LoadConfig]) -> MaxLoadSearch:
-    if not [t for t in settings.slo if t.percentile is not None]:
-        raise ConfigError("--find-max needs percentile SLOs, e.g. --slo ttft_p99=500ms,tpot_p99=50ms")
+    if not [t for t in settings.slo if not t.per_request]:
+        raise ConfigError("--find-max needs percentile (or mean) SLOs, e.g. --slo ttft_p99=500ms,tpot_p99=50ms")
     first = levels[0]
     values = [level.concurrency if first.mode is LoadMode.CLOSED else level.rate_rps or 0.0 for level in levels]
     start, ceiling = min(values), max(values)

@@ -146,3 +146,46 @@ def run_monitor(args: argparse.Namespace, console: Console) -> int:
         gpu_devices=tuple(device for device in args.gpu_devices.split(",") if device),
     )
     return serve_monitor(config, host, int(port_text), console)
+
+
+def run_import(args: argparse.Namespace, console: Console) -> int:
+    """``loadgen import FILE... --output DIR``: other tools' results as a loadgen sweep directory."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from loadgen.imports.model import write_sweep
+    from loadgen.imports.readers import parse_loads, read_results
+    from loadgen.report.files import prepare_output_dir
+
+    sweep = read_results(
+        [Path(path) for path in args.files],
+        args.format,
+        loads=parse_loads(args.load),
+        load_mode="open" if args.load_is == "rate" else "closed",
+        output_tokens=positive_number(args.output_tokens, "--output-tokens"),
+        input_tokens=positive_number(args.input_tokens, "--input-tokens"),
+        itl_is=args.itl_is,
+    )
+    directory = Path(args.output)
+    prepare_output_dir(directory)
+    path = write_sweep(sweep, directory)
+    table = Table(title=f"imported from {sweep.tool}: {len(sweep.levels)} levels (latencies in ms)",
+                  title_justify="left", padding=(0, 1), pad_edge=False)  # fmt: skip
+    for column in ("load", "req/s", "out tok/s", "out tok/req", "latency figures"):
+        table.add_column(column, justify="left" if column in ("load", "latency figures") else "right")
+    for level in sorted(sweep.levels, key=lambda level: level.load):
+        label = f"c={level.load:g}" if level.mode == "closed" else f"r={level.load:g}"
+        figures = "; ".join(f"{metric} {', '.join(stats)}" for metric, stats in level.latency_ms.items())
+        table.add_row(label, f"{level.requests_per_s:.3g}", f"{level.output_tokens_per_s:,.0f}",
+                      f"{level.output_tokens_per_request:.0f}", figures)  # fmt: skip
+    console.print(table)
+    for name, definition in sweep.definitions.items():
+        console.print(Text(f"{name}: {definition}", style="dim"))
+    console.print(Text(f"lacks: {', '.join(sweep.lacks)} (figures that need them are not shown)", style="dim"))
+    derived = sorted({item for level in sweep.levels for item in level.derived})
+    for item in derived:
+        console.print(Text(f"derived: {item}", style="dim"))
+    for assumption in sweep.assumptions:
+        console.print(Text(f"assumption: {assumption}", style="yellow"))
+    console.print(f"Sweep in {path}")
+    return 0

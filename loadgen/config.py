@@ -98,11 +98,28 @@ class LoadConfig:
 
 @dataclass(frozen=True, slots=True)
 class SloTarget:
-    """One latency objective. ``percentile`` None means per request (used for goodput)."""
+    """One latency objective: on a percentile (``ttft_p99``), on the mean (``ttft_mean``, for
+    planning from tables that carry only means), or per request (neither; used for goodput)."""
 
     metric: str
     threshold_ns: int
     percentile: float | None = None
+    mean: bool = False
+
+    @property
+    def per_request(self) -> bool:
+        return self.percentile is None and not self.mean
+
+    @property
+    def statistic(self) -> str:
+        """``p99``, ``mean``, or ``""`` for a per-request objective."""
+        if self.mean:
+            return "mean"
+        return "" if self.percentile is None else f"p{self.percentile:g}"
+
+    def describe(self) -> str:
+        """As a person writes it: ``ttft p99 ≤ 500 ms``."""
+        return f"{self.metric}{' ' + self.statistic if self.statistic else ''} ≤ {self.threshold_ns / 1e6:g} ms"
 
 
 @dataclass(frozen=True, slots=True)

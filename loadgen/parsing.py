@@ -106,11 +106,15 @@ def parse_key_values(text: str) -> dict[str, str]:
 
 
 def parse_slo(text: str) -> tuple[SloTarget, ...]:
-    """'ttft=500ms,tpot=50ms' (per request, for goodput) or 'ttft_p99=500ms' (a percentile)."""
+    """'ttft=500ms,tpot=50ms' (per request, for goodput), 'ttft_p99=500ms' (a percentile) or
+    'ttft_mean=500ms' (the mean)."""
     targets = []
     for name, value in parse_key_values(text).items():
         metric, _, suffix = name.partition("_p")
         percentile = None
+        mean = name.endswith("_mean")
+        if mean:
+            metric, suffix = name.removesuffix("_mean"), ""
         if suffix:
             try:
                 percentile = float(suffix.replace("_", "."))
@@ -120,7 +124,7 @@ def parse_slo(text: str) -> tuple[SloTarget, ...]:
                 raise ValueError(f"expected a percentile between 0 and 100 in {name!r}")
         if metric not in PER_REQUEST_SLO_METRICS:
             raise ValueError(f"unknown SLO metric {metric!r}; expected one of {', '.join(PER_REQUEST_SLO_METRICS)}")
-        targets.append(SloTarget(metric=metric, threshold_ns=parse_duration_ns(value, "ms"), percentile=percentile))
+        targets.append(SloTarget(metric, parse_duration_ns(value, "ms"), percentile, mean))
     if not targets:
         raise ValueError(f"expected SLOs like ttft=500ms,tpot=50ms, got {text!r}")
     return tuple(targets)

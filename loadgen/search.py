@@ -104,7 +104,7 @@ def clearly_over_slo(aggregator: Aggregator, slo: tuple[SloTarget, ...], min_req
     if aggregator.completed < min_requests:
         return None
     for target in slo:
-        if target.percentile is None:
+        if target.percentile is None:  # a mean can still come back under its threshold
             continue
         median = aggregator.histogram(target.metric).percentile(50)
         limit_ms = target.threshold_ns / 1e6
@@ -116,5 +116,7 @@ def clearly_over_slo(aggregator: Aggregator, slo: tuple[SloTarget, ...], min_req
 
 def sweep_knee(summaries: list[dict]) -> int | None:  # type: ignore[type-arg]
     """The knee of sweep summaries ordered by load: end-to-end p50 against output tokens/s."""
+    if all(s["latency_ms"]["e2e"]["p50"] is None for s in summaries):
+        return None  # an imported table without end-to-end latencies
     points = [(s["latency_ms"]["e2e"]["p50"] or 0.0, s["throughput"]["output_tokens_per_s"] or 0.0) for s in summaries]
     return knee_index(points)

@@ -43,7 +43,7 @@ class Aggregator:
         interval_ns: int = 1_000_000_000,
         on_interval: IntervalSink | None = None,
     ) -> None:
-        self._per_request_slo = tuple(target for target in slo if target.percentile is None)
+        self._per_request_slo = tuple(target for target in slo if target.per_request)
         self._interval_ns = interval_ns
         self._on_interval = on_interval
         self.totals = {name: self.new_histogram(name) for name in HISTOGRAM_NAMES}

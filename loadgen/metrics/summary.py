@@ -194,7 +194,7 @@ def client_lag_warnings(summary: dict[str, object]) -> list[str]:
 
 
 def _goodput(aggregator: Aggregator, slo: tuple[SloTarget, ...], per_second) -> dict[str, object] | None:  # type: ignore[no-untyped-def]
-    per_request = [target for target in slo if target.percentile is None]
+    per_request = [target for target in slo if target.per_request]
     if not per_request:
         return None
     total = aggregator.completed + aggregator.failed

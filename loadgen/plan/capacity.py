@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from loadgen.config import SloTarget
 from loadgen.errors import ConfigError
@@ -49,8 +50,11 @@ class Capacity:
 
 
 def slo_key(target: SloTarget) -> str:
+    if target.mean:
+        return f"{target.metric}_mean"
     if target.percentile is None:
-        raise ConfigError(f"--slo {target.metric}: planning needs percentile SLOs such as {target.metric}_p95=800ms")
+        raise ConfigError(f"--slo {target.metric}: planning needs percentile or mean SLOs such as "
+                          f"{target.metric}_p95=800ms or {target.metric}_mean=500ms")  # fmt: skip
     if target.percentile not in PERCENTILE_KEYS:
         raise ConfigError(f"--slo {target.metric}_p{target.percentile:g}: summaries hold p50, p90, p95, p99, p99_9")
     return f"{target.metric}_{PERCENTILE_KEYS[target.percentile]}"
@@ -78,28 +82,43 @@ def load_sweep(directory: str) -> tuple[str, list[Level]]:
     return modes.pop(), levels
 
 
+def sweep_source(directory: str) -> dict[str, Any] | None:
+    """Where an imported sweep came from (``loadgen import``): tool, files, metric definitions,
+    what it lacks; None for loadgen's own results."""
+    path = Path(directory) / "sweep.json"
+    try:
+        source = json.loads(path.read_text()).get("imported") if path.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    return source if isinstance(source, dict) else None
+
+
 def _level(summary: dict, where: str) -> Level | None:  # type: ignore[type-arg]
     """A level's figures; None for a level that completed no request."""
     try:
         load = summary["load"]
         completed = summary["requests"]["completed"]
-        if not completed:
+        if completed == 0:
             return None
         latencies = {
             f"{metric}_{key}": stats[key]
             for metric, stats in summary["latency_ms"].items()
-            for key in PERCENTILE_KEYS.values()
+            for key in (*PERCENTILE_KEYS.values(), "mean")
             if stats.get(key) is not None
         }
         telemetry = summary.get("telemetry") or {}
+        tokens = summary["tokens"]
+        # imported tables carry per-request lengths (and often no request count) instead of totals
+        output_per_request = tokens.get("output_per_request") or tokens["output_total"] / completed
+        input_per_request = tokens.get("input_per_request") or (
+            tokens["input_total"] / completed if tokens.get("input_total") is not None and completed else None
+        )
         return Level(
             load=float(load["concurrency"] if load["mode"] == "closed" else load["rate"]),
             requests_per_s=float(summary["throughput"]["requests_per_s"] or 0.0),
             output_tokens_per_s=float(summary["throughput"]["output_tokens_per_s"] or 0.0),
-            output_tokens_per_request=summary["tokens"]["output_total"] / completed,
-            input_tokens_per_request=(
-                summary["tokens"]["input_total"] / completed if summary["tokens"]["input_total"] is not None else None
-            ),
+            output_tokens_per_request=output_per_request,
+            input_tokens_per_request=input_per_request,
             error_rate=float(summary["requests"]["error_rate"] or 0.0),
             latencies_ms=latencies,
             joules_per_output_token=telemetry.get("joules_per_output_token"),
@@ -122,10 +141,17 @@ def replica_capacity(levels: list[Level], slo: tuple[SloTarget, ...], closed_loo
         return Capacity(rps, low, high, users, binding, kind, level.output_tokens_per_request,
                         level.input_tokens_per_request, level.joules_per_output_token)  # fmt: skip
 
-    for target in slo:
-        slo_key(target)  # one clear error for an SLO the summaries cannot answer
+    keys = [slo_key(target) for target in slo]  # one clear error for an SLO no summary can answer
     if not levels:
         raise ConfigError("the sweep has no levels")
+    for target, key in zip(slo, keys, strict=True):  # and for one these levels cannot: never a silent "broken"
+        lacking = [level.load for level in levels if key not in level.latencies_ms]
+        if lacking:
+            has = sorted({k.split("_", 1)[1] for k in levels[0].latencies_ms if k.startswith(target.metric + "_")})
+            raise ConfigError(
+                f"--slo {key}: the sweep has no {target.metric} {target.statistic} at load {lacking[0]:g}; "
+                + (f"it has {target.metric} {', '.join(has)}" if has else f"it has no {target.metric} figures")
+            )
     first_broken = next((i for i, level in enumerate(levels) if _broken(level, slo)), None)
     if first_broken is None:
         top = max(levels, key=lambda level: level.requests_per_s)  # every level met the SLOs

@@ -14,17 +14,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from loadgen.config import SloTarget
 from loadgen.errors import ConfigError
-from loadgen.plan.capacity import Capacity, load_sweep, replica_capacity
+from loadgen.plan.capacity import Capacity, load_sweep, replica_capacity, sweep_source
 from loadgen.plan.model import ModelCapacity, modelled_capacity
 from loadgen.profiles import HardwareProfile, ModelProfile, ProfileSet
 
 HOURS_PER_MONTH = 730.0
+# the roofline model's error against the simulator sweeping the hardware itself (tests/plan/test_fidelity.py
+# measures +7.8 %); a real server may differ more
+ESTIMATE_UNCERTAINTY = 0.15
 WEIGHT_MEMORY_SHARE = 0.8  # weights may fill this share of a replica's memory; the rest is for the KV cache
 
 
@@ -67,6 +71,7 @@ class CandidatePlan:
     cost_per_million_output_tokens: float | None = None
     joules_per_output_token: float | None = None
     notes: list[str] = field(default_factory=list)
+    basis: str = "measured"  # "measured" (loadgen's own sweep), "imported" (another tool's figures) or "estimate"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +92,7 @@ def make_plan(request: PlanRequest, profiles: ProfileSet) -> Plan:
     output_tokens = request.output_tokens or measured.output_tokens_per_request
     input_tokens = request.input_tokens or measured.input_tokens_per_request or 0.0
     length_scale = measured.output_tokens_per_request / output_tokens
+    unknown_input = not request.input_tokens and not measured.input_tokens_per_request
     assumptions = [
         "capacity is read off the measured sweep: interpolated between the last level within the SLOs and the first "
         "outside them, which bracket it",
@@ -97,6 +103,9 @@ def make_plan(request: PlanRequest, profiles: ProfileSet) -> Plan:
             f"target output length {output_tokens:g} tokens vs {measured.output_tokens_per_request:.0f} "
             f"measured: requests/s scaled by {length_scale:.3f} (decode tokens/s assumed to hold)"
         )
+    sources = {directory: source for directory in request.sweeps if (source := sweep_source(directory))}
+    for directory, source in sources.items():
+        assumptions.append(_imported_assumption(directory, source))
     hardware = profiles.hardware.get(request.measured_on) if request.measured_on else None
     if request.measured_on and hardware is None:
         raise ConfigError(
@@ -105,6 +114,10 @@ def make_plan(request: PlanRequest, profiles: ProfileSet) -> Plan:
     model = _model(request, profiles)
     candidates = []
     measured_plan = _measured_plan(request, measured, length_scale, hardware, output_tokens)
+    if sources:
+        tools = ", ".join(sorted({str(source.get("tool")) for source in sources.values()}))
+        description = f"{measured_plan.description}, figures imported from {tools}"
+        measured_plan = dataclasses.replace(measured_plan, basis="imported", description=description)
     candidates.append(measured_plan)
     calibration = None
     if model is not None and hardware is not None:
@@ -120,10 +133,14 @@ def make_plan(request: PlanRequest, profiles: ProfileSet) -> Plan:
             calibration = measured.requests_per_s * length_scale / reference.requests_per_s
         assumptions.append(
             "other hardware: the roofline model (the simulator's) scaled by measured ÷ modelled on the measured "
-            f"hardware = {calibration:.3f}"
+            f"hardware = {calibration:.3f}; its bracket is the sweep's widened by ±{ESTIMATE_UNCERTAINTY:.0%}, "
+            "the model's own error"
             if calibration
             else "other hardware: the roofline model, uncalibrated (the measured setup never met the SLOs)"
         )
+        if unknown_input:
+            assumptions.append("input tokens per request unknown (the sweep does not say): the roofline what-if "
+                               "models no prompt tokens; give --input-tokens")  # fmt: skip
         for profile in profiles.hardware.values():
             if profile.name != hardware.name:
                 candidates.append(
@@ -133,6 +150,16 @@ def make_plan(request: PlanRequest, profiles: ProfileSet) -> Plan:
         assumptions.append("no what-if for other hardware: give --measured-on PROFILE and --model NAME")
     ranked = sorted(candidates, key=lambda c: (not c.feasible, c.cost_per_month is None, c.cost_per_month or 0.0))
     return Plan(request, measured, output_tokens, input_tokens or None, calibration, ranked, assumptions)
+
+
+def _imported_assumption(directory: str, source: dict[str, Any]) -> str:
+    definitions = source.get("definitions") or {}
+    mapped = "; ".join(f"{name} = {text}" for name, text in definitions.items())
+    lacks = ", ".join(source.get("lacks") or []) or "nothing"
+    derived = "; ".join(source.get("derived") or [])
+    return (f"{directory} was imported from {source.get('tool')} ({', '.join(source.get('files') or [])}): "
+            f"its figures are that tool's ({mapped}); it lacks {lacks}"
+            + (f"; derived, not read: {derived}" if derived else ""))  # fmt: skip
 
 
 def _measured_capacity(request: PlanRequest) -> Capacity:
@@ -289,7 +316,13 @@ def _what_if(
     output_tokens: float,
 ) -> CandidatePlan:
     size = replica_size(profile, model)
-    base: dict[str, Any] = {"profile": profile.name, "description": profile.description, "estimate": True, "notes": []}
+    base: dict[str, Any] = {
+        "profile": profile.name,
+        "description": profile.description,
+        "estimate": True,
+        "basis": "estimate",
+        "notes": [],
+    }
     if size is None:
         return CandidatePlan(
             feasible=False,
@@ -307,8 +340,10 @@ def _what_if(
     factor = calibration or 1.0
     rps = modelled.requests_per_s * factor
     ratio = rps / (measured.requests_per_s * length_scale) if measured.requests_per_s else 1.0
-    low = measured.requests_per_s_low * length_scale * ratio
-    high = measured.requests_per_s_high * length_scale * ratio if measured.requests_per_s_high else None
+    # the sweep's bracket, widened by the model's own error: an estimate is never more certain than that
+    low = measured.requests_per_s_low * length_scale * ratio * (1 - ESTIMATE_UNCERTAINTY)
+    high = (measured.requests_per_s_high * length_scale * ratio * (1 + ESTIMATE_UNCERTAINTY)
+            if measured.requests_per_s_high else None)  # fmt: skip
     base.update(
         binding=modelled.binding,
         replica_accelerators=size,

@@ -200,7 +200,7 @@ def sweep_table(summaries: Sequence[dict], slo: Sequence[SloTarget] = ()) -> Tab
     from loadgen.search import level_passes, sweep_knee
 
     knee = sweep_knee(list(summaries))
-    percentile_slo = tuple(t for t in slo if t.percentile is not None)
+    percentile_slo = tuple(t for t in slo if not t.per_request)
     with_goodput = any(summary.get("goodput") for summary in summaries)
     with_server = any(_server_model(summary) for summary in summaries)
     with_batches = any((summary["load"].get("batch_size") or 1) > 1 for summary in summaries)

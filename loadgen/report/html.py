@@ -80,6 +80,17 @@ def _metadata(summary: dict[str, Any], config: dict[str, Any] | None) -> str:
     return html
 
 
+def _imported(source: dict[str, Any]) -> str:
+    """Where an imported sweep's figures came from, what they mean in loadgen's terms, what they lack."""
+    rows: list[list[object]] = [["imported from", source.get("tool")], ["files", ", ".join(source.get("files") or [])]]
+    rows += [[f"loadgen {name}", text] for name, text in (source.get("definitions") or {}).items()]
+    rows += [["lacks", ", ".join(source.get("lacks") or [])]]
+    rows += [["derived", item] for item in source.get("derived") or []]
+    rows += [["assumption", item] for item in source.get("assumptions") or []]
+    note = "Figures measured by another tool and imported: no histograms or per-request records stand behind them."
+    return f'<p class="warn">{note}</p>' + _table(["", ""], rows, "imported", text_columns=2)
+
+
 def _latency_table(summary: dict[str, Any], table_id: str) -> str:
     rows = []
     for key, label in LATENCY_ROWS:
@@ -170,8 +181,15 @@ def _sweep(levels: list[dict[str, Any]], prefix: str) -> str:
     closed = levels[0]["load"]["mode"] == "closed"
     x_label = "prompts per request" if by_batch else "concurrent users" if closed else "offered requests/s"
 
+    def shown(metric: str, key: str) -> str:
+        """The statistic shown for ``key``: an imported table may carry the mean instead of the median."""
+        if key == "p50" and all(s["latency_ms"][metric].get("p50") is None for s in levels):
+            return "mean"
+        return key
+
     def series(metric: str, key: str, dashed: bool = False) -> Series:
-        points = [(_level_x(s, by_batch), s["latency_ms"][metric][key]) for s in levels]
+        key = shown(metric, key)
+        points = [(_level_x(s, by_batch), s["latency_ms"][metric].get(key)) for s in levels]
         return Series(f"{metric.upper()} {key}", points, dashed)
 
     points = [(s["latency_ms"]["e2e"]["p50"] or 0.0, s["throughput"]["output_tokens_per_s"] or 0.0) for s in levels]
@@ -210,18 +228,29 @@ def _sweep(levels: list[dict[str, Any]], prefix: str) -> str:
             s["throughput"]["requests_per_s"],
             s["throughput"].get("sequences_per_s"),
             s["throughput"]["output_tokens_per_s"],
-            s["latency_ms"]["ttft"]["p50"],
+            s["latency_ms"]["ttft"].get(shown("ttft", "p50")),
             s["latency_ms"]["ttft"]["p99"],
-            s["latency_ms"]["tpot"]["p50"],
+            s["latency_ms"]["tpot"].get(shown("tpot", "p50")),
             s["latency_ms"]["tpot"]["p99"],
-            s["latency_ms"]["e2e"]["p50"],
+            s["latency_ms"]["e2e"].get(shown("e2e", "p50")),
             s["requests"]["failed"],
         ]
         for s in levels
     ]
     html = f'<div class="charts">{"".join(charts)}</div>'
     html += _table(
-        ["level", "req/s", "seq/s", "out tok/s", "TTFT p50", "TTFT p99", "TPOT p50", "TPOT p99", "E2E p50", "failed"],
+        [
+            "level",
+            "req/s",
+            "seq/s",
+            "out tok/s",
+            f"TTFT {shown('ttft', 'p50')}",
+            "TTFT p99",
+            f"TPOT {shown('tpot', 'p50')}",
+            "TPOT p99",
+            f"E2E {shown('e2e', 'p50')}",
+            "failed",
+        ],
         rows,
         f"{prefix}-levels",
     )
@@ -380,7 +409,8 @@ def _results_section(directory: Path, number: int) -> str:
     if (directory / "sweep.json").is_file():
         sweep = read_result_json(directory / "sweep.json")
         levels = sweep["levels"]
-        html = f"<h2>sweep: {escape(str(directory))}</h2>" + _metadata(levels[0], config) + _sweep(levels, prefix)
+        about = _imported(sweep["imported"]) if sweep.get("imported") else _metadata(levels[0], config)
+        html = f"<h2>sweep: {escape(str(directory))}</h2>" + about + _sweep(levels, prefix)
         if sweep.get("find_max"):
             found = sweep["find_max"]
             html += f"<p><b>find-max:</b> {_cell(found['passed'])} {escape(found['unit'])} within the SLOs</p>"

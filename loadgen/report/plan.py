@@ -20,13 +20,16 @@ def plan_json(plan: Plan) -> dict[str, object]:
                    "users": request.users, "headroom": request.headroom,
                    "output_tokens_per_request": plan.output_tokens_per_request,
                    "input_tokens_per_request": plan.input_tokens_per_request},
-        "slo_ms": {f"{t.metric}_p{t.percentile:g}": t.threshold_ns / 1e6 for t in request.slo},
+        "slo_ms": {f"{t.metric}_{t.statistic}": t.threshold_ns / 1e6 for t in request.slo},
         "sweeps": list(request.sweeps),
         "measured_capacity": dataclasses.asdict(plan.measured),
         "calibration": plan.calibration,
         "candidates": [dataclasses.asdict(candidate) for candidate in plan.candidates],
         "assumptions": plan.assumptions,
     }  # fmt: skip
+
+
+MARKS = {"estimate": " *", "imported": " †"}
 
 
 def _range(low: object, high: object) -> str:
@@ -38,13 +41,13 @@ def _range(low: object, high: object) -> str:
 def print_plan(console: Console, plan: Plan) -> None:
     request = plan.request
     target = f"{request.peak_rps:g} req/s peak" if request.peak_rps is not None else f"{request.users} users"
-    slo = ", ".join(f"{t.metric} p{t.percentile:g} ≤ {t.threshold_ns / 1e6:g} ms" for t in request.slo)
+    slo = ", ".join(target.describe() for target in request.slo)
     table = Table(title=f"capacity plan: {target}, {slo}", title_justify="left", box=box.SIMPLE_HEAD,
                   collapse_padding=True, padding=(0, 1), pad_edge=False)  # fmt: skip
     for column in ("hardware", "req/s\n/replica", "binds", "repl.", "inst.", "$/month", "$/M\nout tok"):
         table.add_column(column, justify="left" if column[0] in "hb" else "right", no_wrap=True)
     for candidate in plan.candidates:
-        name = f"{candidate.profile}{' *' if candidate.estimate else ''}"
+        name = f"{candidate.profile}{MARKS.get(candidate.basis, '')}"
         if not candidate.feasible:
             table.add_row(name, "–", candidate.binding, "cannot", "–", "–", "–", style="dim")
             continue
@@ -53,7 +56,7 @@ def print_plan(console: Console, plan: Plan) -> None:
         table.add_row(
             name,
             f"{candidate.capacity_rps:.2f}\n[dim]{bracket}[/dim]",
-            candidate.binding.replace("_p", " p").replace("max_batch", "batch"),
+            candidate.binding.replace("_p", " p").replace("_mean", " mean").replace("max_batch", "batch"),
             _range(candidate.replicas, candidate.replicas_range[1] if candidate.replicas_range else None),
             _range(candidate.instances, candidate.instances_range[1] if candidate.instances_range else None),
             "–" if candidate.cost_per_month is None else f"{candidate.cost_per_month:,.0f}",
@@ -62,7 +65,9 @@ def print_plan(console: Console, plan: Plan) -> None:
             else f"{candidate.cost_per_million_output_tokens:.2f}",
             style="bold" if not candidate.estimate else None,
         )
-    table.caption = "bold: measured · *: roofline estimate scaled from it · second line: bracket from the sweep levels"
+    imported = any(candidate.basis == "imported" for candidate in plan.candidates)
+    table.caption = (f"bold: {'imported † (another tool' + chr(39) + 's figures)' if imported else 'measured'} · "
+                     "*: roofline estimate scaled from it · second line: bracket from the sweep levels")  # fmt: skip
     console.print(table)
     for candidate in plan.candidates:
         if candidate.feasible and candidate.replica_accelerators > 1:

@@ -56,7 +56,7 @@ def test_errors_count_against_the_slo(tmp_path) -> None:  # type: ignore[no-unty
 def test_bad_inputs(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError, match=r"no sweep\.json or summary\.json"):
         load_sweep(str(tmp_path))
-    with pytest.raises(ConfigError, match="percentile SLOs"):
+    with pytest.raises(ConfigError, match="percentile or mean SLOs"):
         replica_capacity([], (SloTarget("ttft", MS),), True)
     with pytest.raises(ConfigError, match="hold p50, p90, p95, p99, p99_9"):
         replica_capacity([], (SloTarget("ttft", MS, 75.0),), True)
@@ -64,3 +64,14 @@ def test_bad_inputs(tmp_path) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "bad" / "sweep.json").write_text('{"levels": [{"load": {}}]}')
     with pytest.raises(ConfigError, match=r"not a loadgen result|lacks"):
         load_sweep(str(tmp_path / "bad"))
+
+
+def test_mean_slos_plan_from_means_and_a_missing_statistic_is_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    levels = [level(8, 4.0, 200, 30), level(16, 6.0, 400, 50)]
+    for summary, mean in zip(levels, (150.0, 350.0), strict=True):
+        summary["latency_ms"]["ttft"]["mean"] = mean
+    _, parsed = load_sweep(write_sweep(tmp_path / "s", levels))
+    capacity = replica_capacity(parsed, (SloTarget("ttft", 250 * MS, mean=True),), True)
+    assert capacity.binding == "ttft_mean" and capacity.requests_per_s == pytest.approx(4.0 + 0.5 * 2.0)
+    with pytest.raises(ConfigError, match="no tpot mean at load 8; it has tpot p50, p95"):
+        replica_capacity(parsed, (SloTarget("tpot", 50 * MS, mean=True),), True)

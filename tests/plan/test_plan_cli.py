@@ -29,7 +29,7 @@ def test_plan_prints_a_ranked_answer_and_writes_plan_json(tmp_path: Path, capsys
     "args, message",
     [
         (["--target-rate", "0"], "--target-rate 0: expected a positive number"),
-        (["--target-rate", "5", "--slo", "ttft=800ms"], "percentile SLOs"),
+        (["--target-rate", "5", "--slo", "ttft=800ms"], "percentile or mean SLOs"),
         (["--target-rate", "5", "--headroom", "-1"], "--headroom"),
         (["--target-rate", "5", "--profiles", "/nonexistent"], "no such file or directory"),
     ],
