@@ -187,7 +187,7 @@ def _nvidia_definitions(tool: str) -> dict[str, str]:
 
 
 def _profile_load(data: dict[str, Any], hint: _Hint, path: Path) -> tuple[str, float]:
-    config = data.get("input_config") if isinstance(data.get("input_config"), dict) else {}
+    config: dict[str, Any] = data["input_config"] if isinstance(data.get("input_config"), dict) else {}
     places = [config.get("loadgen"), config, (config.get("perf_analyzer") or {}).get("stimulus")
               if isinstance(config.get("perf_analyzer"), dict) else None]  # fmt: skip
     for place in places:
@@ -281,8 +281,8 @@ def read_profile_csv(path: Path, text: str, hint: _Hint, tool: str) -> ImportedS
                 number_ = _number(value, f"{where} {column}") if statistic else None
                 level.set_latency(field, statistic or "", None if number_ is None else number_ * factor)
         else:
-            value = _number(values.get("avg", values.get("value")), where)
-            setattr(level, field, int(value) if field == "completed" and value is not None else value)
+            figure = _number(values.get("avg", values.get("value")), where)
+            setattr(level, field, int(figure) if field == "completed" and figure is not None else figure)
     _fill_lengths(level, hint)
     if not level.latency_ms:
         raise ConfigError(f"{path}: no 'Metric,avg,…' section with latencies (an AIPerf or GenAI-Perf CSV export?)")
