@@ -27,6 +27,7 @@ from rich.table import Table
 
 from loadgen.config import EndpointConfig
 from loadgen.errors import ConfigError
+from loadgen.metrics.validity import level_validity, target_lag
 from loadgen.report.console import level_label
 from loadgen.report.files import write_json
 from loadgen.telemetry.prometheus import acceptance_rate, scrape_counters
@@ -210,6 +211,15 @@ async def run_compare(plan: object, variants: list[Variant], console: Console) -
                 )  # fmt: skip
                 after = await _scrape(metrics_url)
                 acceptance[variant.name] = acceptance_rate(before, after) if before and after else None
+                judged = summaries[variant.name]
+                lag = target_lag(before, after)
+                if lag is not None:
+                    judged["target"] = lag
+                judged["validity"] = level_validity(judged, plan.max_error_rate)  # type: ignore[attr-defined]
+                write_json(directory / "summary.json", judged)
+                if not judged["validity"]["valid"]:  # type: ignore[index]
+                    reasons = "; ".join(judged["validity"]["reasons"])  # type: ignore[index]
+                    console.print(f"INVALID {variant.name} {load.describe()}: {reasons}", style="bold red")
                 if stop.is_set():
                     break
             if stop.is_set():
@@ -220,6 +230,8 @@ async def run_compare(plan: object, variants: list[Variant], console: Console) -
                                            summaries[baseline.name], summaries[candidate.name], load.seed)  # fmt: skip
                 # the server's own speculative-decoding counters (vLLM, llama.cpp, the simulator), when it has them
                 comparison["candidate_acceptance_rate"] = acceptance.get(candidate.name)
+                pair = (baseline.name, candidate.name)
+                comparison["validity"] = {name: summaries[name].get("validity") for name in pair}
                 levels.append({"level": level_label(summaries[baseline.name]), "candidate": candidate.name,
                                "comparison": comparison})  # fmt: skip
             variants_json = [{"name": v.name, "target": v.target, "extra_body": dict(v.extra_body)} for v in variants]
@@ -229,6 +241,10 @@ async def run_compare(plan: object, variants: list[Variant], console: Console) -
     for candidate in candidates:
         rows = [level for level in levels if level["candidate"] == candidate.name]
         console.print(compare_table(baseline.name, candidate.name, rows))
+        invalid = [f"{row['level']} ({_invalid_variants(row)})" for row in rows if _invalid_variants(row)]
+        if invalid:
+            console.print(f"INVALID levels, not a fair comparison: {', '.join(invalid)}: see each level's "
+                          "summary.json validity", style="bold red")  # fmt: skip
         point = crossover(rows)
         console.print(f"crossover: {candidate.name} stops helping end to end at {point}" if point else
                       f"{candidate.name} is faster end to end at every level measured")  # fmt: skip
@@ -251,6 +267,14 @@ async def _scrape(url: str) -> dict[str, float] | None:
         return None
 
 
+def _invalid_variants(row: dict[str, Any]) -> str:
+    """'baseline ✗target' for the variants whose level was not valid, or ''."""
+    from loadgen.report.console import validity_cell
+
+    judged = (row["comparison"].get("validity") or {}).items()
+    return ", ".join(f"{name} {validity_cell({'validity': v})}" for name, v in judged if v and not v["valid"])
+
+
 def compare_table(baseline: str, candidate: str, rows: list[dict[str, object]]) -> Table:
     table = Table(title=f"{candidate} vs {baseline}: speedup (baseline ÷ candidate, 95% CI)", title_justify="left")
     with_acceptance = any(row["comparison"].get("candidate_acceptance_rate") is not None for row in rows)  # type: ignore[attr-defined]
@@ -258,6 +282,7 @@ def compare_table(baseline: str, candidate: str, rows: list[dict[str, object]]) 
         table.add_column(column, justify="right")
     if with_acceptance:
         table.add_column("accepted", justify="right")
+    table.add_column("valid", justify="left")
 
     def cell(entry: dict) -> str:  # type: ignore[type-arg]
         if entry["speedup"] is None:
@@ -274,5 +299,7 @@ def compare_table(baseline: str, candidate: str, rows: list[dict[str, object]]) 
         if with_acceptance:
             rate = comparison.get("candidate_acceptance_rate")  # type: ignore[attr-defined]
             cells.append("–" if rate is None else f"{rate:.0%}")
-        table.add_row(*cells, style=style)
+        invalid = _invalid_variants(row)  # type: ignore[arg-type]
+        cells.append(f"✗ {invalid}" if invalid else "ok")
+        table.add_row(*cells, style="dim" if invalid else style)
     return table

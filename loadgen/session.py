@@ -34,6 +34,7 @@ from loadgen.errors import ConfigError, OutputError
 from loadgen.metrics.aggregate import HISTOGRAM_NAMES, Aggregator
 from loadgen.metrics.summary import RunInfo, build_summary, client_lag_warnings
 from loadgen.metrics.thresholds import breaches
+from loadgen.metrics.validity import level_validity, target_lag
 from loadgen.parsing import public_url
 from loadgen.prompts import Prompt, PromptPicker
 from loadgen.prompts.trace import TraceEntry
@@ -45,6 +46,7 @@ from loadgen.report.files import HlogWriter, RecordWriter, WriteFailures, prepar
 from loadgen.search import MaxLoadSearch, clearly_over_slo
 from loadgen.sim.process import SimProcess, SimSpec
 from loadgen.sim.server import SimOptions
+from loadgen.telemetry.prometheus import scrape_counters
 from loadgen.telemetry.sidecar import SidecarSampler
 from loadgen.telemetry.summary import summarize_window
 from loadgen.telemetry.triton import default_metrics_url, levels_by_model, scrape_triton
@@ -166,12 +168,14 @@ async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console)
     write_json(plan.output_dir / "config.json", _config_json(plan, endpoint))
     summaries: list[dict[str, object]] = []
     triton_metrics = await _triton_metrics_url(plan, endpoint, console)
+    lag_url = await target_lag_url(endpoint)
     with _telemetry(plan, endpoint, console) as sidecar:
         for number, load in enumerate(plan.find_max.levels() if plan.find_max else plan.levels, 1):
             level_dir = plan.output_dir / f"level-{number:02d}-{_level_name(load)}" if plan.sweep else plan.output_dir
             label = f"[{number}/{len(plan.levels)}] {load.describe()}" if plan.sweep else load.describe()
             workers = plan.workers or default_workers(load, os.cpu_count() or 1)
             before = await _scrape_triton(triton_metrics)
+            lag_before = await scrape_quietly(lag_url)
             if workers > 1:
                 summary = await _level_in_workers(
                     dataclasses.replace(plan, workers=workers), endpoint, load, level_dir, label, stop, console, sidecar
@@ -184,6 +188,9 @@ async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console)
                 await _add_triton_figures(
                     summary, triton_metrics, before, endpoint.model, level_dir, console, plan.sweep
                 )
+            await judge_level(summary, lag_url, lag_before, plan.max_error_rate, level_dir, label, console, plan.sweep)
+            if not plan.sweep:
+                print_run(console, summary)
             summaries.append(summary)
             if plan.find_max is not None:
                 plan.find_max.record(summary)
@@ -221,6 +228,38 @@ async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console)
             console.print(f"  {line}", style="red")
         return EXIT_THRESHOLDS
     return EXIT_OK
+
+
+async def target_lag_url(endpoint: EndpointConfig) -> str | None:
+    """The target's metrics URL when it reports its own lag (the simulator does); else None."""
+    if endpoint.api not in ("openai-chat", "openai-completions", "tgi"):
+        return None
+    url = endpoint.url.rstrip("/") + "/metrics"
+    counters = await scrape_quietly(url)
+    return url if counters and "target_modelled_seconds_total" in counters else None
+
+
+async def scrape_quietly(url: str | None) -> dict[str, float] | None:
+    if url is None:
+        return None
+    try:
+        return await asyncio.to_thread(scrape_counters, url)
+    except (OSError, ValueError):
+        return None
+
+
+async def judge_level(summary: dict[str, Any], lag_url: str | None, lag_before: dict[str, float] | None,
+                      max_error_rate: float, level_dir: Path, label: str, console: Console,
+                      announce: bool = True) -> None:  # fmt: skip
+    """Adds the target's own lag and the level's verdict to its summary (and rewrites it); an
+    invalid level is said in plain words, not only in colour."""
+    lag = target_lag(lag_before, await scrape_quietly(lag_url))
+    if lag is not None:
+        summary["target"] = lag
+    summary["validity"] = level_validity(summary, max_error_rate)
+    write_json(level_dir / "summary.json", summary)
+    if announce and not summary["validity"]["valid"]:
+        console.print(f"INVALID {label}: {'; '.join(summary['validity']['reasons'])}", style="bold red")
 
 
 def error_rate_breach(summary: dict[str, Any], limit: float) -> str | None:
@@ -543,8 +582,6 @@ async def _run_level(
         except OutputError:
             print_run(console, summary)  # the figures on the screen are all that is left of this level
             raise
-    if not plan.sweep:
-        print_run(console, summary)
     return summary
 
 
@@ -579,8 +616,6 @@ async def _level_in_workers(
         tokens = int(summary["tokens"]["output_total"])  # type: ignore[index, call-overload]
         summary["telemetry"] = await _level_telemetry(sidecar, start_ns, MonotonicClock.now_ns(), tokens, cpu_at_start)
         write_json(level_dir / "summary.json", summary)
-    if not plan.sweep:
-        print_run(console, summary)
     return summary
 
 

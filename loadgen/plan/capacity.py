@@ -32,6 +32,7 @@ class Level:
     error_rate: float
     latencies_ms: dict[str, float]  # "ttft_p95" → value
     joules_per_output_token: float | None
+    verdict: str | None = None  # the level's validity verdict, when it has one
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +123,7 @@ def _level(summary: dict, where: str) -> Level | None:  # type: ignore[type-arg]
             error_rate=float(summary["requests"]["error_rate"] or 0.0),
             latencies_ms=latencies,
             joules_per_output_token=telemetry.get("joules_per_output_token"),
+            verdict=(summary.get("validity") or {}).get("verdict"),
         )
     except (KeyError, TypeError, ZeroDivisionError) as exc:
         raise ConfigError(f"--sweep {where}: a level lacks {exc} (written by an older loadgen?)") from None

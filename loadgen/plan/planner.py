@@ -103,6 +103,11 @@ def make_plan(request: PlanRequest, profiles: ProfileSet) -> Plan:
             f"target output length {output_tokens:g} tokens vs {measured.output_tokens_per_request:.0f} "
             f"measured: requests/s scaled by {length_scale:.3f} (decode tokens/s assumed to hold)"
         )
+    invalid = invalid_levels(request)
+    if invalid:
+        warning = (f"WARNING: invalid levels in the sweep: {', '.join(invalid)}: their figures are not the setup's "
+                   "(see each level's validity); the capacity read off them may be wrong")  # fmt: skip
+        assumptions.insert(0, warning)
     sources = {directory: source for directory in request.sweeps if (source := sweep_source(directory))}
     for directory, source in sources.items():
         assumptions.append(_imported_assumption(directory, source))
@@ -160,6 +165,17 @@ def _imported_assumption(directory: str, source: dict[str, Any]) -> str:
     return (f"{directory} was imported from {source.get('tool')} ({', '.join(source.get('files') or [])}): "
             f"its figures are that tool's ({mapped}); it lacks {lacks}"
             + (f"; derived, not read: {derived}" if derived else ""))  # fmt: skip
+
+
+def invalid_levels(request: PlanRequest) -> list[str]:
+    """'results/x c=64 (target_lagging)' for every swept level whose verdict is not valid."""
+    found = []
+    for directory in request.sweeps:
+        mode, levels = load_sweep(directory)
+        unit = "c" if mode == "closed" else "r"
+        found += [f"{directory} {unit}={level.load:g} ({level.verdict})" for level in levels
+                  if level.verdict not in (None, "valid")]  # fmt: skip
+    return found
 
 
 def _measured_capacity(request: PlanRequest) -> Capacity:

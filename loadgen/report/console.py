@@ -162,7 +162,26 @@ def facts_lines(summary: dict) -> list[Text]:  # type: ignore[type-arg]
         )
     if summary["partial"]:
         lines.append(Text("partial result: the run was interrupted", style="bold yellow"))
+    validity = summary.get("validity")
+    if validity:
+        checked = f"checked: {', '.join(validity['checked'])}, error rate"
+        if validity["valid"]:
+            lines.append(Text(f"verdict: valid ({checked})", style="green"))
+        else:
+            lines.append(Text(f"verdict: INVALID: {'; '.join(validity['reasons'])} ({checked})", style="bold red"))
     return lines
+
+
+VALIDITY_CODES = {"mostly_failed": "✗failed", "client_saturated": "✗client", "target_lagging": "✗target",
+                  "partial": "part"}  # fmt: skip
+
+
+def validity_cell(summary: dict) -> str:  # type: ignore[type-arg]
+    """A level's verdict in a few plain characters (readable without colour): ``ok`` or its marks."""
+    validity = summary.get("validity")
+    if not validity:
+        return "–"
+    return " ".join(VALIDITY_CODES[mark] for mark in validity["marks"]) or "ok"
 
 
 def print_run(console: Console, summary: dict) -> None:  # type: ignore[type-arg]
@@ -215,6 +234,9 @@ def sweep_table(summaries: Sequence[dict], slo: Sequence[SloTarget] = ()) -> Tab
         columns += ["seq/s", "ms/\nseq"]
     if with_server:
         columns += ["srv\nbatch", "srv q/c\nms"]
+    with_validity = any(summary.get("validity") for summary in summaries)
+    if with_validity:
+        columns.append("valid")
     for column in columns:
         table.add_column(column, justify="right", no_wrap=True)
     for index, summary in enumerate(summaries):
@@ -242,7 +264,10 @@ def sweep_table(summaries: Sequence[dict], slo: Sequence[SloTarget] = ()) -> Tab
             row += [_number(throughput.get("sequences_per_s"), 1), _ms(e2e / batch if e2e is not None else None)]
         if with_server:
             row += _server_cells(_server_model(summary))
-        table.add_row(*row, style="yellow" if summary["client"]["saturated"] else None)
+        if with_validity:
+            row.append(validity_cell(summary))
+        invalid = not (summary.get("validity") or {"valid": True})["valid"]
+        table.add_row(*row, style="red" if invalid else "yellow" if summary["client"]["saturated"] else None)
     notes = []
     if knee is not None:
         notes.append("◆ knee of throughput vs latency")
@@ -252,6 +277,9 @@ def sweep_table(summaries: Sequence[dict], slo: Sequence[SloTarget] = ()) -> Tab
         notes.append("*: interrupted, partial")
     if any(summary["client"]["saturated"] for summary in summaries):
         notes.append("yellow: the client was saturated at that level")
+    if with_validity and any(validity_cell(summary) != "ok" for summary in summaries):
+        notes.append("valid: ✗client = loadgen was the bottleneck, ✗target = the server lagged its own model, "
+                     "✗failed = mostly failed, part = cut short")  # fmt: skip
     if with_batches:
         notes.append("b: prompts per request; ms/seq: E2E p50 over the batch")
     if with_server:

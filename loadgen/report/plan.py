@@ -77,4 +77,7 @@ def print_plan(console: Console, plan: Plan) -> None:
             if not note.startswith("estimate:"):
                 console.print(Text(f"{candidate.profile}: {note}", style="yellow"))
     for assumption in plan.assumptions:
-        console.print(Text(f"assumption: {assumption}", style="dim"))
+        if assumption.startswith("WARNING: "):
+            console.print(Text(assumption, style="bold red"))
+        else:
+            console.print(Text(f"assumption: {assumption}", style="dim"))

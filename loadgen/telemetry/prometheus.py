@@ -41,6 +41,9 @@ KNOWN_METRICS = {
     "nv_inference_exec_count": "executions_total",
     "nv_inference_queue_duration_us": "queue_duration_us_total",
     "nv_inference_compute_infer_duration_us": "compute_infer_duration_us_total",
+    # loadgen's simulator: how far its engine steps ran behind their modelled schedule
+    "loadgen_sim:modelled_step_seconds_total": "target_modelled_seconds_total",
+    "loadgen_sim:late_step_seconds_total": "target_late_seconds_total",
 }
 SCRAPE_TIMEOUT_S = 2.0
 

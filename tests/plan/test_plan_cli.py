@@ -43,3 +43,12 @@ def test_plan_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main([*base, *args]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_plan_warns_about_invalid_levels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    levels = [level(8, 4.0, 200, 30), level(16, 6.0, 400, 50), level(32, 8.0, 1200, 55)]
+    levels[2]["validity"] = {"verdict": "target_lagging", "valid": False}
+    sweep = write_sweep(tmp_path / "s", levels)
+    assert main(["plan", "--sweep", sweep, "--target-rate", "50", "--slo", "ttft_p95=800ms"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert f"WARNING: invalid levels in the sweep: {sweep} c=32 (target_lagging)" in printed

@@ -1,0 +1,86 @@
+"""Metrics layer: is a level's result to be believed? A verdict from what loadgen knows about
+its own delay, the target's own lag (the simulator's, or any server that exports the same
+counters) and the error rate, so a run never looks clean when it is not.
+
+Verdicts, the first that applies: ``mostly_failed`` (errors over the limit, or nothing completed),
+``client_saturated`` (loadgen was the bottleneck: ``summary.client.saturated``),
+``target_lagging`` (the simulated server fell behind its own model by more than
+``TARGET_LAG_LIMIT``: its latencies are its host's, not the modelled hardware's), else ``valid``.
+``partial`` (a level cut short) is a mark beside the verdict, not a verdict.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TARGET_LAG_LIMIT = 0.05  # of the modelled engine time
+DEFAULT_MAX_ERROR_RATE = 0.05
+VERDICTS = ("valid", "mostly_failed", "client_saturated", "target_lagging")
+LABELS = {"valid": "valid", "mostly_failed": "mostly failed", "client_saturated": "client saturated",
+          "target_lagging": "target lagging", "partial": "partial"}  # fmt: skip
+
+
+def target_lag(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, Any] | None:
+    """How far the target fell behind its own schedule between two scrapes, when it says."""
+    if not before or not after or "target_modelled_seconds_total" not in after:
+        return None
+    modelled = after["target_modelled_seconds_total"] - before.get("target_modelled_seconds_total", 0.0)
+    late = after.get("target_late_seconds_total", 0.0) - before.get("target_late_seconds_total", 0.0)
+    if modelled <= 0:
+        return None
+    return {
+        "source": "loadgen_sim:late_step_seconds_total ÷ loadgen_sim:modelled_step_seconds_total",
+        "late_s": round(late, 6),
+        "modelled_s": round(modelled, 6),
+        "lag_fraction": round(late / modelled, 4),
+    }
+
+
+def level_validity(summary: dict[str, Any], max_error_rate: float = DEFAULT_MAX_ERROR_RATE) -> dict[str, Any]:
+    marks: list[str] = []
+    reasons: list[str] = []
+    requests = summary.get("requests") or {}
+    completed, failed = requests.get("completed") or 0, requests.get("failed") or 0
+    total = completed + failed
+    if (total and failed / total > max_error_rate) or (total and not completed):
+        marks.append("mostly_failed")
+        reasons.append(f"{failed} of {total} requests failed (limit {max_error_rate:.0%})")
+    client = summary.get("client") or {}
+    if client.get("saturated"):
+        marks.append("client_saturated")
+        reasons.append(_client_reason(client))
+    target = summary.get("target") or {}
+    lag = target.get("lag_fraction")
+    if lag is not None and lag > TARGET_LAG_LIMIT:
+        marks.append("target_lagging")
+        late, modelled = target["late_s"], target["modelled_s"]
+        reasons.append(f"the simulated server ran {lag:.0%} behind its modelled engine time ({late:.3f} s late "
+                       f"over {modelled:.3f} s): its host was too busy")  # fmt: skip
+    if summary.get("partial") or summary.get("stop_reason") in ("worker_lost", "interrupted"):
+        marks.append("partial")
+        reasons.append(f"cut short ({summary.get('stop_reason')})")
+    verdict = next((mark for mark in VERDICTS[1:] if mark in marks), "valid")
+    known = ["client lag"] + (["target lag"] if lag is not None else [])
+    return {"verdict": verdict, "valid": verdict == "valid", "marks": marks, "reasons": reasons, "checked": known}
+
+
+def _client_reason(client: dict[str, Any]) -> str:
+    parts = []
+    if client.get("cpu_saturated"):
+        parts.append(f"loadgen's CPU at {client.get('cpu_percent_max', 0):.0f}% of a core")
+    if client.get("schedule_lag_saturated"):
+        parts.append(f"send lag p99 {(client.get('send_lag_ms') or {}).get('p99') or 0:.1f} ms")
+    if client.get("read_lag_saturated"):
+        parts.append(f"read lag p95 {(client.get('read_lag_ms') or {}).get('p95') or 0:.1f} ms")
+    return "loadgen was the bottleneck: " + (", ".join(parts) or "its own checks")
+
+
+def verdict_text(summary: dict[str, Any]) -> str:
+    """One plain-text word for tables (no colour needed): ``ok``, or what is wrong."""
+    validity = summary.get("validity")
+    if not validity:
+        return "–"
+    marks = ", ".join(LABELS[mark] for mark in validity["marks"])
+    if not marks:
+        return "ok"
+    return marks if validity["valid"] else f"✗ {marks}"

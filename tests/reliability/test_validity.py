@@ -1,0 +1,100 @@
+"""Never a clean-looking bad run: each level's verdict, from loadgen's own lag, the target's own
+lag and the error rate; a simulator starved of CPU is caught."""
+
+from __future__ import annotations
+
+import io
+import json
+import multiprocessing
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from loadgen.cli import main
+from loadgen.metrics.validity import level_validity, target_lag
+from loadgen.report.console import sweep_table
+from loadgen.sim.process import SimProcess, SimSpec
+from loadgen.sim.server import SimOptions
+
+
+def summary(completed: int = 100, failed: int = 0, saturated: bool = False, lag: float | None = None,
+            partial: bool = False) -> dict:  # type: ignore[type-arg]  # fmt: skip
+    return {
+        "requests": {"completed": completed, "failed": failed},
+        "client": {"saturated": saturated, "cpu_saturated": saturated, "cpu_percent_max": 97.0},
+        "target": None if lag is None else {"lag_fraction": lag, "late_s": lag * 2.0, "modelled_s": 2.0},
+        "partial": partial,
+        "stop_reason": "interrupted" if partial else "completed",
+    }
+
+
+def test_verdicts_in_their_order() -> None:
+    assert level_validity(summary())["verdict"] == "valid"
+    assert level_validity(summary(lag=0.04))["verdict"] == "valid"  # under the 5 % limit
+    lagging = level_validity(summary(lag=0.41))
+    assert lagging["verdict"] == "target_lagging" and "41% behind its modelled engine time" in lagging["reasons"][0]
+    assert level_validity(summary(saturated=True, lag=0.41))["verdict"] == "client_saturated"
+    assert level_validity(summary(completed=8, failed=192, saturated=True))["verdict"] == "mostly_failed"
+    assert level_validity(summary(completed=0, failed=3))["verdict"] == "mostly_failed"
+    cut = level_validity(summary(partial=True))
+    assert cut["valid"] and cut["marks"] == ["partial"]
+
+
+def test_target_lag_between_two_scrapes() -> None:
+    before = {"target_modelled_seconds_total": 10.0, "target_late_seconds_total": 1.0}
+    after = {"target_modelled_seconds_total": 12.0, "target_late_seconds_total": 1.5}
+    assert target_lag(before, after)["lag_fraction"] == 0.25  # type: ignore[index]
+    assert target_lag(before, {"requests_running": 3.0}) is None  # a server that does not say
+    assert target_lag(None, after) is None
+
+
+def test_the_sweep_table_says_it_in_words_without_colour() -> None:
+    levels = []
+    for concurrency, validity in ((8, summary()), (64, summary(lag=0.41))):
+        levels.append({"load": {"mode": "closed", "concurrency": concurrency, "rate": None, "batch_size": 1},
+                       "partial": False, "client": {"saturated": False}, "requests": {"failed": 0},
+                       "throughput": {"requests_per_s": 1.0, "output_tokens_per_s": 10.0},
+                       "latency_ms": {m: {"p50": 1.0, "p99": 2.0} for m in ("ttft", "tpot", "e2e")},
+                       "validity": level_validity(validity)})  # fmt: skip
+    output = io.StringIO()
+    Console(file=output, width=120, color_system=None).print(sweep_table(levels))
+    text = " ".join(output.getvalue().split())  # the caption wraps
+    assert "✗target" in text and "ok" in text and "the server lagged its own model" in text
+
+
+def _hog(cpu: int) -> None:
+    os.sched_setaffinity(0, {cpu})
+    while True:
+        pass
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs Linux CPU affinity")
+def test_a_starved_simulator_is_marked_target_lagging(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    sim_cpu, own_cpus = cpus[0], set(cpus[1:]) or {cpus[0]}
+    context = multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork")
+    with SimProcess(SimSpec("llama2-7b-h100", SimOptions())) as sim:
+        os.sched_setaffinity(sim.pid, {sim_cpu})
+        original = os.sched_getaffinity(0)
+        hogs = [context.Process(target=_hog, args=(sim_cpu,), daemon=True) for _ in range(6)]
+        try:
+            os.sched_setaffinity(0, own_cpus)
+            for hog in hogs:
+                hog.start()
+            code = main(["run", "--endpoint", sim.url, "--api", "openai-chat", "--model", "sim-llm",
+                         "--concurrency", "32", "--requests", "64", "--max-tokens", "64",
+                         "--output", str(tmp_path)])  # fmt: skip
+        finally:
+            for hog in hogs:
+                hog.kill()
+                hog.join()
+            os.sched_setaffinity(0, original)
+    assert code == 0
+    result = json.loads((tmp_path / "summary.json").read_text())
+    assert result["target"]["lag_fraction"] > 0.05, result["target"]
+    assert result["validity"]["verdict"] == "target_lagging"
+    printed = capsys.readouterr().out.replace("\n", " ")
+    assert "verdict: INVALID: the simulated server ran" in printed
