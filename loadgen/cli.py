@@ -23,11 +23,12 @@ from loadgen.imports.readers import FORMATS
 from loadgen.options import OPTIONS, Settings, convert, load_scenario, resolve
 from loadgen.parsing import url_secrets
 from loadgen.prompts.loaders import load_prompts
-from loadgen.prompts.synthetic import parse_synthetic, synthesize
+from loadgen.prompts.synthetic import achieved_lengths, parse_synthetic, synthesize
 from loadgen.prompts.trace import load_trace
 from loadgen.protocols import BATCH_APIS, TRITON_APIS
 from loadgen.search import MaxLoadSearch
 from loadgen.session import Plan, execute
+from loadgen.tokenizer import load_token_counter
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70  # an unexpected exception (sysexits EX_SOFTWARE)
@@ -298,8 +299,11 @@ def build_plan(args: argparse.Namespace, sweep: bool) -> Plan:
         extra_body=tuple((settings.extra_body or {}).items()),
     )
     trace = load_trace(settings.trace, settings.trace_speed, settings.seed) if settings.trace else None
+    lengths = None
     if settings.synthetic:
-        prompts = synthesize(parse_synthetic(settings.synthetic), settings.seed)
+        counter = load_token_counter(settings.tokenizer) if settings.tokenizer else None
+        prompts = synthesize(parse_synthetic(settings.synthetic), settings.seed, counter)
+        lengths = achieved_lengths(prompts, counter)
     elif trace is not None:
         prompts = [entry.prompt for entry in trace[:1]]  # the preflight's prompt
     else:
@@ -319,7 +323,7 @@ def build_plan(args: argparse.Namespace, sweep: bool) -> Plan:
         hlog_interval_s=settings.hlog_interval,
         secrets=tuple(secrets),
         quiet=settings.quiet,
-        config_record=tuple(settings.recorded().items()),
+        config_record=tuple(settings.recorded().items()) + ((("synthetic_input_tokens", lengths),) if lengths else ()),
         trace=tuple(trace) if trace is not None else None,
         workers=settings.workers,
         fail_on=settings.fail_on,

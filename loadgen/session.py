@@ -165,6 +165,10 @@ async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console)
         console.print("interrupted during the preflight: no load was sent", style="bold yellow")
         return EXIT_INTERRUPTED
     endpoint = prepared
+    lengths = dict(plan.config_record).get("synthetic_input_tokens")
+    if isinstance(lengths, dict):
+        console.print(f"synthetic prompts: {lengths['min']}–{lengths['max']} input tokens (mean {lengths['mean']:g}), "
+                      f"counted by {lengths['counted_by']}", style="dim")  # fmt: skip
     write_json(plan.output_dir / "config.json", _config_json(plan, endpoint))
     summaries: list[dict[str, object]] = []
     triton_metrics = await _triton_metrics_url(plan, endpoint, console)

@@ -15,11 +15,16 @@ from loadgen.errors import ConfigError
 
 class TokenCounter:
     def __init__(
-        self, name: str, count: Callable[[str], int], encode: Callable[[str], list[int]] | None = None
+        self,
+        name: str,
+        count: Callable[[str], int],
+        encode: Callable[[str], list[int]] | None = None,
+        decode: Callable[[list[int]], str] | None = None,
     ) -> None:
         self.name = name
         self._count = count
         self.encode = encode  # text → token ids, for servers that take ids (FasterTransformer on Triton)
+        self.decode = decode  # token ids → text, to cut synthetic prompts at an exact token count
 
     def count(self, text: str) -> int:
         return self._count(text) if text else 0
@@ -40,7 +45,7 @@ def load_token_counter(spec: str) -> TokenCounter:
         def encode_tiktoken(text: str) -> list[int]:
             return list(encoding.encode(text, disallowed_special=()))
 
-        return TokenCounter(spec, lambda text: len(encode_tiktoken(text)), encode_tiktoken)
+        return TokenCounter(spec, lambda text: len(encode_tiktoken(text)), encode_tiktoken, encoding.decode)
     path = Path(spec)
     if path.is_dir():
         path = path / "tokenizer.json"
@@ -58,4 +63,7 @@ def load_token_counter(spec: str) -> TokenCounter:
     def encode_hf(text: str) -> list[int]:
         return list(tokenizer.encode(text, add_special_tokens=False).ids)
 
-    return TokenCounter(str(path), lambda text: len(encode_hf(text)), encode_hf)
+    def decode_hf(ids: list[int]) -> str:
+        return str(tokenizer.decode(ids, skip_special_tokens=True))
+
+    return TokenCounter(str(path), lambda text: len(encode_hf(text)), encode_hf, decode_hf)

@@ -1,7 +1,10 @@
 """Prompts layer: synthetic prompts of controlled length, seeded.
 
-``input=512,output=256`` gives prompts of 512 words (the simulator counts one token per word; a
-real tokenizer gives roughly 1–1.5 tokens per word) and asks for 256 output tokens.
+``input=512,output=256`` gives prompts of 512 tokens and asks for 256 output tokens. With a
+tokenizer (``--tokenizer``) the prompt is cut at exactly 512 of its tokens (±1 where a cut word
+re-tokenizes differently); without one, tokens are approximated by words, one per token: exact for
+the simulator, about 1.3 Llama-3 tokens per word for these common words. The chat API adds its
+template's tokens on top (the server's usage counts them).
 ``dist=normal|uniform`` with ``spread=0.2`` varies both lengths: normal with a relative standard
 deviation of ``spread``, uniform within ±``spread``. ``count`` sets how many distinct prompts.
 Each prompt starts with its own random words so servers cannot serve it from a prefix cache.
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from loadgen.errors import ConfigError
 from loadgen.parsing import parse_key_values
 from loadgen.prompts.model import Prompt
+from loadgen.tokenizer import TokenCounter
 
 WORDS = [
     "system",
@@ -101,15 +105,43 @@ def parse_synthetic(text: str) -> SyntheticSpec:
     return spec
 
 
-def synthesize(spec: SyntheticSpec, seed: int) -> list[Prompt]:
+def synthesize(spec: SyntheticSpec, seed: int, counter: TokenCounter | None = None) -> list[Prompt]:
     rng = random.Random(f"synthetic:{seed}")
     prompts = []
     for number in range(spec.count):
         input_tokens = _vary(spec.input_tokens, spec, rng)
         output_tokens = _vary(spec.output_tokens, spec, rng)
-        text = " ".join(rng.choice(WORDS) for _ in range(input_tokens))
+        if counter is not None and counter.encode is not None and counter.decode is not None:
+            text = _exact_tokens(input_tokens, counter, rng)
+        else:
+            text = " ".join(rng.choice(WORDS) for _ in range(input_tokens))
         prompts.append(Prompt(id=f"synthetic-{number}", text=text, max_tokens=output_tokens))
     return prompts
+
+
+def _exact_tokens(tokens: int, counter: TokenCounter, rng: random.Random) -> str:
+    """Random words cut at ``tokens`` of the tokenizer's tokens: encode more than enough, keep the
+    first ``tokens`` ids, decode; a cut mid-word may re-tokenize one token off, so trim until it fits."""
+    assert counter.encode is not None and counter.decode is not None
+    words = max(8, tokens)
+    while True:
+        ids = counter.encode(" ".join(rng.choice(WORDS) for _ in range(words)))
+        if len(ids) >= tokens:
+            break
+        words *= 2
+    keep = tokens
+    text = counter.decode(ids[:keep])
+    while counter.count(text) > tokens and keep > 1:
+        keep -= 1
+        text = counter.decode(ids[:keep])
+    return text
+
+
+def achieved_lengths(prompts: list[Prompt], counter: TokenCounter | None) -> dict[str, object]:
+    """The input lengths the prompts really have, by the tokenizer or (without one) in words."""
+    counts = [counter.count(p.as_text()) if counter else len(p.as_text().split()) for p in prompts]
+    return {"counted_by": counter.name if counter else "words (one per token, the simulator's count)",
+            "min": min(counts), "max": max(counts), "mean": round(sum(counts) / len(counts), 1)}  # fmt: skip
 
 
 def _vary(mean: int, spec: SyntheticSpec, rng: random.Random) -> int:

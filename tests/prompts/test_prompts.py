@@ -110,3 +110,27 @@ def test_picker_is_a_seeded_shuffle_per_pass() -> None:
     assert [PromptPicker(prompts, seed=3).pick(i).id for i in range(10)] == first_pass
     second_pass = [picker.pick(i).id for i in range(10, 20)]
     assert sorted(second_pass) == sorted(first_pass)
+
+
+def test_synthetic_input_lengths_are_exact_tokens_with_a_tokenizer(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from loadgen.prompts.synthetic import WORDS, SyntheticSpec, achieved_lengths, synthesize
+    from loadgen.tokenizer import load_token_counter
+
+    # a small BPE whose vocabulary splits most words into several tokens, as real tokenizers do
+    tokenizer = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.train_from_iterator([" ".join(WORDS)] * 4, trainers.BpeTrainer(vocab_size=300, special_tokens=["[UNK]"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))  # fmt: skip
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.save(str(tmp_path / "tokenizer.json"))
+    counter = load_token_counter(str(tmp_path / "tokenizer.json"))
+    assert counter.count(" ".join(WORDS)) > len(WORDS)  # words really are several tokens here
+    prompts = synthesize(SyntheticSpec(input_tokens=512, output_tokens=16, count=20), seed=3, counter=counter)
+    counts = [counter.count(p.as_text()) for p in prompts]
+    assert all(511 <= count <= 513 for count in counts), counts
+    lengths = achieved_lengths(prompts, counter)
+    assert lengths["min"] >= 511 and lengths["max"] <= 513  # type: ignore[operator]
+    words = synthesize(SyntheticSpec(input_tokens=512, output_tokens=16, count=3), seed=3)
+    assert achieved_lengths(words, None)["min"] == 512  # without a tokenizer: one word per token
