@@ -20,8 +20,8 @@ from loadgen.commands import positive_number, run_import, run_monitor, run_plan,
 from loadgen.config import Arrival, EndpointConfig, GenerationConfig, LoadConfig, LoadMode, TelemetryConfig
 from loadgen.errors import ConfigError, LoadgenError, OutputError
 from loadgen.imports.readers import FORMATS
-from loadgen.options import OPTIONS, Settings, convert, load_scenario, resolve
-from loadgen.parsing import url_secrets
+from loadgen.options import OPTIONS, OPTIONS_BY_NAME, Settings, convert, load_scenario, resolve
+from loadgen.parsing import did_you_mean, url_secrets
 from loadgen.prompts.loaders import load_prompts
 from loadgen.prompts.synthetic import achieved_lengths, parse_synthetic, synthesize
 from loadgen.prompts.trace import load_trace
@@ -30,25 +30,66 @@ from loadgen.search import MaxLoadSearch
 from loadgen.session import Plan, execute
 from loadgen.tokenizer import load_token_counter
 
+PIPED_WIDTH = 160
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70  # an unexpected exception (sysexits EX_SOFTWARE)
 EXIT_OUTPUT = 74  # a result file could not be written (sysexits EX_IOERR)
 
 
-def _add_load_options(parser: argparse.ArgumentParser) -> None:
+OPTION_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("target", ("endpoint", "api", "model", "model_version", "header", "api_key_env", "insecure", "sim_profile",
+                "triton", "schema")),
+    ("load", ("concurrency", "rate", "batch_size", "arrival", "burstiness", "max_inflight", "ramp_up", "stages",
+              "trace", "trace_speed", "requests", "duration", "warmup", "workers", "seed")),
+    ("prompts and generation", ("prompts", "synthetic", "max_tokens", "ignore_eos", "temperature", "no_stream",
+                                "extra_body", "tokenizer", "save_text")),
+    ("answers, SLOs and exit codes", ("slo", "find_max", "variants", "max_error_rate", "fail_on")),
+    ("timeouts", ("connect_timeout", "first_token_timeout", "request_timeout", "drain_timeout")),
+    ("results", ("output", "hlog_interval", "quiet")),
+    ("telemetry", ("telemetry", "telemetry_interval", "telemetry_url", "server_metrics", "server_metric",
+                   "gpu_devices")),
+    ("Amazon SageMaker", ("endpoint_name", "region", "endpoint_url", "inference_component", "custom_attributes",
+                          "target_variant", "aws_profile")),
+)  # fmt: skip
+NOT_FOR = {  # options a command does not use
+    "run": {"find_max", "variants"},
+    "sweep": {"variants"},
+    "compare": {"find_max"},
+    "locust": {"rate", "find_max", "variants", "workers", "arrival", "burstiness", "max_inflight", "trace",
+               "trace_speed", "stages", "batch_size"},
+}  # fmt: skip
+
+
+def _add_load_options(parser: argparse.ArgumentParser, command: str) -> None:
+    """The load options in groups, each with its default; those ``command`` does not use are left out."""
     parser.add_argument("scenario", nargs="?", help="scenario YAML file (flags override its keys)")
-    for option in OPTIONS:
-        flag = "--" + option.name.replace("_", "-")
-        if option.flag_kind == "flag":
-            parser.add_argument(
-                flag, dest=option.name, action="store_const", const=True, default=None, help=option.help
-            )
-        elif option.flag_kind == "append":
-            parser.add_argument(
-                flag, dest=option.name, action="append", default=None, metavar=option.metavar, help=option.help
-            )
-        else:
-            parser.add_argument(flag, dest=option.name, default=None, metavar=option.metavar, help=option.help)
+    skip = NOT_FOR.get(command, set())
+    grouped = {name for _, names in OPTION_GROUPS for name in names}
+    groups = [*OPTION_GROUPS, ("other", tuple(o.name for o in OPTIONS if o.name not in grouped))]
+    for title, names in groups:
+        group = parser.add_argument_group(title)
+        for name in names:
+            if name in skip or name not in OPTIONS_BY_NAME:
+                continue
+            option = OPTIONS_BY_NAME[name]
+            flag = "--" + option.name.replace("_", "-")
+            shown = option.default not in (None, False, (), [])
+            help_text = option.help + (f" (default: {_shown_default(option.default)})" if shown else "")
+            help_text = help_text.replace("%", "%%")
+            if option.flag_kind == "flag":
+                group.add_argument(flag, dest=option.name, action="store_const", const=True, default=None,
+                                   help=help_text)  # fmt: skip
+            elif option.flag_kind == "append":
+                group.add_argument(flag, dest=option.name, action="append", default=None, metavar=option.metavar,
+                                   help=help_text)  # fmt: skip
+            else:
+                group.add_argument(flag, dest=option.name, default=None, metavar=option.metavar, help=help_text)
+
+
+def _shown_default(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return f"{value:g}"
+    return str(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,13 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"loadgen {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = commands.add_parser("run", help="one load level against an endpoint (or the built-in simulator)")
-    _add_load_options(run)
+    _add_load_options(run, "run")
     sweep = commands.add_parser("sweep", help="a series of load levels, e.g. --concurrency 1..64")
-    _add_load_options(sweep)
+    _add_load_options(sweep, "sweep")
     compare = commands.add_parser(
         "compare", help="a baseline against candidates, level by level (e.g. assisted decoding)"
     )
-    _add_load_options(compare)
+    _add_load_options(compare, "compare")
     compare.add_argument(
         "--variant",
         action="append",
@@ -124,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     selftest.add_argument("--duration", default="3", help="seconds per request-rate step")
     selftest.add_argument("--output", help="write selftest.json here (a directory)")
     locust = commands.add_parser("locust", help="Locust's web UI and master/workers with loadgen's LLM metrics")
-    _add_load_options(locust)
+    _add_load_options(locust, "locust")
     from loadgen.locust.launch import add_locust_options
 
     add_locust_options(locust)
@@ -141,9 +182,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "locust":
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    console = Console(stderr=False, highlight=False)
-    error_console = Console(stderr=True, highlight=False)
+        flags = [flag for action in _subparser(parser, args.command)._actions for flag in action.option_strings]
+        hints = "".join(did_you_mean(word.split("=")[0], flags) for word in extra if word.startswith("--"))
+        parser.error(f"unrecognized arguments: {' '.join(extra)}{hints}")
+    # in a CI log or a pipe rich would cut tables at 80 columns (compare's intervals): give them room
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPED_WIDTH
+    console = Console(stderr=False, highlight=False, width=width)
+    error_console = Console(stderr=True, highlight=False, width=width)
     try:
         if args.command in ("run", "sweep"):
             plan = build_plan(args, sweep=args.command == "sweep")
@@ -205,6 +250,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+def _subparser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return action.choices[command]  # type: ignore[no-any-return]
+    return parser
+
+
 def _write_crash_log(exc: BaseException) -> Path:
     handle, name = tempfile.mkstemp(prefix="loadgen-crash-", suffix=".log")
     with os.fdopen(handle, "w", encoding="utf-8") as log:
@@ -228,7 +280,7 @@ def build_plan(args: argparse.Namespace, sweep: bool) -> Plan:
     scenario = load_scenario(args.scenario) if args.scenario else {}
     flags = {}
     for option in OPTIONS:
-        raw = getattr(args, option.name)
+        raw = getattr(args, option.name, None)  # None: not an option of this command
         if raw is not None:
             flags[option.name] = convert(option, raw, "--" + option.name.replace("_", "-"))
     settings = resolve(flags, scenario)

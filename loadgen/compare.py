@@ -169,7 +169,14 @@ def crossover(levels: list[dict[str, object]]) -> str | None:
 
 async def run_compare(plan: object, variants: list[Variant], console: Console) -> int:
     """Each level: every variant in turn, then the comparison; compare.json rewritten each level."""
-    from loadgen.session import _prepare_endpoint, _run_level, redactor, stop_on_signals
+    from loadgen.session import (
+        _config_json,
+        _prepare_endpoint,
+        _run_level,
+        level_directory_name,
+        redactor,
+        stop_on_signals,
+    )
     from loadgen.sim.process import SimProcess, SimSpec
     from loadgen.sim.server import SimOptions
     from loadgen.tokenizer import load_token_counter
@@ -195,12 +202,15 @@ async def run_compare(plan: object, variants: list[Variant], console: Console) -
                 endpoint = replace(base, url=variant.target)
             endpoints[variant.name] = await _prepare_endpoint(plan, endpoint, token_counter, redact, console)  # type: ignore[arg-type]
         baseline, candidates = variants[0], variants[1:]
+        variants_json = [{"name": v.name, "target": v.target, "extra_body": dict(v.extra_body)} for v in variants]
+        config = _config_json(plan, endpoints[baseline.name])  # type: ignore[arg-type]
+        write_json(output / "config.json", {**config, "variants": variants_json})
         levels: list[dict[str, object]] = []
         for number, load in enumerate(plan.levels, 1):  # type: ignore[attr-defined]
             summaries = {}
             acceptance: dict[str, float | None] = {}
             for variant in variants:
-                directory = output / variant.name / f"level-{number:02d}"
+                directory = output / variant.name / level_directory_name(number, load)
                 metrics_url = endpoints[variant.name].url.rstrip("/") + "/metrics"
                 before = await _scrape(metrics_url)
                 generation = plan.generation  # type: ignore[attr-defined]
@@ -225,8 +235,8 @@ async def run_compare(plan: object, variants: list[Variant], console: Console) -
             if stop.is_set():
                 break
             for candidate in candidates:
-                comparison = compare_level(output / baseline.name / f"level-{number:02d}",
-                                           output / candidate.name / f"level-{number:02d}",
+                comparison = compare_level(output / baseline.name / level_directory_name(number, load),
+                                           output / candidate.name / level_directory_name(number, load),
                                            summaries[baseline.name], summaries[candidate.name], load.seed)  # fmt: skip
                 # the server's own speculative-decoding counters (vLLM, llama.cpp, the simulator), when it has them
                 comparison["candidate_acceptance_rate"] = acceptance.get(candidate.name)
@@ -234,7 +244,6 @@ async def run_compare(plan: object, variants: list[Variant], console: Console) -
                 comparison["validity"] = {name: summaries[name].get("validity") for name in pair}
                 levels.append({"level": level_label(summaries[baseline.name]), "candidate": candidate.name,
                                "comparison": comparison})  # fmt: skip
-            variants_json = [{"name": v.name, "target": v.target, "extra_body": dict(v.extra_body)} for v in variants]
             write_json(
                 output / "compare.json", {"baseline": baseline.name, "variants": variants_json, "levels": levels}
             )

@@ -16,6 +16,7 @@ import yaml
 from loadgen.config import Arrival, SloTarget, Stage
 from loadgen.errors import ConfigError
 from loadgen.parsing import (
+    did_you_mean,
     parse_duration_s,
     parse_header,
     parse_levels,
@@ -85,7 +86,7 @@ def _bool(value: object) -> bool:
 def _choice(*choices: str) -> Converter:
     def convert(value: object) -> str:
         if value not in choices:
-            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
+            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}{did_you_mean(str(value), choices)}")
         return str(value)
 
     return convert
@@ -352,7 +353,9 @@ def load_scenario(path: str) -> dict[str, object]:
         name = str(key).replace("-", "_")
         option = OPTIONS_BY_NAME.get(name)
         if option is None:
-            raise ConfigError(f"{path}: unknown key {key!r}; expected one of {', '.join(OPTIONS_BY_NAME)}")
+            keys = [known.replace("_", "-") for known in OPTIONS_BY_NAME]
+            raise ConfigError(f"{path}: unknown key {key!r}{did_you_mean(str(key).replace('_', '-'), keys)}; "
+                              f"expected one of {', '.join(keys)}")  # fmt: skip
         scenario[name] = convert(option, value, f"{path}: key {key!r}")
     base = file.parent
     for name in ("prompts", "tokenizer"):

@@ -6,7 +6,9 @@ file/key it came from and turn it into a ``ConfigError``.
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from loadgen.config import SloTarget
@@ -22,6 +24,12 @@ _UNIT_NS = {
     "h": 3_600_000_000_000,
 }
 PER_REQUEST_SLO_METRICS = ("ttft", "tpot", "itl", "e2e")
+
+
+def did_you_mean(value: str, known: Iterable[str]) -> str:
+    """' (did you mean "tpot"?)' for a near miss among ``known``, else ''."""
+    close = difflib.get_close_matches(value, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def parse_duration_ns(text: str | float | int, default_unit: str = "s") -> int:

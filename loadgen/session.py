@@ -175,8 +175,11 @@ async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console)
     lag_url = await target_lag_url(endpoint)
     with _telemetry(plan, endpoint, console) as sidecar:
         for number, load in enumerate(plan.find_max.levels() if plan.find_max else plan.levels, 1):
-            level_dir = plan.output_dir / f"level-{number:02d}-{_level_name(load)}" if plan.sweep else plan.output_dir
-            label = f"[{number}/{len(plan.levels)}] {load.describe()}" if plan.sweep else load.describe()
+            level_dir = plan.output_dir / level_directory_name(number, load) if plan.sweep else plan.output_dir
+            counter = (
+                f"[probe {number}]" if plan.find_max else f"[{number}/{len(plan.levels)}]"
+            )  # probes: not known ahead
+            label = f"{counter} {load.describe()}" if plan.sweep else load.describe()
             workers = plan.workers or default_workers(load, os.cpu_count() or 1)
             before = await _scrape_triton(triton_metrics)
             lag_before = await scrape_quietly(lag_url)
@@ -538,7 +541,12 @@ async def _run_level(
     stop_reason = StopReason.INTERRUPTED
     try:
         status = LiveStatus(
-            console, label, aggregator.snapshot, lambda: (clock.now_ns() - run_start_ns) / 1e9, load.requests
+            console,
+            label,
+            aggregator.snapshot,
+            lambda: (clock.now_ns() - run_start_ns) / 1e9,
+            load.requests,
+            load.duration_s,
         )
         with contextlib.nullcontext() if plan.quiet else status, quiet_garbage_collector():
             outcome = await runner.run()
@@ -644,6 +652,11 @@ def _report_find_max(
     sweep = _sweep_json(plan, endpoint, summaries)
     sweep["find_max"] = {"passed": search.passed, "failed": search.failed, "unit": unit}
     write_json(plan.output_dir / "sweep.json", sweep)
+
+
+def level_directory_name(number: int, load: LoadConfig) -> str:
+    """``level-01-c16``: a sweep's and a comparison's level directories are named alike."""
+    return f"level-{number:02d}-{_level_name(load)}"
 
 
 def _level_name(load: LoadConfig) -> str:

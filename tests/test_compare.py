@@ -70,7 +70,9 @@ def test_compare_end_to_end_with_two_simulators(tmp_path: Path) -> None:
         assert level["comparison"]["tpot"]["speedup"] == pytest.approx(2.0, rel=0.15)
         assert level["comparison"]["paired_candidate_faster"] == 1.0
         assert level["comparison"]["identical_outputs"] == 1.0  # both simulators produce the same text
-    assert (tmp_path / "slow" / "level-01" / "summary.json").is_file()
+    assert next((tmp_path / "slow").glob("level-01-*")).joinpath("summary.json").is_file()
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert [variant["name"] for variant in config["variants"]] == ["slow", "fast"]
 
 
 def test_compare_reports_the_servers_draft_acceptance(tmp_path: Path) -> None:

@@ -115,6 +115,8 @@ def build_summary(aggregator: Aggregator, info: RunInfo) -> dict[str, object]:
             "output_tokens_per_s": per_second(aggregator.output_tokens),
             "input_tokens_per_s": per_second(aggregator.input_tokens) if aggregator.input_tokens_known else None,
             "sequences_per_s": per_second(aggregator.completed * load.batch_size),
+            # open loop: what was offered, beside what was achieved over the window (which includes the drain)
+            "offered_requests_per_s": load.rate_rps if load.mode is LoadMode.OPEN else None,
         },
         "requests": {
             "completed": aggregator.completed,

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from loadgen.config import EndpointConfig
 from loadgen.errors import ConfigError
+from loadgen.parsing import did_you_mean
 from loadgen.prompts import Prompt
 from loadgen.protocols.base import Codec, Decoder, GenerationParams, HttpRequest
 from loadgen.protocols.lmi import LmiCodec
@@ -100,7 +101,9 @@ def get_codec(api: str) -> Codec:
     try:
         return CODECS[api]()
     except KeyError:
-        raise ConfigError(f"--api: unknown API {api!r}; expected one of {', '.join(CODECS)}") from None
+        raise ConfigError(
+            f"--api: unknown API {api!r}{did_you_mean(api, CODECS)}; expected one of {', '.join(CODECS)}"
+        ) from None
 
 
 __all__ = [

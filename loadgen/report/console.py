@@ -6,6 +6,7 @@ Renders the summary dicts built by ``loadgen.metrics.summary`` (the same objects
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 
 from rich.console import Console
@@ -43,7 +44,10 @@ def _number(value: object, digits: int = 1) -> str:
 
 
 class LiveStatus:
-    """A refreshing one-line status; shown only on a terminal."""
+    """A one-line status with an ETA: refreshed in place on a terminal; elsewhere (CI logs, pipes)
+    printed as a plain line every ``PLAIN_INTERVAL_S``."""
+
+    PLAIN_INTERVAL_S = 10.0
 
     def __init__(
         self,
@@ -52,8 +56,13 @@ class LiveStatus:
         snapshot: Callable[[], LiveSnapshot],
         elapsed_s: Callable[[], float],
         target_requests: int | None = None,
+        duration_s: float | None = None,
     ) -> None:
         self._target = f"/{target_requests}" if target_requests else ""
+        self._target_requests = target_requests
+        self._duration_s = duration_s
+        self._console = console
+        self._timer: asyncio.TimerHandle | None = None
         self._label = label
         self._snapshot = snapshot
         self._elapsed_s = elapsed_s
@@ -76,14 +85,41 @@ class LiveStatus:
             text.append(f"  warm-up {snap.warmup}", style="dim")
         text.append(f"  TTFT p50 {_ms(snap.ttft_p50_ms)} ms p99 {_ms(snap.ttft_p99_ms)} ms")
         text.append(f"  {_number(snap.output_tokens_per_s, 0)} output tok/s")
+        eta = self._eta_s(snap.completed + snap.failed)
+        if eta is not None:
+            text.append(f"  ETA {eta:.0f}s", style="bold")
         return text
 
+    def _eta_s(self, done: int) -> float | None:
+        elapsed = self._elapsed_s()
+        estimates = []
+        if self._duration_s:
+            estimates.append(max(0.0, self._duration_s - elapsed))
+        if self._target_requests and done and elapsed > 0:
+            estimates.append(max(0.0, (self._target_requests - done) * elapsed / done))
+        return min(estimates) if estimates else None
+
+    def _print_plain(self) -> None:
+        self._console.print(self._render(), soft_wrap=True)
+        self._timer = asyncio.get_running_loop().call_later(self.PLAIN_INTERVAL_S, self._print_plain)
+
     def __enter__(self) -> LiveStatus:
-        self._live.__enter__()
+        if self._console.is_terminal:
+            self._live.__enter__()
+        else:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return self
+            self._timer = loop.call_later(self.PLAIN_INTERVAL_S, self._print_plain)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._live.__exit__(None, None, None)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._console.is_terminal:
+            self._live.__exit__(None, None, None)
 
 
 def run_table(summary: dict) -> Table:  # type: ignore[type-arg]
@@ -226,6 +262,9 @@ def sweep_table(summaries: Sequence[dict], slo: Sequence[SloTarget] = ()) -> Tab
     table = Table(title="sweep (latencies in ms)", title_justify="left", padding=(0, 1), pad_edge=False)
     with_tpot = any(summary["latency_ms"]["tpot"]["p50"] is not None for summary in summaries)
     columns = ["level", "req/s", "out\ntok/s", "TTFT\np50", "TTFT\np99", "TPOT\np50", "TPOT\np99", "E2E\np50", "fail"]
+    open_loop = any(summary["throughput"].get("offered_requests_per_s") for summary in summaries)
+    if open_loop:  # achieved req/s beside the offered rate: the window includes the drain
+        columns.insert(1, "offered\nreq/s")
     if not with_tpot:  # not streamed: TTFT is end-to-end and there is no TPOT
         columns = [c for c in columns if not c.startswith("TPOT")]
     if with_goodput:
@@ -246,6 +285,7 @@ def sweep_table(summaries: Sequence[dict], slo: Sequence[SloTarget] = ()) -> Tab
         )
         row = [
             level_label(summary) + marks,
+            *((_number(throughput.get("offered_requests_per_s"), 2),) if open_loop else ()),
             _number(throughput["requests_per_s"], 2),
             _number(throughput["output_tokens_per_s"], 0),
             _ms(latency["ttft"]["p50"]),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from loadgen.errors import ConfigError
+from loadgen.parsing import did_you_mean
 from loadgen.roofline import DraftSpec, HardwareSpec, ModelSpec, RooflineProfile
 
 LLAMA2_7B = ModelSpec("llama-2-7b", 6.74e9, 2.0, layers=32, kv_heads=32, head_dim=128)
@@ -73,7 +74,8 @@ def get_profile(name: str) -> SimProfile:
         return PROFILES[name]
     except KeyError:
         raise ConfigError(
-            f"--sim-profile: unknown profile {name!r}; expected one of {', '.join(PROFILES)} or fixed:TTFT_MS,ITL_MS"
+            f"--sim-profile: unknown profile {name!r}{did_you_mean(name, PROFILES)}; expected one of "
+            f"{', '.join(PROFILES)} or fixed:TTFT_MS,ITL_MS"
         ) from None
 
 
