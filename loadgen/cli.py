@@ -19,6 +19,7 @@ from loadgen import __version__
 from loadgen.commands import positive_number, run_import, run_monitor, run_plan, serve_sim
 from loadgen.config import Arrival, EndpointConfig, GenerationConfig, LoadConfig, LoadMode, TelemetryConfig
 from loadgen.errors import ConfigError, LoadgenError, OutputError
+from loadgen.extras import require
 from loadgen.imports.readers import FORMATS
 from loadgen.options import OPTIONS, OPTIONS_BY_NAME, Settings, convert, load_scenario, resolve
 from loadgen.parsing import did_you_mean, url_secrets
@@ -205,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "locust":
             from loadgen.locust.launch import run_locust
 
+            require("locust", "loadgen locust")
+
             return run_locust(args, extra, console)
         if args.command == "serve-sim":
             return serve_sim(args)
@@ -236,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     except LoadgenError as exc:
-        error_console.print(f"loadgen: error: {exc}", style="bold red", soft_wrap=True)
+        error_console.print(f"loadgen: error: {exc}", style="bold red", soft_wrap=True, markup=False)
         if isinstance(exc, ConfigError):
             return EXIT_USAGE
         return EXIT_OUTPUT if isinstance(exc, OutputError) else 1
@@ -246,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # the one boundary for what should not happen: a line, and the traceback in a file
         log = _write_crash_log(exc)
         error_console.print(f"loadgen: internal error: {type(exc).__name__}: {exc} (traceback in {log}); results "
-                            "written so far are kept", style="bold red", soft_wrap=True)  # fmt: skip
+                            "written so far are kept", style="bold red", soft_wrap=True, markup=False)  # fmt: skip
         return EXIT_INTERNAL
 
 
@@ -300,6 +303,13 @@ def build_plan(args: argparse.Namespace, sweep: bool) -> Plan:
             secrets += url_secrets(url_option)
     url = settings.endpoint
     region = settings.region
+    for api, extra in (("sagemaker", "sagemaker"), ("triton-grpc", "triton")):
+        if settings.api == api:
+            require(extra, f"--api {api}")
+    if settings.tokenizer and not settings.tokenizer.startswith("tiktoken:"):
+        require("tokenizers", "--tokenizer")
+    if "gpu" in (settings.telemetry or ()):
+        require("gpu", "--telemetry gpu")
     if settings.api == "sagemaker":
         if not settings.endpoint_name:
             raise ConfigError("--api sagemaker: give --endpoint-name (the SageMaker endpoint to invoke)")

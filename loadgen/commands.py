@@ -66,7 +66,7 @@ def positive_number(text: str | None, flag: str, integer: bool = False) -> float
 
 def run_plan(args: argparse.Namespace, console: Console) -> int:
     from loadgen.plan.planner import make_plan
-    from loadgen.profiles import load_profiles
+    from loadgen.profiles import SHIPPED_PROFILES, load_profiles
     from loadgen.report.files import write_json
     from loadgen.report.plan import plan_json, print_plan
 
@@ -94,7 +94,7 @@ def run_plan(args: argparse.Namespace, console: Console) -> int:
         price_kind=args.price,
         max_batch=int(positive_number(args.max_batch, "--max-batch", True) or 256),
     )
-    profiles = load_profiles(*(args.profiles or []))
+    profiles = load_profiles(*(args.profiles or [SHIPPED_PROFILES]))
     request = _with_simulated_setup(request, profiles, console)
     plan = make_plan(request, profiles)
     print_plan(console, plan)

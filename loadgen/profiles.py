@@ -178,6 +178,9 @@ def load_profile_file(path: Path) -> tuple[list[HardwareProfile], list[ModelProf
     raise ConfigError(f"{path}: key 'kind' is {kind!r}; expected 'hardware' or 'models'")
 
 
+SHIPPED_PROFILES = Path(__file__).parent / "data" / "profiles"  # what `plan` uses without --profiles
+
+
 def load_profiles(*locations: str | Path) -> ProfileSet:
     """Profiles from files and directories (every ``*.yaml`` in a directory)."""
     hardware: dict[str, HardwareProfile] = {}

@@ -33,7 +33,7 @@ from loadgen.engine.runner import LoadRunner, StopReason, quiet_garbage_collecto
 from loadgen.errors import ConfigError, OutputError
 from loadgen.metrics.aggregate import HISTOGRAM_NAMES, Aggregator
 from loadgen.metrics.summary import RunInfo, build_summary, client_lag_warnings
-from loadgen.metrics.thresholds import breaches
+from loadgen.metrics.thresholds import Threshold, outcomes
 from loadgen.metrics.validity import level_validity, target_lag
 from loadgen.parsing import public_url
 from loadgen.prompts import Prompt, PromptPicker
@@ -57,7 +57,7 @@ from loadgen.transport.http import HttpTransport
 T = TypeVar("T")
 EXIT_OK = 0
 EXIT_INTERRUPTED = 130
-EXIT_THRESHOLDS = 1
+EXIT_THRESHOLDS = 99  # as k6: a --fail-on threshold was breached
 EXIT_OUTPUT = 74  # results incomplete: a file could not be written, or a listener failed
 EXIT_ERRORS = 3  # a level's requests mostly failed (or none completed): the endpoint refused or died
 SIM_MODEL = "sim-llm"
@@ -195,7 +195,8 @@ async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console)
                 await _add_triton_figures(
                     summary, triton_metrics, before, endpoint.model, level_dir, console, plan.sweep
                 )
-            await judge_level(summary, lag_url, lag_before, plan.max_error_rate, level_dir, label, console, plan.sweep)
+            await judge_level(summary, lag_url, lag_before, plan.max_error_rate, level_dir, label, console, plan.sweep,
+                              plan.fail_on)  # fmt: skip
             if not plan.sweep:
                 print_run(console, summary)
             summaries.append(summary)
@@ -228,12 +229,18 @@ async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console)
         console.print(f"results incomplete at {', '.join(incomplete)}: records were lost (see the warnings above and "
                       "output_errors / listener_failures in summary.json)", style="bold red")  # fmt: skip
         return EXIT_OUTPUT
-    failed = [f"{level_label(summary)}: {line}" for summary in summaries for line in breaches(plan.fail_on, summary)]
-    if failed:
-        console.print("thresholds breached:", style="bold red")
-        for line in failed:
-            console.print(f"  {line}", style="red")
-        return EXIT_THRESHOLDS
+    if plan.fail_on:
+        breached = False
+        console.print("thresholds (--fail-on):")
+        for summary in summaries:
+            for outcome in summary.get("thresholds") or []:  # type: ignore[attr-defined]  # the summary is a dict
+                mark = "✓" if outcome["passed"] else "✗"
+                breached = breached or not outcome["passed"]
+                console.print(f"  {mark} {level_label(summary)}: {outcome['line']}",
+                              style=None if outcome["passed"] else "red", markup=False)  # fmt: skip
+        if breached:
+            console.print("thresholds breached", style="bold red")
+            return EXIT_THRESHOLDS
     return EXIT_OK
 
 
@@ -257,13 +264,15 @@ async def scrape_quietly(url: str | None) -> dict[str, float] | None:
 
 async def judge_level(summary: dict[str, Any], lag_url: str | None, lag_before: dict[str, float] | None,
                       max_error_rate: float, level_dir: Path, label: str, console: Console,
-                      announce: bool = True) -> None:  # fmt: skip
+                      announce: bool = True, thresholds: tuple[Threshold, ...] = ()) -> None:  # fmt: skip
     """Adds the target's own lag and the level's verdict to its summary (and rewrites it); an
     invalid level is said in plain words, not only in colour."""
     lag = target_lag(lag_before, await scrape_quietly(lag_url))
     if lag is not None:
         summary["target"] = lag
     summary["validity"] = level_validity(summary, max_error_rate)
+    if thresholds:
+        summary["thresholds"] = outcomes(thresholds, summary)
     write_json(level_dir / "summary.json", summary)
     if announce and not summary["validity"]["valid"]:
         console.print(f"INVALID {label}: {'; '.join(summary['validity']['reasons'])}", style="bold red")

@@ -67,6 +67,33 @@ def metric_value(summary: dict, metric: str) -> float | None:  # type: ignore[ty
     return summary.get("throughput", {}).get(metric)  # type: ignore[no-any-return]
 
 
+def _unit(metric: str) -> str:
+    if LATENCY.match(metric):
+        return "ms"
+    return {"error_rate": "%", "goodput": "%", "requests_per_s": "req/s", "output_tokens_per_s": "tok/s"}[metric]
+
+
+def _shown(value: float, unit: str) -> str:
+    if unit == "%":
+        return f"{value * 100:.3g}%"
+    return f"{value:,.4g} {unit}"
+
+
+def outcomes(thresholds: tuple[Threshold, ...], summary: dict[str, object]) -> list[dict[str, object]]:
+    """Every threshold's outcome for one level, for ``summary.json`` and the ✓/✗ list."""
+    results = []
+    for threshold in thresholds:
+        breached, measured = threshold.breached_by(summary)
+        unit = _unit(threshold.metric)
+        limit = _shown(threshold.value, unit)
+        text = "not measured" if measured is None else f"measured {_shown(measured, unit)}"
+        line = f"{threshold.text} ({threshold.op} {limit} fails): {text}"
+        results.append({"threshold": threshold.text, "metric": threshold.metric, "fails_when": threshold.op,
+                        "limit": threshold.value, "measured": measured, "unit": "fraction" if unit == "%" else unit,
+                        "passed": not breached, "line": line})  # fmt: skip
+    return results
+
+
 def breaches(thresholds: tuple[Threshold, ...], summary: dict[str, object]) -> list[str]:
     """One line per breached threshold: what was measured against what was allowed."""
     lines = []

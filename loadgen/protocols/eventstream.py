@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import json
 
-from botocore.eventstream import EventStreamBuffer, ParserError
-
 from loadgen.errors import ProtocolError
 from loadgen.protocols.base import Decoder, ServerError, StreamEvent
 
 
 class EventStreamDecoder:
     def __init__(self, inner: Decoder) -> None:
+        from botocore.eventstream import EventStreamBuffer, ParserError  # the 'sagemaker' extra
+
+        self._parser_error = ParserError
         self._inner = inner
         self._frames = EventStreamBuffer()
         self._failed = False
@@ -34,7 +35,7 @@ class EventStreamDecoder:
                 elif message_type in ("exception", "error"):
                     self._failed = True
                     events.append(ServerError(_describe(headers, message.payload)))
-        except ParserError as exc:
+        except self._parser_error as exc:
             raise ProtocolError(f"bad event-stream frame: {exc}") from None
         return events
 

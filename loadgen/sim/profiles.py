@@ -89,10 +89,11 @@ def _parse_fixed(name: str) -> FixedProfile:
 
 def _from_profile_files(name: str) -> RooflineProfile:
     """``MODEL@HARDWARE.yaml[,tp=N][,max_batch=N]``: a model from ``models.yaml`` beside the hardware
-    profile, on N of its accelerators (default 1), as the planner models it."""
+    profile, on N of its accelerators (default 1), as the planner models it. ``MODEL@NAME`` takes
+    the hardware profile ``NAME`` shipped with loadgen."""
     from pathlib import Path
 
-    from loadgen.profiles import load_profiles
+    from loadgen.profiles import SHIPPED_PROFILES, load_profiles
 
     model_name, _, rest = name.partition("@")
     hardware_path, *options = rest.split(",")
@@ -103,6 +104,8 @@ def _from_profile_files(name: str) -> RooflineProfile:
             raise ConfigError(f"--sim-profile {name}: expected MODEL@HARDWARE.yaml[,tp=N][,max_batch=N]")
         settings[key] = int(value)
     path = Path(hardware_path)
+    if path.suffix != ".yaml" and not path.exists():  # a shipped profile by name: llama-3-8b@aws-p5.48xlarge
+        path = SHIPPED_PROFILES / f"{hardware_path}.yaml"
     profiles = load_profiles(path, path.parent / "models.yaml")
     hardware = next((h for h in profiles.hardware.values() if Path(h.path) == path), None)
     model = profiles.models.get(model_name)

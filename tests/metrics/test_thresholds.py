@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,12 @@ def test_exit_code_gates(start_sim: SimFactory, tmp_path: Path, capsys: pytest.C
     sim = start_sim("fixed:20,2")
     args = ["run", "--quiet", "--endpoint", sim.url, "--requests", "4", "--max-tokens", "6"]
     assert main([*args, "--output", str(tmp_path / "a"), "--fail-on", "ttft_p50>5s"]) == 0
-    assert main([*args, "--output", str(tmp_path / "b"), "--fail-on", "ttft_p50>10ms,error_rate>0%"]) == 1
     out = capsys.readouterr().out
-    assert "thresholds breached" in out and "ttft_p50>10ms: measured" in out and "error_rate" not in out
+    assert "✓ c=1: ttft_p50>5s (> 5,000 ms fails): measured" in out
+    assert main([*args, "--output", str(tmp_path / "b"), "--fail-on", "ttft_p50>10ms,error_rate>0%"]) == 99
+    out = " ".join(capsys.readouterr().out.split())
+    assert "thresholds breached" in out and "✗ c=1: ttft_p50>10ms (> 10 ms fails): measured" in out
+    assert "✓ c=1: error_rate>0% (> 0% fails): measured 0%" in out
+    result = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert [t["passed"] for t in result["thresholds"]] == [False, True] and result["thresholds"][0]["unit"] == "ms"
     assert main([*args, "--fail-on", "ttft>5ms"]) == 2
