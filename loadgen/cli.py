@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "gaps between chunks")  # fmt: skip
     report = commands.add_parser("report", help="one self-contained HTML report of result directories")
     report.add_argument("directories", nargs="+", help="run, sweep or compare result directories")
-    report.add_argument("--output", default="loadgen-report.html", help="the HTML file to write")
+    report.add_argument("--output", default="loadgen-report.html", help="the HTML file to write (default: %(default)s)")
     report.add_argument(
         "--merge", action="store_true", help="first, one latency section over all the directories' .hlog files"
     )
@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--export", choices=("csv", "parquet"), help="also write the summaries and per-request records beside it"
     )
     selftest = commands.add_parser("selftest", help="measure this machine's client ceiling (a local zero-delay server)")
-    selftest.add_argument("--duration", default="3", help="seconds per request-rate step")
+    selftest.add_argument("--duration", default="3", help="seconds per request-rate step (default: %(default)s)")
     selftest.add_argument("--output", help="write selftest.json here (a directory)")
     locust = commands.add_parser("locust", help="Locust's web UI and master/workers with loadgen's LLM metrics")
     _add_load_options(locust, "locust")

@@ -183,11 +183,11 @@ def facts_lines(summary: dict) -> list[Text]:  # type: ignore[type-arg]
     if confidence:
         lines.append(Text(f"confidence (exp of the mean token log-prob): p50 {confidence['p50']:.3f}, "
                           f"min {confidence['min']:.3f}, over {confidence['count']} requests"))  # fmt: skip
-    lines.append(
-        Text(
-            f"token counts: output from {counting['output_method']}, input from {counting['input_method']}", style="dim"
-        )
-    )
+    if counting["output_method"] is None:
+        lines.append(Text("token counts: none (no request completed)", style="dim"))
+    else:
+        lines.append(Text(f"token counts: output from {counting['output_method']}, input from "
+                          f"{counting['input_method']}", style="dim"))  # fmt: skip
     client = summary["client"]
     if client["saturated"]:
         lines.append(
@@ -210,6 +210,10 @@ def facts_lines(summary: dict) -> list[Text]:  # type: ignore[type-arg]
 
 VALIDITY_CODES = {"mostly_failed": "✗failed", "client_saturated": "✗client", "target_lagging": "✗target",
                   "partial": "part"}  # fmt: skip
+
+
+VALIDITY_LEGEND = ("valid: ✗client = loadgen was the bottleneck, ✗target = the server lagged its own model, "
+                   "✗failed = mostly failed, part = cut short")  # fmt: skip
 
 
 def validity_cell(summary: dict) -> str:  # type: ignore[type-arg]
@@ -318,8 +322,7 @@ def sweep_table(summaries: Sequence[dict], slo: Sequence[SloTarget] = ()) -> Tab
     if any(summary["client"]["saturated"] for summary in summaries):
         notes.append("yellow: the client was saturated at that level")
     if with_validity and any(validity_cell(summary) != "ok" for summary in summaries):
-        notes.append("valid: ✗client = loadgen was the bottleneck, ✗target = the server lagged its own model, "
-                     "✗failed = mostly failed, part = cut short")  # fmt: skip
+        notes.append(VALIDITY_LEGEND)
     if with_batches:
         notes.append("b: prompts per request; ms/seq: E2E p50 over the batch")
     if with_server:

@@ -16,6 +16,7 @@ from hdrh.log import HistogramLogReader
 
 from loadgen import __version__
 from loadgen.errors import ConfigError
+from loadgen.report.console import VALIDITY_LEGEND, validity_cell
 from loadgen.report.files import read_result_json
 from loadgen.report.svg import Series, line_chart
 
@@ -69,6 +70,9 @@ def _metadata(summary: dict[str, Any], config: dict[str, Any] | None) -> str:
         ["token counting", (summary.get("token_counting") or {}).get("output_method")],
         ["stamps", (summary.get("clock") or {}).get("stamp_source", "user space (before kernel stamps)")],
     ]
+    validity = summary.get("validity")
+    if validity:
+        rows.append(["verdict", "valid" if validity["valid"] else "INVALID: " + "; ".join(validity["reasons"])])
     lost = [f"{name}: {detail['error']}" for name, detail in (summary.get("output_errors") or {}).items()]
     lost += [f"worker {name} died" for name in (summary.get("workers") or {}).get("lost", [])]
     if lost:
@@ -234,6 +238,7 @@ def _sweep(levels: list[dict[str, Any]], prefix: str) -> str:
             s["latency_ms"]["tpot"]["p99"],
             s["latency_ms"]["e2e"].get(shown("e2e", "p50")),
             s["requests"]["failed"],
+            validity_cell(s),
         ]
         for s in levels
     ]
@@ -250,10 +255,13 @@ def _sweep(levels: list[dict[str, Any]], prefix: str) -> str:
             "TPOT p99",
             f"E2E {shown('e2e', 'p50')}",
             "failed",
+            "valid",
         ],
         rows,
         f"{prefix}-levels",
     )
+    if any(validity_cell(s) not in ("ok", "–") for s in levels):
+        html += f'<p class="warn">{escape(VALIDITY_LEGEND)}</p>'
     html += _server_table(levels, prefix)
     telemetry = [s for s in levels if s.get("telemetry")]
     if telemetry:
@@ -330,6 +338,13 @@ def _plan(plan: dict[str, Any], prefix: str) -> str:
     return html + _table(headers, rows, f"{prefix}-plan", text_columns=2)
 
 
+def _pair_validity(comparison: dict[str, Any]) -> str:
+    """'ok', or the variants whose level was not valid: 'baseline ✗target'."""
+    judged = (comparison.get("validity") or {}).items()
+    invalid = [f"{name} {validity_cell({'validity': v})}" for name, v in judged if v and not v["valid"]]
+    return "✗ " + ", ".join(invalid) if invalid else ("ok" if judged else "–")
+
+
 def _compare(report: dict[str, Any], prefix: str) -> str:
     html = ""
     for candidate in {level["candidate"] for level in report["levels"]}:
@@ -372,11 +387,12 @@ def _compare(report: dict[str, Any], prefix: str) -> str:
                 if row["comparison"]["paired_candidate_faster"] is not None
                 else "–",
                 row["comparison"].get("candidate_acceptance_rate"),
+                _pair_validity(row["comparison"]),
             ]
             for row in rows
         ]
         html += _table(
-            ["level", "TTFT", "TPOT", "end-to-end", "tok/s ratio", "paired wins", "draft acceptance"],
+            ["level", "TTFT", "TPOT", "end-to-end", "tok/s ratio", "paired wins", "draft acceptance", "valid"],
             table_rows,
             f"{prefix}-speedups",
         )

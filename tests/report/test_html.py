@@ -98,3 +98,22 @@ def test_merged_hlogs_parquet_and_the_extra_sections(start_sim: SimFactory, tmp_
     assert pyarrow_parquet.read_table(out / "requests.parquet").num_rows == 3 + 5 + 2  # and one warm-up each
     summaries = pyarrow_parquet.read_table(out / "summaries.parquet").to_pylist()
     assert [row["completed"] for row in summaries] == [3, 5]
+
+
+def test_invalid_levels_are_marked_in_the_report(tmp_path: Path) -> None:
+    from loadgen.metrics.validity import level_validity
+    from loadgen.report.html import render_report
+    from tests.plan.sweeps import level, write_sweep
+
+    levels = [level(8, 4.0, 200, 30), level(64, 6.0, 400, 50)]
+    for summary in levels:
+        summary.update(partial=False, client={"saturated": False}, throughput={**summary["throughput"]})
+        summary["requests"]["failed"] = 0
+        for metric in ("ttft", "tpot"):
+            summary["latency_ms"][metric]["p99"] = summary["latency_ms"][metric]["p95"]
+        summary["latency_ms"]["e2e"] = {"p50": 1000.0, "p99": 2000.0}
+    levels[0]["validity"] = level_validity({"requests": {"completed": 100, "failed": 0}})
+    lagging = {"lag_fraction": 0.41, "late_s": 0.82, "modelled_s": 2.0}
+    levels[1]["validity"] = level_validity({"requests": {"completed": 100, "failed": 0}, "target": lagging})
+    html = render_report([Path(write_sweep(tmp_path / "s", levels))])
+    assert "✗target" in html and "the server lagged its own model" in html
