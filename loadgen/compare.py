@@ -33,6 +33,7 @@ from loadgen.report.files import write_json
 from loadgen.telemetry.prometheus import acceptance_rate, scrape_counters
 
 BOOTSTRAP_RESAMPLES = 1000
+MIN_SUCCESSFUL = 4  # below this many successful requests in a variant, a level gives no speedup
 LENGTH_TOLERANCE = 0.02
 DEFAULT_VARIANTS = (("baseline", "sim:llama3-8b-h100"), ("assisted", "sim:llama3-8b-h100-spec"))
 
@@ -123,9 +124,11 @@ def _measured(directory: Path) -> dict[int, dict[str, Any]]:
     return values
 
 
-def _speedup(base: list[float], cand: list[float], rng: random.Random) -> dict[str, float | None]:
-    if not base or not cand:
-        return {"speedup": None, "low": None, "high": None}
+def _speedup(base: list[float], cand: list[float], rng: random.Random) -> dict[str, object]:
+    if len(base) < MIN_SUCCESSFUL or len(cand) < MIN_SUCCESSFUL:
+        reason = (f"too few successful requests for a speedup ({len(base)} baseline, {len(cand)} candidate; "
+                  f"at least {MIN_SUCCESSFUL} each)")  # fmt: skip
+        return {"speedup": None, "low": None, "high": None, "reason": reason}
     estimate = statistics.median(base) / statistics.median(cand)
     resampled = sorted(
         statistics.median(rng.choices(base, k=len(base))) / statistics.median(rng.choices(cand, k=len(cand)))
@@ -147,6 +150,10 @@ def compare_level(base_dir: Path, cand_dir: Path, base: dict, cand: dict, seed: 
     result["throughput_ratio"] = round(cand_tps / base_tps, 4) if base_tps and cand_tps else None
     paired = [(base_values[i]["e2e"], cand_values[i]["e2e"]) for i in base_values.keys() & cand_values.keys()]
     result["paired_requests"] = len(paired)
+    result["requests"] = {
+        role: {"completed": summary["requests"]["completed"], "failed": summary["requests"]["failed"]}
+        for role, summary in (("baseline", base), ("candidate", cand))
+    }
     result["paired_candidate_faster"] = round(sum(c < b for b, c in paired) / len(paired), 4) if paired else None
     base_tokens = statistics.fmean(v["tokens"] for v in base_values.values()) if base_values else 0.0
     cand_tokens = statistics.fmean(v["tokens"] for v in cand_values.values()) if cand_values else 0.0
@@ -255,8 +262,16 @@ async def run_compare(plan: object, variants: list[Variant], console: Console) -
             console.print(f"INVALID levels, not a fair comparison: {', '.join(invalid)}: see each level's "
                           "summary.json validity", style="bold red")  # fmt: skip
         point = crossover(rows)
-        console.print(f"crossover: {candidate.name} stops helping end to end at {point}" if point else
-                      f"{candidate.name} is faster end to end at every level measured")  # fmt: skip
+        unknown = [row for row in rows if row["comparison"]["e2e"]["speedup"] is None]  # type: ignore[index]
+        for row in unknown:
+            console.print(f"{row['level']}: no speedup: {row['comparison']['e2e']['reason']}", style="yellow")  # type: ignore[index]
+        if point:
+            console.print(f"crossover: {candidate.name} stops helping end to end at {point}")
+        elif unknown:
+            console.print(f"{candidate.name} is faster end to end at the levels with a speedup; "
+                          f"{len(unknown)} level(s) gave none")  # fmt: skip
+        else:
+            console.print(f"{candidate.name} is faster end to end at every level measured")
         identical = [row["comparison"]["identical_outputs"] for row in rows]  # type: ignore[index]
         if any(share is not None and share < 1 for share in identical):
             console.print(f"warning: {candidate.name}'s answers differ from the baseline's for some prompts "
@@ -287,7 +302,7 @@ def _invalid_variants(row: dict[str, Any]) -> str:
 def compare_table(baseline: str, candidate: str, rows: list[dict[str, object]]) -> Table:
     table = Table(title=f"{candidate} vs {baseline}: speedup (baseline ÷ candidate, 95% CI)", title_justify="left")
     with_acceptance = any(row["comparison"].get("candidate_acceptance_rate") is not None for row in rows)  # type: ignore[attr-defined]
-    for column in ("level", "TTFT", "TPOT", "end-to-end", "tok/s ratio", "paired wins"):
+    for column in ("level", "TTFT", "TPOT", "end-to-end", "tok/s ratio", "paired wins", "failed\nbase/cand"):
         table.add_column(column, justify="right")
     if with_acceptance:
         table.add_column("accepted", justify="right")
@@ -298,13 +313,19 @@ def compare_table(baseline: str, candidate: str, rows: list[dict[str, object]]) 
             return "–"
         return f"{entry['speedup']:.2f}× ({entry['low']:.2f}–{entry['high']:.2f})"
 
+    def failures(comparison: dict) -> str:  # type: ignore[type-arg]
+        counts = comparison.get("requests") or {}
+        return "/".join(str((counts.get(role) or {}).get("failed", "–")) for role in ("baseline", "candidate"))
+
     for row in rows:
         comparison = row["comparison"]
         wins = comparison["paired_candidate_faster"]  # type: ignore[index]
-        style = "green" if (comparison["e2e"]["speedup"] or 0) >= 1 else "red"  # type: ignore[index]
+        speedup = comparison["e2e"]["speedup"]  # type: ignore[index]
+        style = "dim" if speedup is None else "green" if speedup >= 1 else "red"
+        ratio = comparison["throughput_ratio"]  # type: ignore[index]
         cells = [str(row["level"]), cell(comparison["ttft"]), cell(comparison["tpot"]),  # type: ignore[index]
-                 cell(comparison["e2e"]), f"{comparison['throughput_ratio']:.2f}",  # type: ignore[index]
-                 "–" if wins is None else f"{wins:.0%}"]  # fmt: skip
+                 cell(comparison["e2e"]), "–" if ratio is None else f"{ratio:.2f}",  # type: ignore[index]
+                 "–" if wins is None else f"{wins:.0%}", failures(comparison)]  # type: ignore[arg-type]  # fmt: skip
         if with_acceptance:
             rate = comparison.get("candidate_acceptance_rate")  # type: ignore[attr-defined]
             cells.append("–" if rate is None else f"{rate:.0%}")

@@ -398,6 +398,15 @@ def _telemetry(
         sidecar.stop()
 
 
+def _measured_window(summary: dict[str, Any], origin_ns: int, now_ns: int) -> tuple[int, int]:
+    """The level's measured window on the monotonic clock, so telemetry means leave out the idle
+    time before the first send and after the last answer (the drain, closing, writing results)."""
+    start, end = (summary.get("clock") or {}).get("window_ns") or (None, None)
+    if start is None or end is None:
+        return origin_ns, now_ns
+    return origin_ns + start, origin_ns + end
+
+
 async def _level_telemetry(
     sidecar: SidecarSampler, start_ns: int, end_ns: int, output_tokens: int, cpu_at_start: float | None
 ) -> dict[str, object]:
@@ -593,9 +602,9 @@ async def _run_level(
             console.print(f"warning: {label}: {message}", style="bold yellow")
         if sidecar is not None:
             await asyncio.to_thread(sidecar.sample_now)  # and one at its last
-            summary["telemetry"] = await _level_telemetry(
-                sidecar, run_start_ns, clock.now_ns(), aggregator.output_tokens, sidecar_cpu
-            )
+            start_ns, end_ns = _measured_window(summary, run_start_ns, clock.now_ns())
+            summary["telemetry"] = await _level_telemetry(sidecar, start_ns, end_ns, aggregator.output_tokens,
+                                                          sidecar_cpu)  # fmt: skip
         hlog.close()
         _warn_about_losses(console, label, publisher, write_failures, summary)
         try:
@@ -633,9 +642,10 @@ async def _level_in_workers(
     summary = await run_level_in_workers(plan, endpoint, load, level_dir, label, stop, console)
     if sidecar is not None:
         await asyncio.to_thread(sidecar.sample_now)
-        start_ns = int(summary["clock"]["monotonic_start_ns"])  # type: ignore[index, call-overload]
+        origin_ns = int(summary["clock"]["monotonic_start_ns"])  # type: ignore[index, call-overload]
         tokens = int(summary["tokens"]["output_total"])  # type: ignore[index, call-overload]
-        summary["telemetry"] = await _level_telemetry(sidecar, start_ns, MonotonicClock.now_ns(), tokens, cpu_at_start)
+        start_ns, end_ns = _measured_window(summary, origin_ns, MonotonicClock.now_ns())
+        summary["telemetry"] = await _level_telemetry(sidecar, start_ns, end_ns, tokens, cpu_at_start)
         write_json(level_dir / "summary.json", summary)
     return summary
 

@@ -73,6 +73,11 @@ def test_compare_end_to_end_with_two_simulators(tmp_path: Path) -> None:
     assert next((tmp_path / "slow").glob("level-01-*")).joinpath("summary.json").is_file()
     config = json.loads((tmp_path / "config.json").read_text())
     assert [variant["name"] for variant in config["variants"]] == ["slow", "fast"]
+    from loadgen.report.export import export_csv
+
+    summaries, records = export_csv([tmp_path], tmp_path / "export")  # every variant's levels, none dropped
+    assert len(summaries.read_text().splitlines()) == 1 + 2 * 2
+    assert len(records.read_text().splitlines()) == 1 + 2 * 2 * 8
 
 
 def test_compare_reports_the_servers_draft_acceptance(tmp_path: Path) -> None:
@@ -107,3 +112,19 @@ def test_variants_of_one_endpoint_with_other_request_fields(start_sim: SimFactor
 def test_bad_variant_texts(text: str) -> None:
     with pytest.raises(ConfigError):
         parse_variants([text, "other=sim:fixed:1,1"])
+
+
+def test_a_candidate_with_no_successful_request_gives_no_speedup_and_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], start_sim: SimFactory
+) -> None:
+    broken = start_sim("fixed:5,1", break_rate=1.0)  # every stream breaks after its first token or more
+    code = main(["compare", "--variant", "base=sim:fixed:5,1", "--variant", f"broken={broken.url}",
+                 "--concurrency", "2", "--requests", "8", "--warmup", "0", "--max-tokens", "8",
+                 "--output", str(tmp_path)])  # fmt: skip
+    printed = " ".join(capsys.readouterr().out.split())
+    assert code == 0, printed
+    comparison = json.loads((tmp_path / "compare.json").read_text())["levels"][0]["comparison"]
+    assert comparison["e2e"]["speedup"] is None and "too few successful requests" in comparison["e2e"]["reason"]
+    assert comparison["requests"]["candidate"] == {"completed": 0, "failed": 8}
+    assert "no speedup" in printed and "faster end to end at every level" not in printed
+    assert "✗ broken ✗failed" in printed  # the level is marked invalid too

@@ -1,11 +1,12 @@
 """Metrics layer: what one request's record says about latency (pure functions, ns in, ns out).
 
 Definitions (also in README):
-- TTFT = first non-empty content chunk − intended send.
+- TTFT = first chunk that carries a token (even with empty text, see protocols.openai) − intended send.
 - E2E = end of response − intended send.
 - TPOT = (end − first token) / (output tokens − 1); only for requests with ≥ 2 output tokens.
 - ITL: each gap between consecutive content chunks, divided among the tokens the later chunk
-  carries (a chunk of k tokens gives k samples of gap/k). ITL-chunk: the raw gaps.
+  carries (a chunk of k tokens gives k samples of gap/k; with only a total, the tokens after the
+  first spread over the gaps in whole numbers that add up, so mean ITL = TPOT). ITL-chunk: the raw gaps.
 - Schedule lag = actual send − intended send.
 """
 
@@ -72,12 +73,17 @@ def itl_samples_ns(record: RequestRecord) -> Iterator[tuple[float, int]]:
         return
     per_chunk = record.chunk_tokens
     if per_chunk is None:
-        even = 1
-        if itl_split(record) is ItlSplit.EVEN_SPLIT and record.output_tokens:
-            even = max(1, round(record.output_tokens / len(chunks)))
-        previous = chunks[0]
-        for arrival in chunks[1:]:
-            yield (arrival - previous) / even, even
+        gaps = len(chunks) - 1
+        after_first = (record.output_tokens or len(chunks)) - 1  # the first chunk's token is TTFT's
+        if itl_split(record) is not ItlSplit.EVEN_SPLIT or after_first < gaps:
+            after_first = gaps  # one token per chunk (known, assumed, or more chunks than tokens)
+        # the tokens after the first spread over the gaps in whole numbers that add up exactly
+        # (e.g. 63 over 45 gaps: 18 gaps of 2 and 27 of 1), not rounded to one number for all
+        previous, given = chunks[0], 0
+        for number, arrival in enumerate(chunks[1:], 1):
+            tokens = after_first * number // gaps - given
+            given += tokens
+            yield (arrival - previous) / tokens, tokens
             previous = arrival
         return
     for position in range(1, len(chunks)):

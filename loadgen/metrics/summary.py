@@ -101,6 +101,8 @@ def build_summary(aggregator: Aggregator, info: RunInfo) -> dict[str, object]:
             if transport.stamp_source == StampSource.KERNEL.value
             else "when the request was handed to the transport",
             "monotonic_start_ns": info.monotonic_start_ns,
+            # the measured window (first intended send to the last end), ns after monotonic_start_ns
+            "window_ns": [aggregator.window_start_ns, aggregator.window_end_ns],
             "epoch_start_s": info.epoch_start_s,
             "note": "record times are ns since monotonic_start_ns on this host's monotonic clock",
         },

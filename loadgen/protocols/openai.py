@@ -134,13 +134,16 @@ class OpenAIStreamDecoder:
             self._finished = True
             return
         for choice in chunk.get("choices") or ():
+            reason = choice.get("finish_reason")
             if self._chat:
-                _append_generated(choice, "delta", events)
+                _append_generated(choice, "delta", events, streamed=True)
             else:  # the completions fast path: ``text`` (see _append_generated)
                 text = choice.get("text")
                 if text:
                     events.append(ContentChunk(text if type(text) is str else str(text)))
-            reason = choice.get("finish_reason")
+                elif text is not None and not reason:
+                    # an empty text mid-stream still carries a token (vLLM's mid-UTF-8 character)
+                    events.append(ContentChunk(""))
             if reason:
                 self._finished = True
                 events.append(Finish(reason))
@@ -149,9 +152,13 @@ class OpenAIStreamDecoder:
             events.append(Usage(usage.get("prompt_tokens"), usage.get("completion_tokens")))
 
 
-def _append_generated(choice: dict[str, object], message_key: str | None, events: list[StreamEvent]) -> None:
+def _append_generated(
+    choice: dict[str, object], message_key: str | None, events: list[StreamEvent], streamed: bool = False
+) -> None:
     """Reasoning and content of one choice: chat keeps them under ``message``/``delta``,
-    completions under ``text``. Empty strings are not tokens."""
+    completions under ``text``. In a stream, a delta with empty content still carries a token
+    (vLLM sends one for a token that ends mid-UTF-8 character), unless it is the role-only first
+    delta or a closing one (with ``finish_reason``); whole answers' empty strings are nothing."""
     if message_key is None:
         text = choice.get("text")
     else:
@@ -164,3 +171,7 @@ def _append_generated(choice: dict[str, object], message_key: str | None, events
         text = message.get("content")
     if text:
         events.append(ContentChunk(str(text)))
+    elif streamed and text is not None and message_key is not None and not choice.get("finish_reason"):
+        message = choice.get(message_key)
+        if isinstance(message, dict) and "role" not in message and not message.get("tool_calls"):
+            events.append(ContentChunk(""))

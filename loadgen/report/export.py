@@ -31,6 +31,11 @@ def _summaries(directory: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
             yield (level_dirs[0] if level_dirs else directory), level
     elif (directory / "summary.json").is_file():
         yield directory, read_result_json(directory / "summary.json")
+    elif (directory / "compare.json").is_file():  # each variant's levels, its name in the source column
+        for variant in read_result_json(directory / "compare.json").get("variants") or []:
+            for level_dir in sorted((directory / str(variant["name"])).glob("level-*")):
+                if (level_dir / "summary.json").is_file():
+                    yield level_dir, read_result_json(level_dir / "summary.json")
 
 
 def summary_row(source: Path, summary: dict[str, Any]) -> dict[str, object]:

@@ -387,20 +387,39 @@ def _compare(report: dict[str, Any], prefix: str) -> str:
                 if row["comparison"]["paired_candidate_faster"] is not None
                 else "–",
                 row["comparison"].get("candidate_acceptance_rate"),
+                "/".join(
+                    str((row["comparison"].get("requests") or {}).get(role, {}).get("failed", "–"))
+                    for role in ("baseline", "candidate")
+                ),
                 _pair_validity(row["comparison"]),
             ]
             for row in rows
         ]
         html += _table(
-            ["level", "TTFT", "TPOT", "end-to-end", "tok/s ratio", "paired wins", "draft acceptance", "valid"],
+            [
+                "level",
+                "TTFT",
+                "TPOT",
+                "end-to-end",
+                "tok/s ratio",
+                "paired wins",
+                "draft acceptance",
+                "failed base/cand",
+                "valid",
+            ],
             table_rows,
             f"{prefix}-speedups",
         )
-        html += (
-            f"<p><b>crossover:</b> {escape(candidate)} stops helping at load {crossing:g}</p>"
-            if crossing
-            else f"<p>{escape(candidate)} is faster at every level measured</p>"
-        )
+        unknown = [row for row in rows if row["comparison"]["e2e"]["speedup"] is None]
+        for row in unknown:
+            reason = row["comparison"]["e2e"].get("reason") or "no successful requests"
+            html += f'<p class="warn">{escape(str(row["level"]))}: no speedup: {escape(reason)}</p>'
+        if crossing:
+            html += f"<p><b>crossover:</b> {escape(candidate)} stops helping at load {crossing:g}</p>"
+        elif unknown:
+            html += f"<p>{escape(candidate)} is faster at the levels with a speedup; {len(unknown)} gave none</p>"
+        else:
+            html += f"<p>{escape(candidate)} is faster at every level measured</p>"
         if any(not row["comparison"]["lengths_match"] for row in rows):
             html += '<p class="warn">output lengths differ between variants: not like for like</p>'
     return html

@@ -34,6 +34,8 @@ KNOWN_METRICS = {
     "llamacpp:kv_cache_usage_ratio": "kv_cache_usage",
     "llamacpp:tokens_predicted_total": "generation_tokens_total",
     "llamacpp:prompt_tokens_total": "prompt_tokens_total",
+    "llamacpp:spec_decode_num_draft_tokens_total": "spec_draft_tokens_total",
+    "llamacpp:spec_decode_num_accepted_tokens_total": "spec_accepted_tokens_total",
     # Triton Inference Server
     "nv_inference_pending_request_count": "requests_waiting",
     "nv_inference_request_success": "requests_succeeded_total",

@@ -31,7 +31,19 @@ def test_itl_divides_gap_among_tokens_the_server_reported() -> None:
 def test_itl_even_split_when_usage_exceeds_chunks() -> None:
     r = record(chunks_ms=(10, 20, 30), output_tokens=6)
     assert rm.itl_split(r) is rm.ItlSplit.EVEN_SPLIT
-    assert list(rm.itl_samples_ns(r)) == [(5 * MS, 2), (5 * MS, 2)]
+    # 5 tokens after the first over 2 gaps: 2 and 3, so ITL's mean is TPOT's (20 ms / 5)
+    assert list(rm.itl_samples_ns(r)) == [(5 * MS, 2), (pytest.approx(10 * MS / 3), 3)]
+    assert rm.tpot_ns(r) == pytest.approx(4 * MS)
+
+
+def test_itl_even_split_adds_up_when_tokens_do_not_divide_evenly() -> None:
+    # vLLM: 64 tokens in 46 chunks (some chunks carry two): rounding 64/46 to 1 made raw gaps per-token times
+    r = record(chunks_ms=tuple(float(10 * i) for i in range(46)), end_ms=450, output_tokens=64)
+    samples = list(rm.itl_samples_ns(r))
+    assert sum(tokens for _, tokens in samples) == 63
+    assert {tokens for _, tokens in samples} == {1, 2}
+    mean = sum(value * tokens for value, tokens in samples) / 63
+    assert mean == pytest.approx(rm.tpot_ns(r))
 
 
 def test_itl_assumed_one_per_chunk_without_token_counts() -> None:

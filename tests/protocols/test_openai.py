@@ -20,15 +20,36 @@ def test_chat_stream_events() -> None:
     assert events == [
         ContentChunk("Hel"),
         ContentChunk("lo, wörld €"),
+        ContentChunk(""),
         ContentChunk("!"),
         Finish("length"),
         Usage(12, 4),
     ]
 
 
-def test_role_only_and_empty_deltas_are_not_tokens() -> None:
+def test_an_empty_delta_mid_stream_is_a_token_the_role_only_one_is_not() -> None:
+    # vLLM's stream: role-only first delta, then 4 tokens, one of them ending mid-UTF-8 character
+    # (empty text); its usage says 4 completion tokens
     chunks = [e for e in chat_events(streams.VLLM_CHAT_STREAM) if isinstance(e, ContentChunk)]
-    assert [c.text for c in chunks] == ["Hel", "lo, wörld €", "!"]
+    assert [c.text for c in chunks] == ["Hel", "lo, wörld €", "", "!"]
+
+
+@pytest.mark.parametrize(
+    ("delta", "finish", "tokens"),
+    [('{"role":"assistant","content":""}', "null", 0), ('{"content":""}', "null", 1), ("{}", '"stop"', 0),
+     ('{"content":""}', '"length"', 0), ('{"content":"x"}', '"stop"', 1), ("{}", "null", 0)],
+)  # fmt: skip
+def test_which_chat_deltas_carry_a_token(delta: str, finish: str, tokens: int) -> None:
+    frame = (f'data: {{"choices":[{{"index":0,"delta":{delta},"finish_reason":{finish}}}]}}\n\n').encode()
+    decoder = get_codec("openai-chat").decoder(stream=True)
+    assert sum(isinstance(e, ContentChunk) for e in decoder.feed(frame)) == tokens
+
+
+def test_an_empty_completions_text_mid_stream_is_a_token() -> None:
+    decoder = get_codec("openai-completions").decoder(stream=True)
+    events = decoder.feed(b'data: {"choices":[{"index":0,"text":"","finish_reason":null}]}\n\n'
+                          b'data: {"choices":[{"index":0,"text":"","finish_reason":"stop"}]}\n\n')  # fmt: skip
+    assert [e for e in events if isinstance(e, ContentChunk)] == [ContentChunk("")]
 
 
 @pytest.mark.parametrize("stream", [streams.VLLM_CHAT_STREAM, streams.REASONING_STREAM, streams.ERROR_IN_STREAM])

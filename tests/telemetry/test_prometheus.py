@@ -71,3 +71,17 @@ def test_unreachable_or_unknown_endpoints_are_unavailable(start_sim: SimFactory)
     sim = start_sim("fixed:1,1")  # serves /metrics without engine metrics
     with pytest.raises(SourceUnavailable, match="none of the known server metrics"):
         PrometheusSource(sim.url + "/metrics").open()
+
+
+def test_llama_cpp_draft_acceptance_counters() -> None:
+    from loadgen.telemetry.prometheus import acceptance_rate
+
+    def scrape(drafted: int, accepted: int) -> dict[str, float]:
+        return parse_exposition(
+            f"# TYPE llamacpp:spec_decode_num_draft_tokens_total counter\n"
+            f"llamacpp:spec_decode_num_draft_tokens_total {drafted}\n"
+            f"# TYPE llamacpp:spec_decode_num_accepted_tokens_total counter\n"
+            f"llamacpp:spec_decode_num_accepted_tokens_total {accepted}\n"
+        )
+
+    assert acceptance_rate(scrape(100, 40), scrape(300, 160)) == 0.6  # 120 of 200 drafted tokens accepted
