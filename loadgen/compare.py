@@ -33,6 +33,7 @@ from loadgen.report.files import write_json
 from loadgen.telemetry.prometheus import acceptance_rate, scrape_counters
 
 BOOTSTRAP_RESAMPLES = 1000
+CACHE_SHARE_TOLERANCE = 0.05  # prompt share served from the prefix cache, between the variants
 MIN_SUCCESSFUL = 4  # below this many successful requests in a variant, a level gives no speedup
 LENGTH_TOLERANCE = 0.02
 DEFAULT_VARIANTS = (("baseline", "sim:llama3-8b-h100"), ("assisted", "sim:llama3-8b-h100-spec"))
@@ -150,6 +151,13 @@ def compare_level(base_dir: Path, cand_dir: Path, base: dict, cand: dict, seed: 
     result["throughput_ratio"] = round(cand_tps / base_tps, 4) if base_tps and cand_tps else None
     paired = [(base_values[i]["e2e"], cand_values[i]["e2e"]) for i in base_values.keys() & cand_values.keys()]
     result["paired_requests"] = len(paired)
+    cached = {role: (summary.get("tokens") or {}).get("cached_input_total") for role, summary in
+              (("baseline", base), ("candidate", cand))}  # fmt: skip
+    result["cached_input_tokens"] = cached
+    prompts = {role: (summary.get("tokens") or {}).get("input_total") or 0 for role, summary in
+               (("baseline", base), ("candidate", cand))}  # fmt: skip
+    shares = [(cached[role] or 0) / prompts[role] if prompts[role] else 0.0 for role in ("baseline", "candidate")]
+    result["cache_hits_differ"] = abs(shares[0] - shares[1]) > CACHE_SHARE_TOLERANCE
     result["requests"] = {
         role: {"completed": summary["requests"]["completed"], "failed": summary["requests"]["failed"]}
         for role, summary in (("baseline", base), ("candidate", cand))
@@ -272,6 +280,11 @@ async def run_compare(plan: object, variants: list[Variant], console: Console) -
                           f"{len(unknown)} level(s) gave none")  # fmt: skip
         else:
             console.print(f"{candidate.name} is faster end to end at every level measured")
+        cache_differs = [str(row["level"]) for row in rows if row["comparison"].get("cache_hits_differ")]  # type: ignore[attr-defined]
+        if cache_differs:
+            console.print(f"warning: the variants' prefix-cache hits differ at {', '.join(cache_differs)} "
+                          "(usage cached_tokens): TTFT is then not like for like; restart the servers or change "
+                          "--seed between runs", style="bold yellow")  # fmt: skip
         identical = [row["comparison"]["identical_outputs"] for row in rows]  # type: ignore[index]
         if any(share is not None and share < 1 for share in identical):
             console.print(f"warning: {candidate.name}'s answers differ from the baseline's for some prompts "

@@ -50,6 +50,7 @@ class RequestRecord:
     correct: bool | None = None  # the answer matched the prompt's expected answer (None: not checked)
     connect_ns: int | None = None  # time spent opening a connection for it during the load (None: reused)
     read_lag_ns: int | None = None  # longest arrival-to-read delay of its bytes (kernel stamps only)
+    cached_input_tokens: int | None = None  # prompt tokens served from the server's prefix cache (usage)
 
     @property
     def ok(self) -> bool:
@@ -82,6 +83,7 @@ class RequestRecord:
             "correct": self.correct,
             "connect_ns": self.connect_ns,
             "read_lag_ns": self.read_lag_ns,
+            "cached_input_tokens": self.cached_input_tokens,
         }
 
     @classmethod

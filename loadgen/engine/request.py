@@ -52,6 +52,7 @@ class Attempt:
     """Mutable state of one request while it runs."""
 
     __slots__ = (
+        "cached_input",
         "chunk_ns",
         "chunk_tokens",
         "complete",
@@ -84,6 +85,7 @@ class Attempt:
         self.tokens_known = True
         self.texts: list[str] | None = [] if keep_text else None
         self.usage_input: int | None = None
+        self.cached_input: int | None = None
         self.usage_output: int | None = None
         self.finish_reason: str | None = None
         self.error_kind: ErrorKind | None = None
@@ -128,6 +130,8 @@ class Attempt:
             elif type(event) is Usage:
                 if event.prompt_tokens is not None:
                     self.usage_input = event.prompt_tokens
+                if event.cached_prompt_tokens is not None:
+                    self.cached_input = event.cached_prompt_tokens
                 if event.completion_tokens is not None:
                     self.usage_output = event.completion_tokens
             elif type(event) is Finish:
@@ -332,4 +336,5 @@ def to_record(
         correct=correct,
         connect_ns=attempt.connect_ns,
         read_lag_ns=attempt.read_lag_ns,
+        cached_input_tokens=attempt.cached_input,
     )

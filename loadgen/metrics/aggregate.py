@@ -60,6 +60,8 @@ class Aggregator:
         self.first_error_by_kind: dict[str, str] = {}
         self.output_tokens = 0
         self.input_tokens = 0
+        self.cached_input_tokens = 0
+        self.cached_input_known = 0  # requests whose usage said how much of the prompt was cached
         self.input_tokens_known = 0
         self.output_methods: Counter[str] = Counter()
         self.input_methods: Counter[str] = Counter()
@@ -139,6 +141,9 @@ class Aggregator:
         if record.input_tokens is not None:
             self.input_tokens += record.input_tokens
             self.input_tokens_known += 1
+        if record.cached_input_tokens is not None:
+            self.cached_input_tokens += record.cached_input_tokens
+            self.cached_input_known += 1
         if record.finish_reason:
             self.finish_reasons[record.finish_reason] += 1
         if record.correct is not None:
@@ -223,6 +228,8 @@ COUNTERS = (
     "output_tokens",
     "input_tokens",
     "input_tokens_known",
+    "cached_input_tokens",
+    "cached_input_known",
     "answers_checked",
     "answers_correct",
 )
@@ -251,7 +258,7 @@ def aggregator_state(aggregator: Aggregator, close_interval: bool = True) -> dic
 
 def merge_state(aggregator: Aggregator, state: dict[str, Any]) -> None:
     for name in COUNTERS:
-        setattr(aggregator, name, getattr(aggregator, name) + state[name])
+        setattr(aggregator, name, getattr(aggregator, name) + state.get(name, 0))
     for name in COUNTER_MAPS:
         getattr(aggregator, name).update(state[name])
     for kind, message in state["first_error_by_kind"].items():

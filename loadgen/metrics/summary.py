@@ -133,6 +133,8 @@ def build_summary(aggregator: Aggregator, info: RunInfo) -> dict[str, object]:
         "tokens": {
             "output_total": aggregator.output_tokens,
             "input_total": aggregator.input_tokens if aggregator.input_tokens_known else None,
+            # prompt tokens the server served from its prefix cache (usage.prompt_tokens_details)
+            "cached_input_total": aggregator.cached_input_tokens if aggregator.cached_input_known else None,
         },
         "goodput": _goodput(aggregator, info.slo, per_second),
         "answers": {

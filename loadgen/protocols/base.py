@@ -43,6 +43,7 @@ class ContentChunk(NamedTuple):
 class Usage:
     prompt_tokens: int | None
     completion_tokens: int | None
+    cached_prompt_tokens: int | None = None  # prompt tokens the server served from its prefix cache
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,7 +88,7 @@ class OpenAICodec:
         events.append(Finish(choices[0].get("finish_reason")))
         usage = data.get("usage")
         if isinstance(usage, dict):
-            events.append(Usage(usage.get("prompt_tokens"), usage.get("completion_tokens")))
+            events.append(_usage(usage))
         return merge_batch_events(events) if len(choices) > 1 else events
 
 
@@ -149,7 +149,16 @@ class OpenAIStreamDecoder:
                 events.append(Finish(reason))
         usage = chunk.get("usage")
         if usage is not None and type(usage) is dict:
-            events.append(Usage(usage.get("prompt_tokens"), usage.get("completion_tokens")))
+            events.append(_usage(usage))
+
+
+def _usage(usage: dict[str, object]) -> Usage:
+    """The usage block, with the prompt tokens served from the server's prefix cache when it says
+    (``prompt_tokens_details.cached_tokens``, as vLLM and OpenAI report them)."""
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    return Usage(usage.get("prompt_tokens"), usage.get("completion_tokens"),  # type: ignore[arg-type]
+                 cached if isinstance(cached, int) else None)  # fmt: skip
 
 
 def _append_generated(

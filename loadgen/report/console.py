@@ -188,6 +188,12 @@ def facts_lines(summary: dict) -> list[Text]:  # type: ignore[type-arg]
     else:
         lines.append(Text(f"token counts: output from {counting['output_method']}, input from "
                           f"{counting['input_method']}", style="dim"))  # fmt: skip
+    tokens = summary.get("tokens") or {}
+    cached, prompt = tokens.get("cached_input_total"), tokens.get("input_total")
+    if cached:
+        share = f" ({cached / prompt:.0%} of the prompt tokens)" if prompt else ""
+        lines.append(Text(f"prefix cache: {cached:,} prompt tokens served from the server's cache{share}: TTFT "
+                          "is then partly a cache hit, not prefill", style="yellow"))  # fmt: skip
     client = summary["client"]
     if client["saturated"]:
         lines.append(

@@ -134,3 +134,15 @@ def test_summary_names_the_stamp_source_and_carries_send_and_read_lag() -> None:
     # without kernel stamps the same lag is in every chunk time: the run is saturated
     user = summary_for(3.0, StampSource.USER)
     assert user["client"]["saturated"] and "include this delay" in client_lag_warnings(user)[0]
+
+
+def test_cached_prompt_tokens_are_summed_when_the_server_reports_them() -> None:
+    import dataclasses
+
+    from loadgen.metrics.aggregate import Aggregator
+    from tests.records import record
+
+    aggregator = Aggregator()
+    for cached in (140, 150, None):
+        aggregator.on_record(dataclasses.replace(record(chunks_ms=(10, 20), end_ms=21), cached_input_tokens=cached))
+    assert (aggregator.cached_input_tokens, aggregator.cached_input_known) == (290, 2)

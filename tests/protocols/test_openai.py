@@ -146,3 +146,13 @@ def test_prompt_max_tokens_overrides_default_and_messages_pass_through() -> None
     prompt = Prompt("p", messages=({"role": "user", "content": "a"}, {"role": "user", "content": "b"}), max_tokens=7)
     body = json.loads(codec.build_request(prompt, GenerationParams(None, GenerationConfig(stream=False))).body)
     assert body == {"prompt": "a\nb", "max_tokens": 7, "stream": False}
+
+
+def test_usage_says_how_much_of_the_prompt_came_from_the_prefix_cache() -> None:
+    decoder = get_codec("openai-chat").decoder(stream=True)
+    events = decoder.feed(b'data: {"choices":[],"usage":{"prompt_tokens":150,"completion_tokens":8,'
+                          b'"prompt_tokens_details":{"cached_tokens":144}}}\n\n')  # fmt: skip
+    assert events == [Usage(150, 8, 144)]
+    assert decoder.feed(b'data: {"choices":[],"usage":{"prompt_tokens":150,"completion_tokens":8}}\n\n') == [
+        Usage(150, 8, None)
+    ]
