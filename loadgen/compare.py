@@ -125,28 +125,47 @@ def _measured(directory: Path) -> dict[int, dict[str, Any]]:
     return values
 
 
-def _speedup(base: list[float], cand: list[float], rng: random.Random) -> dict[str, object]:
-    if len(base) < MIN_SUCCESSFUL or len(cand) < MIN_SUCCESSFUL:
-        reason = (f"too few successful requests for a speedup ({len(base)} baseline, {len(cand)} candidate; "
+def _blocks(values: dict[int, dict[str, Any]], metric: str, block: int) -> list[list[float]]:
+    """The metric's values in blocks of ``block`` requests in send order: requests that ran side
+    by side (one batch at concurrency ``block``) share their fate, so they are resampled together."""
+    ordered = [values[index][metric] for index in sorted(values) if metric in values[index]]
+    return [ordered[i : i + block] for i in range(0, len(ordered), block)]
+
+
+def _speedup(base: list[list[float]], cand: list[list[float]], rng: random.Random) -> dict[str, object]:
+    """Median ratio with a 95 % block-bootstrap interval (whole blocks resampled, see ``_blocks``)."""
+    base_n, cand_n = sum(map(len, base)), sum(map(len, cand))
+    if base_n < MIN_SUCCESSFUL or cand_n < MIN_SUCCESSFUL:
+        reason = (f"too few successful requests for a speedup ({base_n} baseline, {cand_n} candidate; "
                   f"at least {MIN_SUCCESSFUL} each)")  # fmt: skip
         return {"speedup": None, "low": None, "high": None, "reason": reason}
-    estimate = statistics.median(base) / statistics.median(cand)
-    resampled = sorted(
-        statistics.median(rng.choices(base, k=len(base))) / statistics.median(rng.choices(cand, k=len(cand)))
-        for _ in range(BOOTSTRAP_RESAMPLES)
-    )
-    return {"speedup": round(estimate, 4), "low": round(resampled[int(0.025 * BOOTSTRAP_RESAMPLES)], 4),
-            "high": round(resampled[int(0.975 * BOOTSTRAP_RESAMPLES) - 1], 4)}  # fmt: skip
+
+    def resampled_median(blocks: list[list[float]]) -> float:
+        return statistics.median([value for block in rng.choices(blocks, k=len(blocks)) for value in block])
+
+    estimate = statistics.median([v for b in base for v in b]) / statistics.median([v for b in cand for v in b])
+    if len(base) < 2 or len(cand) < 2:
+        return {"speedup": round(estimate, 4), "low": None, "high": None, "blocks": [len(base), len(cand)],
+                "reason": "every request ran in one batch: one run gives no interval (send more requests)"}  # fmt: skip
+    ratios = sorted(resampled_median(base) / resampled_median(cand) for _ in range(BOOTSTRAP_RESAMPLES))
+    low, high = ratios[int(0.025 * BOOTSTRAP_RESAMPLES)], ratios[int(0.975 * BOOTSTRAP_RESAMPLES) - 1]
+    return {
+        "speedup": round(estimate, 4),
+        "low": round(low, 4),
+        "high": round(high, 4),
+        "blocks": [len(base), len(cand)],
+    }
 
 
 def compare_level(base_dir: Path, cand_dir: Path, base: dict, cand: dict, seed: int) -> dict[str, object]:  # type: ignore[type-arg]
     rng = random.Random(seed)
     base_values, cand_values = _measured(base_dir), _measured(cand_dir)
+    block = max(1, (base.get("load") or {}).get("concurrency") or 1)  # closed loop: a batch of users
     result: dict[str, object] = {
-        metric: _speedup([v[metric] for v in base_values.values() if metric in v],
-                         [v[metric] for v in cand_values.values() if metric in v], rng)
+        metric: _speedup(_blocks(base_values, metric, block), _blocks(cand_values, metric, block), rng)
         for metric in ("ttft", "tpot", "e2e")
-    }  # fmt: skip
+    }
+    result["bootstrap"] = f"blocks of {block} consecutive requests resampled whole (requests that ran side by side)"
     base_tps, cand_tps = base["throughput"]["output_tokens_per_s"], cand["throughput"]["output_tokens_per_s"]
     result["throughput_ratio"] = round(cand_tps / base_tps, 4) if base_tps and cand_tps else None
     paired = [(base_values[i]["e2e"], cand_values[i]["e2e"]) for i in base_values.keys() & cand_values.keys()]
@@ -159,7 +178,7 @@ def compare_level(base_dir: Path, cand_dir: Path, base: dict, cand: dict, seed: 
     shares = [(cached[role] or 0) / prompts[role] if prompts[role] else 0.0 for role in ("baseline", "candidate")]
     result["cache_hits_differ"] = abs(shares[0] - shares[1]) > CACHE_SHARE_TOLERANCE
     result["requests"] = {
-        role: {"completed": summary["requests"]["completed"], "failed": summary["requests"]["failed"]}
+        role: {key: (summary.get("requests") or {}).get(key) for key in ("completed", "failed")}
         for role, summary in (("baseline", base), ("candidate", cand))
     }
     result["paired_candidate_faster"] = round(sum(c < b for b, c in paired) / len(paired), 4) if paired else None
@@ -324,6 +343,8 @@ def compare_table(baseline: str, candidate: str, rows: list[dict[str, object]]) 
     def cell(entry: dict) -> str:  # type: ignore[type-arg]
         if entry["speedup"] is None:
             return "–"
+        if entry["low"] is None:
+            return f"{entry['speedup']:.2f}× (no CI)"
         return f"{entry['speedup']:.2f}× ({entry['low']:.2f}–{entry['high']:.2f})"
 
     def failures(comparison: dict) -> str:  # type: ignore[type-arg]

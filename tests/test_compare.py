@@ -128,3 +128,19 @@ def test_a_candidate_with_no_successful_request_gives_no_speedup_and_says_why(
     assert comparison["requests"]["candidate"] == {"completed": 0, "failed": 8}
     assert "no speedup" in printed and "faster end to end at every level" not in printed
     assert "✗ broken ✗failed" in printed  # the level is marked invalid too
+
+
+def test_requests_that_ran_in_one_batch_are_resampled_together(tmp_path: Path) -> None:
+    write_records(tmp_path / "base", [100.0 + i for i in range(8)])
+    write_records(tmp_path / "cand", [220.0 + i for i in range(8)])
+    one_batch = {"throughput": {"output_tokens_per_s": 100}, "load": {"concurrency": 8}}
+    result = compare_level(tmp_path / "base", tmp_path / "cand", one_batch, one_batch, seed=1)
+    e2e = result["e2e"]
+    assert e2e["speedup"] is not None and e2e["low"] is None and "one batch" in e2e["reason"]  # type: ignore[index, operator]
+    several = {"throughput": {"output_tokens_per_s": 100}, "load": {"concurrency": 2}}
+    wide = compare_level(tmp_path / "base", tmp_path / "cand", several, several, seed=1)["e2e"]
+    narrow = compare_level(tmp_path / "base", tmp_path / "cand", summary(100), summary(100), seed=1)["e2e"]
+    assert wide["blocks"] == [4, 4] and narrow["blocks"] == [8, 8]  # type: ignore[index]
+    assert "blocks of 2 consecutive requests" in str(
+        compare_level(tmp_path / "base", tmp_path / "cand", several, several, seed=1)["bootstrap"]
+    )

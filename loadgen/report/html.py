@@ -376,6 +376,8 @@ def _compare(report: dict[str, Any], prefix: str) -> str:
         def speedup(entry: dict[str, Any]) -> str:
             if entry["speedup"] is None:
                 return "–"
+            if entry["low"] is None:
+                return f"{entry['speedup']:.2f}× (no interval)"
             return f"{entry['speedup']:.2f}× ({entry['low']:.2f}–{entry['high']:.2f})"
 
         table_rows = [
