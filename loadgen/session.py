@@ -410,7 +410,8 @@ def _measured_window(summary: dict[str, Any], origin_ns: int, now_ns: int) -> tu
 async def _level_telemetry(
     sidecar: SidecarSampler, start_ns: int, end_ns: int, output_tokens: int, cpu_at_start: float | None
 ) -> dict[str, object]:
-    summary = summarize_window(await asyncio.to_thread(sidecar.window, start_ns, end_ns), output_tokens)
+    samples = await asyncio.to_thread(sidecar.window, start_ns, end_ns)
+    summary = summarize_window(samples, output_tokens, (end_ns - start_ns) / 1e9)
     sampler = await asyncio.to_thread(sidecar.stats)
     cpu_now = sidecar.cpu_seconds()
     if cpu_now is not None and cpu_at_start is not None and end_ns > start_ns:

@@ -37,12 +37,15 @@ class Page:
     def __init__(self, socket: aiohttp.ClientWebSocketResponse) -> None:
         self._socket = socket
         self._ids = itertools.count(1)
+        self.events: list[dict[str, Any]] = []  # what the page said on its own (console, network), in order
 
     async def send(self, method: str, **params: Any) -> dict[str, Any]:
         message_id = next(self._ids)
         await self._socket.send_str(json.dumps({"id": message_id, "method": method, "params": params}))
         while True:
             reply = json.loads((await self._socket.receive(timeout=60)).data)
+            if "method" in reply:
+                self.events.append(reply)
             if reply.get("id") == message_id:
                 if "error" in reply:
                     raise RuntimeError(f"{method}: {reply['error']}")
@@ -68,9 +71,23 @@ class Page:
                 raise TimeoutError(f"page never satisfied: {expression}")
             await asyncio.sleep(0.25)
 
-    async def screenshot(self, path: Path) -> None:
-        data = await self.send("Page.captureScreenshot", format="png")
+    async def screenshot(self, path: Path, full_page: bool = False) -> None:
+        data = await self.send("Page.captureScreenshot", format="png", captureBeyondViewport=full_page)
         path.write_bytes(base64.b64decode(data["data"]))
+
+    def console_errors(self) -> list[str]:
+        """Exceptions and console errors the page raised (``Runtime.enable`` first)."""
+        errors = []
+        for event in self.events:
+            if event["method"] == "Runtime.exceptionThrown":
+                errors.append(str(event["params"]["exceptionDetails"].get("text")))
+            elif event["method"] == "Runtime.consoleAPICalled" and event["params"].get("type") == "error":
+                errors.append(" ".join(str(a.get("value")) for a in event["params"].get("args", [])))
+        return errors
+
+    def requested_urls(self) -> list[str]:
+        """Every URL the page asked for (``Network.enable`` first)."""
+        return [e["params"]["request"]["url"] for e in self.events if e["method"] == "Network.requestWillBeSent"]
 
 
 @contextlib.asynccontextmanager

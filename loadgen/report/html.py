@@ -17,17 +17,16 @@ from hdrh.log import HistogramLogReader
 from loadgen import __version__
 from loadgen.errors import ConfigError
 from loadgen.report.console import VALIDITY_LEGEND, validity_cell
-from loadgen.report.files import read_result_json
-from loadgen.report.svg import Series, line_chart
+from loadgen.report.files import read_records, read_result_json
+from loadgen.report.plots import Chart, long_tail, plotly_script
 
 STYLE = """
-body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1100px}
+body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1180px}
 h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}
 h3{font-size:15px}table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px;
 text-align:right;font-size:13px}th{background:#f4f4f4}td.text,th.text{text-align:left}
-.chart{width:640px;max-width:100%;margin:8px 16px 8px 0;font-size:11px}.chart .title{font-size:13px;font-weight:600}
-.grid{stroke:#eee}.limit{stroke:#999;stroke-dasharray:4 3}.marker{stroke:#555;stroke-dasharray:2 2}
-.marker-label{font-size:11px}.warn{color:#a60}.empty{color:#888}.charts{display:flex;flex-wrap:wrap}
+.chart{width:540px;max-width:100%;margin:8px 16px 8px 0}
+.chart.empty{color:#888;font-size:13px}.warn{color:#a60}.empty{color:#888}.charts{display:flex;flex-wrap:wrap}
 code{background:#f4f4f4;padding:1px 4px}
 """
 LATENCY_ROWS = (
@@ -51,13 +50,14 @@ def _cell(value: object, digits: int = 2) -> str:
 
 def _table(headers: list[str], rows: list[list[object]], table_id: str, text_columns: int = 1) -> str:
     head = "".join(f'<th class="{"text" if i < text_columns else ""}">{escape(h)}</th>' for i, h in enumerate(headers))
+    header_row = f"<tr>{head}</tr>" if any(headers) else ""  # a key-value table has no header
     body = "".join(
         "<tr>"
         + "".join(f'<td class="{"text" if i < text_columns else ""}">{_cell(v)}</td>' for i, v in enumerate(row))
         + "</tr>"
         for row in rows
     )
-    return f'<table id="{escape(table_id)}"><tr>{head}</tr>{body}</table>'
+    return f'<table id="{escape(table_id)}">{header_row}{body}</table>'
 
 
 def _metadata(summary: dict[str, Any], config: dict[str, Any] | None) -> str:
@@ -79,8 +79,10 @@ def _metadata(summary: dict[str, Any], config: dict[str, Any] | None) -> str:
         rows.append(["results incomplete", "; ".join(lost)])
     html = _table(["", ""], rows, "metadata", text_columns=2)
     if config:
-        options = " ".join(f"--{k.replace('_', '-')}={v}" for k, v in (config.get("options") or {}).items())
-        html += f"<p>options: <code>{escape(options)}</code></p>"
+        html += f"<p>options: <code>{escape(_as_flags(config.get('options') or {}))}</code></p>"
+        slos = _slo_texts(config)
+        if slos:
+            html += f"<p>SLOs: {escape(', '.join(text for text, *_ in slos))}</p>"
     return html
 
 
@@ -93,6 +95,32 @@ def _imported(source: dict[str, Any]) -> str:
     rows += [["assumption", item] for item in source.get("assumptions") or []]
     note = "Figures measured by another tool and imported: no histograms or per-request records stand behind them."
     return f'<p class="warn">{note}</p>' + _table(["", ""], rows, "imported", text_columns=2)
+
+
+def _as_flags(options: dict[str, Any]) -> str:
+    """The options as flags a user types: only those given (not the defaults), in their own syntax."""
+    from loadgen.options import OPTIONS_BY_NAME
+
+    flags = []
+    for name, value in options.items():
+        option = OPTIONS_BY_NAME.get(name)
+        if option is None or value in (None, False, [], {}, ()) or value == option.default:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            flags.append(flag)
+        elif name == "slo":
+            flags.append(f"{flag} " + ",".join(_slo_flag(t) for t in value if isinstance(t, dict)))
+        elif isinstance(value, list):
+            flags.append(f"{flag} " + ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value))
+        else:
+            flags.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
+    return " ".join(flags) or "(defaults)"
+
+
+def _slo_flag(target: dict[str, Any]) -> str:
+    statistic = f"_p{target['percentile']:g}" if target.get("percentile") else "_mean" if target.get("mean") else ""
+    return f"{target['metric']}{statistic}={target['threshold_ns'] / 1e6:g}ms"
 
 
 def _latency_table(summary: dict[str, Any], table_id: str) -> str:
@@ -137,16 +165,163 @@ def _distribution(directory: Path, name: str, label: str, chart_id: str) -> str:
 
 
 def _cdf_chart(merged: HdrHistogram, label: str, chart_id: str) -> str:
+    """The distribution as percentiles against latency on a log axis, so a long tail does not
+    squeeze the body of the curve into a corner."""
     total = merged.get_total_count()
     if not total:
         return ""
-    points, seen = [], 0
+    xs, ys, seen = [], [], 0
     for item in merged.get_recorded_iterator():
         seen += item.count_added_in_this_iter_step
-        points.append((item.value_iterated_to / 1000.0, 100.0 * seen / total))
-    return line_chart(
-        f"{label} distribution", f"{label} (ms)", "% of samples ≤", [Series(label, points)], chart_id=chart_id
-    )
+        xs.append(item.value_iterated_to / 1000.0)
+        ys.append(100.0 * seen / total)
+    chart = Chart(chart_id, f"{label}: cumulative distribution", f"{label} (ms, log)", "% of samples ≤", log_x=True)
+    return chart.line(label, xs, ys, unit="%", markers=False).html()
+
+
+def _mark_levels(chart: Chart, levels: list[dict[str, Any]], xs: list[Any], ys: list[Any], knee: int | None) -> None:
+    """Invalid levels as red crosses on the curve (with why on hover), and the knee."""
+    bad = [(x, y, f"{_level_label(s)}: {validity_cell(s)}") for s, x, y in zip(levels, xs, ys, strict=True)
+           if y is not None and validity_cell(s) not in ("ok", "–")]  # fmt: skip
+    if bad:
+        chart.scatter("not valid", [b[0] for b in bad], [b[1] for b in bad], text=[b[2] for b in bad],
+                      symbol="x", color="#d62728")  # fmt: skip
+    if knee is not None and ys[knee] is not None:
+        chart.mark(xs[knee], ys[knee], "knee")
+
+
+def _variant_levels(directory: Path, variant: str) -> list[dict[str, Any]]:
+    return [read_result_json(path) for path in sorted((directory / variant).glob("level-*/summary.json"))]
+
+
+def _absolute_latencies(directory: Path, report: dict[str, Any], candidate: str, xs: list[float], prefix: str) -> str:
+    """Each variant's own latencies beside the ratios: a speedup of 2× on 5 ms is not one on 5 s."""
+    chart = Chart(f"{prefix}-absolute-{candidate}", "each variant's latency (p50)", "load (log)", "ms (log)",
+                  log_x=True, log_y=True)  # fmt: skip
+    for variant in (report["baseline"], candidate):
+        levels = _variant_levels(directory, variant)
+        loads = [_level_x(s) for s in levels]
+        for metric, dashed in (("e2e", False), ("ttft", True)):
+            chart.line(f"{variant} {metric.upper()} p50", loads, [s["latency_ms"][metric]["p50"] for s in levels],
+                       dashed=dashed, unit="ms", text=[_level_label(s) for s in levels])  # fmt: skip
+    return chart.html()
+
+
+def _over_time(directory: Path, prefix: str, warmup_s: float | None = None) -> str:
+    """Per interval of the ``.hlog`` files: TTFT and ITL percentiles and requests per interval, so
+    drift, warm-up and stalls show; the warm-up span is shaded."""
+    series: dict[str, tuple[list[float], list[float], list[float], list[int]]] = {}
+    for name in ("ttft", "itl", "e2e"):
+        path = directory / f"{name}.hlog"
+        if not path.is_file():
+            continue
+        reader = HistogramLogReader(str(path), HdrHistogram(1, 3_600_000_000, 3))
+        times, p50, p99, counts = [], [], [], []
+        while (interval := reader.get_next_interval_histogram()) is not None:
+            if not interval.get_total_count():
+                continue
+            times.append(interval.get_start_time_stamp() / 1000.0)
+            p50.append(interval.get_value_at_percentile(50) / 1000.0)
+            p99.append(interval.get_value_at_percentile(99) / 1000.0)
+            counts.append(interval.get_total_count())
+        if times:
+            series[name] = (times, p50, p99, counts)
+    if not series:
+        return ""
+    origin = min(times[0] for times, *_ in series.values())
+    latency = Chart(f"{prefix}-over-time", "latency over time (per interval)", "seconds into the run", "ms (log)",
+                    log_y=True)  # fmt: skip
+    for name, (times, p50, p99, _) in series.items():
+        rel = [t - origin for t in times]
+        latency.line(f"{name.upper()} p50", rel, p50, unit="ms")
+        latency.line(f"{name.upper()} p99", rel, p99, dashed=True, unit="ms")
+    if warmup_s:
+        latency.band(0.0, warmup_s, "warm-up")
+    charts = latency.html()
+    if "e2e" in series:
+        times, _, _, counts = series["e2e"]
+        rate = Chart(f"{prefix}-rate-over-time", "completed requests per interval", "seconds into the run",
+                     "requests")  # fmt: skip
+        charts += rate.line("completed", [t - origin for t in times], counts, unit="requests").html()
+    return charts
+
+
+MAX_POINTS = 2000
+
+
+def _per_request_views(directory: Path, prefix: str) -> str:
+    """From ``requests.jsonl``: TTFT against input length, and ITL against token position."""
+    path = directory / "requests.jsonl"
+    if not path.is_file():
+        return ""
+    inputs: list[float] = []
+    ttfts: list[float] = []
+    gaps_by_position: dict[int, list[float]] = {}
+    for record in read_records(path):
+        if record.get("warmup") or record.get("error_kind") or record.get("first_token_ns") is None:
+            continue
+        if record.get("input_tokens") is not None and len(inputs) < MAX_POINTS:
+            inputs.append(record["input_tokens"])
+            ttfts.append((record["first_token_ns"] - record["intended_ns"]) / 1e6)
+        chunks = record.get("chunk_ns") or []
+        for position in range(1, len(chunks)):
+            gaps_by_position.setdefault(position, []).append((chunks[position] - chunks[position - 1]) / 1e6)
+    charts = ""
+    if inputs:
+        chart = Chart(f"{prefix}-ttft-input", "TTFT against input length", "input tokens", "TTFT (ms)")
+        charts += chart.scatter("requests", inputs, ttfts).html()
+    if gaps_by_position:
+        positions = sorted(gaps_by_position)
+        mean = [sum(gaps_by_position[p]) / len(gaps_by_position[p]) for p in positions]
+        high = [sorted(gaps_by_position[p])[int(0.99 * (len(gaps_by_position[p]) - 1))] for p in positions]
+        chart = Chart(f"{prefix}-itl-position", "inter-chunk gap against position in the answer", "chunk position",
+                      "ms", log_y=long_tail(mean + high))  # fmt: skip
+        chart.line("mean", positions, mean, unit="ms", markers=False)
+        chart.line("p99", positions, high, dashed=True, unit="ms", markers=False)
+        charts += chart.html()
+    return charts
+
+
+TELEMETRY_FIELDS = (  # (source, value name, chart title, unit)
+    ("gpu", "util_percent", "GPU utilisation", "%"), ("gpu", "power_w", "GPU power", "W"),
+    ("gpu", "memory_used_bytes", "GPU memory used", "bytes"),
+    ("server", "kv_cache_usage", "KV cache usage", "fraction"),
+    ("server", "requests_running", "running batch", "requests"),
+    ("server", "requests_waiting", "queue", "requests"),
+    ("host", "cpu_percent", "host CPU", "%"),
+)  # fmt: skip
+
+
+def _telemetry_over_time(directory: Path, levels: list[dict[str, Any]], prefix: str) -> str:
+    """Telemetry samples (``telemetry.jsonl``) over the run, with each level's window shaded."""
+    path = directory / "telemetry.jsonl"
+    if not path.is_file():
+        return ""
+    samples = list(read_records(path))
+    if not samples:
+        return ""
+    origin = min(sample["t_ns"] for sample in samples)
+    charts = ""
+    for source, name, title, unit in TELEMETRY_FIELDS:
+        chart = Chart(f"{prefix}-telemetry-{name}", f"{title} over time", "seconds", unit)
+        devices: dict[str, tuple[list[float], list[float]]] = {}
+        for sample in samples:
+            value = sample.get(name)  # a sample's readings sit beside t_ns, source and device
+            if sample.get("source") == source and value is not None:
+                times, values = devices.setdefault(str(sample.get("device")), ([], []))
+                times.append((sample["t_ns"] - origin) / 1e9)
+                values.append(value)
+        for device, (times, values) in devices.items():
+            chart.line(f"{source} {device}", times, values, unit=unit, markers=False)
+        if devices:
+            for summary in levels:
+                start = (summary.get("clock") or {}).get("monotonic_start_ns")
+                window = (summary.get("clock") or {}).get("window_ns") or [None, None]
+                if start is not None and window[0] is not None and window[1] is not None:
+                    chart.band((start + window[0] - origin) / 1e9, (start + window[1] - origin) / 1e9,
+                               _level_label(summary))  # fmt: skip
+            charts += chart.html()
+    return f'<h3>telemetry over time</h3><div class="charts">{charts}</div>' if charts else ""
 
 
 def _errors(summary: dict[str, Any]) -> str:
@@ -191,41 +366,30 @@ def _sweep(levels: list[dict[str, Any]], prefix: str) -> str:
             return "mean"
         return key
 
-    def series(metric: str, key: str, dashed: bool = False) -> Series:
-        key = shown(metric, key)
-        points = [(_level_x(s, by_batch), s["latency_ms"][metric].get(key)) for s in levels]
-        return Series(f"{metric.upper()} {key}", points, dashed)
-
-    points = [(s["latency_ms"]["e2e"]["p50"] or 0.0, s["throughput"]["output_tokens_per_s"] or 0.0) for s in levels]
+    xs = [_level_x(s, by_batch) for s in levels]
+    labels = [_level_label(s) for s in levels]
     knee = sweep_knee(levels)
-    markers = [(_level_x(levels[knee], by_batch), "knee")] if knee is not None else []
-    charts = [
-        line_chart(
-            "TTFT against load",
-            x_label,
-            "ms",
-            [series("ttft", "p50"), series("ttft", "p99", True)],
-            chart_id=f"{prefix}-ttft",
-            log_x=True,
-            markers=markers,
-        ),
-        line_chart(
-            "TPOT against load",
-            x_label,
-            "ms",
-            [series("tpot", "p50"), series("tpot", "p99", True)],
-            chart_id=f"{prefix}-tpot",
-            log_x=True,
-            markers=markers,
-        ),
-        line_chart(
-            "throughput against latency (Pareto)",
-            "end-to-end p50 (ms)",
-            "output tokens/s",
-            [Series("levels", points)],
-            chart_id=f"{prefix}-pareto",
-        ),
-    ]
+
+    def against_load(metric: str, title: str) -> str:
+        values = {key: [s["latency_ms"][metric].get(shown(metric, key)) for s in levels] for key in ("p50", "p99")}
+        chart = Chart(f"{prefix}-{metric}", f"{title} against load", f"{x_label} (log)", "ms", log_x=True,
+                      log_y=long_tail(values["p50"] + values["p99"]))  # fmt: skip
+        chart.line(f"{metric.upper()} {shown(metric, 'p50')}", xs, values["p50"], text=labels, unit="ms")
+        chart.line(f"{metric.upper()} p99", xs, values["p99"], dashed=True, text=labels, unit="ms")
+        _mark_levels(chart, levels, xs, values["p99"], knee)
+        return chart.html()
+
+    pareto = Chart(f"{prefix}-pareto", "throughput against latency (Pareto)", "end-to-end p50 (ms)",
+                   "output tokens/s")  # fmt: skip
+    e2e = [s["latency_ms"]["e2e"].get(shown("e2e", "p50")) for s in levels]
+    tokens = [s["throughput"]["output_tokens_per_s"] for s in levels]
+    pareto.line("levels", e2e, tokens, text=labels, unit="tok/s")
+    pareto.traces[-1]["mode"] = "lines+markers+text"
+    pareto.traces[-1]["textposition"] = "top left"
+    if knee is not None and e2e[knee] is not None:
+        pareto.mark(e2e[knee], tokens[knee], f"knee ({labels[knee]})")
+    _mark_levels(pareto, levels, e2e, tokens, None)
+    charts = [against_load("ttft", "TTFT"), against_load("tpot", "TPOT"), pareto.html()]
     rows = [
         [
             _level_label(s),
@@ -320,22 +484,62 @@ def _server_table(levels: list[dict[str, Any]], prefix: str) -> str:
 def _plan(plan: dict[str, Any], prefix: str) -> str:
     """``plan.json`` from ``loadgen plan --output``: the hardware options ranked."""
     target = plan.get("target") or {}
-    slo = ", ".join(f"{k} ≤ {v:g} ms" for k, v in (plan.get("slo_ms") or {}).items())
+    slo = ", ".join(f"{k.replace('_', ' ', 1)} ≤ {v:g} ms" for k, v in (plan.get("slo_ms") or {}).items())
     measured = plan.get("measured_capacity") or {}
     capacity = (f"{_cell(measured.get('requests_per_s'))} req/s ({_cell(measured.get('requests_per_s_low'))}–"
                 f"{_cell(measured.get('requests_per_s_high'))})")  # fmt: skip
-    html = (f"<p>target: {_cell(target.get('peak_requests_per_s'))} req/s peak, headroom "
-            f"{_cell(target.get('headroom'))}; SLOs: {escape(slo)}; measured capacity per replica: {capacity}, "
-            f"bound by {escape(str(measured.get('binding')))}</p>")  # fmt: skip
+    demand = (f"{target['users']} users" if target.get("users") else
+              f"{_cell(target.get('peak_requests_per_s'))} req/s peak")  # fmt: skip
+    headroom = target.get("headroom")
+    html = (f"<p>target: {escape(demand)}, headroom {headroom:.0%}; SLOs: {escape(slo)}; measured capacity per "
+            f"replica: {capacity}, bound by {escape(_binding_text(measured.get('binding')))}</p>"
+            if isinstance(headroom, int | float) else f"<p>SLOs: {escape(slo)}</p>")  # fmt: skip
+    candidates = plan.get("candidates") or []
     rows = [
-        [c.get("profile"), "estimate" if c.get("estimate") else "measured", c.get("feasible"), c.get("binding"),
-         c.get("capacity_rps"), c.get("replicas"), c.get("instances"), c.get("cost_per_month"),
-         c.get("cost_per_million_output_tokens")]
-        for c in plan.get("candidates") or []
+        [c.get("profile"), c.get("basis") or ("estimate" if c.get("estimate") else "measured"),
+         "yes" if c.get("feasible") else "cannot", _binding_text(c.get("binding")), _capacity_text(c),
+         _range_text(c.get("replicas"), (c.get("replicas_range") or [None, None])[1]),
+         _range_text(c.get("instances"), (c.get("instances_range") or [None, None])[1]),
+         "–" if c.get("cost_per_month") is None else f"${c['cost_per_month']:,.0f}",
+         "–" if c.get("cost_per_million_output_tokens") is None else f"${c['cost_per_million_output_tokens']:.2f}"]
+        for c in candidates
     ]  # fmt: skip
-    headers = ["hardware", "basis", "feasible", "binding", "req/s per replica", "replicas", "instances", "cost/month",
-               "cost per M out tokens"]  # fmt: skip
-    return html + _table(headers, rows, f"{prefix}-plan", text_columns=2)
+    headers = ["hardware", "basis", "feasible", "binding constraint", "req/s per replica (bracket)", "replicas",
+               "instances", "cost per month", "cost per M output tokens"]  # fmt: skip
+    costs = [c for c in candidates if c.get("cost_per_month") is not None]
+    chart = Chart(f"{prefix}-plan-cost", "cost per month of each feasible option", "", "$ per month")
+    chart.bars("cost", [f"{c['profile']}{' *' if c.get('estimate') else ''}" for c in costs],
+               [c["cost_per_month"] for c in costs], unit="$")  # fmt: skip
+    notes = "".join(f"<li>{escape(str(a))}</li>" for a in plan.get("assumptions") or [])
+    return (html + _table(headers, rows, f"{prefix}-plan", text_columns=4)
+            + f'<div class="charts">{chart.html()}</div>' + (f"<ul>{notes}</ul>" if notes else ""))  # fmt: skip
+
+
+def _binding_text(binding: object) -> str:
+    return str(binding or "–").replace("_p", " p").replace("_mean", " mean").replace("max_batch", "engine max batch")
+
+
+def _capacity_text(candidate: dict[str, Any]) -> str:
+    if not candidate.get("feasible"):
+        return "–"
+    rps, low, high = (candidate.get(key) for key in ("capacity_rps", "capacity_rps_low", "capacity_rps_high"))
+    if not isinstance(rps, int | float):
+        return "–"
+    if isinstance(low, int | float):
+        bracket = f" ({low:.2f}–{high:.2f})" if isinstance(high, int | float) else f" (≥ {low:.2f})"
+    else:
+        bracket = ""
+    return f"{rps:.2f} req/s{bracket}"
+
+
+def _range_text(low: object, high: object) -> str:
+    if low is None:
+        return "–"
+    return str(low) if high in (None, low) else f"{low}–{high}"
+
+
+def _percent(value: object) -> str:
+    return f"{value:.0%}" if isinstance(value, int | float) else "–"
 
 
 def _pair_validity(comparison: dict[str, Any]) -> str:
@@ -345,33 +549,28 @@ def _pair_validity(comparison: dict[str, Any]) -> str:
     return "✗ " + ", ".join(invalid) if invalid else ("ok" if judged else "–")
 
 
-def _compare(report: dict[str, Any], prefix: str) -> str:
+def _compare(report: dict[str, Any], prefix: str, directory: Path) -> str:
     html = ""
     for candidate in {level["candidate"] for level in report["levels"]}:
         rows = [level for level in report["levels"] if level["candidate"] == candidate]
         xs = [float(str(row["level"]).split("=")[1].rstrip("*")) for row in rows]
-        series = [
-            Series(
-                f"{metric} speedup",
-                [(x, row["comparison"][metric]["speedup"]) for x, row in zip(xs, rows, strict=True)],
-            )
-            for metric in ("ttft", "tpot", "e2e")
-        ]
         crossing = next(
             (x for x, row in zip(xs, rows, strict=True) if (row["comparison"]["e2e"]["speedup"] or 2) < 1), None
         )
-        markers = [(crossing, "crossover")] if crossing is not None else []
         html += f"<h3>{escape(candidate)} against {escape(report['baseline'])}</h3>"
-        html += line_chart(
-            f"speedup of {candidate} (baseline ÷ candidate)",
-            "load",
-            "×",
-            series,
-            chart_id=f"{prefix}-speedup-{candidate}",
-            log_x=True,
-            markers=markers,
-            y_line=1.0,
-        )
+        chart = Chart(f"{prefix}-speedup-{candidate}", f"speedup of {candidate} (baseline ÷ candidate, 95% CI)",
+                      "load (log)", "speedup ×", log_x=True)  # fmt: skip
+        for metric in ("ttft", "tpot", "e2e"):
+            entries = [row["comparison"][metric] for row in rows]
+            low = [e["speedup"] - e["low"] if e.get("low") is not None else 0.0 for e in entries]
+            high = [e["high"] - e["speedup"] if e.get("high") is not None else 0.0 for e in entries]
+            chart.line(f"{metric.upper()} speedup", xs, [e["speedup"] for e in entries], unit="×",
+                       text=[str(row["level"]) for row in rows], errors=(low, high))  # fmt: skip
+        chart.limit(1.0, "1× (no change)")
+        if crossing is not None:
+            chart.mark(crossing, 1.0, "crossover")
+        html += '<div class="charts">' + chart.html() + _absolute_latencies(directory, report, candidate, xs, prefix)
+        html += "</div>"
 
         def speedup(entry: dict[str, Any]) -> str:
             if entry["speedup"] is None:
@@ -388,7 +587,7 @@ def _compare(report: dict[str, Any], prefix: str) -> str:
                 f"{row['comparison']['paired_candidate_faster']:.0%}"
                 if row["comparison"]["paired_candidate_faster"] is not None
                 else "–",
-                row["comparison"].get("candidate_acceptance_rate"),
+                _percent(row["comparison"].get("candidate_acceptance_rate")),
                 "/".join(
                     str((row["comparison"].get("requests") or {}).get(role, {}).get("failed", "–"))
                     for role in ("baseline", "candidate")
@@ -442,31 +641,65 @@ def _results_section(directory: Path, number: int) -> str:
     config = read_result_json(directory / "config.json") if (directory / "config.json").is_file() else None
     if (directory / "compare.json").is_file():
         report = read_result_json(directory / "compare.json")
-        return f"<h2>comparison: {escape(str(directory))}</h2>" + _compare(report, prefix)
+        return f"<h2>comparison: {escape(str(directory))}</h2>" + _compare(report, prefix, directory)
     if (directory / "sweep.json").is_file():
         sweep = read_result_json(directory / "sweep.json")
         levels = sweep["levels"]
         about = _imported(sweep["imported"]) if sweep.get("imported") else _metadata(levels[0], config)
         html = f"<h2>sweep: {escape(str(directory))}</h2>" + about + _sweep(levels, prefix)
         if sweep.get("find_max"):
-            found = sweep["find_max"]
-            html += f"<p><b>find-max:</b> {_cell(found['passed'])} {escape(found['unit'])} within the SLOs</p>"
-        return html
+            html += _find_max(sweep["find_max"], levels, config, prefix)
+        return html + _telemetry_over_time(directory, levels, prefix)
     if (directory / "summary.json").is_file():
         summary = read_result_json(directory / "summary.json")
         distributions = "".join(
             _distribution(directory, name, label, f"{prefix}-cdf-{name}")
             for name, label in (("ttft", "TTFT"), ("itl", "ITL"), ("tpot", "TPOT"), ("e2e", "E2E"))
         )
+        warmup_s = (summary.get("load") or {}).get("warmup_s") or None
         return (
             f"<h2>run: {escape(str(directory))}</h2>"
             + _metadata(summary, config)
             + _latency_table(summary, f"{prefix}-latency")
             + f'<div class="charts">{distributions}</div>'
+            + f'<h3>over time and per request</h3><div class="charts">{_over_time(directory, prefix, warmup_s)}'
+            + f"{_per_request_views(directory, prefix)}</div>"
             + _errors(summary)
             + _server_table([summary], prefix)
+            + _telemetry_over_time(directory, [summary], prefix)
         )
     return ""
+
+
+def _find_max(found: dict[str, Any], levels: list[dict[str, Any]], config: dict[str, Any] | None, prefix: str) -> str:
+    """The probes in the order they ran (not sorted by load), with the SLOs as lines."""
+    slos = _slo_texts(config)
+    chart = Chart(f"{prefix}-find-max", "find-max probes, in the order they ran", "probe", "ms (log)", log_y=True)
+    order = list(range(1, len(levels) + 1))
+    labels = [f"{_level_label(s)} {'✓' if (s.get('validity') or {}).get('valid', True) else '✗'}" for s in levels]
+    for metric in ("ttft", "tpot"):
+        chart.line(f"{metric.upper()} p99", order, [s["latency_ms"][metric]["p99"] for s in levels], text=labels,
+                   unit="ms")  # fmt: skip
+    for text, metric, threshold_ms in slos:
+        if metric in ("ttft", "tpot"):
+            chart.limit(threshold_ms, f"SLO {text}")
+    unit = str(found.get("unit"))
+    passed = found.get("passed")
+    result = "none met the SLOs" if passed is None else f"{passed:g} {unit} met " + (", ".join(t for t, *_ in slos)
+                                                                                      or "the SLOs")  # fmt: skip
+    return f'<p><b>find-max:</b> {escape(result)}</p><div class="charts">{chart.html()}</div>'
+
+
+def _slo_texts(config: dict[str, Any] | None) -> list[tuple[str, str, float]]:
+    """(``ttft p99 ≤ 500 ms``, metric, threshold ms) for each SLO a run's config recorded."""
+    found = []
+    for target in ((config or {}).get("options") or {}).get("slo") or []:
+        if isinstance(target, dict) and "metric" in target:
+            statistic = f"p{target['percentile']:g}" if target.get("percentile") else ("mean" if target.get("mean")
+                                                                                      else "per request")  # fmt: skip
+            threshold = target["threshold_ns"] / 1e6
+            found.append((f"{target['metric']} {statistic} ≤ {threshold:g} ms", str(target["metric"]), threshold))
+    return found
 
 
 def _hlog_files(directory: Path, name: str) -> list[Path]:
@@ -511,5 +744,5 @@ def render_report(directories: list[Path], merge: bool = False) -> str:
     return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>loadgen report</title>'
         f"<style>{STYLE}</style></head><body><h1>loadgen report</h1><p>loadgen {__version__}</p>"
-        f"{sections}</body></html>"
+        f"{sections}{plotly_script()}</body></html>"
     )

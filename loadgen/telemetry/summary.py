@@ -29,15 +29,22 @@ def _stats(samples: list[Sample], key: str, scale: float = 1.0) -> dict[str, flo
     return {"mean": round(sum(values) / len(values), 3), "max": round(max(values), 3)}
 
 
-def _energy_j(samples: list[Sample]) -> tuple[float, str] | None:
+def _energy_j(samples: list[Sample], window_s: float | None = None) -> tuple[float, str] | None:
+    """Joules between the first and last samples; with ``window_s``, the mean power over them
+    times the whole window (samples fall inside it, so their span is a little shorter)."""
     counter = [(s.t_ns, s.values["energy_j"]) for s in samples if "energy_j" in s.values]
-    if len(counter) >= 2:
-        return counter[-1][1] - counter[0][1], "energy_counter"
     power = [(s.t_ns, s.values["power_w"]) for s in samples if "power_w" in s.values]
-    if len(power) >= 2:
+    if len(counter) >= 2:
+        points, joules, method = counter, counter[-1][1] - counter[0][1], "energy_counter"
+    elif len(power) >= 2:
+        points, method = power, "power_integral"
         joules = sum((t1 - t0) / 1e9 * (p0 + p1) / 2 for (t0, p0), (t1, p1) in itertools.pairwise(power))
-        return joules, "power_integral"
-    return None
+    else:
+        return None
+    span_s = (points[-1][0] - points[0][0]) / 1e9
+    if window_s is not None and span_s > 0:
+        joules *= window_s / span_s
+    return joules, method
 
 
 def _counter_rate(samples: list[Sample], key: str) -> float | None:
@@ -47,7 +54,7 @@ def _counter_rate(samples: list[Sample], key: str) -> float | None:
     return round((points[-1][1] - points[0][1]) / ((points[-1][0] - points[0][0]) / 1e9), 3)
 
 
-def summarize_window(samples: list[Sample], output_tokens: int) -> dict[str, object]:
+def summarize_window(samples: list[Sample], output_tokens: int, window_s: float | None = None) -> dict[str, object]:
     summary: dict[str, object] = {"samples": len(samples)}
     gpus: dict[str, object] = {}
     total_energy = 0.0
@@ -66,7 +73,7 @@ def summarize_window(samples: list[Sample], output_tokens: int) -> dict[str, obj
             "nvlink_tx_bytes_per_s": _counter_rate(series, "nvlink_tx_bytes_total"),
             "nvlink_rx_bytes_per_s": _counter_rate(series, "nvlink_rx_bytes_total"),
         }
-        energy = _energy_j(series)
+        energy = _energy_j(series, window_s)
         if energy is not None:
             figures["energy_j"] = round(energy[0], 3)
             total_energy += energy[0]
