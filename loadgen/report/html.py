@@ -352,7 +352,7 @@ def _level_x(summary: dict[str, Any], by_batch: bool = False) -> float:
     return float(load["concurrency"] if load["mode"] == "closed" else load["rate"] or 0)
 
 
-def _sweep(levels: list[dict[str, Any]], prefix: str) -> str:
+def _sweep(levels: list[dict[str, Any]], prefix: str, slos: list[tuple[str, str, float]] | None = None) -> str:
     from loadgen.search import sweep_knee
 
     by_batch = _batch_sweep(levels)
@@ -377,6 +377,9 @@ def _sweep(levels: list[dict[str, Any]], prefix: str) -> str:
         chart.line(f"{metric.upper()} {shown(metric, 'p50')}", xs, values["p50"], text=labels, unit="ms")
         chart.line(f"{metric.upper()} p99", xs, values["p99"], dashed=True, text=labels, unit="ms")
         _mark_levels(chart, levels, xs, values["p99"], knee)
+        for text, slo_metric, threshold_ms in slos or []:
+            if slo_metric == metric:
+                chart.limit(threshold_ms, f"SLO {text}")
         return chart.html()
 
     pareto = Chart(f"{prefix}-pareto", "throughput against latency (Pareto)", "end-to-end p50 (ms)",
@@ -413,11 +416,11 @@ def _sweep(levels: list[dict[str, Any]], prefix: str) -> str:
             "req/s",
             "seq/s",
             "out tok/s",
-            f"TTFT {shown('ttft', 'p50')}",
-            "TTFT p99",
-            f"TPOT {shown('tpot', 'p50')}",
-            "TPOT p99",
-            f"E2E {shown('e2e', 'p50')}",
+            f"TTFT {shown('ttft', 'p50')} (ms)",
+            "TTFT p99 (ms)",
+            f"TPOT {shown('tpot', 'p50')} (ms)",
+            "TPOT p99 (ms)",
+            f"E2E {shown('e2e', 'p50')} (ms)",
             "failed",
             "valid",
         ],
@@ -646,10 +649,10 @@ def _results_section(directory: Path, number: int) -> str:
         sweep = read_result_json(directory / "sweep.json")
         levels = sweep["levels"]
         about = _imported(sweep["imported"]) if sweep.get("imported") else _metadata(levels[0], config)
-        html = f"<h2>sweep: {escape(str(directory))}</h2>" + about + _sweep(levels, prefix)
+        html = f"<h2>sweep: {escape(str(directory))}</h2>" + about + _sweep(levels, prefix, _slo_texts(config))
         if sweep.get("find_max"):
             html += _find_max(sweep["find_max"], levels, config, prefix)
-        return html + _telemetry_over_time(directory, levels, prefix)
+        return html + _levels_over_time(directory, levels, prefix) + _telemetry_over_time(directory, levels, prefix)
     if (directory / "summary.json").is_file():
         summary = read_result_json(directory / "summary.json")
         distributions = "".join(
@@ -669,6 +672,17 @@ def _results_section(directory: Path, number: int) -> str:
             + _telemetry_over_time(directory, [summary], prefix)
         )
     return ""
+
+
+def _levels_over_time(directory: Path, levels: list[dict[str, Any]], prefix: str) -> str:
+    """Each level's latency and completions over time, folded away until opened."""
+    parts = []
+    for number, level_dir in enumerate(sorted(directory.glob("level-*")), 1):
+        charts = _over_time(level_dir, f"{prefix}-l{number}")
+        if charts:
+            parts.append(f"<details><summary>{escape(level_dir.name)}: over time</summary>"
+                         f'<div class="charts">{charts}</div></details>')  # fmt: skip
+    return "<h3>each level over time</h3>" + "".join(parts) if parts else ""
 
 
 def _find_max(found: dict[str, Any], levels: list[dict[str, Any]], config: dict[str, Any] | None, prefix: str) -> str:

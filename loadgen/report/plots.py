@@ -23,6 +23,12 @@ document.querySelectorAll('script.plot-spec').forEach(function (spec) {
   var div = document.getElementById(spec.dataset.target);
   Plotly.newPlot(div, figure.data, figure.layout, {displaylogo: false, responsive: true, displayModeBar: false});
 });
+// charts drawn inside a closed <details> have no width yet: size them when it opens
+document.querySelectorAll('details').forEach(function (details) {
+  details.addEventListener('toggle', function () {
+    details.querySelectorAll('.js-plotly-plot').forEach(function (div) { Plotly.Plots.resize(div); });
+  });
+});
 """
 
 
