@@ -30,7 +30,7 @@ from loadgen.errors import ConfigError
 from loadgen.metrics.validity import level_validity, target_lag
 from loadgen.report.console import level_label
 from loadgen.report.files import write_json
-from loadgen.telemetry.prometheus import acceptance_rate, scrape_counters
+from loadgen.telemetry.prometheus import acceptance_rate
 
 BOOTSTRAP_RESAMPLES = 1000
 CACHE_SHARE_TOLERANCE = 0.05  # prompt share served from the prefix cache, between the variants
@@ -209,6 +209,7 @@ async def run_compare(plan: object, variants: list[Variant], console: Console) -
         _run_level,
         level_directory_name,
         redactor,
+        scrape_quietly,
         stop_on_signals,
     )
     from loadgen.sim.process import SimProcess, SimSpec
@@ -246,14 +247,14 @@ async def run_compare(plan: object, variants: list[Variant], console: Console) -
             for variant in variants:
                 directory = output / variant.name / level_directory_name(number, load)
                 metrics_url = endpoints[variant.name].url.rstrip("/") + "/metrics"
-                before = await _scrape(metrics_url)
+                before = await scrape_quietly(metrics_url)
                 generation = plan.generation  # type: ignore[attr-defined]
                 generation = replace(generation, extra_body=generation.extra_body + variant.extra_body)
                 summaries[variant.name] = await _run_level(
                     replace(plan, sweep=True, generation=generation), endpoints[variant.name], load, directory,  # type: ignore[type-var, arg-type]
                     f"{variant.name} {load.describe()}", stop, token_counter, redact, console,
                 )  # fmt: skip
-                after = await _scrape(metrics_url)
+                after = await scrape_quietly(metrics_url)
                 acceptance[variant.name] = acceptance_rate(before, after) if before and after else None
                 judged = summaries[variant.name]
                 lag = target_lag(before, after)
@@ -314,13 +315,6 @@ async def run_compare(plan: object, variants: list[Variant], console: Console) -
                           "(use --ignore-eos or fixed lengths)", style="bold yellow")  # fmt: skip
     console.print(f"Results in {output}", style="dim")
     return 130 if stop.is_set() else 0
-
-
-async def _scrape(url: str) -> dict[str, float] | None:
-    try:
-        return await asyncio.to_thread(scrape_counters, url)
-    except (OSError, ValueError):
-        return None
 
 
 def _invalid_variants(row: dict[str, Any]) -> str:

@@ -60,6 +60,8 @@ class Aggregator:
         self.first_error_by_kind: dict[str, str] = {}
         self.output_tokens = 0
         self.input_tokens = 0
+        self.gaps = 0  # between consecutive content chunks of a request
+        self.zero_gaps = 0  # of those, chunks that arrived in the same read
         self.cached_input_tokens = 0
         self.cached_input_known = 0  # requests whose usage said how much of the prompt was cached
         self.input_tokens_known = 0
@@ -124,6 +126,8 @@ class Aggregator:
             for gap_per_token, tokens in rm.itl_samples_ns(record):
                 itl.record(gap_per_token, tokens)
         histograms["itl_chunk"].record_many(gaps)
+        self.gaps += len(gaps)
+        self.zero_gaps += gaps.count(0)
         rate = rm.output_tokens_per_s(record)
         if rate is not None:
             histograms["output_tokens_per_s"].record(rate)
@@ -230,6 +234,8 @@ COUNTERS = (
     "input_tokens_known",
     "cached_input_tokens",
     "cached_input_known",
+    "gaps",
+    "zero_gaps",
     "answers_checked",
     "answers_correct",
 )

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from loadgen.config import LoadConfig, SloTarget
@@ -108,10 +110,13 @@ def test_summary_names_the_stamp_source_and_carries_send_and_read_lag() -> None:
     from loadgen.transport.base import TransportReport
     from loadgen.transport.stamps import StampSource
 
-    def summary_for(read_lag_ms: float, source: StampSource) -> dict:
+    def summary_for(read_lag_ms: float, source: StampSource, chunks_ms: tuple[float, ...] | None = None) -> dict:
         aggregator = Aggregator()
         for index in range(20):
-            aggregator.on_record(_with_read_lag(read_lag_ms, index))  # type: ignore[arg-type]
+            record = _with_read_lag(read_lag_ms, index)
+            if chunks_ms is not None:
+                record = dataclasses.replace(record, chunk_ns=[round(c * MS) for c in chunks_ms])
+            aggregator.on_record(record)  # type: ignore[arg-type]
         info = RunInfo(
             endpoint="e", api="openai-chat", model="m", load=LoadConfig(requests=20), stream=True, started_at="t0",
             ended_at="t1", partial=False, stop_reason="completed", client=ClientReport(10.0, 20.0, False, 1000),
@@ -134,6 +139,11 @@ def test_summary_names_the_stamp_source_and_carries_send_and_read_lag() -> None:
     # without kernel stamps the same lag is in every chunk time: the run is saturated
     user = summary_for(3.0, StampSource.USER)
     assert user["client"]["saturated"] and "include this delay" in client_lag_warnings(user)[0]
+    # 20 ms late, kernel-stamped: saturated only once a stream's chunks piled up into one read
+    spread = summary_for(20.0, StampSource.KERNEL)
+    assert spread["client"]["coalesced_chunk_share"] == 0.0 and not spread["client"]["saturated"]
+    piled = summary_for(20.0, StampSource.KERNEL, chunks_ms=(50, 60, 60, 60))
+    assert piled["client"]["coalesced_chunk_share"] == pytest.approx(2 / 3, abs=1e-4) and piled["client"]["saturated"]
 
 
 def test_cached_prompt_tokens_are_summed_when_the_server_reports_them() -> None:
