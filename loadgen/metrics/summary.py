@@ -40,6 +40,7 @@ class RunInfo:
     transport: TransportReport | None = None
 
 
+MIN_REQUESTS_FOR_CLOSE_CHECK = 4
 COALESCED_LIMIT = 0.01  # of the chunk gaps: above it, read lag has started to merge chunks
 
 
@@ -207,6 +208,16 @@ def client_lag_warnings(summary: dict[str, object]) -> list[str]:
     if clock["stamp_anomalies"]:
         warnings.append(f"{clock['stamp_anomalies']} kernel stamps were later than their read (a wall-clock step?); "
                         "those reads used user-space stamps")  # fmt: skip
+    connections = client.get("connections") or {}
+    requests = summary.get("requests") or {}
+    completed = requests.get("completed") or 0 if isinstance(requests, dict) else 0
+    reconnects = connections.get("reconnects") or 0
+    if completed >= MIN_REQUESTS_FOR_CLOSE_CHECK and reconnects >= completed / 2:
+        retried = connections.get("retried_requests") or 0
+        warnings.append(f"the server closed the connection after most responses ({reconnects} reconnects for "
+                        f"{completed} requests) although HTTP/1.1 keeps it open (llama-server does after each "
+                        "stream): each request then pays a connect, measured apart in latency_ms.connect; "
+                        f"{retried} requests were re-sent on a fresh connection")  # fmt: skip
     return warnings
 
 

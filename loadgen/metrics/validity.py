@@ -71,7 +71,8 @@ def _client_reason(client: dict[str, Any]) -> str:
     if client.get("schedule_lag_saturated"):
         parts.append(f"send lag p99 {(client.get('send_lag_ms') or {}).get('p99') or 0:.1f} ms")
     if client.get("read_lag_saturated"):
-        parts.append(f"read lag p95 {(client.get('read_lag_ms') or {}).get('p95') or 0:.1f} ms")
+        parts.append(f"read lag p95 {(client.get('read_lag_ms') or {}).get('p95') or 0:.1f} ms, "
+                     f"{client.get('coalesced_chunk_share') or 0:.1%} of chunk gaps merged into one read")  # fmt: skip
     return "loadgen was the bottleneck: " + (", ".join(parts) or "its own checks")
 
 
