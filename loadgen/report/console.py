@@ -188,6 +188,12 @@ def facts_lines(summary: dict) -> list[Text]:  # type: ignore[type-arg]
     else:
         lines.append(Text(f"token counts: output from {counting['output_method']}, input from "
                           f"{counting['input_method']}", style="dim"))  # fmt: skip
+    own = ((summary.get("telemetry") or {}).get("server") or {}).get("own_latency_ms") or {}
+    if own:
+        ours = summary["latency_ms"]
+        parts = [f"{metric.upper()} {figures['mean']:.2f} ms (loadgen {ours[metric]['mean'] or 0:.2f})"
+                 for metric, figures in own.items() if metric in ours]  # fmt: skip
+        lines.append(Text("server's own means (its histograms, same window): " + " · ".join(parts), style="dim"))
     tokens = summary.get("tokens") or {}
     cached, prompt = tokens.get("cached_input_total"), tokens.get("input_total")
     if cached:

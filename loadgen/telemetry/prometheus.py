@@ -32,7 +32,9 @@ KNOWN_METRICS = {
     "llamacpp:requests_processing": "requests_running",
     "llamacpp:requests_deferred": "requests_waiting",
     "llamacpp:kv_cache_usage_ratio": "kv_cache_usage",
-    "llamacpp:tokens_predicted_total": "generation_tokens_total",
+    # llama.cpp adds a request's tokens when it ends: a rate from it is an average, never a peak
+    "llamacpp:tokens_predicted_total": "finished_tokens_total",
+    "llamacpp:n_busy_slots_per_decode": "busy_slots_per_decode",  # the server's own average batch
     "llamacpp:prompt_tokens_total": "prompt_tokens_total",
     "llamacpp:spec_decode_num_draft_tokens_total": "spec_draft_tokens_total",
     "llamacpp:spec_decode_num_accepted_tokens_total": "spec_accepted_tokens_total",
@@ -43,6 +45,18 @@ KNOWN_METRICS = {
     "nv_inference_exec_count": "executions_total",
     "nv_inference_queue_duration_us": "queue_duration_us_total",
     "nv_inference_compute_infer_duration_us": "compute_infer_duration_us_total",
+    # vLLM's own latency histograms (sums and counts, for means over a window); 0.32 names first
+    **{
+        f"{name}_{part}": f"server_{metric}_seconds_{part}"
+        for name, metric in (
+            ("vllm:time_to_first_token_seconds", "ttft"),
+            ("vllm:request_time_per_output_token_seconds", "tpot"),
+            ("vllm:inter_token_latency_seconds", "itl"),
+            ("vllm:time_per_output_token_seconds", "itl"),
+            ("vllm:e2e_request_latency_seconds", "e2e"),
+        )
+        for part in ("sum", "count")
+    },
     # loadgen's simulator: how far its engine steps ran behind their modelled schedule
     "loadgen_sim:modelled_step_seconds_total": "target_modelled_seconds_total",
     "loadgen_sim:late_step_seconds_total": "target_late_seconds_total",

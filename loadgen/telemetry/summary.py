@@ -117,6 +117,19 @@ def _server_summary(series: list[Sample]) -> dict[str, object]:
     }
     first, last = series[0].values, series[-1].values
     figures["spec_acceptance_rate"] = acceptance_rate(first, last)
+    figures["batch_per_decode"] = _stats(series, "busy_slots_per_decode")  # llama.cpp's own average batch
+    seconds = (series[-1].t_ns - series[0].t_ns) / 1e9
+    finished = last.get("finished_tokens_total", 0.0) - first.get("finished_tokens_total", 0.0)
+    if "finished_tokens_total" in last and seconds > 0:
+        figures["finished_tokens_per_s_mean"] = round(finished / seconds, 3)  # an average: counted at each end
+    latency = {}
+    for metric in ("ttft", "tpot", "itl", "e2e"):
+        count = last.get(f"server_{metric}_seconds_count", 0.0) - first.get(f"server_{metric}_seconds_count", 0.0)
+        total = last.get(f"server_{metric}_seconds_sum", 0.0) - first.get(f"server_{metric}_seconds_sum", 0.0)
+        if count > 0:
+            latency[metric] = {"mean": round(1000 * total / count, 4), "count": int(count)}
+    if latency:
+        figures["own_latency_ms"] = latency  # the server's own histograms, over the same window
     executions = last.get("executions_total", 0.0) - first.get("executions_total", 0.0)
     succeeded = last.get("requests_succeeded_total", 0.0) - first.get("requests_succeeded_total", 0.0)
     if executions > 0:

@@ -38,6 +38,7 @@ custom_metric{a="b"} 9
 def test_known_names_are_mapped_and_summed_over_labels() -> None:
     assert parse_exposition(VLLM) == {
         "requests_running": 16.0, "requests_waiting": 3.0, "kv_cache_usage": 0.42, "generation_tokens_total": 1000.0,
+        "server_e2e_seconds_count": 3.0,  # vLLM's own histogram, for its mean over a window
     }  # fmt: skip
     assert parse_exposition(TRITON) == {
         "requests_succeeded_total": 400.0, "executions_total": 50.0, "requests_waiting": 7.0,
@@ -85,3 +86,23 @@ def test_llama_cpp_draft_acceptance_counters() -> None:
         )
 
     assert acceptance_rate(scrape(100, 40), scrape(300, 160)) == 0.6  # 120 of 200 drafted tokens accepted
+
+
+def test_the_servers_own_latency_means_and_llama_cpp_batch() -> None:
+    from loadgen.telemetry.model import Sample
+    from loadgen.telemetry.summary import summarize_window
+
+    def scrape(t_s: float, ttft_sum: float, count: float, itl_name: str) -> Sample:
+        values = parse_exposition(
+            "# TYPE vllm:time_to_first_token_seconds histogram\n"
+            f"vllm:time_to_first_token_seconds_sum {ttft_sum}\nvllm:time_to_first_token_seconds_count {count}\n"
+            f"# TYPE {itl_name} histogram\n{itl_name}_sum {count * 0.005}\n{itl_name}_count {count}\n"
+            "# TYPE llamacpp:n_busy_slots_per_decode gauge\nllamacpp:n_busy_slots_per_decode 3.5\n"
+        )
+        return Sample(round(t_s * 1e9), "server", "", values)
+
+    for itl_name in ("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"):  # 0.32, and older
+        server = summarize_window([scrape(0, 1.0, 10, itl_name), scrape(2, 1.5, 20, itl_name)], 100)["server"]
+        assert server["own_latency_ms"]["ttft"] == {"mean": 50.0, "count": 10}  # 0.5 s over the 10 new requests
+        assert server["own_latency_ms"]["itl"]["mean"] == 5.0
+        assert server["batch_per_decode"]["mean"] == 3.5
