@@ -10,8 +10,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from loadgen.cli import main  # noqa: E402
-from tests.browser import open_page  # noqa: E402
+from loadgen.cli import main
+from tests.browser import open_page
 
 WIDTH = 1240
 

@@ -31,7 +31,7 @@ def records(path: Path) -> list[dict[str, Any]]:
 def test_headless_run_writes_the_standard_results(start_sim: SimFactory, tmp_path: Path) -> None:
     sim = start_sim(f"fixed:{TTFT_MS:g},{ITL_MS:g}")
     output = tmp_path / "headless"
-    code = main(["locust", "--headless", "--users", "3", "--run-time", "3s", "--endpoint", sim.url,
+    code = main(["locust", "--headless", "--users", "3", "--run-time", "6s", "--endpoint", sim.url,
                  "--max-tokens", "16", "--output", str(output)])  # fmt: skip
     assert code == 0
     summary = json.loads((output / "summary.json").read_text())
