@@ -27,8 +27,8 @@ from rich.table import Table
 
 from loadgen.config import EndpointConfig
 from loadgen.errors import ConfigError
-from loadgen.metrics.validity import level_validity, target_lag
-from loadgen.report.console import level_label
+from loadgen.metrics.validity import target_lag
+from loadgen.report.console import invalid_variants, level_label
 from loadgen.report.files import write_json
 from loadgen.telemetry.prometheus import acceptance_rate
 
@@ -170,16 +170,15 @@ def compare_level(base_dir: Path, cand_dir: Path, base: dict, cand: dict, seed: 
     result["throughput_ratio"] = round(cand_tps / base_tps, 4) if base_tps and cand_tps else None
     paired = [(base_values[i]["e2e"], cand_values[i]["e2e"]) for i in base_values.keys() & cand_values.keys()]
     result["paired_requests"] = len(paired)
-    cached = {role: (summary.get("tokens") or {}).get("cached_input_total") for role, summary in
-              (("baseline", base), ("candidate", cand))}  # fmt: skip
+    roles = {"baseline": base, "candidate": cand}
+    cached = {role: (summary.get("tokens") or {}).get("cached_input_total") for role, summary in roles.items()}
     result["cached_input_tokens"] = cached
-    prompts = {role: (summary.get("tokens") or {}).get("input_total") or 0 for role, summary in
-               (("baseline", base), ("candidate", cand))}  # fmt: skip
-    shares = [(cached[role] or 0) / prompts[role] if prompts[role] else 0.0 for role in ("baseline", "candidate")]
+    prompts = {role: (summary.get("tokens") or {}).get("input_total") or 0 for role, summary in roles.items()}
+    shares = [(cached[role] or 0) / prompts[role] if prompts[role] else 0.0 for role in roles]
     result["cache_hits_differ"] = abs(shares[0] - shares[1]) > CACHE_SHARE_TOLERANCE
     result["requests"] = {
         role: {key: (summary.get("requests") or {}).get(key) for key in ("completed", "failed")}
-        for role, summary in (("baseline", base), ("candidate", cand))
+        for role, summary in roles.items()
     }
     result["paired_candidate_faster"] = round(sum(c < b for b, c in paired) / len(paired), 4) if paired else None
     base_tokens = statistics.fmean(v["tokens"] for v in base_values.values()) if base_values else 0.0
@@ -207,6 +206,7 @@ async def run_compare(plan: object, variants: list[Variant], console: Console) -
         _config_json,
         _prepare_endpoint,
         _run_level,
+        judge_level,
         level_directory_name,
         redactor,
         scrape_quietly,
@@ -256,15 +256,8 @@ async def run_compare(plan: object, variants: list[Variant], console: Console) -
                 )  # fmt: skip
                 after = await scrape_quietly(metrics_url)
                 acceptance[variant.name] = acceptance_rate(before, after) if before and after else None
-                judged = summaries[variant.name]
-                lag = target_lag(before, after)
-                if lag is not None:
-                    judged["target"] = lag
-                judged["validity"] = level_validity(judged, plan.max_error_rate)  # type: ignore[attr-defined]
-                write_json(directory / "summary.json", judged)
-                if not judged["validity"]["valid"]:  # type: ignore[index]
-                    reasons = "; ".join(judged["validity"]["reasons"])  # type: ignore[index]
-                    console.print(f"INVALID {variant.name} {load.describe()}: {reasons}", style="bold red")
+                judge_level(summaries[variant.name], target_lag(before, after), plan.max_error_rate,  # type: ignore[attr-defined]
+                            directory, f"{variant.name} {load.describe()}", console)  # fmt: skip
                 if stop.is_set():
                     break
             if stop.is_set():
@@ -285,7 +278,8 @@ async def run_compare(plan: object, variants: list[Variant], console: Console) -
     for candidate in candidates:
         rows = [level for level in levels if level["candidate"] == candidate.name]
         console.print(compare_table(baseline.name, candidate.name, rows))
-        invalid = [f"{row['level']} ({_invalid_variants(row)})" for row in rows if _invalid_variants(row)]
+        marks = {str(row["level"]): invalid_variants(row["comparison"]) for row in rows}  # type: ignore[arg-type]
+        invalid = [f"{level} ({mark})" for level, mark in marks.items() if mark]
         if invalid:
             console.print(f"INVALID levels, not a fair comparison: {', '.join(invalid)}: see each level's "
                           "summary.json validity", style="bold red")  # fmt: skip
@@ -315,14 +309,6 @@ async def run_compare(plan: object, variants: list[Variant], console: Console) -
                           "(use --ignore-eos or fixed lengths)", style="bold yellow")  # fmt: skip
     console.print(f"Results in {output}", style="dim")
     return 130 if stop.is_set() else 0
-
-
-def _invalid_variants(row: dict[str, Any]) -> str:
-    """'baseline ✗target' for the variants whose level was not valid, or ''."""
-    from loadgen.report.console import validity_cell
-
-    judged = (row["comparison"].get("validity") or {}).items()
-    return ", ".join(f"{name} {validity_cell({'validity': v})}" for name, v in judged if v and not v["valid"])
 
 
 def compare_table(baseline: str, candidate: str, rows: list[dict[str, object]]) -> Table:
@@ -357,7 +343,7 @@ def compare_table(baseline: str, candidate: str, rows: list[dict[str, object]]) 
         if with_acceptance:
             rate = comparison.get("candidate_acceptance_rate")  # type: ignore[attr-defined]
             cells.append("–" if rate is None else f"{rate:.0%}")
-        invalid = _invalid_variants(row)  # type: ignore[arg-type]
+        invalid = invalid_variants(row["comparison"])  # type: ignore[arg-type]
         cells.append(f"✗ {invalid}" if invalid else "ok")
         table.add_row(*cells, style="dim" if invalid else style)
     return table

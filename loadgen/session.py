@@ -195,8 +195,8 @@ async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console)
                 await _add_triton_figures(
                     summary, triton_metrics, before, endpoint.model, level_dir, console, plan.sweep
                 )
-            await judge_level(summary, lag_url, lag_before, plan.max_error_rate, level_dir, label, console, plan.sweep,
-                              plan.fail_on)  # fmt: skip
+            lag = target_lag(lag_before, await scrape_quietly(lag_url))
+            judge_level(summary, lag, plan.max_error_rate, level_dir, label, console, plan.sweep, plan.fail_on)
             if not plan.sweep:
                 print_run(console, summary)
             summaries.append(summary)
@@ -253,21 +253,21 @@ async def target_lag_url(endpoint: EndpointConfig) -> str | None:
     return url if counters and "target_modelled_seconds_total" in counters else None
 
 
-async def scrape_quietly(url: str | None) -> dict[str, float] | None:
+async def scrape_quietly(url: str | None, scrape: Callable[[str], Any] = scrape_counters) -> Any:
+    """One scrape of a metrics URL off the event loop; None when there is none or it fails."""
     if url is None:
         return None
     try:
-        return await asyncio.to_thread(scrape_counters, url)
+        return await asyncio.to_thread(scrape, url)
     except (OSError, ValueError):
         return None
 
 
-async def judge_level(summary: dict[str, Any], lag_url: str | None, lag_before: dict[str, float] | None,
-                      max_error_rate: float, level_dir: Path, label: str, console: Console,
-                      announce: bool = True, thresholds: tuple[Threshold, ...] = ()) -> None:  # fmt: skip
-    """Adds the target's own lag and the level's verdict to its summary (and rewrites it); an
-    invalid level is said in plain words, not only in colour."""
-    lag = target_lag(lag_before, await scrape_quietly(lag_url))
+def judge_level(summary: dict[str, Any], lag: dict[str, Any] | None, max_error_rate: float, level_dir: Path,
+                label: str, console: Console, announce: bool = True,
+                thresholds: tuple[Threshold, ...] = ()) -> None:  # fmt: skip
+    """Adds the target's own lag (``validity.target_lag``), the level's verdict and its threshold
+    outcomes to its summary (and rewrites it); an invalid level is said in plain words."""
     if lag is not None:
         summary["target"] = lag
     summary["validity"] = level_validity(summary, max_error_rate)
@@ -361,12 +361,7 @@ async def _triton_metrics_url(plan: Plan, endpoint: EndpointConfig, console: Con
 
 
 async def _scrape_triton(url: str | None) -> dict[str, Any] | None:
-    if url is None:
-        return None
-    try:
-        return await asyncio.to_thread(scrape_triton, url)
-    except (OSError, ValueError):
-        return None
+    return await scrape_quietly(url, scrape_triton)  # type: ignore[no-any-return]
 
 
 async def _add_triton_figures(summary: dict[str, object], url: str, before: dict[str, Any] | None, model: str | None,

@@ -21,7 +21,7 @@ import io
 import json
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +149,16 @@ def _to_ms(unit: str | None, where: str) -> float:
     return factor
 
 
+def _set_latencies(level: ImportedLevel, metric: str, stats: dict[str, Any], factor: float, where: str) -> None:
+    """The statistics loadgen keeps from ``{name: value}`` (in the source's unit, ``factor`` to ms);
+    ``where`` + the name locates a bad value."""
+    for name, value in stats.items():
+        statistic = _statistic(name)
+        figure = _number(value, f"{where}{name}") if statistic else None
+        if statistic and figure is not None:
+            level.set_latency(metric, statistic, figure * factor)
+
+
 def _statistic(word: str) -> str | None:
     word = word.lower()
     if word in ("avg", "mean", "average"):
@@ -165,8 +175,6 @@ def _statistic(word: str) -> str | None:
         return "p99_9"
     if fraction is None and whole in ("90", "95", "99"):
         return f"p{whole}"
-    if whole == "999" or word == "p999":
-        return "p99_9"
     return None  # percentiles loadgen does not keep (p25, p75, p1 …)
 
 
@@ -222,10 +230,7 @@ def read_profile_json(path: Path, text: str, hint: _Hint, tool: str) -> Imported
         if not isinstance(stats, dict):
             continue
         factor = _to_ms(str(stats.get("unit", "ms")), f"{path}: {key}")
-        for name, value in stats.items():
-            statistic = _statistic(name)
-            number = _number(value, f"{path}: {key}.{name}") if statistic else None
-            level.set_latency(metric, statistic or "", None if number is None else number * factor)
+        _set_latencies(level, metric, stats, factor, f"{path}: {key}.")
 
     def avg(key: str) -> float | None:
         stats = data.get(key)
@@ -276,10 +281,7 @@ def read_profile_csv(path: Path, text: str, hint: _Hint, tool: str) -> ImportedS
         if is_latency:
             unit = re.search(r"\(([^)]*)\)\s*$", name)
             factor = _to_ms(unit.group(1) if unit else None, where)
-            for column, value in values.items():
-                statistic = _statistic(column)
-                number_ = _number(value, f"{where} {column}") if statistic else None
-                level.set_latency(field, statistic or "", None if number_ is None else number_ * factor)
+            _set_latencies(level, field, values, factor, f"{where} ")
         else:
             figure = _number(values.get("avg", values.get("value")), where)
             setattr(level, field, int(figure) if field == "completed" and figure is not None else figure)
@@ -394,10 +396,7 @@ def read_guidellm(path: Path, text: str, hint: _Hint) -> ImportedSweep:
             stats = _successful(metrics, key)
             values = {"mean": stats.get("mean"), "p50": stats.get("median"), "min": stats.get("min"),
                       "max": stats.get("max"), **(stats.get("percentiles") or {})}  # fmt: skip
-            for name, value in values.items():
-                statistic = _statistic(name)
-                figure = _number(value, f"{where}: {key}.{name}") if statistic else None
-                level.set_latency(metric, statistic or "", None if figure is None else figure * factor)
+            _set_latencies(level, metric, values, factor, f"{where}: {key}.")
         level.requests_per_s = _number(_successful(metrics, "requests_per_second").get("mean"), where)
         level.output_tokens_per_s = _number(_successful(metrics, "output_tokens_per_second").get("mean"), where)
         level.output_tokens_per_request = _number(_successful(metrics, "output_token_count").get("mean"), where)
@@ -572,13 +571,9 @@ def parse_loads(text: str | None) -> list[float] | None:
     if text is None:
         return None
     values = []
-    for part in _split(text):
+    for part in (piece.strip() for piece in text.split(",") if piece.strip()):
         figure = _number(part, f"--load {text}")
         if figure is None or figure <= 0:
             raise ConfigError(f"--load {text}: expected positive numbers, one per file")
         values.append(figure)
     return values
-
-
-def _split(text: str) -> Iterable[str]:
-    return (part.strip() for part in text.split(",") if part.strip())

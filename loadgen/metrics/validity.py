@@ -16,8 +16,6 @@ from typing import Any
 TARGET_LAG_LIMIT = 0.05  # of the modelled engine time
 DEFAULT_MAX_ERROR_RATE = 0.05
 VERDICTS = ("valid", "mostly_failed", "client_saturated", "target_lagging")
-LABELS = {"valid": "valid", "mostly_failed": "mostly failed", "client_saturated": "client saturated",
-          "target_lagging": "target lagging", "partial": "partial"}  # fmt: skip
 
 
 def target_lag(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, Any] | None:
@@ -74,14 +72,3 @@ def _client_reason(client: dict[str, Any]) -> str:
         parts.append(f"read lag p95 {(client.get('read_lag_ms') or {}).get('p95') or 0:.1f} ms, "
                      f"{client.get('coalesced_chunk_share') or 0:.1%} of chunk gaps merged into one read")  # fmt: skip
     return "loadgen was the bottleneck: " + (", ".join(parts) or "its own checks")
-
-
-def verdict_text(summary: dict[str, Any]) -> str:
-    """One plain-text word for tables (no colour needed): ``ok``, or what is wrong."""
-    validity = summary.get("validity")
-    if not validity:
-        return "–"
-    marks = ", ".join(LABELS[mark] for mark in validity["marks"])
-    if not marks:
-        return "ok"
-    return marks if validity["valid"] else f"✗ {marks}"

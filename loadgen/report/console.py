@@ -236,6 +236,12 @@ def validity_cell(summary: dict) -> str:  # type: ignore[type-arg]
     return " ".join(VALIDITY_CODES[mark] for mark in validity["marks"]) or "ok"
 
 
+def invalid_variants(comparison: dict) -> str:  # type: ignore[type-arg]
+    """'baseline ✗target' for the variants of a compared level whose level was not valid, or ''."""
+    judged = (comparison.get("validity") or {}).items()
+    return ", ".join(f"{name} {validity_cell({'validity': v})}" for name, v in judged if v and not v["valid"])
+
+
 def print_run(console: Console, summary: dict) -> None:  # type: ignore[type-arg]
     console.print(run_table(summary))
     for line in facts_lines(summary):

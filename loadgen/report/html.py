@@ -15,8 +15,9 @@ from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader
 
 from loadgen import __version__
+from loadgen.config import SloTarget
 from loadgen.errors import ConfigError
-from loadgen.report.console import VALIDITY_LEGEND, validity_cell
+from loadgen.report.console import VALIDITY_LEGEND, invalid_variants, validity_cell
 from loadgen.report.files import read_records, read_result_json
 from loadgen.report.plots import Chart, long_tail, plotly_script
 
@@ -118,9 +119,10 @@ def _as_flags(options: dict[str, Any]) -> str:
     return " ".join(flags) or "(defaults)"
 
 
-def _slo_flag(target: dict[str, Any]) -> str:
-    statistic = f"_p{target['percentile']:g}" if target.get("percentile") else "_mean" if target.get("mean") else ""
-    return f"{target['metric']}{statistic}={target['threshold_ns'] / 1e6:g}ms"
+def _slo_flag(recorded: dict[str, Any]) -> str:
+    target = SloTarget(**recorded)
+    statistic = f"_{target.statistic}" if target.statistic else ""
+    return f"{target.metric}{statistic}={target.threshold_ns / 1e6:g}ms"
 
 
 def _latency_table(summary: dict[str, Any], table_id: str) -> str:
@@ -547,9 +549,8 @@ def _percent(value: object) -> str:
 
 def _pair_validity(comparison: dict[str, Any]) -> str:
     """'ok', or the variants whose level was not valid: 'baseline ✗target'."""
-    judged = (comparison.get("validity") or {}).items()
-    invalid = [f"{name} {validity_cell({'validity': v})}" for name, v in judged if v and not v["valid"]]
-    return "✗ " + ", ".join(invalid) if invalid else ("ok" if judged else "–")
+    invalid = invalid_variants(comparison)
+    return f"✗ {invalid}" if invalid else ("ok" if comparison.get("validity") else "–")
 
 
 def _compare(report: dict[str, Any], prefix: str, directory: Path) -> str:
@@ -707,12 +708,12 @@ def _find_max(found: dict[str, Any], levels: list[dict[str, Any]], config: dict[
 def _slo_texts(config: dict[str, Any] | None) -> list[tuple[str, str, float]]:
     """(``ttft p99 ≤ 500 ms``, metric, threshold ms) for each SLO a run's config recorded."""
     found = []
-    for target in ((config or {}).get("options") or {}).get("slo") or []:
-        if isinstance(target, dict) and "metric" in target:
-            statistic = f"p{target['percentile']:g}" if target.get("percentile") else ("mean" if target.get("mean")
-                                                                                      else "per request")  # fmt: skip
-            threshold = target["threshold_ns"] / 1e6
-            found.append((f"{target['metric']} {statistic} ≤ {threshold:g} ms", str(target["metric"]), threshold))
+    for recorded in ((config or {}).get("options") or {}).get("slo") or []:
+        if isinstance(recorded, dict) and "metric" in recorded:
+            target = SloTarget(**recorded)
+            threshold = target.threshold_ns / 1e6
+            found.append((f"{target.metric} {target.statistic or 'per request'} ≤ {threshold:g} ms", target.metric,
+                          threshold))  # fmt: skip
     return found
 
 

@@ -124,15 +124,11 @@ class Chart:
             "legend": {"orientation": "h", "y": -0.25}, "shapes": self.shapes, "annotations": self.annotations,
             "hovermode": "closest", "plot_bgcolor": "#fff",
         }  # fmt: skip
-        spec = json.dumps({"data": self.traces, "layout": layout}, allow_nan=False, default=_finite)
+        spec = json.dumps({"data": self.traces, "layout": layout}, allow_nan=False)
         spec = spec.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
         chart_id = escape(self.chart_id)
         script = f'<script type="application/json" class="plot-spec" data-target="{chart_id}">{spec}</script>'
         return f'<div class="chart" id="{chart_id}"></div>{script}'
-
-
-def _finite(value: object) -> object:
-    raise TypeError(f"not JSON: {value!r}")
 
 
 def long_tail(values: Sequence[float | None]) -> bool:

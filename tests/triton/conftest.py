@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port
+from tests.real_servers import cached_venv, unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTRITON = ("nvidia-pytriton==0.7.0", "numpy<2")
@@ -43,24 +44,12 @@ class TritonServer:
 
 
 def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"real Triton server unavailable on CI: {reason}")
-    pytest.skip(f"real Triton server unavailable: {reason}")
+    unavailable("Triton server", reason)
 
 
 def _venv() -> Path:
     venv = Path(os.environ.get("LOADGEN_PYTRITON_VENV", ROOT / ".cache" / "pytriton-venv"))
-    python = venv / "bin" / "python"
-    marker = venv / ".installed"
-    if marker.is_file() and marker.read_text() == " ".join(PYTRITON) and python.exists():
-        return python
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=300)
-    install = subprocess.run([str(python), "-m", "pip", "install", "-q", *PYTRITON], capture_output=True, text=True,
-                             timeout=900)  # fmt: skip
-    if install.returncode != 0:
-        _unavailable(f"pip install {' '.join(PYTRITON)} failed: {install.stderr.strip()[-300:]}")
-    marker.write_text(" ".join(PYTRITON))
-    return python
+    return cached_venv(venv, PYTRITON, "Triton server", install_timeout_s=900)
 
 
 def _models_ready(http_port: int) -> bool:

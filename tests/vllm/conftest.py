@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port
+from tests.real_servers import cached_venv, unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 VERSION = "0.32.0"
@@ -52,22 +53,11 @@ class VllmServers:
 
 
 def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"real vLLM server unavailable on CI: {reason}")
-    pytest.skip(f"real vLLM server unavailable: {reason}")
+    unavailable("vLLM server", reason)
 
 
-def _venv() -> Path:
-    venv = Path(os.environ.get("LOADGEN_VLLM_VENV", ROOT / ".cache" / "vllm-venv"))
-    python = venv / "bin" / "python"
-    marker = venv / ".installed"
-    if marker.is_file() and marker.read_text() == " ".join(PACKAGES) and python.exists():
-        return python
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=300)
-    install = subprocess.run([str(python), "-m", "pip", "install", "-q", *PACKAGES], capture_output=True, text=True,
-                             timeout=1500)  # fmt: skip
-    if install.returncode != 0:
-        _unavailable(f"pip install {' '.join(PACKAGES)} failed: {install.stderr.strip()[-300:]}")
+def _make_the_cpu_wheel_run(python: Path) -> None:
+    """The workarounds of the module docstring: broken torch extras out, a ``vllm`` name in."""
     subprocess.run([str(python), "-m", "pip", "uninstall", "-y", "-q", *BROKEN_EXTRAS], capture_output=True,
                    timeout=300)  # fmt: skip
     site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -76,8 +66,11 @@ def _venv() -> Path:
     alias.mkdir(exist_ok=True)
     (alias / "METADATA").write_text(f"Metadata-Version: 2.1\nName: vllm\nVersion: {VERSION}+cpu\n")
     (alias / "RECORD").write_text("")
-    marker.write_text(" ".join(PACKAGES))
-    return python
+
+
+def _venv() -> Path:
+    venv = Path(os.environ.get("LOADGEN_VLLM_VENV", ROOT / ".cache" / "vllm-venv"))
+    return cached_venv(venv, PACKAGES, "vLLM server", install_timeout_s=1500, after_install=_make_the_cpu_wheel_run)
 
 
 def _model(python: Path) -> Path:
