@@ -290,7 +290,7 @@ OPTIONS: tuple[Option, ...] = (
         "fail_on",
         _thresholds,
         (),
-        "exit 1 if a level breaches this, e.g. 'ttft_p99>500ms' (repeatable)",
+        "exit 99 if a level breaches this, e.g. 'ttft_p99>500ms' (repeatable)",
         "EXPR",
         flag_kind="append",
     ),
