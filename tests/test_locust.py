@@ -16,6 +16,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from loadgen.cli import main
 from tests.browser import open_page
 from tests.conftest import SimFactory, free_port
@@ -119,22 +121,29 @@ def _wait_http(url: str, timeout_s: float = 60) -> None:
     raise TimeoutError(f"{url} did not answer")
 
 
-def test_web_ui_shows_llm_metrics_in_a_browser(start_sim: SimFactory, tmp_path: Path) -> None:
-    sim = start_sim(f"fixed:{TTFT_MS:g},{ITL_MS:g}")
+def test_web_ui_numbers_are_true_and_the_loadgen_charts_update(start_sim: SimFactory, tmp_path: Path) -> None:
+    """In Chromium: the header RPS is the simulator's own request rate (one Locust request per LLM
+    request), the Statistics table has one row per request type, and the loadgen tab's table and
+    live charts show loadgen's figures and keep updating."""
+    sim = start_sim(f"fixed:{TTFT_MS:g},{ITL_MS:g}", keep_log=True)
     port = free_port()
     ui = _loadgen("--web-port", str(port), "--users", "2", "--endpoint", sim.url, "--max-tokens", "16",
                   "--output", str(tmp_path / "ui"))  # fmt: skip
     screenshot = tmp_path / "locust-loadgen-tab.png"
     try:
         _wait_http(f"http://127.0.0.1:{port}/")
-        table = asyncio.run(_drive_ui(f"http://127.0.0.1:{port}/", screenshot))
+        seen = asyncio.run(_drive_ui(f"http://127.0.0.1:{port}/", sim.url, screenshot))
     finally:
         log = _stop(ui)
-    rows = {line.split("\t")[0]: line.split("\t")[1:] for line in table.splitlines()}
+    # Locust's current RPS averages the 10 whole seconds before the last 2: the simulator's log, the same span
+    assert seen["header_rps"] == pytest.approx(seen["sim_rps"], rel=0.05), seen
+    assert seen["statistics_rows"] == ["openai-chat", "Aggregated"], seen
+    rows = {line.split("\t")[0]: line.split("\t")[1:] for line in seen["loadgen_table"].splitlines()}
     for metric in ("TTFT (ms)", "ITL (ms)", "TPOT (ms)", "End-to-end (ms)", "Output tokens/s per request (tok/s)"):
-        assert metric in rows, table
-    assert int(rows["TTFT (ms)"][0]) > 0
+        assert metric in rows, seen["loadgen_table"]
     assert TTFT_MS <= float(rows["TTFT (ms)"][2]) <= TTFT_MS + 20  # p50
+    assert seen["chart_points"][1] > seen["chart_points"][0] > 0, seen  # new points came in while we looked
+    assert seen["chart_traces"] >= 2 and seen["chart_ttft_p50"] == pytest.approx(TTFT_MS, abs=15), seen
     assert screenshot.stat().st_size > 10_000
     summary = json.loads((tmp_path / "ui" / "summary.json").read_text())  # written when the test stopped
     assert summary["requests"]["completed"] > 0, log[-2000:]
@@ -145,7 +154,18 @@ def button(pattern: str) -> str:
     return f"Array.from(document.querySelectorAll('button')).find(b => {pattern}.test(b.innerText.trim()))"
 
 
-async def _drive_ui(url: str, screenshot: Path) -> str:
+def _sim_rate(sim_url: str, start_ns: int, end_ns: int) -> float:
+    with urllib.request.urlopen(f"{sim_url}/sim/log", timeout=10) as response:
+        log = json.loads(response.read())
+    return sum(1 for entry in log if start_ns <= entry["received_ns"] < end_ns) / ((end_ns - start_ns) / 1e9)
+
+
+HEADER_RPS = "parseFloat((document.body.innerText.match(/\\bRPS\\s+([0-9.]+)/) || [])[1])"
+FRAME = "document.getElementById('loadgen-charts')"
+
+
+async def _drive_ui(url: str, sim_url: str, screenshot: Path) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
     async with open_page() as page:
         await page.navigate(url)
         await page.wait_for(f"!!{button('/^start$/i')}", timeout_s=60)
@@ -158,16 +178,33 @@ async def _drive_ui(url: str, screenshot: Path) -> str:
                 await page.screenshot(screenshot.with_name(f"start-attempt-{attempt}.png"))
                 if attempt == 2:
                     raise
+        started = time.monotonic()
+        await asyncio.sleep(15)  # past Locust's 12 s RPS window, so that it holds no start-up second
+        seen["header_rps"] = await page.wait_for(f"{HEADER_RPS} > 0 && {HEADER_RPS}", timeout_s=10)
+        now_ns = time.perf_counter_ns()
+        seen["sim_rps"] = _sim_rate(sim_url, now_ns - 12_000_000_000, now_ns - 2_000_000_000)
+        seen["running_s"] = time.monotonic() - started
+        seen["statistics_rows"] = await page.evaluate(
+            "Array.from(document.querySelector('table').querySelectorAll('tbody tr'))"
+            ".map(row => row.cells[1].innerText.trim())"
+        )
         await page.evaluate(button("/loadgen/i") + ".click()")
         table_text = (
-            "(() => { const t = document.querySelector('table');"
+            "(() => { const t = Array.from(document.querySelectorAll('table')).find(t => /Metric/.test(t.innerText));"
             " return t && /TTFT \\(ms\\)\\t[1-9]/.test(t.innerText) && t.innerText; })()"
         )
-        text = await page.wait_for(table_text, timeout_s=30)
-        await page.screenshot(screenshot)
+        seen["loadgen_table"] = await page.wait_for(table_text, timeout_s=30)
+        points = f"{FRAME}?.contentWindow?.loadgenChartPoints"
+        first = await page.wait_for(f"{points} > 0 && {points}", timeout_s=30)
+        await asyncio.sleep(5)
+        seen["chart_points"] = [first, await page.evaluate(points)]
+        chart = f"{FRAME}.contentDocument.getElementById('ttft')"
+        seen["chart_traces"] = await page.evaluate(f"{chart}.data.length")
+        seen["chart_ttft_p50"] = await page.evaluate(f"{chart}.data[0].y.filter(v => v !== null).at(-1)")
+        await page.screenshot(screenshot, full_page=True)
         await page.evaluate(button("/^stop$/i") + ".click()")  # stop from the UI, as a user would
         await page.wait_for("/stopped/i.test(document.body.innerText)", timeout_s=30)
-        return str(text)
+    return seen
 
 
 def test_locust_options_that_take_a_value_are_not_read_as_the_scenario() -> None:

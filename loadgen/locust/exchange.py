@@ -17,7 +17,7 @@ from loadgen.clock import MonotonicClock
 from loadgen.engine.request import ERROR_BODY_LIMIT_BYTES, Attempt, to_record
 from loadgen.errors import ErrorKind, ProtocolError
 from loadgen.prompts import Prompt
-from loadgen.protocols.base import Codec, GenerationParams
+from loadgen.protocols.base import Codec, Decoder, GenerationParams
 from loadgen.records import RequestRecord
 from loadgen.tokenizer import TokenCounter
 
@@ -44,9 +44,11 @@ def exchange(session: requests.Session, ctx: BlockingContext, index: int, prompt
     the end of a test), it is recorded as cancelled through ``on_cancelled`` before the stop goes on."""
     now_ns = MonotonicClock.now_ns
     attempt = Attempt(ctx.token_counter is not None or ctx.save_text or prompt.expected is not None, ctx.redact)
-    intended_ns = attempt.sent_ns = now_ns()
+    # no send stamp: ``requests`` does not say when the request's last byte left, so the record
+    # has no send lag rather than a made-up zero
+    intended_ns = now_ns()
     try:
-        _exchange(session, ctx, prompt, attempt, now_ns)
+        _exchange(session, ctx, prompt, attempt, now_ns, intended_ns + round(ctx.total_timeout_s * 1e9))
     except BaseException:  # GreenletExit or KeyboardInterrupt: the test stopped under this request
         attempt.fail(ErrorKind.CANCELLED, "cancelled when the test stopped")
         attempt.end_ns = now_ns()
@@ -60,7 +62,7 @@ def exchange(session: requests.Session, ctx: BlockingContext, index: int, prompt
 
 
 def _exchange(session: requests.Session, ctx: BlockingContext, prompt: Prompt, attempt: Attempt,
-              now_ns: Callable[[], int]) -> None:  # fmt: skip
+              now_ns: Callable[[], int], deadline_ns: int) -> None:  # fmt: skip
     request = ctx.codec.build_request(prompt, ctx.params)
     decoder = ctx.codec.decoder(ctx.params.config.stream, prompt)
     try:
@@ -75,10 +77,11 @@ def _exchange(session: requests.Session, ctx: BlockingContext, prompt: Prompt, a
         attempt.fail(ErrorKind.CONNECT, ctx.redact(f"cannot connect: {_describe(exc)}"))
     else:
         with response:
-            _read(response, ctx, attempt, decoder, now_ns)
+            _read(response, ctx, attempt, decoder, now_ns, deadline_ns)
 
 
-def _read(response: requests.Response, ctx: BlockingContext, attempt: Attempt, decoder, now_ns) -> None:  # type: ignore[no-untyped-def]
+def _read(response: requests.Response, ctx: BlockingContext, attempt: Attempt, decoder: Decoder,
+          now_ns: Callable[[], int], deadline_ns: int) -> None:  # fmt: skip
     attempt.http_status = response.status_code
     try:
         if response.status_code >= 300:
@@ -88,7 +91,6 @@ def _read(response: requests.Response, ctx: BlockingContext, attempt: Attempt, d
             attempt.fail(ErrorKind.from_http_status(response.status_code),
                          ctx.redact(f"HTTP {response.status_code}: {message}"))  # fmt: skip
             return
-        deadline_ns = (attempt.sent_ns or now_ns()) + round(ctx.total_timeout_s * 1e9)
         for data in response.iter_content(chunk_size=None):
             t_ns = now_ns()
             if attempt.on_read(decoder.feed(data), t_ns):

@@ -76,7 +76,7 @@ def locust_command(args: argparse.Namespace, host: str, users: int, extra: list[
     spawn_rate = args.spawn_rate or users
     command += ["--users", str(users), "--spawn-rate", f"{spawn_rate:g}"]
     if args.headless:
-        command += ["--headless", "--only-summary"]
+        command += ["--headless"]
         if args.run_time:
             command += ["--run-time", args.run_time]
     else:

@@ -70,18 +70,19 @@ def merged(states: list[dict[str, Any]], slo: tuple[SloTarget, ...] = ()) -> Agg
 def write_summary(aggregator: Aggregator, directory: Path, *, endpoint: str, api: str, model: str | None,
                   stream: bool, users: int, started_at: str, partial: bool, slo: tuple[SloTarget, ...],
                   tokenizer: str | None, processes: int, test_start_ns: int,
-                  batch_size: int = 1) -> dict[str, object]:  # fmt: skip
+                  batch_size: int = 1, lost_workers: list[str] | None = None) -> dict[str, object]:  # fmt: skip
     """``summary.json`` as ``loadgen run`` writes it, the load being Locust's users."""
     info = RunInfo(
         endpoint=endpoint, api=api, model=model, load=LoadConfig(mode=LoadMode.CLOSED, concurrency=max(users, 1),
                                                                    batch_size=batch_size),
         stream=stream, started_at=started_at, ended_at=wall_time_iso(), partial=partial,
-        stop_reason="interrupted" if partial else "locust_stopped", client=NO_CLIENT_REPORT, slo=slo,
+        stop_reason="worker_lost" if lost_workers else "interrupted" if partial else "locust_stopped",
+        client=NO_CLIENT_REPORT, slo=slo,
         tokenizer=tokenizer, listener_failures={},
     )  # fmt: skip
     summary = build_summary(aggregator, info)
     summary["locust"] = {"processes": processes, "users": users, "monotonic_start_ns": test_start_ns,
-                         "monotonic_end_ns": MonotonicClock.now_ns()}  # fmt: skip
+                         "monotonic_end_ns": MonotonicClock.now_ns(), "lost_workers": lost_workers or []}  # fmt: skip
     directory.mkdir(parents=True, exist_ok=True)
     write_json(directory / "summary.json", summary)
     return summary
@@ -120,10 +121,10 @@ TELEMETRY_FIGURES = (
 )  # fmt: skip
 
 
-def telemetry_rows(path: Path, tail_bytes: int = 65536) -> list[dict[str, object]]:
-    """The latest sample of each source and device in the sidecar's ``telemetry.jsonl``."""
+def latest_samples(path: Path, tail_bytes: int = 65536) -> dict[tuple[str, str], dict[str, Any]]:
+    """The latest sample of each (source, device) in the sidecar's ``telemetry.jsonl``."""
     if not path.is_file():
-        return []
+        return {}
     with path.open("rb") as file:
         file.seek(max(0, path.stat().st_size - tail_bytes))
         lines = file.read().decode("utf-8", "replace").splitlines()[1:]
@@ -135,8 +136,13 @@ def telemetry_rows(path: Path, tail_bytes: int = 65536) -> list[dict[str, object
             continue
         if isinstance(sample, dict) and "source" in sample:
             latest[(str(sample["source"]), str(sample.get("device", "")))] = sample
+    return latest
+
+
+def telemetry_rows(path: Path) -> list[dict[str, object]]:
+    """The loadgen tab's telemetry rows: the latest reading of each source and device."""
     rows: list[dict[str, object]] = []
-    for (source, device), sample in sorted(latest.items()):
+    for (source, device), sample in sorted(latest_samples(path).items()):
         parts = [f"{sample[key] * scale:,.1f} {unit}" for key, unit, scale in TELEMETRY_FIGURES
                  if isinstance(sample.get(key), (int, float))]  # fmt: skip
         if parts:

@@ -10,11 +10,13 @@ from loadgen.locust import OpenAIChatUser
         prompts = "scenarios/prompts/default.jsonl"
         max_tokens = 128
 
-Each request reports to Locust's statistics: the request itself (its end-to-end time; the
-"response length" is its output tokens; failures carry loadgen's error kind), and three rows of
-their own, ``TTFT``, ``ITL (mean per request)`` and ``output tok/s per request`` (a rate shown in
-Locust's milliseconds column). Locust rounds these; the loadgen tab of the web UI shows exact
-percentiles from loadgen's HDR histograms, and the result files are those of ``loadgen run``.
+Each LLM request is one Locust request: its response time is the end-to-end latency, its
+"response length" the output tokens, and a failure carries loadgen's error kind, so Locust's RPS,
+failures, charts and CSVs mean what Locust users expect. TTFT, ITL, TPOT and tokens/s are
+loadgen's own exact HDR figures (merged across workers): the web UI's loadgen tab shows them with
+live charts, headless mode prints a loadgen line under Locust's periodic stats, and ``--csv PREFIX``
+gets ``PREFIX_llm_stats.csv`` and ``PREFIX_llm_stats_history.csv`` beside Locust's files. The result
+files are those of ``loadgen run``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import logging
 import os
 import threading
 from dataclasses import replace
@@ -31,14 +34,14 @@ from typing import Any, ClassVar
 import requests
 from locust import User, constant, events, task
 from locust.env import Environment
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, WorkerRunner
 
 from loadgen.clock import MonotonicClock
 from loadgen.config import EndpointConfig, GenerationConfig, SloTarget
 from loadgen.errors import ErrorKind
 from loadgen.locust.exchange import BlockingContext, exchange
-from loadgen.locust.guard import state_change_refusal
-from loadgen.locust.recorder import TABLE_STRUCTURE, Recorder, merged, table_rows, telemetry_rows, write_summary
+from loadgen.locust.live import LiveHistory, LiveWindow, latest_telemetry, progress_line, write_stats_csv
+from loadgen.locust.recorder import Recorder, merged, table_rows, telemetry_rows, write_summary
 from loadgen.metrics import request_metrics as rm
 from loadgen.parsing import public_url
 from loadgen.prompts import Prompt, PromptPicker
@@ -50,7 +53,12 @@ from loadgen.tokenizer import TokenCounter, load_token_counter
 
 JOB_ENV = "LOADGEN_LOCUST_JOB"  # a JSON file: the job that ``loadgen locust`` resolved
 STATE_MESSAGE = "loadgen_state"
+WINDOW_MESSAGE = "loadgen_window"
 FINAL_WAIT_S = 2.0
+LOCAL_TICK_S = 2.0  # as often as the web UI polls; a master ticks as often as its workers report
+PARTIAL_EXIT_CODE = 1
+stats_logger = logging.getLogger("locust.stats_logger")  # Locust's own console lines
+logger = logging.getLogger(__name__)
 
 
 class LoadgenLocust:
@@ -70,6 +78,10 @@ class LoadgenLocust:
         self.environment: Environment | None = None
         self.test_start_ns = 0
         self.batch_size = 1
+        self.window: LiveWindow | None = None
+        self.history = LiveHistory()
+        self.lost_workers: set[str] = set()
+        self._ticker: Any = None
 
     def test_directory(self) -> Path:
         return self.output_dir if self.tests <= 1 else self.output_dir / f"test-{self.tests:02d}"
@@ -78,7 +90,11 @@ class LoadgenLocust:
         self.tests += 1
         self.test_start_ns = MonotonicClock.now_ns()
         self.worker_states.clear()
+        self.lost_workers.clear()
         runner = environment.runner
+        if not isinstance(runner, WorkerRunner):
+            self.history = LiveHistory(self._csv_path(environment, "_llm_stats_history.csv"))
+            self._start_ticking(environment)
         if isinstance(runner, MasterRunner):
             return
         directory = self.test_directory()
@@ -86,11 +102,77 @@ class LoadgenLocust:
             directory = directory / f"worker-{runner.worker_index}"
         with self.lock:
             self.recorder = Recorder(directory, self.slo)
+            self.window = LiveWindow()
+
+    @staticmethod
+    def _csv_path(environment: Environment, suffix: str) -> Path | None:
+        prefix = getattr(environment.parsed_options, "csv_prefix", None)
+        return Path(prefix + suffix) if prefix else None
+
+    # --- live figures: the loadgen tab's charts, the headless line, the history CSV -----------------
+
+    def _start_ticking(self, environment: Environment) -> None:
+        import gevent
+
+        interval = WORKER_REPORT_INTERVAL if isinstance(environment.runner, MasterRunner) else LOCAL_TICK_S
+
+        def tick_forever() -> None:
+            while True:
+                gevent.sleep(interval)
+                self.tick(environment)
+
+        self._stop_ticking()
+        self._ticker = gevent.spawn(tick_forever)
+
+    def _stop_ticking(self) -> None:
+        if self._ticker is not None:
+            self._ticker.kill(block=False)
+            self._ticker = None
+
+    def drain_window(self) -> dict[str, Any] | None:
+        with self.lock:
+            return self.window.drain() if self.window is not None else None
+
+    def tick(self, environment: Environment) -> None:
+        """One point of the live series, from the windows that came in since the last one."""
+        runner = environment.runner
+        if isinstance(runner, MasterRunner):
+            self._notice_lost_workers(runner)
+        else:
+            window = self.drain_window()
+            if window is not None:
+                self.history.add_window("local", window)
+        with self.lock:
+            totals = self.aggregator()
+            point = self.history.tick(runner.user_count if runner else 0, totals,
+                                      latest_telemetry(self.output_dir / "telemetry.jsonl"))  # fmt: skip
+        options = environment.parsed_options
+        if getattr(options, "headless", False) and not getattr(options, "only_summary", False):
+            stats_logger.info(progress_line(point))
+
+    def _notice_lost_workers(self, runner: MasterRunner) -> None:
+        present = {node.id for node in runner.clients.values() if node not in runner.clients.missing}
+        for worker in list(self.worker_states):
+            if (
+                worker not in present
+                and worker not in self.lost_workers
+                and not self.worker_states[worker].get("final")
+            ):
+                self.lost_workers.add(worker)
+                self.history.forget(worker)
+                logger.warning(f"loadgen: worker {worker} was lost mid-test; its figures end at its last report "
+                               "and the result is partial")  # fmt: skip
+
+    def on_window(self, worker: str, window: dict[str, Any]) -> None:
+        if worker not in self.lost_workers:
+            self.history.add_window(worker, window)
 
     def on_record(self, record: RequestRecord) -> None:
         with self.lock:
             if self.recorder is not None and not self.recorder.closed:
                 self.recorder.on_record(record)
+                if self.window is not None:
+                    self.window.on_record(record)
 
     def state(self, final: bool) -> dict[str, Any] | None:
         with self.lock:
@@ -109,17 +191,29 @@ class LoadgenLocust:
             if state is not None:
                 runner.send_message(STATE_MESSAGE, state)
             return
+        self._stop_ticking()
         if isinstance(runner, MasterRunner):
             waited = 0.0
             import gevent
 
-            while waited < FINAL_WAIT_S and not all(s.get("final") for s in self.worker_states.values()):
+            while waited < FINAL_WAIT_S and not self._all_final():
                 gevent.sleep(0.1)
                 waited += 0.1
+            self._notice_lost_workers(runner)
         elif self.recorder is not None:
             with self.lock:
                 self.recorder.close()
+        self.tick(environment)  # the last requests' point
         self.write_results(environment)
+
+    def _all_final(self) -> bool:
+        return all(state.get("final") for worker, state in self.worker_states.items()
+                   if worker not in self.lost_workers)  # fmt: skip
+
+    @property
+    def partial(self) -> bool:
+        """A worker was lost, or did not send its final figures."""
+        return bool(self.lost_workers) or not all(state.get("final") for state in self.worker_states.values())
 
     def aggregator(self) -> Any:
         if self.recorder is not None:
@@ -130,7 +224,7 @@ class LoadgenLocust:
         if self.tests == 0 or self.endpoint is None:
             return
         runner = environment.runner
-        partial = isinstance(runner, MasterRunner) and not all(s.get("final") for s in self.worker_states.values())
+        partial = isinstance(runner, MasterRunner) and self.partial
         processes = len(self.worker_states) if isinstance(runner, MasterRunner) else 1
         users = getattr(runner, "target_user_count", None) or (runner.user_count if runner else 0)
         with self.lock:
@@ -141,7 +235,11 @@ class LoadgenLocust:
                 model=self.endpoint.model, stream=self.stream, users=users or 0, started_at=started_at,
                 partial=partial, slo=self.slo, tokenizer=self.tokenizer, processes=processes,
                 test_start_ns=self.test_start_ns, batch_size=self.batch_size,
+                lost_workers=sorted(self.lost_workers),
             )  # fmt: skip
+            stats_csv = self._csv_path(environment, "_llm_stats.csv")
+            if stats_csv is not None:
+                write_stats_csv(stats_csv, aggregator)
 
     def extended_stats(self) -> list[dict[str, object]]:
         with self.lock:
@@ -246,26 +344,12 @@ class LLMUser(User):
         self._report(record, context)
 
     def _report(self, record: RequestRecord, context: BlockingContext) -> None:
-        fire = self.environment.events.request.fire
-        name = context.codec.name
-        e2e = rm.e2e_ns(record)
+        """One Locust request per LLM request; TTFT, ITL and tokens/s are loadgen's own stats."""
         exception = None if record.error_kind is None else LLMRequestError(record.error_kind, record.error or "")
-        fire(request_type="LLM", name=name, response_time=(e2e or 0) / 1e6, response_length=record.output_tokens,
-             exception=exception, context={"prompt_id": record.prompt_id})  # fmt: skip
-        if exception is not None:
-            return
-        ttft = rm.ttft_ns(record)
-        if ttft is not None:
-            fire(request_type="LLM", name="TTFT", response_time=ttft / 1e6, response_length=0, exception=None,
-                 context={})  # fmt: skip
-        gaps = list(rm.chunk_gaps_ns(record))
-        if gaps:
-            fire(request_type="LLM", name="ITL (mean per request)", response_time=sum(gaps) / len(gaps) / 1e6,
-                 response_length=0, exception=None, context={})  # fmt: skip
-        rate = rm.output_tokens_per_s(record)
-        if rate is not None:
-            fire(request_type="LLM", name="output tok/s per request", response_time=rate, response_length=0,
-                 exception=None, context={})  # fmt: skip
+        self.environment.events.request.fire(
+            request_type="POST", name=context.codec.name, response_time=(rm.e2e_ns(record) or 0) / 1e6,
+            response_length=record.output_tokens or 0, exception=exception, context={"prompt_id": record.prompt_id},
+        )  # fmt: skip
 
 
 class LLMRequestError(Exception):
@@ -336,11 +420,14 @@ def _on_init(environment: Environment, **_: object) -> None:
     if isinstance(runner, MasterRunner):
 
         def on_state(environment: Environment, msg: Any, **_: object) -> None:
-            PROCESS.worker_states[msg.node_id] = msg.data
+            if msg.node_id not in PROCESS.lost_workers:
+                PROCESS.worker_states[msg.node_id] = msg.data
 
         runner.register_message(STATE_MESSAGE, on_state)
     if environment.web_ui is not None:
-        _extend_web_ui(environment)
+        from loadgen.locust.webui import extend_web_ui
+
+        extend_web_ui(environment, PROCESS)
 
 
 @events.report_to_master.add_listener
@@ -348,13 +435,21 @@ def _on_report_to_master(client_id: str, data: dict[str, Any]) -> None:
     state = PROCESS.state(final=PROCESS.recorder is not None and PROCESS.recorder.closed)
     if state is not None:
         data[STATE_MESSAGE] = state
+    window = PROCESS.drain_window()
+    if window is not None:
+        data[WINDOW_MESSAGE] = window
 
 
 @events.worker_report.add_listener
 def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
+    if client_id in PROCESS.lost_workers:
+        return
     state = data.get(STATE_MESSAGE)
     if state is not None and not PROCESS.worker_states.get(client_id, {}).get("final"):
         PROCESS.worker_states[client_id] = state
+    window = data.get(WINDOW_MESSAGE)
+    if window is not None:
+        PROCESS.on_window(client_id, window)
 
 
 @events.test_start.add_listener
@@ -371,35 +466,5 @@ def _on_test_stop(environment: Environment, **_: object) -> None:
 def _on_quitting(environment: Environment, **_: object) -> None:
     if isinstance(environment.runner, MasterRunner):
         PROCESS.write_results(environment)  # again: the workers' last reports come in while quitting
-
-
-def _extend_web_ui(environment: Environment) -> None:
-    from flask import request
-
-    web_ui = environment.web_ui
-    assert web_ui is not None and web_ui.app is not None
-    web_ui.template_args["extendedTabs"] = [{"title": "loadgen: LLM latency", "key": "loadgen"}]
-
-    @web_ui.app.before_request
-    def guard_state_changes() -> Any:
-        """Requests that change the test must come from the UI's own page: a cross-site form or a
-        page reached by DNS rebinding is refused, and so is a new target host."""
-        if request.method != "POST":
-            return None
-        refusal = state_change_refusal(request.host, request.headers.get("Origin"), request.path,
-                                       request.form.get("host"), environment.parsed_options,
-                                       PROCESS.pinned_target)  # fmt: skip
-        if refusal is not None:
-            return {"success": False, "message": refusal}, 403
-        return None
-
-    web_ui.template_args["extendedTables"] = [{"key": "loadgen", "structure": TABLE_STRUCTURE}]
-
-    @web_ui.app.after_request
-    def add_loadgen_stats(response: Any) -> Any:
-        if request.path != "/stats/requests" or response.status_code != 200:
-            return response
-        body = json.loads(response.get_data())
-        body["extendedStats"] = PROCESS.extended_stats()
-        response.set_data(json.dumps(body))
-        return response
+        if PROCESS.partial and PROCESS.tests:
+            environment.process_exit_code = PARTIAL_EXIT_CODE

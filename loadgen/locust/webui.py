@@ -1,0 +1,130 @@
+"""Locust mode: loadgen's part of Locust's web UI (Flask, inside the Locust process).
+
+- the loadgen tab: Locust's extended-tab table of exact HDR figures (``/stats/requests`` carries
+  its rows), and under it a frame with live charts (``/loadgen/charts``, drawn with Plotly.js from
+  ``/loadgen/history``); Locust's extended tabs draw tables only, so a small script put into the
+  UI's page adds the frame while the tab is shown;
+- the "Download Data" tab gets the LLM stats CSVs;
+- state changes (start, stop, a new host) are refused unless they come from the UI's own page.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from loadgen.locust.guard import state_change_refusal
+from loadgen.locust.live import stats_csv_text
+from loadgen.locust.recorder import TABLE_STRUCTURE
+
+if TYPE_CHECKING:
+    from locust.env import Environment
+
+    from loadgen.locust.users import LoadgenLocust
+
+TAB_KEY = "loadgen"
+TAB_SCRIPT = b'<script defer src="./loadgen/tab.js"></script>'
+
+
+def extend_web_ui(environment: Environment, process: LoadgenLocust) -> None:
+    from flask import Response, request
+
+    web_ui = environment.web_ui
+    assert web_ui is not None and web_ui.app is not None
+    app = web_ui.app
+    web_ui.template_args["extendedTabs"] = [{"title": "loadgen: LLM latency", "key": TAB_KEY}]
+    web_ui.template_args["extendedTables"] = [{"key": TAB_KEY, "structure": TABLE_STRUCTURE}]
+    web_ui.template_args["extendedCsvFiles"] = [
+        {"href": "./loadgen/llm_stats.csv", "title": "Download loadgen LLM stats CSV"},
+        {"href": "./loadgen/llm_stats_history.csv", "title": "Download loadgen LLM stats history CSV"},
+    ]
+
+    @app.before_request
+    def guard_state_changes() -> Any:
+        """Requests that change the test must come from the UI's own page: a cross-site form or a
+        page reached by DNS rebinding is refused, and so is a new target host."""
+        if request.method != "POST":
+            return None
+        refusal = state_change_refusal(request.host, request.headers.get("Origin"), request.path,
+                                       request.form.get("host"), environment.parsed_options,
+                                       process.pinned_target)  # fmt: skip
+        if refusal is not None:
+            return {"success": False, "message": refusal}, 403
+        return None
+
+    @app.after_request
+    def add_loadgen(response: Any) -> Any:
+        if response.status_code != 200 or response.direct_passthrough:
+            return response
+        if request.path == "/stats/requests":
+            body = json.loads(response.get_data())
+            body["extendedStats"] = process.extended_stats()
+            response.set_data(json.dumps(body))
+        elif request.path in ("/", "") and response.mimetype == "text/html":
+            page = response.get_data()
+            if TAB_SCRIPT not in page:
+                response.set_data(page.replace(b"</head>", TAB_SCRIPT + b"</head>", 1))
+        return response
+
+    guarded = web_ui.auth_required_if_enabled
+
+    @app.route("/loadgen/tab.js")
+    @guarded
+    def loadgen_tab_script() -> Any:
+        return Response(_static("tab.js"), mimetype="text/javascript")
+
+    @app.route("/loadgen/charts")
+    @guarded
+    def loadgen_charts() -> Any:
+        return Response(_static("charts.html"), mimetype="text/html")
+
+    @app.route("/loadgen/plotly.js")
+    @guarded
+    def loadgen_plotly() -> Any:
+        response = Response(_plotly_js(), mimetype="text/javascript")
+        response.headers["Cache-Control"] = "max-age=86400"
+        return response
+
+    @app.route("/loadgen/history")
+    @guarded
+    def loadgen_history() -> Any:
+        since = request.args.get("since", "0")
+        with process.lock:
+            body = process.history.to_json_dict(int(since) if since.isdigit() else 0)
+        return {**body, "test": process.tests}
+
+    @app.route("/loadgen/llm_stats.csv")
+    @guarded
+    def loadgen_stats_csv() -> Any:
+        with process.lock:
+            text = stats_csv_text(process.aggregator())
+        return _download(text, "llm_stats.csv")
+
+    @app.route("/loadgen/llm_stats_history.csv")
+    @guarded
+    def loadgen_history_csv() -> Any:
+        with process.lock:
+            text = process.history.csv_text()
+        return _download(text, "llm_stats_history.csv")
+
+
+def _download(text: str, name: str) -> Any:
+    from flask import Response
+
+    response = Response(text, mimetype="text/csv")
+    response.headers["Content-Disposition"] = f"attachment; filename={name}"
+    return response
+
+
+@functools.cache
+def _static(name: str) -> str:
+    return resources.files("loadgen.locust").joinpath("static").joinpath(name).read_text("utf-8")
+
+
+@functools.cache
+def _plotly_js() -> str:
+    from plotly.offline import get_plotlyjs
+
+    return str(get_plotlyjs())
