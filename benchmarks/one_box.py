@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 
-from loadgen.selftest import _run, streaming
+from loadgen.run.selftest import _run, streaming
 from loadgen.sim.process import SimProcess, SimSpec
 from loadgen.sim.server import SimOptions
 

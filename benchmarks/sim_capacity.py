@@ -16,7 +16,7 @@ import urllib.request
 import psutil
 from harness import run_loadgen
 
-from loadgen.roofline import RooflineProfile
+from loadgen.hardware.roofline import RooflineProfile
 from loadgen.sim.process import SimProcess, SimSpec
 from loadgen.sim.profiles import PROFILES
 from loadgen.sim.server import SimOptions

@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 
 from loadgen.cli import main
-from loadgen.compare import compare_level, crossover, parse_variants
 from loadgen.errors import ConfigError
+from loadgen.run.compare import compare_level, crossover, parse_variants
 from tests.conftest import SimFactory
 
 

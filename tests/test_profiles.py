@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from loadgen.errors import ConfigError
-from loadgen.profiles import load_profiles
+from loadgen.hardware.profiles import load_profiles
 
 GOOD = """kind: hardware
 name: box

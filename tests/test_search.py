@@ -1,5 +1,6 @@
 from loadgen.config import LoadConfig, LoadMode, SloTarget
-from loadgen.search import MaxLoadSearch, knee_index
+from loadgen.plan.knee import knee_index
+from loadgen.run.find_max import MaxLoadSearch
 
 SLO = (SloTarget("ttft", 500_000_000, 99.0),)
 
@@ -59,7 +60,7 @@ def test_knee_of_a_saturating_curve() -> None:
 
 def test_clearly_over_slo_needs_enough_requests_and_a_median_twice_over() -> None:
     from loadgen.metrics.aggregate import Aggregator
-    from loadgen.search import clearly_over_slo
+    from loadgen.run.find_max import clearly_over_slo
     from tests.records import record
 
     aggregator = Aggregator()

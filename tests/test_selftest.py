@@ -2,7 +2,7 @@ import json
 from pathlib import Path
 
 from loadgen.cli import main
-from loadgen.selftest import RateResult
+from loadgen.run.selftest import RateResult
 
 
 def test_held_means_within_one_percent_and_low_lag() -> None:

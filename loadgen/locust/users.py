@@ -40,6 +40,7 @@ from loadgen.clock import MonotonicClock
 from loadgen.config import EndpointConfig, GenerationConfig, SloTarget
 from loadgen.errors import ErrorKind
 from loadgen.locust.exchange import BlockingContext, exchange
+from loadgen.locust.launch import JOB_ENV
 from loadgen.locust.live import LiveHistory, LiveWindow, latest_telemetry, progress_line, write_stats_csv
 from loadgen.locust.recorder import Recorder, merged, table_rows, telemetry_rows, write_summary
 from loadgen.metrics import request_metrics as rm
@@ -51,7 +52,6 @@ from loadgen.protocols.base import GenerationParams
 from loadgen.records import RequestRecord
 from loadgen.tokenizer import TokenCounter, load_token_counter
 
-JOB_ENV = "LOADGEN_LOCUST_JOB"  # a JSON file: the job that ``loadgen locust`` resolved
 STATE_MESSAGE = "loadgen_state"
 WINDOW_MESSAGE = "loadgen_window"
 FINAL_WAIT_S = 2.0
@@ -388,7 +388,7 @@ def _codec(endpoint: EndpointConfig, token_counter: TokenCounter | None) -> Any:
 
 
 def _redactor(secrets: tuple[str, ...]) -> Any:
-    from loadgen.session import redactor
+    from loadgen.redact import redactor
 
     return redactor(secrets)
 
@@ -399,7 +399,7 @@ def _job_plan() -> Any:
     path = os.environ.get(JOB_ENV)
     if not path:
         return None
-    from loadgen.workers import plan_from_job
+    from loadgen.run.workers import plan_from_job
 
     return plan_from_job(json.loads(Path(path).read_text("utf-8")))
 

@@ -12,23 +12,37 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from loadgen.locust.guard import state_change_refusal
-from loadgen.locust.live import stats_csv_text
+from loadgen.locust.live import LiveHistory, stats_csv_text
 from loadgen.locust.recorder import TABLE_STRUCTURE
+from loadgen.metrics.aggregate import Aggregator
 
 if TYPE_CHECKING:
     from locust.env import Environment
 
-    from loadgen.locust.users import LoadgenLocust
+
+class LiveSource(Protocol):
+    """What the web UI reads of this process's test (``loadgen.locust.users.LoadgenLocust``)."""
+
+    lock: threading.Lock
+    history: LiveHistory
+    tests: int
+    pinned_target: str | None
+
+    def aggregator(self) -> Aggregator: ...
+
+    def extended_stats(self) -> list[dict[str, object]]: ...
+
 
 TAB_KEY = "loadgen"
 TAB_SCRIPT = b'<script defer src="./loadgen/tab.js"></script>'
 
 
-def extend_web_ui(environment: Environment, process: LoadgenLocust) -> None:
+def extend_web_ui(environment: Environment, process: LiveSource) -> None:
     from flask import Response, request
 
     web_ui = environment.web_ui

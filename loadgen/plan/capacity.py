@@ -200,7 +200,7 @@ def simulated_setup(directory: str) -> SimulatedSetup | None:
     model, _, rest = profile.partition("@")
     hardware_file, *options = rest.split(",")
     if not hardware_file.endswith(".yaml") and not Path(hardware_file).exists():  # a shipped profile's name
-        from loadgen.profiles import SHIPPED_PROFILES
+        from loadgen.hardware.profiles import SHIPPED_PROFILES
 
         hardware_file = str(SHIPPED_PROFILES / f"{hardware_file}.yaml")
     max_batch = next((int(o.split("=")[1]) for o in options if o.startswith("max_batch=") and o[10:].isdigit()), None)

@@ -1,5 +1,5 @@
 """Planning layer: what one replica can carry on hardware nobody measured, from the roofline model
-the simulator runs (``loadgen.roofline``).
+the simulator runs (``loadgen.hardware.roofline``).
 
 In steady state a replica runs ``b`` sequences; each engine step decodes one token for all of them
 and prefills the prompts of the ones that replace finished sequences (``b × input / output``
@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from loadgen.config import SloTarget
-from loadgen.roofline import HardwareSpec, ModelSpec, RooflineProfile
+from loadgen.hardware.roofline import HardwareSpec, ModelSpec, RooflineProfile
 
 TTFT_STEPS = 1.5
 

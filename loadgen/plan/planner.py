@@ -21,9 +21,9 @@ from typing import Any
 
 from loadgen.config import SloTarget
 from loadgen.errors import ConfigError
+from loadgen.hardware.profiles import HardwareProfile, ModelProfile, ProfileSet
 from loadgen.plan.capacity import Capacity, load_sweep, replica_capacity, sweep_source
 from loadgen.plan.model import ModelCapacity, modelled_capacity
-from loadgen.profiles import HardwareProfile, ModelProfile, ProfileSet
 
 HOURS_PER_MONTH = 730.0
 # the roofline model's error against the simulator sweeping the hardware itself (tests/plan/test_fidelity.py

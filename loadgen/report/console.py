@@ -274,7 +274,7 @@ def level_label(summary: dict) -> str:  # type: ignore[type-arg]
 def sweep_table(summaries: Sequence[dict], slo: Sequence[SloTarget] = ()) -> Table:  # type: ignore[type-arg]
     """One row per level; fits an 80-column terminal. ◆ marks the knee, ✓ the levels within the
     percentile SLOs (when given)."""
-    from loadgen.search import level_passes, sweep_knee
+    from loadgen.plan.knee import level_passes, sweep_knee
 
     knee = sweep_knee(list(summaries))
     percentile_slo = tuple(t for t in slo if not t.per_request)

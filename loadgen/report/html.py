@@ -100,7 +100,7 @@ def _imported(source: dict[str, Any]) -> str:
 
 def _as_flags(options: dict[str, Any]) -> str:
     """The options as flags a user types: only those given (not the defaults), in their own syntax."""
-    from loadgen.options import OPTIONS_BY_NAME
+    from loadgen.scenario.options import OPTIONS_BY_NAME
 
     flags = []
     for name, value in options.items():
@@ -355,7 +355,7 @@ def _level_x(summary: dict[str, Any], by_batch: bool = False) -> float:
 
 
 def _sweep(levels: list[dict[str, Any]], prefix: str, slos: list[tuple[str, str, float]] | None = None) -> str:
-    from loadgen.search import sweep_knee
+    from loadgen.plan.knee import sweep_knee
 
     by_batch = _batch_sweep(levels)
     levels = sorted(levels, key=lambda s: _level_x(s, by_batch))

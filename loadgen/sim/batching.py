@@ -14,7 +14,7 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 
-from loadgen.roofline import RooflineProfile
+from loadgen.hardware.roofline import RooflineProfile
 
 
 @dataclass(eq=False, slots=True)

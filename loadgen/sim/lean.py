@@ -23,7 +23,7 @@ from collections import deque
 import httptools
 
 from loadgen.sim.profiles import FixedProfile
-from loadgen.sim.server import DEFAULT_MAX_TOKENS, RequestLog, SimOptions, _words
+from loadgen.sim.server import DEFAULT_MAX_TOKENS, RequestLog, SimOptions, vocabulary_words
 from loadgen.transport.stamps import CONTROL_BUFFER_BYTES, SO_TIMESTAMPNS, ArrivalStamper, kernel_stamps_available
 
 _READ_BUFFER = memoryview(bytearray(256 * 1024))
@@ -244,7 +244,7 @@ class _Answer:
                 '"finish_reason":null}]}\n\n').encode()  # fmt: skip
 
     def content_frame(self, position: int, last: bool) -> bytes:
-        text = _words(position, 1)[0]
+        text = vocabulary_words(position, 1)[0]
         finish = '"length"' if last else "null"
         content = f'"delta":{{"content":"{text}"}}' if self.chat else f'"text":"{text}"'
         return f'data: {self._prefix},"choices":[{{"index":0,{content},"finish_reason":{finish}}}]}}\n\n'.encode()
@@ -257,7 +257,7 @@ class _Answer:
         return (usage + "data: [DONE]\n\n").encode()
 
     def whole(self) -> bytes:
-        text = "".join(_words(0, self.max_tokens))
+        text = "".join(vocabulary_words(0, self.max_tokens))
         choice = ({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "length"}
                   if self.chat else {"index": 0, "text": text, "finish_reason": "length"})  # fmt: skip
         usage = {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.max_tokens,

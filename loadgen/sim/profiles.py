@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from loadgen.errors import ConfigError
+from loadgen.hardware.roofline import DraftSpec, HardwareSpec, ModelSpec, RooflineProfile
 from loadgen.parsing import did_you_mean
-from loadgen.roofline import DraftSpec, HardwareSpec, ModelSpec, RooflineProfile
 
 LLAMA2_7B = ModelSpec("llama-2-7b", 6.74e9, 2.0, layers=32, kv_heads=32, head_dim=128)
 LLAMA3_8B = ModelSpec("llama-3-8b", 8.03e9, 2.0, layers=32, kv_heads=8, head_dim=128)
@@ -93,7 +93,7 @@ def _from_profile_files(name: str) -> RooflineProfile:
     the hardware profile ``NAME`` shipped with loadgen."""
     from pathlib import Path
 
-    from loadgen.profiles import SHIPPED_PROFILES, load_profiles
+    from loadgen.hardware.profiles import SHIPPED_PROFILES, load_profiles
 
     model_name, _, rest = name.partition("@")
     hardware_path, *options = rest.split(",")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from loadgen.roofline import RooflineProfile
+from loadgen.hardware.roofline import RooflineProfile
 from loadgen.sim.batching import BatchingEngine, Sequence
 from loadgen.sim.profiles import FixedProfile, SimProfile
 
@@ -208,7 +208,7 @@ class SimServer:
                 counts = await asyncio.gather(*(self._count(part) for part in parts))
                 return web.json_response(formatter.whole_batch(list(counts)))
             tokens = await self._count(parsed)
-            text = "".join(_words(0, tokens))
+            text = "".join(vocabulary_words(0, tokens))
             return web.json_response(formatter.whole(text, tokens))
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
@@ -315,7 +315,7 @@ async def _sleep_until(due: float) -> None:
         await asyncio.sleep(0)
 
 
-def _words(start: int, count: int) -> list[str]:
+def vocabulary_words(start: int, count: int) -> list[str]:
     size = len(VOCABULARY)
     return [" " + VOCABULARY[(start + offset) % size] for offset in range(count)]
 
@@ -351,13 +351,13 @@ class _Formatter:
         return f"data: {frame}\n\n".encode()
 
     def content_chunk(self, position: int, count: int, last: bool) -> bytes:
-        text = "".join(_words(position, count))
+        text = "".join(vocabulary_words(position, count))
         if self.parsed.api == "tgi":
             token = json.dumps({"id": position, "text": text, "logprob": -0.5, "special": False})
             details = "null"
             generated = "null"
             if last:
-                generated = json.dumps("".join(_words(0, position + count)))
+                generated = json.dumps("".join(vocabulary_words(0, position + count)))
                 details = json.dumps({"finish_reason": "length", "generated_tokens": position + count, "seed": None})
             return (
                 f'data:{{"index":{position},"token":{token},"generated_text":{generated},"details":{details}}}\n\n'
@@ -381,7 +381,7 @@ class _Formatter:
     def whole_batch(self, counts: list[int]) -> dict[str, object]:
         """Completions for a list of prompts: one choice per prompt, usage over all of them."""
         response = self.whole("", sum(counts))
-        response["choices"] = [{"index": i, "text": "".join(_words(0, n)), "finish_reason": "length"}
+        response["choices"] = [{"index": i, "text": "".join(vocabulary_words(0, n)), "finish_reason": "length"}
                                for i, n in enumerate(counts)]  # fmt: skip
         return response
 

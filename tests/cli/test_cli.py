@@ -241,6 +241,6 @@ def test_schedule_errors(args: list[str], message: str, capsys: pytest.CaptureFi
 @pytest.mark.parametrize("scenario", sorted((Path(__file__).resolve().parents[2] / "scenarios").glob("*.yaml")),
                          ids=lambda path: path.name)  # fmt: skip
 def test_every_shipped_scenario_loads(scenario: Path) -> None:
-    from loadgen.options import load_scenario
+    from loadgen.scenario.options import load_scenario
 
     assert load_scenario(str(scenario))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from loadgen import cli
+import loadgen.cli.app as cli
 
 
 def test_an_unexpected_exception_is_one_line_with_its_traceback_in_a_file(

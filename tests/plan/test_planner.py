@@ -5,8 +5,8 @@ import pytest
 
 from loadgen.config import SloTarget
 from loadgen.errors import ConfigError
+from loadgen.hardware.profiles import load_profiles
 from loadgen.plan.planner import PlanRequest, make_plan, replica_size
-from loadgen.profiles import load_profiles
 from tests.plan.sweeps import level, write_sweep
 
 MS = 1_000_000

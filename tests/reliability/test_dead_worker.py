@@ -28,7 +28,7 @@ def test_a_killed_worker_leaves_a_partial_merged_level(start_sim: SimFactory, tm
         workers: list[psutil.Process] = []
         while len(workers) < 2 and time.monotonic() < deadline:
             workers = [p for p in psutil.Process(run.pid).children(recursive=True)
-                       if "loadgen.workers" in " ".join(p.cmdline())]  # fmt: skip
+                       if "loadgen.run.workers" in " ".join(p.cmdline())]  # fmt: skip
             time.sleep(0.1)
         assert len(workers) == 2, "the worker processes never started"
         time.sleep(2.0)  # into the measured load

@@ -62,14 +62,14 @@ def test_no_secret_reaches_any_output(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_aws_key_id_secret_and_session_token_are_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    from loadgen.cli import _aws_secrets
+    from loadgen.scenario.plan import aws_secrets
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEKEYID1234")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "example-secret-access-key")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "example-session-token-value")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    assert set(_aws_secrets(None)) == {
+    assert set(aws_secrets(None)) == {
         "AKIAEXAMPLEKEYID1234",
         "example-secret-access-key",
         "example-session-token-value",

@@ -1,7 +1,7 @@
 import pytest
 
 from loadgen.errors import ConfigError
-from loadgen.roofline import RooflineProfile
+from loadgen.hardware.roofline import RooflineProfile
 from loadgen.sim.profiles import H100_SXM, LLAMA2_7B, PROFILES, get_profile
 
 

@@ -28,9 +28,17 @@ from rich.table import Table
 from loadgen.config import EndpointConfig
 from loadgen.errors import ConfigError
 from loadgen.metrics.validity import target_lag
+from loadgen.redact import redactor
 from loadgen.report.console import invalid_variants, level_label
 from loadgen.report.files import write_json
+from loadgen.run.endpoint import prepare_endpoint, scrape_quietly
+from loadgen.run.level import level_directory_name, run_level
+from loadgen.run.loop import stop_on_signals
+from loadgen.run.session import config_json, judge_level
+from loadgen.sim.process import SimProcess, SimSpec
+from loadgen.sim.server import SimOptions
 from loadgen.telemetry.prometheus import acceptance_rate
+from loadgen.tokenizer import load_token_counter
 
 BOOTSTRAP_RESAMPLES = 1000
 CACHE_SHARE_TOLERANCE = 0.05  # prompt share served from the prefix cache, between the variants
@@ -202,19 +210,6 @@ def crossover(levels: list[dict[str, object]]) -> str | None:
 
 async def run_compare(plan: object, variants: list[Variant], console: Console) -> int:
     """Each level: every variant in turn, then the comparison; compare.json rewritten each level."""
-    from loadgen.session import (
-        _config_json,
-        _prepare_endpoint,
-        _run_level,
-        judge_level,
-        level_directory_name,
-        redactor,
-        scrape_quietly,
-        stop_on_signals,
-    )
-    from loadgen.sim.process import SimProcess, SimSpec
-    from loadgen.sim.server import SimOptions
-    from loadgen.tokenizer import load_token_counter
 
     output: Path = plan.output_dir  # type: ignore[attr-defined]
     output.mkdir(parents=True, exist_ok=True)
@@ -235,10 +230,10 @@ async def run_compare(plan: object, variants: list[Variant], console: Console) -
                 endpoint = base
             else:
                 endpoint = replace(base, url=variant.target)
-            endpoints[variant.name] = await _prepare_endpoint(plan, endpoint, token_counter, redact, console)  # type: ignore[arg-type]
+            endpoints[variant.name] = await prepare_endpoint(plan, endpoint, token_counter, redact, console)  # type: ignore[arg-type]
         baseline, candidates = variants[0], variants[1:]
         variants_json = [{"name": v.name, "target": v.target, "extra_body": dict(v.extra_body)} for v in variants]
-        config = _config_json(plan, endpoints[baseline.name])  # type: ignore[arg-type]
+        config = config_json(plan, endpoints[baseline.name])  # type: ignore[arg-type]
         write_json(output / "config.json", {**config, "variants": variants_json})
         levels: list[dict[str, object]] = []
         for number, load in enumerate(plan.levels, 1):  # type: ignore[attr-defined]
@@ -250,7 +245,7 @@ async def run_compare(plan: object, variants: list[Variant], console: Console) -
                 before = await scrape_quietly(metrics_url)
                 generation = plan.generation  # type: ignore[attr-defined]
                 generation = replace(generation, extra_body=generation.extra_body + variant.extra_body)
-                summaries[variant.name] = await _run_level(
+                summaries[variant.name] = await run_level(
                     replace(plan, sweep=True, generation=generation), endpoints[variant.name], load, directory,  # type: ignore[type-var, arg-type]
                     f"{variant.name} {load.describe()}", stop, token_counter, redact, console,
                 )  # fmt: skip

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from loadgen.errors import ConfigError
-from loadgen.roofline import HardwareSpec, ModelSpec
+from loadgen.hardware.roofline import HardwareSpec, ModelSpec
 
 BYTES_PER_PARAMETER = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
 PRICE_KINDS = ("on_demand", "spot", "reserved", "owned")
@@ -178,7 +178,7 @@ def load_profile_file(path: Path) -> tuple[list[HardwareProfile], list[ModelProf
     raise ConfigError(f"{path}: key 'kind' is {kind!r}; expected 'hardware' or 'models'")
 
 
-SHIPPED_PROFILES = Path(__file__).parent / "data" / "profiles"  # what `plan` uses without --profiles
+SHIPPED_PROFILES = Path(__file__).parents[1] / "data" / "profiles"  # what `plan` uses without --profiles
 
 
 def load_profiles(*locations: str | Path) -> ProfileSet:

@@ -34,14 +34,19 @@ from loadgen.config import Arrival, EndpointConfig, GenerationConfig, LoadConfig
 from loadgen.engine.monitor import ClientReport
 from loadgen.engine.partition import partition
 from loadgen.errors import LoadgenError
-from loadgen.metrics.aggregate import HISTOGRAM_NAMES, Aggregator, aggregator_state, merge_state
+from loadgen.metrics.aggregate import HISTOGRAM_NAMES, Aggregator, LiveSnapshot, aggregator_state, merge_state
 from loadgen.metrics.histogram import Histogram
 from loadgen.metrics.summary import RunInfo, build_summary
 from loadgen.prompts import Prompt
 from loadgen.prompts.trace import load_trace
 from loadgen.records import RequestRecord
+from loadgen.redact import redactor
 from loadgen.report.console import LiveStatus
 from loadgen.report.files import HlogWriter, read_records, write_json
+from loadgen.run.level import run_level
+from loadgen.run.loop import run_loop
+from loadgen.scenario.plan import Plan
+from loadgen.tokenizer import load_token_counter
 
 STARTUP_TIMEOUT_S = 60.0
 SCHEDULE_DELAY_NS = 100_000_000  # workers set up their level, then all start the schedule together
@@ -65,7 +70,6 @@ def job_for(plan: Any, endpoint: EndpointConfig, load: LoadConfig, directory: Pa
 
 def plan_from_job(job: dict[str, Any]) -> Any:
     """The ``Plan`` of one level that ``_job`` describes (also how Locust processes get theirs)."""
-    from loadgen.session import Plan
 
     endpoint_data = job["endpoint"]
     endpoint_data["headers"] = tuple(tuple(header) for header in endpoint_data["headers"])
@@ -104,7 +108,7 @@ async def run_level_in_workers(
         directory = level_dir / "workers" / f"w{worker}"
         job = job_for(plan, endpoint, partition(load, worker, workers), directory)
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "loadgen.workers", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            sys.executable, "-m", "loadgen.run.workers", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             limit=1 << 20,
         )  # fmt: skip
         assert process.stdin is not None
@@ -154,8 +158,6 @@ async def _read_progress(process: asyncio.subprocess.Process, progress: dict[str
 
 
 def _snapshot(progress: list[dict[str, int]]) -> Any:
-    from loadgen.metrics.aggregate import LiveSnapshot
-
     return LiveSnapshot(completed=sum(p["done"] for p in progress), failed=sum(p["failed"] for p in progress),
                         warmup=0, ttft_p50_ms=None, ttft_p99_ms=None, output_tokens_per_s=None)  # fmt: skip
 
@@ -236,8 +238,6 @@ def _merge_hlogs(directories: list[Path], level_dir: Path, started_epoch_s: floa
 
 def main() -> None:
     """A worker: read the job, say READY, wait for GO, run the level, write state.json."""
-    from loadgen.session import _run_level, _run_loop, redactor
-    from loadgen.tokenizer import load_token_counter
 
     plan = plan_from_job(json.loads(sys.stdin.readline()))
     endpoint, load, output = plan.endpoint, plan.levels[0], plan.output_dir
@@ -256,7 +256,7 @@ def main() -> None:
         holder: list[Aggregator] = []
         reporter = asyncio.ensure_future(_report_progress(holder))
         try:
-            await _run_level(plan, endpoint, load, output, "worker", stop, token_counter, redactor(plan.secrets),
+            await run_level(plan, endpoint, load, output, "worker", stop, token_counter, redactor(plan.secrets),
                              Console(quiet=True), None, run_start_ns, holder.append,
                              run_start_ns + SCHEDULE_DELAY_NS)  # fmt: skip
         finally:
@@ -264,7 +264,7 @@ def main() -> None:
         write_json(output / "state.json", aggregator_state(holder[0]))
         _print_progress(holder[0])
 
-    _run_loop(run())
+    run_loop(run())
 
 
 def _print_progress(aggregator: Aggregator) -> None:

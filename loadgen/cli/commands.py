@@ -12,10 +12,10 @@ from rich.console import Console
 
 from loadgen.config import TelemetryConfig
 from loadgen.errors import ConfigError, LoadgenError
-from loadgen.options import OPTIONS_BY_NAME, convert
+from loadgen.hardware.profiles import ProfileSet
 from loadgen.parsing import parse_slo
 from loadgen.plan.planner import PlanRequest
-from loadgen.profiles import ProfileSet
+from loadgen.scenario.options import OPTIONS_BY_NAME, convert
 
 
 def serve_sim(args: argparse.Namespace) -> int:
@@ -65,8 +65,8 @@ def positive_number(text: str | None, flag: str, integer: bool = False) -> float
 
 
 def run_plan(args: argparse.Namespace, console: Console) -> int:
+    from loadgen.hardware.profiles import SHIPPED_PROFILES, load_profiles
     from loadgen.plan.planner import make_plan
-    from loadgen.profiles import SHIPPED_PROFILES, load_profiles
     from loadgen.report.files import write_json
     from loadgen.report.plan import plan_json, print_plan
 
@@ -108,8 +108,8 @@ def run_plan(args: argparse.Namespace, console: Console) -> int:
 
 def _with_simulated_setup(request: PlanRequest, profiles: ProfileSet, console: Console) -> PlanRequest:
     """A sweep of the simulator knows what it modelled: fill in --measured-on, --model, --max-batch."""
+    from loadgen.hardware.profiles import load_profile_file
     from loadgen.plan.capacity import simulated_setup
-    from loadgen.profiles import load_profile_file
 
     if request.measured_on and request.model:
         return request

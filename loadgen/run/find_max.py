@@ -1,4 +1,4 @@
-"""Top layer: ``--find-max`` — the highest load that meets percentile SLOs, and the knee.
+"""Run tier: ``--find-max`` — the highest load that meets percentile SLOs.
 
 Bracketing then bisection: from the first level, the load doubles until a level breaks an SLO (or
 the ceiling, the range's end, is reached), then the last passing and first failing loads are
@@ -6,10 +6,6 @@ bisected until they are adjacent (concurrency) or within 5 % (rate). A level pas
 percentile SLO holds and at most 1 % of its requests failed. A probe whose median is already
 twice over an SLO is stopped early (``clearly_over_slo``): it cannot pass, so the rest of its
 requests would only cost time.
-
-The knee of a sweep is the level farthest above the straight line from the first to the last
-point of the throughput-against-latency curve, both normalised (the "kneedle" idea): where more
-load stops buying throughput and starts costing latency.
 """
 
 from __future__ import annotations
@@ -19,18 +15,10 @@ from collections.abc import Iterator
 
 from loadgen.config import LoadConfig, LoadMode, SloTarget
 from loadgen.metrics.aggregate import Aggregator
-from loadgen.metrics.thresholds import metric_value
-from loadgen.plan.capacity import MAX_ERROR_RATE, slo_key
+from loadgen.plan.knee import level_passes
 
 RATE_PRECISION = 0.05
-
-
-def level_passes(summary: dict, slo: tuple[SloTarget, ...]) -> bool:  # type: ignore[type-arg]
-    for target in slo:
-        value = metric_value(summary, slo_key(target))
-        if value is None or value > target.threshold_ns / 1e6:
-            return False
-    return (summary["requests"]["error_rate"] or 0.0) <= MAX_ERROR_RATE
+EARLY_STOP_FACTOR = 2.0
 
 
 class MaxLoadSearch:
@@ -77,27 +65,6 @@ class MaxLoadSearch:
         return None if (high - low) <= RATE_PRECISION * low else (low + high) / 2
 
 
-def knee_index(points: list[tuple[float, float]]) -> int | None:
-    """Index of the knee of (latency, throughput) points ordered by load; None below 3 points."""
-    if len(points) < 3:
-        return None
-    xs, ys = [p[0] for p in points], [p[1] for p in points]
-    x_span, y_span = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
-    normalised = [((x - min(xs)) / x_span, (y - min(ys)) / y_span) for x, y in points]
-    (x0, y0), (x1, y1) = normalised[0], normalised[-1]
-
-    def above_line(point: tuple[float, float]) -> float:
-        x, y = point
-        return (y - y0) - (y1 - y0) * ((x - x0) / ((x1 - x0) or 1.0))
-
-    distances = [above_line(point) for point in normalised]
-    best = max(range(len(points)), key=lambda i: distances[i])
-    return best if distances[best] > 0 else None
-
-
-EARLY_STOP_FACTOR = 2.0
-
-
 def clearly_over_slo(aggregator: Aggregator, slo: tuple[SloTarget, ...], min_requests: int) -> str | None:
     """Why a probe is already clearly over its SLOs, or None: once ``min_requests`` completed, a
     *median* above twice a percentile SLO's threshold cannot come back under it."""
@@ -112,11 +79,3 @@ def clearly_over_slo(aggregator: Aggregator, slo: tuple[SloTarget, ...], min_req
             return (f"{target.metric} median {median:,.0f} ms after {aggregator.completed} requests, over "
                     f"{EARLY_STOP_FACTOR:g}× the p{target.percentile:g} SLO of {limit_ms:g} ms")  # fmt: skip
     return None
-
-
-def sweep_knee(summaries: list[dict]) -> int | None:  # type: ignore[type-arg]
-    """The knee of sweep summaries ordered by load: end-to-end p50 against output tokens/s."""
-    if all(s["latency_ms"]["e2e"]["p50"] is None for s in summaries):
-        return None  # an imported table without end-to-end latencies
-    points = [(s["latency_ms"]["e2e"]["p50"] or 0.0, s["throughput"]["output_tokens_per_s"] or 0.0) for s in summaries]
-    return knee_index(points)

@@ -12,8 +12,6 @@ a lower bound on what loadgen alone can drive.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import tempfile
@@ -24,6 +22,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from loadgen.errors import LoadgenError
+from loadgen.run.session import run
+from loadgen.scenario.plan import plan_from_flags
 from loadgen.sim.process import SimProcess, SimSpec
 from loadgen.sim.server import SimOptions
 
@@ -53,28 +54,27 @@ class RateResult:
         )
 
 
-def _run(url: str, args: list[str]) -> dict[str, Any]:
-    from loadgen.cli import main
-
-    with tempfile.TemporaryDirectory() as directory, contextlib.redirect_stdout(io.StringIO()):
-        output = Path(directory) / "out"
-        code = main(["run", "--quiet", "--endpoint", url, "--output", str(output), *args])
-        if code != 0:
-            raise SystemExit(code)
-        return json.loads((output / "summary.json").read_text())  # type: ignore[no-any-return]
+def _run(url: str, flags: dict[str, object]) -> dict[str, Any]:
+    """One level through the library (``loadgen.run.run``), its summary returned."""
+    with tempfile.TemporaryDirectory() as directory:
+        plan = plan_from_flags({"endpoint": url, "quiet": True, "output": str(Path(directory) / "out"), **flags})
+        result = run(plan)
+        if result.exit_code != 0:
+            raise LoadgenError(f"selftest: a run against the simulator failed (exit code {result.exit_code})")
+        return result.summaries[0]
 
 
 def streaming(url: str, workers: int) -> StreamingResult:
-    summary = _run(url, ["--concurrency", "64", "--requests", "512", "--warmup", "0", "--max-tokens", "512",
-                         "--workers", str(workers)])  # fmt: skip
+    summary = _run(url, {"concurrency": "64", "requests": "512", "warmup": "0", "max_tokens": "512",
+                         "workers": str(workers)})  # fmt: skip
     chunks = summary["latency_ms"]["itl_chunk"]["count"] + summary["requests"]["completed"]
     cpu = summary.get("workers", {}).get("cpu_percent") or [summary["client"]["cpu_percent"]]
     return StreamingResult(workers, chunks / summary["measured_window_s"], cpu)
 
 
 def rate(url: str, target_rps: float, duration_s: float) -> RateResult:
-    summary = _run(url, ["--rate", str(target_rps), "--arrival", "constant", "--duration", f"{duration_s}s",
-                         "--max-tokens", "1", "--max-inflight", "2000"])  # fmt: skip
+    summary = _run(url, {"rate": str(target_rps), "arrival": "constant", "duration": f"{duration_s}s",
+                         "max_tokens": "1", "max_inflight": "2000"})  # fmt: skip
     completed = summary["requests"]["completed"] + summary["requests"]["failed"]
     issued_window_s = summary["measured_window_s"]
     lag = summary["latency_ms"]["schedule_lag"]

@@ -1,0 +1,1 @@
+"""Hardware tier: accelerator profiles and the roofline model of LLM serving."""

@@ -1,0 +1,25 @@
+"""Run tier: runs, sweeps, comparisons and find-max searches over the engine; the library's entry point.
+
+    from loadgen.run import run
+    from loadgen.scenario.plan import plan_from_flags
+
+    result = run(plan_from_flags({"endpoint": "http://127.0.0.1:8000", "concurrency": "16", "requests": "200"}))
+    result.exit_code, result.summaries[0]["latency_ms"]["ttft"]["p99"]
+
+``run`` writes the same result files as ``loadgen run``/``sweep`` and returns every level's summary.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["RunResult", "run"]
+
+
+def __getattr__(name: str) -> Any:
+    # imported on first use: ``python -m loadgen.run.workers`` must not import itself through the package
+    if name in __all__:
+        from loadgen.run import session
+
+        return getattr(session, name)
+    raise AttributeError(f"module 'loadgen.run' has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""Scenario tier: options, scenario files and the plan they resolve to (no argparse here)."""
