@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 from loadgen.errors import ErrorKind
 
@@ -88,9 +89,9 @@ class RequestRecord:
 
     @classmethod
     def from_json_dict(cls, data: dict[str, object]) -> RequestRecord:
-        values = dict(data)
+        values: dict[str, Any] = dict(data)
         values["input_token_method"] = TokenMethod(values["input_token_method"])
         values["output_token_method"] = TokenMethod(values["output_token_method"])
         kind = values.get("error_kind")
         values["error_kind"] = ErrorKind(kind) if kind else None
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**values)

@@ -244,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
 def _subparser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction) and command in action.choices:
-            return action.choices[command]  # type: ignore[no-any-return]
+            subparser: argparse.ArgumentParser = action.choices[command]
+            return subparser
     return parser
 
 

@@ -64,6 +64,11 @@ def positive_number(text: str | None, flag: str, integer: bool = False) -> float
     return value
 
 
+def positive_integer(text: str | None, flag: str) -> int | None:
+    value = positive_number(text, flag, integer=True)
+    return None if value is None else int(value)
+
+
 def run_plan(args: argparse.Namespace, console: Console) -> int:
     from loadgen.hardware.profiles import SHIPPED_PROFILES, load_profiles
     from loadgen.plan.planner import make_plan
@@ -82,7 +87,7 @@ def run_plan(args: argparse.Namespace, console: Console) -> int:
         slo=slo,
         peak_rps=positive_number(args.target_rate, "--target-rate"),
         average_rps=positive_number(args.average_rate, "--average-rate"),
-        users=positive_number(args.target_users, "--target-users", integer=True),  # type: ignore[arg-type]
+        users=positive_integer(args.target_users, "--target-users"),
         headroom=headroom,
         input_tokens=positive_number(args.input_tokens, "--input-tokens"),
         output_tokens=positive_number(args.output_tokens, "--output-tokens"),
@@ -135,13 +140,13 @@ def run_monitor(args: argparse.Namespace, console: Console) -> int:
     host, _, port_text = args.listen.rpartition(":")
     if not host or not port_text.isdigit():
         raise ConfigError(f"--listen {args.listen}: expected HOST:PORT, e.g. 127.0.0.1:9400")
-    sources = convert(OPTIONS_BY_NAME["telemetry"], args.telemetry, "--telemetry")
-    interval_s = convert(OPTIONS_BY_NAME["telemetry_interval"], args.interval, "--interval")
-    if "server" in sources and not args.server_metrics:  # type: ignore[operator]
+    sources: tuple[str, ...] = convert(OPTIONS_BY_NAME["telemetry"], args.telemetry, "--telemetry")
+    interval_s: float = convert(OPTIONS_BY_NAME["telemetry_interval"], args.interval, "--interval")
+    if "server" in sources and not args.server_metrics:
         raise ConfigError("--telemetry server: give --server-metrics URL (the server's Prometheus endpoint)")
     config = TelemetryConfig(
-        sources=sources,  # type: ignore[arg-type]
-        interval_s=interval_s,  # type: ignore[arg-type]
+        sources=sources,
+        interval_s=interval_s,
         server_metrics_url=args.server_metrics,
         gpu_devices=tuple(device for device in args.gpu_devices.split(",") if device),
     )

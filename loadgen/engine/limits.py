@@ -24,7 +24,7 @@ BYTES_PER_USER = 64 * 1024  # generous: a streamed request's task, connection, p
 try:
     import resource
 except ImportError:  # pragma: no cover - not on Windows
-    resource = None  # type: ignore[assignment]
+    resource = None  # type: ignore[assignment]  # a platform without it: the limit is left as it is
 
 
 def concurrent_requests(load: LoadConfig) -> int | None:

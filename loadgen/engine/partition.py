@@ -11,6 +11,7 @@ split the same way: worker k gets the indices i ≡ k (mod n).
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from loadgen.config import LoadConfig, LoadMode, Stage
 
@@ -28,14 +29,14 @@ def partition(load: LoadConfig, worker: int, workers: int) -> LoadConfig:
     requests = None
     if load.requests is not None:
         requests = share_of(load.warmup_requests + load.requests, worker, workers) - warmup
-    changes: dict[str, object] = {
+    changes: dict[str, Any] = {
         "worker_index": worker, "worker_count": workers, "warmup_requests": warmup, "requests": requests,
     }  # fmt: skip
     if load.mode is LoadMode.CLOSED:
         changes["concurrency"] = share_of(load.concurrency, worker, workers)
         if load.stages:
             changes["stages"] = tuple(Stage(s.duration_s, s.target / workers) for s in load.stages)
-    return dataclasses.replace(load, **changes)  # type: ignore[arg-type]
+    return dataclasses.replace(load, **changes)
 
 
 OPEN_LOOP_RPS_PER_WORKER = 2000  # held with sub-millisecond p99 lag on a 2-core box (loadgen selftest)

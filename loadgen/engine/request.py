@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from loadgen.clock import Clock
 from loadgen.errors import ErrorKind, ProtocolError
@@ -105,7 +106,7 @@ class Attempt:
             self.error_kind = kind
             self.error = self.redact(message) if self.redact is not None else message
 
-    def on_read(self, events: list, t_ns: int) -> bool:  # type: ignore[type-arg]
+    def on_read(self, events: list[Any], t_ns: int) -> bool:
         """One read of the body, stamped ``t_ns``, decoded into ``events``; True once the response is whole."""
         if self.first_byte_ns is None:
             self.first_byte_ns = t_ns
@@ -114,7 +115,7 @@ class Attempt:
             self.end_ns = t_ns
         return self.complete
 
-    def apply(self, events: list, t_ns: int) -> None:  # type: ignore[type-arg]
+    def apply(self, events: list[Any], t_ns: int) -> None:
         for event in events:
             if type(event) is ContentChunk:
                 self.chunk_ns.append(t_ns)
@@ -235,7 +236,7 @@ class _BodyReader:
 
     __slots__ = ("attempt", "feed", "limit_bytes", "received_bytes", "stop_at_first_token", "stopped_early", "timer")
 
-    def __init__(self, attempt: Attempt, feed: Callable[[bytes], list],  # type: ignore[type-arg]
+    def __init__(self, attempt: Attempt, feed: Callable[[bytes], list[Any]],
                  limit_bytes: int | None = None) -> None:  # fmt: skip
         self.attempt = attempt
         self.feed = feed

@@ -276,8 +276,10 @@ def quiet_garbage_collector() -> Iterator[None]:
 def _raise_worker_failure(workers: Sequence[asyncio.Future[None]]) -> None:
     """A worker that died of an exception is a bug in loadgen: surface it, never swallow it."""
     for worker in workers:
-        if worker.done() and not worker.cancelled() and worker.exception() is not None:
-            raise worker.exception()  # type: ignore[misc]
+        if worker.done() and not worker.cancelled():
+            failure = worker.exception()
+            if failure is not None:
+                raise failure
 
 
 async def _cancel_all(tasks: Sequence[asyncio.Future[None]]) -> int:

@@ -89,13 +89,11 @@ def _number(data: dict[str, object], key: str, where: str, *, required: bool = T
     value = data.get(key)
     if value is None and not required:
         return float("nan")
-    valid = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
-    if integer:
-        valid = valid and float(value) == int(value)  # type: ignore[arg-type, call-overload]
-    if not valid:
+    if (not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0
+            or (integer and float(value) != int(value))):  # fmt: skip
         expected = "a positive whole number" if integer else "a positive number"
         raise ConfigError(f"{where}: key {key!r} must be {expected}, got {value!r}")
-    return float(value)  # type: ignore[arg-type]
+    return float(value)
 
 
 def _text(data: dict[str, object], key: str, where: str, default: str | None = None) -> str:

@@ -351,15 +351,15 @@ _GUIDELLM_METRICS = {"time_to_first_token_ms": ("ttft", 1.0), "inter_token_laten
 
 def _successful(metrics: dict[str, Any], key: str) -> dict[str, Any]:
     value = metrics.get(key)
-    if isinstance(value, dict) and isinstance(value.get("successful"), dict):
-        return value["successful"]  # type: ignore[no-any-return]
-    return {}
+    successful = value.get("successful") if isinstance(value, dict) else None
+    return successful if isinstance(successful, dict) else {}
 
 
 def _guidellm_strategy(benchmark: dict[str, Any]) -> dict[str, Any]:
     for holder in (benchmark.get("args"), benchmark.get("config"), benchmark.get("scheduler"), benchmark):
-        if isinstance(holder, dict) and isinstance(holder.get("strategy"), dict):
-            return holder["strategy"]  # type: ignore[no-any-return]
+        strategy = holder.get("strategy") if isinstance(holder, dict) else None
+        if isinstance(strategy, dict):
+            return strategy
     return {}
 
 

@@ -43,11 +43,11 @@ class Recorder:
         self.aggregator.on_record(record)
         self._records.on_record(record)
 
-    def state(self) -> dict[str, object]:
+    def state(self) -> dict[str, Any]:
         """This process's totals so far, for the master (exact; histograms compressed)."""
         return aggregator_state(self.aggregator)
 
-    def live_state(self) -> dict[str, object]:
+    def live_state(self) -> dict[str, Any]:
         """The same while the test runs: the interval logs are left as they are."""
         return aggregator_state(self.aggregator, close_interval=False)
 
@@ -70,7 +70,7 @@ def merged(states: list[dict[str, Any]], slo: tuple[SloTarget, ...] = ()) -> Agg
 def write_summary(aggregator: Aggregator, directory: Path, *, endpoint: str, api: str, model: str | None,
                   stream: bool, users: int, started_at: str, partial: bool, slo: tuple[SloTarget, ...],
                   tokenizer: str | None, processes: int, test_start_ns: int,
-                  batch_size: int = 1, lost_workers: list[str] | None = None) -> dict[str, object]:  # fmt: skip
+                  batch_size: int = 1, lost_workers: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
     """``summary.json`` as ``loadgen run`` writes it, the load being Locust's users."""
     info = RunInfo(
         endpoint=endpoint, api=api, model=model, load=LoadConfig(mode=LoadMode.CLOSED, concurrency=max(users, 1),
@@ -88,14 +88,14 @@ def write_summary(aggregator: Aggregator, directory: Path, *, endpoint: str, api
     return summary
 
 
-def table_rows(aggregator: Aggregator) -> list[dict[str, object]]:
+def table_rows(aggregator: Aggregator) -> list[dict[str, Any]]:
     """The rows of the web UI's loadgen tab: exact percentiles from the HDR histograms."""
 
-    def row(metric: str, name: str, scale: float = 1.0, unit: str = "ms") -> dict[str, object]:
+    def row(metric: str, name: str, scale: float = 1.0, unit: str = "ms") -> dict[str, Any]:
         stats = aggregator.histogram(name).stats().to_json_dict()
 
-        def fmt(value: object) -> str:
-            return "" if value is None else f"{float(value) * scale:,.2f}"  # type: ignore[arg-type]
+        def fmt(value: float | int | None) -> str:
+            return "" if value is None else f"{float(value) * scale:,.2f}"
 
         return {"metric": f"{metric} ({unit})", "count": stats["count"], "mean": fmt(stats["mean"]),
                 "p50": fmt(stats["p50"]), "p90": fmt(stats["p90"]), "p99": fmt(stats["p99"]),
@@ -139,9 +139,9 @@ def latest_samples(path: Path, tail_bytes: int = 65536) -> dict[tuple[str, str],
     return latest
 
 
-def telemetry_rows(path: Path) -> list[dict[str, object]]:
+def telemetry_rows(path: Path) -> list[dict[str, Any]]:
     """The loadgen tab's telemetry rows: the latest reading of each source and device."""
-    rows: list[dict[str, object]] = []
+    rows: list[dict[str, Any]] = []
     for (source, device), sample in sorted(latest_samples(path).items()):
         parts = [f"{sample[key] * scale:,.1f} {unit}" for key, unit, scale in TELEMETRY_FIGURES
                  if isinstance(sample.get(key), (int, float))]  # fmt: skip

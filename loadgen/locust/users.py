@@ -297,7 +297,8 @@ class LLMUser(User):
         """Codec, prompts and tokenizer, built once per class and process."""
         key = cls.__qualname__
         if key in cls._shared:
-            return cls._shared[key]
+            cached: dict[str, Any] = cls._shared[key]
+            return cached
         plan = _job_plan()
         if plan is not None:
             endpoint, generation, prompts = plan.endpoint, plan.generation, list(plan.prompts)
@@ -404,7 +405,6 @@ def _job_plan() -> Any:
     return plan_from_job(json.loads(Path(path).read_text("utf-8")))
 
 
-@events.init.add_listener
 def _on_init(environment: Environment, **_: object) -> None:
     PROCESS.environment = environment
     plan = _job_plan()
@@ -430,7 +430,6 @@ def _on_init(environment: Environment, **_: object) -> None:
         extend_web_ui(environment, PROCESS)
 
 
-@events.report_to_master.add_listener
 def _on_report_to_master(client_id: str, data: dict[str, Any]) -> None:
     state = PROCESS.state(final=PROCESS.recorder is not None and PROCESS.recorder.closed)
     if state is not None:
@@ -440,7 +439,6 @@ def _on_report_to_master(client_id: str, data: dict[str, Any]) -> None:
         data[WINDOW_MESSAGE] = window
 
 
-@events.worker_report.add_listener
 def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
     if client_id in PROCESS.lost_workers:
         return
@@ -452,19 +450,26 @@ def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
         PROCESS.on_window(client_id, window)
 
 
-@events.test_start.add_listener
 def _on_test_start(environment: Environment, **_: object) -> None:
     PROCESS.start_test(environment)
 
 
-@events.test_stop.add_listener
 def _on_test_stop(environment: Environment, **_: object) -> None:
     PROCESS.stop_test(environment)
 
 
-@events.quitting.add_listener
 def _on_quitting(environment: Environment, **_: object) -> None:
     if isinstance(environment.runner, MasterRunner):
         PROCESS.write_results(environment)  # again: the workers' last reports come in while quitting
         if PROCESS.partial and PROCESS.tests:
             environment.process_exit_code = PARTIAL_EXIT_CODE
+
+
+# registered, not decorated: Locust's event hooks are untyped (Any keeps mypy --strict from tracing them)
+hooks: Any = events
+hooks.init.add_listener(_on_init)
+hooks.report_to_master.add_listener(_on_report_to_master)
+hooks.worker_report.add_listener(_on_worker_report)
+hooks.test_start.add_listener(_on_test_start)
+hooks.test_stop.add_listener(_on_test_stop)
+hooks.quitting.add_listener(_on_quitting)

@@ -82,46 +82,42 @@ def extend_web_ui(environment: Environment, process: LiveSource) -> None:
                 response.set_data(page.replace(b"</head>", TAB_SCRIPT + b"</head>", 1))
         return response
 
-    guarded = web_ui.auth_required_if_enabled
+    guarded: Any = web_ui.auth_required_if_enabled  # untyped in Locust
 
-    @app.route("/loadgen/tab.js")
-    @guarded
     def loadgen_tab_script() -> Any:
         return Response(_static("tab.js"), mimetype="text/javascript")
 
-    @app.route("/loadgen/charts")
-    @guarded
     def loadgen_charts() -> Any:
         return Response(_static("charts.html"), mimetype="text/html")
 
-    @app.route("/loadgen/plotly.js")
-    @guarded
     def loadgen_plotly() -> Any:
         response = Response(_plotly_js(), mimetype="text/javascript")
         response.headers["Cache-Control"] = "max-age=86400"
         return response
 
-    @app.route("/loadgen/history")
-    @guarded
     def loadgen_history() -> Any:
         since = request.args.get("since", "0")
         with process.lock:
             body = process.history.to_json_dict(int(since) if since.isdigit() else 0)
         return {**body, "test": process.tests}
 
-    @app.route("/loadgen/llm_stats.csv")
-    @guarded
     def loadgen_stats_csv() -> Any:
         with process.lock:
             text = stats_csv_text(process.aggregator())
         return _download(text, "llm_stats.csv")
 
-    @app.route("/loadgen/llm_stats_history.csv")
-    @guarded
     def loadgen_history_csv() -> Any:
         with process.lock:
             text = process.history.csv_text()
         return _download(text, "llm_stats_history.csv")
+
+    # Locust's login guard, when --web-login is on: registered, not decorated (the guard is untyped)
+    app.add_url_rule("/loadgen/tab.js", view_func=guarded(loadgen_tab_script))
+    app.add_url_rule("/loadgen/charts", view_func=guarded(loadgen_charts))
+    app.add_url_rule("/loadgen/plotly.js", view_func=guarded(loadgen_plotly))
+    app.add_url_rule("/loadgen/history", view_func=guarded(loadgen_history))
+    app.add_url_rule("/loadgen/llm_stats.csv", view_func=guarded(loadgen_stats_csv))
+    app.add_url_rule("/loadgen/llm_stats_history.csv", view_func=guarded(loadgen_history_csv))
 
 
 def _download(text: str, name: str) -> Any:

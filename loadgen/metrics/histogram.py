@@ -126,7 +126,7 @@ class Histogram:
 
     def encode(self) -> str:
         """Compressed, exact (HdrHistogram's base64 encoding)."""
-        return self.hdr.encode().decode("ascii")
+        return str(self.hdr.encode().decode("ascii"))
 
     def add_encoded(self, encoded: str, out_of_range: int = 0) -> None:
         """Merge a histogram encoded by ``encode`` (of the same kind), exactly."""
@@ -143,7 +143,7 @@ class Histogram:
 
     @property
     def count(self) -> int:
-        return self.hdr.get_total_count()
+        return int(self.hdr.get_total_count())
 
     def percentile(self, percentile: float) -> float | None:
         if self.count == 0:
@@ -194,11 +194,12 @@ class _Layout:
         self.highest = self.lowest + width - 1
         self.median = self.lowest + (width >> 1)
 
-    def index_of(self, values: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+    def index_of(self, values: np.ndarray) -> np.ndarray:
         """``_counts_index_for`` of each value (values ≥ 0)."""
         _, bit_length = np.frexp((values | self._mask).astype(np.float64))
         bucket = bit_length.astype(np.int64) - (self._half_magnitude + 1)
-        return ((bucket + 1) << self._half_magnitude) + ((values >> bucket) - self._half)
+        index: np.ndarray = ((bucket + 1) << self._half_magnitude) + ((values >> bucket) - self._half)
+        return index
 
 
 _LAYOUTS: dict[tuple[int, int], _Layout] = {}

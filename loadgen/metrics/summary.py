@@ -6,12 +6,16 @@ a field changes meaning; new fields may be added without a bump.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from loadgen import __version__
 from loadgen.config import LoadConfig, LoadMode, SloTarget
 from loadgen.engine.monitor import ClientReport
 from loadgen.metrics.aggregate import LATENCY_METRICS, Aggregator
+from loadgen.metrics.histogram import Histogram
 from loadgen.transport.base import TransportReport
 from loadgen.transport.stamps import StampSource
 
@@ -44,7 +48,7 @@ MIN_REQUESTS_FOR_CLOSE_CHECK = 4
 COALESCED_LIMIT = 0.01  # of the chunk gaps: above it, read lag has started to merge chunks
 
 
-def build_summary(aggregator: Aggregator, info: RunInfo) -> dict[str, object]:
+def build_summary(aggregator: Aggregator, info: RunInfo) -> dict[str, Any]:
     aggregator.flush()
     window_s = aggregator.window_s
     latency = {name: aggregator.totals[name].stats().to_json_dict() for name in LATENCY_METRICS}
@@ -70,7 +74,7 @@ def build_summary(aggregator: Aggregator, info: RunInfo) -> dict[str, object]:
         return round(value / window_s, 3) if window_s else None
 
     load = info.load
-    summary: dict[str, object] = {
+    summary: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "loadgen_version": __version__,
         "endpoint": info.endpoint,
@@ -171,7 +175,7 @@ def build_summary(aggregator: Aggregator, info: RunInfo) -> dict[str, object]:
                 "opened_before_load": transport.connections_before_load,
                 "reconnects": transport.reconnects,
                 "retried_requests": transport.retries,
-                "connect_ms": transport.connect_ms or None,
+                "connect_ms": _connect_stats(transport.connect_ns),
             },
         },
         "histogram_out_of_range": {
@@ -182,7 +186,7 @@ def build_summary(aggregator: Aggregator, info: RunInfo) -> dict[str, object]:
     return summary
 
 
-def client_lag_warnings(summary: dict[str, object]) -> list[str]:
+def client_lag_warnings(summary: dict[str, Any]) -> list[str]:
     """What the console says when loadgen's own delays are large enough to matter."""
     client, clock = summary["client"], summary["clock"]
     assert isinstance(client, dict) and isinstance(clock, dict)
@@ -221,7 +225,8 @@ def client_lag_warnings(summary: dict[str, object]) -> list[str]:
     return warnings
 
 
-def _goodput(aggregator: Aggregator, slo: tuple[SloTarget, ...], per_second) -> dict[str, object] | None:  # type: ignore[no-untyped-def]
+def _goodput(aggregator: Aggregator, slo: tuple[SloTarget, ...],
+            per_second: Callable[[float], float | None]) -> dict[str, Any] | None:  # fmt: skip
     per_request = [target for target in slo if target.per_request]
     if not per_request:
         return None
@@ -234,7 +239,7 @@ def _goodput(aggregator: Aggregator, slo: tuple[SloTarget, ...], per_second) -> 
     }
 
 
-def _token_counting(aggregator: Aggregator, tokenizer: str | None) -> dict[str, object]:
+def _token_counting(aggregator: Aggregator, tokenizer: str | None) -> dict[str, Any]:
     comparisons = {}
     for method, (requests, usage_total, other_total) in aggregator.method_pairs.items():
         comparisons[f"{method}_vs_server_usage"] = {
@@ -254,5 +259,13 @@ def _token_counting(aggregator: Aggregator, tokenizer: str | None) -> dict[str, 
     }
 
 
-def _dominant(counter) -> str | None:  # type: ignore[no-untyped-def]
+def _dominant(counter: Counter[str]) -> str | None:
     return counter.most_common(1)[0][0] if counter else None
+
+
+def _connect_stats(connect_ns: tuple[int, ...] | None) -> dict[str, float | int | None] | None:
+    if connect_ns is None:
+        return None
+    histogram = Histogram.latency()
+    histogram.record_many(connect_ns)
+    return histogram.stats().to_json_dict()

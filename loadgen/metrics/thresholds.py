@@ -13,6 +13,7 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from loadgen.parsing import parse_duration_ns
 
@@ -55,16 +56,19 @@ def parse_threshold(text: str) -> Threshold:
     return Threshold(text.strip(), metric, op, value)
 
 
-def metric_value(summary: dict, metric: str) -> float | None:  # type: ignore[type-arg]
+def metric_value(summary: dict[str, Any], metric: str) -> float | None:
     latency = LATENCY.match(metric)
     if latency:
-        return (summary.get("latency_ms", {}).get(latency.group(1)) or {}).get(latency.group(2))
+        value: float | None = (summary.get("latency_ms", {}).get(latency.group(1)) or {}).get(latency.group(2))
+        return value
     if metric == "error_rate":
-        return summary.get("requests", {}).get("error_rate")  # type: ignore[no-any-return]
+        rate: float | None = summary.get("requests", {}).get("error_rate")
+        return rate
     if metric == "goodput":
         goodput = summary.get("goodput")
-        return goodput["fraction"] if goodput else None
-    return summary.get("throughput", {}).get(metric)  # type: ignore[no-any-return]
+        return float(goodput["fraction"]) if goodput else None
+    value = summary.get("throughput", {}).get(metric)
+    return None if value is None else float(value)
 
 
 def _unit(metric: str) -> str:

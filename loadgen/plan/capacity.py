@@ -94,7 +94,7 @@ def sweep_source(directory: str) -> dict[str, Any] | None:
     return source if isinstance(source, dict) else None
 
 
-def _level(summary: dict, where: str) -> Level | None:  # type: ignore[type-arg]
+def _level(summary: dict[str, Any], where: str) -> Level | None:
     """A level's figures; None for a level that completed no request."""
     try:
         load = summary["load"]

@@ -8,12 +8,14 @@ at most 1 % of its requests failed.
 
 from __future__ import annotations
 
+from typing import Any
+
 from loadgen.config import SloTarget
 from loadgen.metrics.thresholds import metric_value
 from loadgen.plan.capacity import MAX_ERROR_RATE, slo_key
 
 
-def level_passes(summary: dict, slo: tuple[SloTarget, ...]) -> bool:  # type: ignore[type-arg]
+def level_passes(summary: dict[str, Any], slo: tuple[SloTarget, ...]) -> bool:
     for target in slo:
         value = metric_value(summary, slo_key(target))
         if value is None or value > target.threshold_ns / 1e6:
@@ -39,7 +41,7 @@ def knee_index(points: list[tuple[float, float]]) -> int | None:
     return best if distances[best] > 0 else None
 
 
-def sweep_knee(summaries: list[dict]) -> int | None:  # type: ignore[type-arg]
+def sweep_knee(summaries: list[dict[str, Any]]) -> int | None:
     """The knee of sweep summaries ordered by load: end-to-end p50 against output tokens/s."""
     if all(s["latency_ms"]["e2e"]["p50"] is None for s in summaries):
         return None  # an imported table without end-to-end latencies

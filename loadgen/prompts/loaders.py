@@ -73,7 +73,7 @@ def _parse_jsonl(text: str, source: str) -> list[Prompt]:
             for number, where, entry in jsonl_objects(text, source, "'prompt' or 'messages'")]  # fmt: skip
 
 
-def _expectation(entry: dict[str, object], where: str) -> dict[str, object]:
+def _expectation(entry: dict[str, object], where: str) -> dict[str, Any]:
     expected = entry.get("expected")
     if expected is None:
         return {}
@@ -113,11 +113,11 @@ def _prompt_from_entry(entry: dict[str, object], where: str, default_id: str) ->
             )
         ):
             raise ConfigError(f"{where}: field 'messages' must be a non-empty list of {{role, content}} objects")
-        return Prompt(id=prompt_id, messages=tuple(messages), max_tokens=max_tokens, **expectation)  # type: ignore[arg-type]
+        return Prompt(id=prompt_id, messages=tuple(messages), max_tokens=max_tokens, **expectation)
     text = entry.get("prompt")
     if not isinstance(text, str) or not text:
         raise ConfigError(f"{where}: expected a non-empty string field 'prompt' (or a 'messages' list)")
-    return Prompt(id=prompt_id, text=text, max_tokens=max_tokens, **expectation)  # type: ignore[arg-type]
+    return Prompt(id=prompt_id, text=text, max_tokens=max_tokens, **expectation)
 
 
 def _parse_sharegpt(text: str, source: str) -> list[Prompt]:

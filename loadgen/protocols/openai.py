@@ -157,7 +157,8 @@ def _usage(usage: dict[str, object]) -> Usage:
     (``prompt_tokens_details.cached_tokens``, as vLLM and OpenAI report them)."""
     details = usage.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
-    return Usage(usage.get("prompt_tokens"), usage.get("completion_tokens"),  # type: ignore[arg-type]
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    return Usage(prompt if isinstance(prompt, int) else None, completion if isinstance(completion, int) else None,
                  cached if isinstance(cached, int) else None)  # fmt: skip
 
 

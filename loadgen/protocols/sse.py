@@ -14,6 +14,7 @@ Both caps bound memory: a line, and the bytes of one event still waiting for its
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from loadgen.errors import ProtocolError
 
@@ -90,7 +91,7 @@ class SseDecoder:
         self._flush(out, named=True)
         return out
 
-    def _decode(self, chunk: bytes, out: list, named: bool) -> None:  # type: ignore[type-arg]
+    def _decode(self, chunk: bytes, out: list[Any], named: bool) -> None:
         buffer = self._buffer + chunk if self._buffer else chunk
         if self._data or self._event != "message" or b"\r" in buffer:
             lines = buffer.split(b"\n")
@@ -108,7 +109,7 @@ class SseDecoder:
             elif event:
                 self._lines([*event.split(b"\n"), b""], out, named)
 
-    def _flush(self, out: list, named: bool) -> None:  # type: ignore[type-arg]
+    def _flush(self, out: list[Any], named: bool) -> None:
         lines = self._buffer.split(b"\n")
         self._buffer = b""
         last = lines.pop()
@@ -116,7 +117,7 @@ class SseDecoder:
         self.truncated = bool(last.strip())
         self._dispatch(out, named)
 
-    def _lines(self, lines: list[bytes], out: list, named: bool) -> None:  # type: ignore[type-arg]
+    def _lines(self, lines: list[bytes], out: list[Any], named: bool) -> None:
         for raw_line in lines:
             line = raw_line[:-1] if raw_line[-1:] == b"\r" else raw_line
             if not line:
@@ -134,7 +135,7 @@ class SseDecoder:
             elif name == b"event":
                 self._event = _text(value)
 
-    def _dispatch(self, out: list, named: bool) -> None:  # type: ignore[type-arg]
+    def _dispatch(self, out: list[Any], named: bool) -> None:
         if self._data:
             payload = b"\n".join(self._data)
             out.append(SseEvent(_text(payload), self._event) if named else payload)

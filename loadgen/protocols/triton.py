@@ -367,15 +367,15 @@ def _guess_datatype(values: list[object]) -> str:
     return "BYTES"
 
 
-def _coerce(value: object, datatype: str, name: str) -> object:
+def _coerce(value: Any, datatype: str, name: str) -> object:
     try:
         if datatype == "BYTES":
             return value if isinstance(value, (str, bytes)) else json.dumps(value)
         if datatype == "BOOL":
             return bool(value)
         if datatype.startswith(("INT", "UINT")):
-            return int(value)  # type: ignore[call-overload]
-        return float(value)  # type: ignore[arg-type]
+            return int(value)
+        return float(value)
     except (TypeError, ValueError):
         raise ProtocolError(f"input {name!r}: {value!r} is not a {datatype} value") from None
 
@@ -609,7 +609,8 @@ def raw_tensor_values(datatype: str, raw: bytes) -> list[Any]:
         raise ProtocolError(f"unknown tensor datatype {datatype!r}")
     if len(raw) % numpy.dtype(dtype).itemsize:
         raise ProtocolError(f"{datatype} tensor of {len(raw)} bytes is not whole elements")
-    return numpy.frombuffer(raw, dtype=dtype).tolist()
+    array: list[Any] = numpy.frombuffer(raw, dtype=dtype).tolist()
+    return array
 
 
 def _content_values(datatype: str, contents: Any) -> list[Any]:

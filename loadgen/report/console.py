@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.live import Live
@@ -28,10 +29,10 @@ LATENCY_ROWS = (
 )
 
 
-def _ms(value: object) -> str:
+def _ms(value: Any) -> str:
     if value is None:
         return "–"
-    number = float(value)  # type: ignore[arg-type]
+    number = float(value)
     if number >= 1000:
         return f"{number:,.0f}"
     if number >= 100:
@@ -39,8 +40,8 @@ def _ms(value: object) -> str:
     return f"{number:.2f}"
 
 
-def _number(value: object, digits: int = 1) -> str:
-    return "–" if value is None else f"{float(value):,.{digits}f}"  # type: ignore[arg-type]
+def _number(value: Any, digits: int = 1) -> str:
+    return "–" if value is None else f"{float(value):,.{digits}f}"
 
 
 class LiveStatus:
@@ -122,7 +123,7 @@ class LiveStatus:
             self._live.__exit__(None, None, None)
 
 
-def run_table(summary: dict) -> Table:  # type: ignore[type-arg]
+def run_table(summary: dict[str, Any]) -> Table:
     latency = summary["latency_ms"]
     table = Table(
         title=f"{summary['api']} · {summary['model'] or 'default model'} · {_load_label(summary)}", title_justify="left"
@@ -147,7 +148,7 @@ def run_table(summary: dict) -> Table:  # type: ignore[type-arg]
     return table
 
 
-def facts_lines(summary: dict) -> list[Text]:  # type: ignore[type-arg]
+def facts_lines(summary: dict[str, Any]) -> list[Text]:
     requests, throughput, counting = summary["requests"], summary["throughput"], summary["token_counting"]
     lines = [
         Text(
@@ -228,7 +229,7 @@ VALIDITY_LEGEND = ("valid: ✗client = loadgen was the bottleneck, ✗target = t
                    "✗failed = mostly failed, part = cut short")  # fmt: skip
 
 
-def validity_cell(summary: dict) -> str:  # type: ignore[type-arg]
+def validity_cell(summary: dict[str, Any]) -> str:
     """A level's verdict in a few plain characters (readable without colour): ``ok`` or its marks."""
     validity = summary.get("validity")
     if not validity:
@@ -236,19 +237,19 @@ def validity_cell(summary: dict) -> str:  # type: ignore[type-arg]
     return " ".join(VALIDITY_CODES[mark] for mark in validity["marks"]) or "ok"
 
 
-def invalid_variants(comparison: dict) -> str:  # type: ignore[type-arg]
+def invalid_variants(comparison: dict[str, Any]) -> str:
     """'baseline ✗target' for the variants of a compared level whose level was not valid, or ''."""
     judged = (comparison.get("validity") or {}).items()
     return ", ".join(f"{name} {validity_cell({'validity': v})}" for name, v in judged if v and not v["valid"])
 
 
-def print_run(console: Console, summary: dict) -> None:  # type: ignore[type-arg]
+def print_run(console: Console, summary: dict[str, Any]) -> None:
     console.print(run_table(summary))
     for line in facts_lines(summary):
         console.print(line)
 
 
-def _load_label(summary: dict) -> str:  # type: ignore[type-arg]
+def _load_label(summary: dict[str, Any]) -> str:
     load = summary["load"]
     if load.get("trace_file"):
         return f"trace {load['trace_file']} at {load['trace_speed']:g}× speed"
@@ -260,7 +261,7 @@ def _load_label(summary: dict) -> str:  # type: ignore[type-arg]
     return f"{load['arrival']} arrivals at {load['rate']:g} req/s"
 
 
-def level_label(summary: dict) -> str:  # type: ignore[type-arg]
+def level_label(summary: dict[str, Any]) -> str:
     load = summary["load"]
     if load.get("trace_file") or load.get("stages"):
         label = "trace" if load.get("trace_file") else "stages"
@@ -271,7 +272,7 @@ def level_label(summary: dict) -> str:  # type: ignore[type-arg]
     return label + "*" if summary["partial"] else label
 
 
-def sweep_table(summaries: Sequence[dict], slo: Sequence[SloTarget] = ()) -> Table:  # type: ignore[type-arg]
+def sweep_table(summaries: Sequence[dict[str, Any]], slo: Sequence[SloTarget] = ()) -> Table:
     """One row per level; fits an 80-column terminal. ◆ marks the knee, ✓ the levels within the
     percentile SLOs (when given)."""
     from loadgen.plan.knee import level_passes, sweep_knee
@@ -350,12 +351,12 @@ def sweep_table(summaries: Sequence[dict], slo: Sequence[SloTarget] = ()) -> Tab
     return table
 
 
-def _server_model(summary: dict) -> dict | None:  # type: ignore[type-arg]
+def _server_model(summary: dict[str, Any]) -> dict[str, Any] | None:
     server = summary.get("server")
     return server.get("model") if isinstance(server, dict) else None
 
 
-def _server_cells(figures: dict | None) -> list[str]:  # type: ignore[type-arg]
+def _server_cells(figures: dict[str, Any] | None) -> list[str]:
     if not figures:
         return ["–", "–"]
     split = figures.get("per_request_ms") or {}
@@ -364,7 +365,7 @@ def _server_cells(figures: dict | None) -> list[str]:  # type: ignore[type-arg]
     return [_number(figures.get("average_batch_size"), 2), queue_compute]
 
 
-def triton_line(summary: dict) -> str:  # type: ignore[type-arg]
+def triton_line(summary: dict[str, Any]) -> str:
     """One line on what Triton did during a level (from its metrics)."""
     figures = _server_model(summary)
     if not figures:
@@ -380,12 +381,14 @@ def triton_line(summary: dict) -> str:  # type: ignore[type-arg]
     return "Triton metrics: " + " · ".join(parts)
 
 
-def _gpu_figure(telemetry: dict, key: str, stat: str, combine: Callable[[list[float]], float]) -> float | None:  # type: ignore[type-arg]
+def _gpu_figure(
+    telemetry: dict[str, Any], key: str, stat: str, combine: Callable[[list[float]], float]
+) -> float | None:
     values = [gpu[key][stat] for gpu in (telemetry.get("gpu") or {}).values() if gpu.get(key)]
     return combine(values) if values else None
 
 
-def telemetry_table(summaries: Sequence[dict]) -> Table:  # type: ignore[type-arg]
+def telemetry_table(summaries: Sequence[dict[str, Any]]) -> Table:
     """One row per level: the accelerator and server state beside the load."""
     table = Table(title="telemetry per level", title_justify="left", padding=(0, 1), pad_edge=False)
     for column in (
@@ -404,7 +407,7 @@ def telemetry_table(summaries: Sequence[dict]) -> Table:  # type: ignore[type-ar
         telemetry = summary.get("telemetry") or {}
         server = telemetry.get("server") or {}
 
-        def stat(block: dict | None, name: str) -> object:  # type: ignore[type-arg]
+        def stat(block: dict[str, Any] | None, name: str) -> object:
             return (block or {}).get(name) if block else None
 
         table.add_row(

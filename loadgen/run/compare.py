@@ -35,6 +35,7 @@ from loadgen.run.endpoint import prepare_endpoint, scrape_quietly
 from loadgen.run.level import level_directory_name, run_level
 from loadgen.run.loop import stop_on_signals
 from loadgen.run.session import config_json, judge_level
+from loadgen.scenario.plan import Plan
 from loadgen.sim.process import SimProcess, SimSpec
 from loadgen.sim.server import SimOptions
 from loadgen.telemetry.prometheus import acceptance_rate
@@ -81,12 +82,12 @@ def parse_variants(texts: list[str] | None, scenario: object = None, where: str 
 def _variant_from_text(text: str) -> Variant:
     name, _, rest = text.partition("=")
     target, _, body = rest.strip().partition(" ")
-    extra: dict[str, object] = {}
+    extra: Any = {}
     if body.strip():
         try:
             extra = json.loads(body)
         except ValueError:
-            extra = None  # type: ignore[assignment]
+            extra = None
         if not isinstance(extra, dict):
             raise ConfigError(f"--variant {text}: after the target, expected a JSON object of request fields")
     return _checked(Variant(name.strip(), target.strip(), tuple(extra.items())), f"--variant {text}")
@@ -140,7 +141,7 @@ def _blocks(values: dict[int, dict[str, Any]], metric: str, block: int) -> list[
     return [ordered[i : i + block] for i in range(0, len(ordered), block)]
 
 
-def _speedup(base: list[list[float]], cand: list[list[float]], rng: random.Random) -> dict[str, object]:
+def _speedup(base: list[list[float]], cand: list[list[float]], rng: random.Random) -> dict[str, Any]:
     """Median ratio with a 95 % block-bootstrap interval (whole blocks resampled, see ``_blocks``)."""
     base_n, cand_n = sum(map(len, base)), sum(map(len, cand))
     if base_n < MIN_SUCCESSFUL or cand_n < MIN_SUCCESSFUL:
@@ -165,11 +166,13 @@ def _speedup(base: list[list[float]], cand: list[list[float]], rng: random.Rando
     }
 
 
-def compare_level(base_dir: Path, cand_dir: Path, base: dict, cand: dict, seed: int) -> dict[str, object]:  # type: ignore[type-arg]
+def compare_level(
+    base_dir: Path, cand_dir: Path, base: dict[str, Any], cand: dict[str, Any], seed: int
+) -> dict[str, Any]:
     rng = random.Random(seed)
     base_values, cand_values = _measured(base_dir), _measured(cand_dir)
     block = max(1, (base.get("load") or {}).get("concurrency") or 1)  # closed loop: a batch of users
-    result: dict[str, object] = {
+    result: dict[str, Any] = {
         metric: _speedup(_blocks(base_values, metric, block), _blocks(cand_values, metric, block), rng)
         for metric in ("ttft", "tpot", "e2e")
     }
@@ -200,58 +203,58 @@ def compare_level(base_dir: Path, cand_dir: Path, base: dict, cand: dict, seed: 
     return result
 
 
-def crossover(levels: list[dict[str, object]]) -> str | None:
+def crossover(levels: list[dict[str, Any]]) -> str | None:
     for level in levels:
-        e2e = level["comparison"]["e2e"]  # type: ignore[index]
+        e2e = level["comparison"]["e2e"]
         if e2e["speedup"] is not None and e2e["speedup"] < 1:
             return str(level["level"])
     return None
 
 
-async def run_compare(plan: object, variants: list[Variant], console: Console) -> int:
+async def run_compare(plan: Plan, variants: list[Variant], console: Console) -> int:
     """Each level: every variant in turn, then the comparison; compare.json rewritten each level."""
 
-    output: Path = plan.output_dir  # type: ignore[attr-defined]
+    output: Path = plan.output_dir
     output.mkdir(parents=True, exist_ok=True)
     stop = asyncio.Event()
     stop_on_signals(stop)
-    redact = redactor(plan.secrets)  # type: ignore[attr-defined]
-    token_counter = load_token_counter(plan.tokenizer) if plan.tokenizer else None  # type: ignore[attr-defined]
+    redact = redactor(plan.secrets)
+    token_counter = load_token_counter(plan.tokenizer) if plan.tokenizer else None
     with contextlib.ExitStack() as stack:
         endpoints: dict[str, EndpointConfig] = {}
         for variant in variants:
-            base: EndpointConfig = plan.endpoint  # type: ignore[attr-defined]
+            base: EndpointConfig = plan.endpoint
             if variant.simulated:
                 sim = stack.enter_context(SimProcess(SimSpec(variant.target.removeprefix("sim:"), SimOptions())))
                 endpoint = replace(base, url=sim.url, model="sim-llm")
             elif variant.target == SAME_ENDPOINT:
-                if plan.use_simulator:  # type: ignore[attr-defined]
+                if plan.use_simulator:
                     raise ConfigError(f"variant {variant.name}: 'endpoint' needs --endpoint")
                 endpoint = base
             else:
                 endpoint = replace(base, url=variant.target)
-            endpoints[variant.name] = await prepare_endpoint(plan, endpoint, token_counter, redact, console)  # type: ignore[arg-type]
+            endpoints[variant.name] = await prepare_endpoint(plan, endpoint, token_counter, redact, console)
         baseline, candidates = variants[0], variants[1:]
         variants_json = [{"name": v.name, "target": v.target, "extra_body": dict(v.extra_body)} for v in variants]
-        config = config_json(plan, endpoints[baseline.name])  # type: ignore[arg-type]
+        config = config_json(plan, endpoints[baseline.name])
         write_json(output / "config.json", {**config, "variants": variants_json})
-        levels: list[dict[str, object]] = []
-        for number, load in enumerate(plan.levels, 1):  # type: ignore[attr-defined]
+        levels: list[dict[str, Any]] = []
+        for number, load in enumerate(plan.levels, 1):
             summaries = {}
             acceptance: dict[str, float | None] = {}
             for variant in variants:
                 directory = output / variant.name / level_directory_name(number, load)
                 metrics_url = endpoints[variant.name].url.rstrip("/") + "/metrics"
                 before = await scrape_quietly(metrics_url)
-                generation = plan.generation  # type: ignore[attr-defined]
+                generation = plan.generation
                 generation = replace(generation, extra_body=generation.extra_body + variant.extra_body)
                 summaries[variant.name] = await run_level(
-                    replace(plan, sweep=True, generation=generation), endpoints[variant.name], load, directory,  # type: ignore[type-var, arg-type]
+                    replace(plan, sweep=True, generation=generation), endpoints[variant.name], load, directory,
                     f"{variant.name} {load.describe()}", stop, token_counter, redact, console,
                 )  # fmt: skip
                 after = await scrape_quietly(metrics_url)
                 acceptance[variant.name] = acceptance_rate(before, after) if before and after else None
-                judge_level(summaries[variant.name], target_lag(before, after), plan.max_error_rate,  # type: ignore[attr-defined]
+                judge_level(summaries[variant.name], target_lag(before, after), plan.max_error_rate,
                             directory, f"{variant.name} {load.describe()}", console)  # fmt: skip
                 if stop.is_set():
                     break
@@ -273,15 +276,15 @@ async def run_compare(plan: object, variants: list[Variant], console: Console) -
     for candidate in candidates:
         rows = [level for level in levels if level["candidate"] == candidate.name]
         console.print(compare_table(baseline.name, candidate.name, rows))
-        marks = {str(row["level"]): invalid_variants(row["comparison"]) for row in rows}  # type: ignore[arg-type]
+        marks = {str(row["level"]): invalid_variants(row["comparison"]) for row in rows}
         invalid = [f"{level} ({mark})" for level, mark in marks.items() if mark]
         if invalid:
             console.print(f"INVALID levels, not a fair comparison: {', '.join(invalid)}: see each level's "
                           "summary.json validity", style="bold red")  # fmt: skip
         point = crossover(rows)
-        unknown = [row for row in rows if row["comparison"]["e2e"]["speedup"] is None]  # type: ignore[index]
+        unknown = [row for row in rows if row["comparison"]["e2e"]["speedup"] is None]
         for row in unknown:
-            console.print(f"{row['level']}: no speedup: {row['comparison']['e2e']['reason']}", style="yellow")  # type: ignore[index]
+            console.print(f"{row['level']}: no speedup: {row['comparison']['e2e']['reason']}", style="yellow")
         if point:
             console.print(f"crossover: {candidate.name} stops helping end to end at {point}")
         elif unknown:
@@ -289,56 +292,56 @@ async def run_compare(plan: object, variants: list[Variant], console: Console) -
                           f"{len(unknown)} level(s) gave none")  # fmt: skip
         else:
             console.print(f"{candidate.name} is faster end to end at every level measured")
-        cache_differs = [str(row["level"]) for row in rows if row["comparison"].get("cache_hits_differ")]  # type: ignore[attr-defined]
+        cache_differs = [str(row["level"]) for row in rows if row["comparison"].get("cache_hits_differ")]
         if cache_differs:
             console.print(f"warning: the variants' prefix-cache hits differ at {', '.join(cache_differs)} "
                           "(usage cached_tokens): TTFT is then not like for like; restart the servers or change "
                           "--seed between runs", style="bold yellow")  # fmt: skip
-        identical = [row["comparison"]["identical_outputs"] for row in rows]  # type: ignore[index]
+        identical = [row["comparison"]["identical_outputs"] for row in rows]
         if any(share is not None and share < 1 for share in identical):
             console.print(f"warning: {candidate.name}'s answers differ from the baseline's for some prompts "
                           f"(identical: {', '.join('–' if s is None else f'{s:.0%}' for s in identical)})",
                           style="bold yellow")  # fmt: skip
-        if any(not row["comparison"]["lengths_match"] for row in rows):  # type: ignore[index]
+        if any(not row["comparison"]["lengths_match"] for row in rows):
             console.print("warning: output lengths differ between variants: the comparison is not like for like "
                           "(use --ignore-eos or fixed lengths)", style="bold yellow")  # fmt: skip
     console.print(f"Results in {output}", style="dim")
     return 130 if stop.is_set() else 0
 
 
-def compare_table(baseline: str, candidate: str, rows: list[dict[str, object]]) -> Table:
+def compare_table(baseline: str, candidate: str, rows: list[dict[str, Any]]) -> Table:
     table = Table(title=f"{candidate} vs {baseline}: speedup (baseline ÷ candidate, 95% CI)", title_justify="left")
-    with_acceptance = any(row["comparison"].get("candidate_acceptance_rate") is not None for row in rows)  # type: ignore[attr-defined]
+    with_acceptance = any(row["comparison"].get("candidate_acceptance_rate") is not None for row in rows)
     for column in ("level", "TTFT", "TPOT", "end-to-end", "tok/s ratio", "paired wins", "failed\nbase/cand"):
         table.add_column(column, justify="right")
     if with_acceptance:
         table.add_column("accepted", justify="right")
     table.add_column("valid", justify="left")
 
-    def cell(entry: dict) -> str:  # type: ignore[type-arg]
+    def cell(entry: dict[str, Any]) -> str:
         if entry["speedup"] is None:
             return "–"
         if entry["low"] is None:
             return f"{entry['speedup']:.2f}× (no CI)"
         return f"{entry['speedup']:.2f}× ({entry['low']:.2f}–{entry['high']:.2f})"
 
-    def failures(comparison: dict) -> str:  # type: ignore[type-arg]
+    def failures(comparison: dict[str, Any]) -> str:
         counts = comparison.get("requests") or {}
         return "/".join(str((counts.get(role) or {}).get("failed", "–")) for role in ("baseline", "candidate"))
 
     for row in rows:
         comparison = row["comparison"]
-        wins = comparison["paired_candidate_faster"]  # type: ignore[index]
-        speedup = comparison["e2e"]["speedup"]  # type: ignore[index]
+        wins = comparison["paired_candidate_faster"]
+        speedup = comparison["e2e"]["speedup"]
         style = "dim" if speedup is None else "green" if speedup >= 1 else "red"
-        ratio = comparison["throughput_ratio"]  # type: ignore[index]
-        cells = [str(row["level"]), cell(comparison["ttft"]), cell(comparison["tpot"]),  # type: ignore[index]
-                 cell(comparison["e2e"]), "–" if ratio is None else f"{ratio:.2f}",  # type: ignore[index]
-                 "–" if wins is None else f"{wins:.0%}", failures(comparison)]  # type: ignore[arg-type]  # fmt: skip
+        ratio = comparison["throughput_ratio"]
+        cells = [str(row["level"]), cell(comparison["ttft"]), cell(comparison["tpot"]),
+                 cell(comparison["e2e"]), "–" if ratio is None else f"{ratio:.2f}",
+                 "–" if wins is None else f"{wins:.0%}", failures(comparison)]  # fmt: skip
         if with_acceptance:
-            rate = comparison.get("candidate_acceptance_rate")  # type: ignore[attr-defined]
+            rate = comparison.get("candidate_acceptance_rate")
             cells.append("–" if rate is None else f"{rate:.0%}")
-        invalid = invalid_variants(row["comparison"])  # type: ignore[arg-type]
+        invalid = invalid_variants(row["comparison"])
         cells.append(f"✗ {invalid}" if invalid else "ok")
         table.add_row(*cells, style="dim" if invalid else style)
     return table

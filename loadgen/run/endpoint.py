@@ -115,10 +115,11 @@ async def triton_metrics_url(plan: Plan, endpoint: EndpointConfig, console: Cons
 
 
 async def scrape_triton_quietly(url: str | None) -> dict[str, Any] | None:
-    return await scrape_quietly(url, scrape_triton)  # type: ignore[no-any-return]
+    scraped: dict[str, Any] | None = await scrape_quietly(url, scrape_triton)
+    return scraped
 
 
-async def add_triton_figures(summary: dict[str, object], url: str, before: dict[str, Any] | None, model: str | None,
+async def add_triton_figures(summary: dict[str, Any], url: str, before: dict[str, Any] | None, model: str | None,
                               level_dir: Path, console: Console, sweep: bool) -> None:  # fmt: skip
     after = await scrape_triton_quietly(url)
     if before is None or after is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from typing import Any
 
 from loadgen.config import LoadConfig, LoadMode, SloTarget
 from loadgen.metrics.aggregate import Aggregator
@@ -44,7 +45,7 @@ class MaxLoadSearch:
         while self._next is not None:
             yield self._load(self._next)
 
-    def record(self, summary: dict) -> None:  # type: ignore[type-arg]
+    def record(self, summary: dict[str, Any]) -> None:
         value = float(summary["load"]["concurrency"] if self._closed else summary["load"]["rate"])
         if level_passes(summary, self._slo):
             self.passed = max(self.passed or value, value)

@@ -48,7 +48,7 @@ async def run_level(
     run_start_ns: int | None = None,
     on_aggregator: Callable[[Aggregator], None] | None = None,
     schedule_origin_ns: int | None = None,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """One level in this process. ``run_start_ns``: a time origin shared with other worker
     processes; ``on_aggregator``: called with the live aggregator (worker progress and state)."""
     level_dir.mkdir(parents=True, exist_ok=True)
@@ -153,7 +153,7 @@ async def run_level(
 
 
 def _warn_about_losses(console: Console, label: str, publisher: Publisher, failures: WriteFailures,
-                       summary: dict[str, object]) -> None:  # fmt: skip
+                       summary: dict[str, Any]) -> None:  # fmt: skip
     """A listener that failed, or a result file that could not be written, is said in the console
     and recorded in the summary: never a clean-looking run with records missing."""
     for name, message in publisher.first_failure.items():
@@ -178,7 +178,7 @@ def measured_window(summary: dict[str, Any], origin_ns: int, now_ns: int) -> tup
 
 async def level_telemetry(
     sidecar: SidecarSampler, start_ns: int, end_ns: int, output_tokens: int, cpu_at_start: float | None
-) -> dict[str, object]:
+) -> dict[str, Any]:
     samples = await asyncio.to_thread(sidecar.window, start_ns, end_ns)
     summary = summarize_window(samples, output_tokens, (end_ns - start_ns) / 1e9)
     sampler = await asyncio.to_thread(sidecar.stats)

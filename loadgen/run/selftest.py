@@ -54,7 +54,7 @@ class RateResult:
         )
 
 
-def _run(url: str, flags: dict[str, object]) -> dict[str, Any]:
+def _run(url: str, flags: dict[str, Any]) -> dict[str, Any]:
     """One level through the library (``loadgen.run.run``), its summary returned."""
     with tempfile.TemporaryDirectory() as directory:
         plan = plan_from_flags({"endpoint": url, "quiet": True, "output": str(Path(directory) / "out"), **flags})

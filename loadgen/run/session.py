@@ -165,7 +165,7 @@ async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console,
         breached = False
         console.print("thresholds (--fail-on):")
         for summary in summaries:
-            for outcome in summary.get("thresholds") or []:  # type: ignore[attr-defined]  # the summary is a dict
+            for outcome in summary.get("thresholds") or []:  # the summary is a dict
                 mark = "✓" if outcome["passed"] else "✗"
                 breached = breached or not outcome["passed"]
                 console.print(f"  {mark} {level_label(summary)}: {outcome['line']}",
@@ -214,7 +214,7 @@ def error_rate_breach(summary: dict[str, Any], limit: float) -> str | None:
 async def _level_in_workers(
     plan: Plan, endpoint: EndpointConfig, load: LoadConfig, level_dir: Path, label: str, stop: asyncio.Event,
     console: Console, sidecar: SidecarSampler | None,
-) -> dict[str, object]:  # fmt: skip
+) -> dict[str, Any]:  # fmt: skip
 
     if sidecar is not None:
         await asyncio.to_thread(sidecar.sample_now)
@@ -222,8 +222,8 @@ async def _level_in_workers(
     summary = await run_level_in_workers(plan, endpoint, load, level_dir, label, stop, console)
     if sidecar is not None:
         await asyncio.to_thread(sidecar.sample_now)
-        origin_ns = int(summary["clock"]["monotonic_start_ns"])  # type: ignore[index, call-overload]
-        tokens = int(summary["tokens"]["output_total"])  # type: ignore[index, call-overload]
+        origin_ns = int(summary["clock"]["monotonic_start_ns"])
+        tokens = int(summary["tokens"]["output_total"])
         start_ns, end_ns = measured_window(summary, origin_ns, MonotonicClock.now_ns())
         summary["telemetry"] = await level_telemetry(sidecar, start_ns, end_ns, tokens, cpu_at_start)
         write_json(level_dir / "summary.json", summary)
@@ -235,7 +235,7 @@ def _load_order(summary: dict[str, Any]) -> tuple[float, float, int]:
     return (load["concurrency"] or 0, load["rate"] or 0, load.get("batch_size") or 1)
 
 
-def _report_find_max(plan: Plan, search: MaxLoadSearch, endpoint: EndpointConfig, summaries: list[dict[str, object]],
+def _report_find_max(plan: Plan, search: MaxLoadSearch, endpoint: EndpointConfig, summaries: list[dict[str, Any]],
                      console: Console) -> None:  # fmt: skip
     unit = "users" if plan.levels[0].mode is LoadMode.CLOSED else "req/s"
     if search.passed is None:
@@ -250,7 +250,7 @@ def _report_find_max(plan: Plan, search: MaxLoadSearch, endpoint: EndpointConfig
     write_json(plan.output_dir / "sweep.json", sweep)
 
 
-def _print_level_line(console: Console, label: str, summary: dict) -> None:  # type: ignore[type-arg]
+def _print_level_line(console: Console, label: str, summary: dict[str, Any]) -> None:
     latency, throughput = summary["latency_ms"], summary["throughput"]
 
     def fmt(value: object) -> str:
@@ -263,7 +263,7 @@ def _print_level_line(console: Console, label: str, summary: dict) -> None:  # t
     )
 
 
-def config_json(plan: Plan, endpoint: EndpointConfig) -> dict[str, object]:
+def config_json(plan: Plan, endpoint: EndpointConfig) -> dict[str, Any]:
     return {
         "endpoint": public_url(endpoint.url),
         "api": endpoint.api,
@@ -274,7 +274,7 @@ def config_json(plan: Plan, endpoint: EndpointConfig) -> dict[str, object]:
     }
 
 
-def sweep_json(plan: Plan, endpoint: EndpointConfig, summaries: list[dict[str, object]]) -> dict[str, object]:
+def sweep_json(plan: Plan, endpoint: EndpointConfig, summaries: list[dict[str, Any]]) -> dict[str, Any]:
 
     return {"schema_version": SCHEMA_VERSION, "config": config_json(plan, endpoint), "levels": summaries}
 

@@ -52,7 +52,7 @@ STARTUP_TIMEOUT_S = 60.0
 SCHEDULE_DELAY_NS = 100_000_000  # workers set up their level, then all start the schedule together
 
 
-def job_for(plan: Any, endpoint: EndpointConfig, load: LoadConfig, directory: Path) -> dict[str, object]:
+def job_for(plan: Any, endpoint: EndpointConfig, load: LoadConfig, directory: Path) -> dict[str, Any]:
     """One level of a plan as JSON, for another process."""
     return {
         "endpoint": dataclasses.asdict(endpoint),
@@ -100,7 +100,7 @@ def _load_from_job(data: dict[str, Any]) -> LoadConfig:
 async def run_level_in_workers(
     plan: Any, endpoint: EndpointConfig, load: LoadConfig, level_dir: Path, label: str, stop: asyncio.Event,
     console: Console,
-) -> dict[str, object]:  # fmt: skip
+) -> dict[str, Any]:  # fmt: skip
     workers = plan.workers if load.mode is LoadMode.OPEN else min(plan.workers, max(1, load.concurrency))
     level_dir.mkdir(parents=True, exist_ok=True)
     processes = []
@@ -163,7 +163,7 @@ def _snapshot(progress: list[dict[str, int]]) -> Any:
 
 
 def _merge(plan: Any, endpoint: EndpointConfig, load: LoadConfig, level_dir: Path, workers: int, run_start_ns: int,
-           started_epoch_s: float, started_at: str) -> dict[str, object]:  # fmt: skip
+           started_epoch_s: float, started_at: str) -> dict[str, Any]:  # fmt: skip
     directories = [level_dir / "workers" / f"w{worker}" for worker in range(workers)]
     lost = [d for d in directories if not (d / "state.json").is_file() or not (d / "summary.json").is_file()]
     if len(lost) == len(directories):

@@ -181,7 +181,7 @@ def _stages(value: object) -> tuple[str, tuple[Stage, ...]]:
         target_value = _float(entry[kind])
         if target_value < 0:
             raise ValueError(f"stage targets must be >= 0, got {entry[kind]!r}")
-        stages.append(Stage(parse_duration_s(entry.get("duration", "")), target_value))  # type: ignore[arg-type]
+        stages.append(Stage(parse_duration_s(str(entry.get("duration", ""))), target_value))
     return kind, tuple(stages)
 
 
@@ -365,7 +365,7 @@ def load_scenario(path: str) -> dict[str, object]:
     return scenario
 
 
-def convert(option: Option, value: object, where: str) -> object:
+def convert(option: Option, value: object, where: str) -> Any:
     try:
         return option.convert(value)
     except ValueError as exc:

@@ -223,7 +223,7 @@ def _single_schedule(settings: Settings) -> LoadConfig | None:
             trace_file=settings.trace,
             trace_speed=settings.trace_speed,
             **common,
-        )  # type: ignore[arg-type]
+        )
     if settings.stages:
         if settings.concurrency or settings.rate:
             raise ConfigError("--stages sets the load: no --concurrency or --rate with it")
@@ -238,7 +238,7 @@ def _single_schedule(settings: Settings) -> LoadConfig | None:
             requests=settings.requests,
             duration_s=settings.duration,
             **common,
-        )  # type: ignore[arg-type]
+        )
     return None
 
 

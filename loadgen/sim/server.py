@@ -14,6 +14,7 @@ import dataclasses
 import json
 import random
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -218,7 +219,8 @@ class SimServer:
         try:
             async for count in self._generate(parsed):
                 if break_after is not None and position >= break_after:
-                    request.transport.close()  # type: ignore[union-attr]
+                    if request.transport is not None:
+                        request.transport.close()
                     return response
                 last = position + count >= parsed.max_tokens
                 frame = formatter.content_chunk(position, count, last)
@@ -239,7 +241,7 @@ class SimServer:
             tokens += count
         return int(tokens)
 
-    async def _generate(self, parsed: ParsedRequest):  # type: ignore[no-untyped-def]
+    async def _generate(self, parsed: ParsedRequest) -> AsyncIterator[int]:
         """Yields the number of new tokens at each moment the profile produces them."""
         profile = self.profile
         if isinstance(profile, FixedProfile):

@@ -23,7 +23,8 @@ def _import_pynvml() -> ModuleType:
         import pynvml
     except ImportError:
         raise SourceUnavailable("nvidia-ml-py is not installed (pip install 'loadgen[gpu]')") from None
-    return pynvml
+    module: ModuleType = pynvml
+    return module
 
 
 class NvmlSource:

@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -101,7 +102,7 @@ class RemoteSource:
         self.uncertainty_ns: int | None = None
         self.remote_unavailable: dict[str, str] = {}
 
-    def _get(self, path: str) -> dict[str, object]:
+    def _get(self, path: str) -> dict[str, Any]:
         try:
             with urllib.request.urlopen(self.url + path, timeout=REMOTE_TIMEOUT_S) as response:
                 data = json.loads(response.read())
@@ -117,7 +118,7 @@ class RemoteSource:
         best: tuple[int, int] | None = None  # (round trip, offset)
         for _ in range(CLOCK_PROBES):
             sent = self._clock()
-            remote = int(self._get("/clock")["t_ns"])  # type: ignore[call-overload]
+            remote = int(self._get("/clock")["t_ns"])
             received = self._clock()
             round_trip = received - sent
             if best is None or round_trip < best[0]:
@@ -130,11 +131,11 @@ class RemoteSource:
 
     def read(self, t_ns: int) -> list[Sample]:
         data = self._get(f"/samples?after={self._after}")
-        self._after = int(data.get("next", self._after))  # type: ignore[call-overload]
-        self.remote_unavailable = dict(data.get("unavailable") or {})  # type: ignore[call-overload]
+        self._after = int(data.get("next", self._after))
+        self.remote_unavailable = dict(data.get("unavailable") or {})
         assert self.offset_ns is not None
         samples = []
-        for entry in data.get("samples") or ():  # type: ignore[attr-defined]
+        for entry in data.get("samples") or ():
             values = {k: float(v) for k, v in entry.items() if k not in ("t_ns", "source", "device")}
             samples.append(
                 Sample(int(entry["t_ns"]) - self.offset_ns, str(entry["source"]), str(entry["device"]), values)

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -37,7 +38,7 @@ class SidecarSampler:
         self._partial = ""
         self.samples: list[Sample] = []
         self.unavailable: dict[str, str] = {}
-        self.final_stats: dict[str, object] | None = None
+        self.final_stats: dict[str, Any] | None = None
 
     def start(self) -> dict[str, str]:
         self.output.touch()
@@ -52,10 +53,10 @@ class SidecarSampler:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
         )  # fmt: skip
         ready = self._reply()
-        self.unavailable = dict(ready.get("unavailable") or {})  # type: ignore[call-overload]
+        self.unavailable = dict(ready.get("unavailable") or {})
         return self.unavailable
 
-    def _reply(self) -> dict[str, object]:
+    def _reply(self) -> dict[str, Any]:
         process = self._process
         assert process is not None and process.stdout is not None
         readable, _, _ = select.select([process.stdout], [], [], REPLY_TIMEOUT_S)
@@ -64,9 +65,10 @@ class SidecarSampler:
             self._stderr.seek(0)
             error = self._stderr.read()[-500:]
             raise LoadgenError(f"the telemetry sidecar stopped answering: {error.strip() or 'no reply'}")
-        return json.loads(line)  # type: ignore[no-any-return]
+        reply: dict[str, Any] = json.loads(line)
+        return reply
 
-    def _command(self, command: str) -> dict[str, object]:
+    def _command(self, command: str) -> dict[str, Any]:
         assert self._process is not None and self._process.stdin is not None
         self._process.stdin.write(command + "\n")
         self._process.stdin.flush()
@@ -75,8 +77,8 @@ class SidecarSampler:
     def sample_now(self) -> None:
         self._command("sample")
 
-    def stats(self) -> dict[str, object]:
-        return self._command("stats").get("stats") or {}  # type: ignore[return-value]
+    def stats(self) -> dict[str, Any]:
+        return self._command("stats").get("stats") or {}
 
     def _read_new_samples(self) -> None:
         with self.output.open("r", encoding="utf-8") as handle:
@@ -102,13 +104,13 @@ class SidecarSampler:
         times = psutil.Process(self._process.pid).cpu_times()
         return times.user + times.system
 
-    def stop(self) -> dict[str, object] | None:
+    def stop(self) -> dict[str, Any] | None:
         process = self._process
         if process is None:
             return self.final_stats
         try:
             if process.poll() is None:
-                self.final_stats = self._command("stop").get("stats")  # type: ignore[assignment]
+                self.final_stats = self._command("stop").get("stats")
         except (LoadgenError, OSError, ValueError):
             pass
         finally:

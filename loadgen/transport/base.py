@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from loadgen.errors import ErrorKind
@@ -67,7 +67,7 @@ class TransportReport:
     connections_opened: int = 0
     connections_before_load: int = 0
     retries: int = 0  # re-sent once on a fresh connection: a reused one failed before any response byte
-    connect_ms: dict[str, float | int | None] = field(default_factory=dict)
+    connect_ns: tuple[int, ...] | None = None  # each connection's connect time; None: not measured
     read_pauses: int = 0  # loop pauses taken to batch reads (transport.batching)
 
     @property

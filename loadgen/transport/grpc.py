@@ -16,6 +16,7 @@ import asyncio
 import itertools
 import math
 from collections.abc import AsyncGenerator
+from typing import Any
 from urllib.parse import urlsplit
 
 import grpc
@@ -82,7 +83,7 @@ class GrpcResponseStream:
 
     def __init__(self, call: object, clock: Clock, status: int = 200, unary_reply: tuple[int, bytes] | None = None,
                  error_body: bytes = b"") -> None:  # fmt: skip
-        self._call = call
+        self._call: Any = call  # a grpc.aio call: grpc's stubs type it loosely
         self._clock = clock
         self.status = status
         self._unary_reply = unary_reply  # (arrival stamp, message)
@@ -96,7 +97,7 @@ class GrpcResponseStream:
         call = self._call
         now_ns = self._clock.now_ns
         try:
-            async for message in call:  # type: ignore[attr-defined]
+            async for message in call:
                 yield now_ns(), message
         except asyncio.CancelledError:
             if not self._aborted:
@@ -107,7 +108,7 @@ class GrpcResponseStream:
                 raise TransportFailure(ErrorKind.STREAM_BROKEN, "stream closed by the client") from None
             raise TransportFailure(_failure_kind(error.code()), _describe(error)) from None
         finally:
-            call.cancel()  # type: ignore[attr-defined]  # a no-op once the call has ended
+            call.cancel()  # a no-op once the call has ended
 
     async def deliver(self, sink: BodySink) -> None:
         await deliver_chunks(self.chunks(), sink)
@@ -118,7 +119,7 @@ class GrpcResponseStream:
     def abort(self) -> None:
         self._aborted = True
         if self._call is not None:
-            self._call.cancel()  # type: ignore[attr-defined]
+            self._call.cancel()
 
 
 class GrpcTransport:

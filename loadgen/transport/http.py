@@ -19,7 +19,6 @@ from urllib.parse import unquote, urlsplit
 
 from loadgen.clock import Clock, MonotonicClock
 from loadgen.errors import ConfigError, ErrorKind
-from loadgen.metrics.histogram import Histogram
 from loadgen.parsing import public_url
 from loadgen.protocols.base import HttpRequest
 from loadgen.transport.base import BodySink, TransportFailure, TransportReport
@@ -163,7 +162,7 @@ class HttpTransport:
         self._addresses: list[tuple[int, int, int, tuple[object, ...]]] | None = None
         self._closed = False
         self._load_started = False
-        self._connect_times = Histogram.latency()
+        self._connect_times: list[int] = []
         self.connections_opened = 0
         self.connections_before_load = 0
         self.retries = 0
@@ -219,7 +218,7 @@ class HttpTransport:
                 f"cannot connect: no connection within {self._connect_timeout_s:g}s (--connect-timeout)",
             ) from None
         connect_ns = time.perf_counter_ns() - started_ns
-        self._connect_times.record(connect_ns)
+        self._connect_times.append(connect_ns)
         self.connections_opened += 1
         self._connections.add(connection)
         return connection, connect_ns
@@ -319,7 +318,7 @@ class HttpTransport:
             connections_opened=self.connections_opened,
             connections_before_load=self.connections_before_load,
             retries=self.retries,
-            connect_ms=self._connect_times.stats().to_json_dict(),
+            connect_ns=tuple(self._connect_times),
             read_pauses=self._batcher.pauses if self._batcher is not None else 0,
         )
 

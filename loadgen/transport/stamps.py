@@ -84,7 +84,7 @@ class ArrivalStamper:
             self._offset_ns = realtime_offset_ns()
             self._next_calibration_ns = read_ns + CALIBRATION_PERIOD_NS
         seconds, nanoseconds = _unpack_timespec(ancillary[-1][2])
-        arrival_ns = seconds * 1_000_000_000 + nanoseconds - self._offset_ns
+        arrival_ns: int = seconds * 1_000_000_000 + nanoseconds - self._offset_ns
         if arrival_ns > read_ns:
             self.anomalies += 1
             self.user_reads += 1
