@@ -7,8 +7,7 @@ Times are seconds as floats here (user-facing), converted to nanoseconds where m
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 
 class LoadMode(str, enum.Enum):
@@ -120,18 +119,6 @@ class SloTarget:
     def describe(self) -> str:
         """As a person writes it: ``ttft p99 ≤ 500 ms``."""
         return f"{self.metric}{' ' + self.statistic if self.statistic else ''} ≤ {self.threshold_ns / 1e6:g} ms"
-
-
-@dataclass(frozen=True, slots=True)
-class RunConfig:
-    endpoint: EndpointConfig
-    generation: GenerationConfig
-    load: LoadConfig
-    output_dir: Path
-    slo: tuple[SloTarget, ...] = ()
-    tokenizer: str | None = None
-    hlog_interval_s: float = 1.0
-    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

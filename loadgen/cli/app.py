@@ -19,11 +19,11 @@ from loadgen.cli.commands import positive_number, run_import, run_monitor, run_p
 from loadgen.cli.locust import add_locust_options, run_locust
 from loadgen.cli.plan import build_plan
 from loadgen.errors import ConfigError, LoadgenError, OutputError
+from loadgen.eventloop import run_loop
 from loadgen.extras import require
 from loadgen.imports.readers import FORMATS
 from loadgen.parsing import did_you_mean
 from loadgen.run.compare import parse_variants, run_compare
-from loadgen.run.loop import run_loop
 from loadgen.run.session import execute
 from loadgen.scenario.options import OPTIONS, OPTIONS_BY_NAME
 

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from loadgen.config import TelemetryConfig
 from loadgen.errors import ConfigError, LoadgenError
+from loadgen.eventloop import run_loop
 from loadgen.hardware.profiles import ProfileSet
 from loadgen.parsing import parse_slo
 from loadgen.plan.planner import PlanRequest
@@ -19,7 +20,6 @@ from loadgen.scenario.options import OPTIONS_BY_NAME, convert
 
 
 def serve_sim(args: argparse.Namespace) -> int:
-    import asyncio
 
     from loadgen.sim.process import SimSpec, serve
     from loadgen.sim.profiles import get_profile
@@ -40,11 +40,7 @@ def serve_sim(args: argparse.Namespace) -> int:
         keep_log=args.keep_log,
     )
     try:
-        import uvloop
-
-        uvloop.run(serve(SimSpec(args.profile, options, args.host, args.port)))
-    except ImportError:
-        asyncio.run(serve(SimSpec(args.profile, options, args.host, args.port)))
+        run_loop(serve(SimSpec(args.profile, options, args.host, args.port)))
     except KeyboardInterrupt:
         pass
     except OSError as exc:

@@ -21,10 +21,11 @@ from rich.console import Console
 
 from loadgen.config import LoadConfig
 from loadgen.errors import ConfigError
+from loadgen.eventloop import run_loop
+from loadgen.protocols.apis import api_spec
 from loadgen.report.console import print_run, telemetry_table
 from loadgen.report.files import prepare_output_dir, write_json
 from loadgen.run.endpoint import endpoint_for, prepared_endpoint, telemetry_sidecar
-from loadgen.run.loop import run_loop
 from loadgen.run.workers import job_for
 from loadgen.scenario.plan import Plan
 from loadgen.telemetry.summary import summarize_window
@@ -37,7 +38,7 @@ def launch(plan: Plan, load: LoadConfig, locust_command: Callable[[str], list[st
            worker: bool = False, web_ui: str | None = None) -> int:  # fmt: skip
     """Runs Locust (``locust_command(endpoint_url)``) on ``plan`` at ``load``; returns its exit code.
     A worker only sends load: the master writes the results and runs the sidecar."""
-    if plan.endpoint.api in ("triton-grpc", "sagemaker"):
+    if not api_spec(plan.endpoint.api).blocking_http:
         raise ConfigError(f"--api {plan.endpoint.api} is not available in Locust mode (HTTP APIs only)")
     with contextlib.ExitStack() as stack:
         endpoint = stack.enter_context(endpoint_for(plan, console))

@@ -11,6 +11,7 @@ from loadgen.config import EndpointConfig
 from loadgen.errors import ConfigError
 from loadgen.parsing import did_you_mean
 from loadgen.prompts import Prompt
+from loadgen.protocols.apis import API_SPECS, BATCH_APIS, TRITON_APIS, api_spec
 from loadgen.protocols.base import Codec, Decoder, GenerationParams, HttpRequest
 from loadgen.protocols.lmi import LmiCodec
 from loadgen.protocols.openai import OpenAICodec
@@ -36,11 +37,8 @@ CODECS: dict[str, Callable[[], Codec]] = {
     "triton-infer": TritonInferCodec,
     "triton-grpc": TritonGrpcCodec,
 }
-TRITON_APIS = ("triton-generate", "triton-infer", "triton-grpc")
-# the APIs that take several prompts in one request (--batch-size)
-BATCH_APIS = ("openai-completions", "lmi", "lmi-local", "sagemaker", "triton-infer", "triton-grpc")
 SCHEMAS = ("lmi", "tgi", "openai-chat")
-APIS = (*CODECS, "sagemaker", "lmi-local")
+APIS = tuple(API_SPECS)
 
 
 class InvocationsCodec:
@@ -92,7 +90,7 @@ def endpoint_codec(endpoint: EndpointConfig, encode: Encode | None = None) -> Co
     if endpoint.sagemaker_endpoint:
         target = SageMakerTarget(endpoint.sagemaker_endpoint, endpoint.inference_component,
                                  endpoint.custom_attributes, endpoint.target_variant)  # fmt: skip
-    triton = parse_triton_options(endpoint.triton or {}) if endpoint.api in TRITON_APIS else None
+    triton = parse_triton_options(endpoint.triton or {}) if api_spec(endpoint.api).triton else None
     signature = signature_from_json(endpoint.triton_model) if endpoint.triton_model else None
     return build_codec(endpoint.api, endpoint.schema, target, triton, signature, encode)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from loadgen.errors import ProtocolError
@@ -682,10 +682,6 @@ def _parse(message: Any, data: bytes) -> None:
         message.ParseFromString(data)
     except DecodeError as exc:
         raise ProtocolError(f"not a valid {type(message).__name__} message: {exc}") from None
-
-
-def with_version(options: TritonOptions, version: str | None) -> TritonOptions:
-    return options if version is None else replace(options, model_version=version)
 
 
 def uses_token_ids(options: TritonOptions) -> bool:

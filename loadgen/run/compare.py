@@ -32,7 +32,7 @@ from loadgen.redact import redactor
 from loadgen.report.console import invalid_variants, level_label
 from loadgen.report.files import write_json
 from loadgen.run.endpoint import prepare_endpoint, scrape_quietly
-from loadgen.run.level import level_directory_name, run_level
+from loadgen.run.level import level_directory_name, run_level, write_level_summary
 from loadgen.run.loop import stop_on_signals
 from loadgen.run.session import config_json, judge_level
 from loadgen.scenario.plan import Plan
@@ -256,6 +256,7 @@ async def run_compare(plan: Plan, variants: list[Variant], console: Console) -> 
                 acceptance[variant.name] = acceptance_rate(before, after) if before and after else None
                 judge_level(summaries[variant.name], target_lag(before, after), plan.max_error_rate,
                             directory, f"{variant.name} {load.describe()}", console)  # fmt: skip
+                write_level_summary(directory, summaries[variant.name], console)
                 if stop.is_set():
                     break
             if stop.is_set():

@@ -21,12 +21,12 @@ from loadgen.engine.preflight import discover_model, preflight
 from loadgen.engine.request import RequestContext, body_limit_bytes
 from loadgen.errors import ConfigError
 from loadgen.parsing import public_url
-from loadgen.protocols import TRITON_APIS, Codec, endpoint_codec
+from loadgen.protocols import Codec, endpoint_codec
+from loadgen.protocols.apis import TransportKind, api_spec
 from loadgen.protocols.base import GenerationParams
 from loadgen.protocols.triton import parse_triton_options, uses_token_ids
 from loadgen.redact import redactor
 from loadgen.report.console import triton_line
-from loadgen.report.files import write_json
 from loadgen.scenario.plan import Plan
 from loadgen.sim.process import SimProcess, SimSpec
 from loadgen.sim.server import SimOptions
@@ -67,12 +67,12 @@ async def prepare_endpoint(
 ) -> EndpointConfig:
     transport = make_transport(endpoint, 2)
     try:
-        if endpoint.model is None and endpoint.api.startswith("openai"):
+        if endpoint.model is None and api_spec(endpoint.api).lists_models:
             model = await discover_model(transport, public_url(endpoint.url))
             if model is not None:
                 endpoint = replace(endpoint, model=model)
                 console.print(f"Model: {model} (the one the server lists)", style="dim")
-        if endpoint.api in TRITON_APIS:
+        if api_spec(endpoint.api).triton:
             endpoint = await check_triton(plan, endpoint, transport, console)
         context = request_context(plan, endpoint, transport, MonotonicClock(), token_counter, redact)
         await preflight(context, plan.prompts[0], public_url(endpoint.url), endpoint.api)
@@ -91,9 +91,10 @@ async def check_triton(plan: Plan, endpoint: EndpointConfig, transport: Transpor
     kind = "decoupled" if signature.decoupled else "one response per request"
     console.print(f"Triton model {signature.name}: {kind}, max_batch_size {signature.max_batch_size}; "
                   f"inputs {inputs}", style="dim")  # fmt: skip
-    if endpoint.api == "triton-infer" or not plan.generation.stream:
+    streams = api_spec(endpoint.api).streams_tokens and plan.generation.stream
+    if not streams:
         console.print("Not streamed: time to first token equals end-to-end latency.", style="dim")
-    if plan.tokenizer is None and (not plan.generation.stream or endpoint.api == "triton-infer"):
+    if plan.tokenizer is None and not streams:
         console.print("Triton reports no token counts: each answer counts as one token unless its output is token ids; "
                       "give --tokenizer for tokens/s.", style="yellow")  # fmt: skip
     return replace(endpoint, triton_model=signature.to_json())
@@ -101,7 +102,7 @@ async def check_triton(plan: Plan, endpoint: EndpointConfig, transport: Transpor
 
 async def triton_metrics_url(plan: Plan, endpoint: EndpointConfig, console: Console) -> str | None:
     """Triton's metrics URL when the endpoint is Triton and its metrics answer; else None (with a warning)."""
-    if endpoint.api not in TRITON_APIS:
+    if not api_spec(endpoint.api).triton:
         return None
     url = plan.telemetry.server_metrics_url or default_metrics_url(endpoint.url)
     try:
@@ -126,7 +127,6 @@ async def add_triton_figures(summary: dict[str, Any], url: str, before: dict[str
         return
     models = levels_by_model(before, after)
     summary["server"] = {"source": "triton_metrics", "model": models.get(model or ""), "models": models}
-    write_json(level_dir / "summary.json", summary)
     if not sweep:
         console.print(triton_line(summary))
 
@@ -150,7 +150,7 @@ def telemetry_sidecar(
 
 async def target_lag_url(endpoint: EndpointConfig) -> str | None:
     """The target's metrics URL when it reports its own lag (the simulator does); else None."""
-    if endpoint.api not in ("openai-chat", "openai-completions", "tgi"):
+    if not api_spec(endpoint.api).simulated:
         return None
     url = endpoint.url.rstrip("/") + "/metrics"
     counters = await scrape_quietly(url)
@@ -168,7 +168,8 @@ async def scrape_quietly(url: str | None, scrape: Callable[[str], Any] = scrape_
 
 
 def make_transport(endpoint: EndpointConfig, max_connections: int) -> Transport:
-    if endpoint.api == "triton-grpc":
+    transport_kind = api_spec(endpoint.api).transport
+    if transport_kind is TransportKind.GRPC:
         from loadgen.transport.grpc import GrpcTransport
 
         return GrpcTransport(endpoint.url, MonotonicClock(), max_streams=max_connections,
@@ -184,7 +185,7 @@ def make_transport(endpoint: EndpointConfig, max_connections: int) -> Transport:
         total_timeout_s=endpoint.total_timeout_s,
         verify_tls=endpoint.verify_tls,
     )
-    if endpoint.api != "sagemaker":
+    if transport_kind is not TransportKind.SIGV4_HTTP:
         return http
     from loadgen.transport.sigv4 import SigV4Transport, default_credentials
 

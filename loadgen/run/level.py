@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,8 +50,10 @@ async def run_level(
     on_aggregator: Callable[[Aggregator], None] | None = None,
     schedule_origin_ns: int | None = None,
 ) -> dict[str, Any]:
-    """One level in this process. ``run_start_ns``: a time origin shared with other worker
-    processes; ``on_aggregator``: called with the live aggregator (worker progress and state)."""
+    """One level in this process; its summary is returned for the caller to complete and write
+    (``write_level_summary``), or written here if the level broke off with an exception.
+    ``run_start_ns``: a time origin shared with other worker processes; ``on_aggregator``: called
+    with the live aggregator (worker progress and state)."""
     level_dir.mkdir(parents=True, exist_ok=True)
     clock = MonotonicClock()
     connections = load.concurrency if load.mode is LoadMode.CLOSED else (load.max_inflight or 10_000)
@@ -144,12 +147,19 @@ async def run_level(
                                                           sidecar_cpu)  # fmt: skip
         hlog.close()
         _warn_about_losses(console, label, publisher, write_failures, summary)
-        try:
-            write_json(level_dir / "summary.json", summary)
-        except OutputError:
-            print_run(console, summary)  # the figures on the screen are all that is left of this level
-            raise
+        if sys.exc_info()[0] is not None:  # the level broke off: keep what it measured
+            write_level_summary(level_dir, summary, console)
     return summary
+
+
+def write_level_summary(level_dir: Path, summary: dict[str, Any], console: Console) -> None:
+    """``summary.json``, once per level, when everything (server figures, verdict, telemetry) is in
+    it; a disk that refuses it leaves the figures on the screen."""
+    try:
+        write_json(level_dir / "summary.json", summary)
+    except OutputError:
+        print_run(console, summary)  # the figures on the screen are all that is left of this level
+        raise
 
 
 def _warn_about_losses(console: Console, label: str, publisher: Publisher, failures: WriteFailures,

@@ -1,4 +1,4 @@
-"""Run tier: the event loop a command runs on (uvloop where installed), and stopping it on signals."""
+"""Run tier: stopping a run on signals, and not waiting out what a stop interrupts."""
 
 from __future__ import annotations
 
@@ -9,15 +9,6 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
-
-
-def run_loop(coroutine: Coroutine[Any, Any, T]) -> T:
-    try:
-        import uvloop
-
-        return uvloop.run(coroutine)
-    except ImportError:
-        return asyncio.run(coroutine)
 
 
 def stop_on_signals(stop: asyncio.Event) -> None:

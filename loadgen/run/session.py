@@ -15,6 +15,7 @@ from loadgen.clock import MonotonicClock
 from loadgen.config import EndpointConfig, LoadConfig, LoadMode
 from loadgen.engine.limits import check_load_fits
 from loadgen.engine.partition import default_workers
+from loadgen.eventloop import run_loop
 from loadgen.metrics.summary import SCHEMA_VERSION
 from loadgen.metrics.thresholds import Threshold, outcomes
 from loadgen.metrics.validity import level_validity, target_lag
@@ -33,8 +34,8 @@ from loadgen.run.endpoint import (
     triton_metrics_url,
 )
 from loadgen.run.find_max import MaxLoadSearch
-from loadgen.run.level import level_directory_name, level_telemetry, measured_window, run_level
-from loadgen.run.loop import run_loop, stop_on_signals, until_stopped
+from loadgen.run.level import level_directory_name, level_telemetry, measured_window, run_level, write_level_summary
+from loadgen.run.loop import stop_on_signals, until_stopped
 from loadgen.run.workers import run_level_in_workers
 from loadgen.scenario.plan import Plan
 from loadgen.telemetry.sidecar import SidecarSampler
@@ -123,12 +124,15 @@ async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console,
                 summary = await run_level(
                     plan, endpoint, load, level_dir, label, stop, token_counter, redact, console, sidecar
                 )
-            if triton_metrics is not None:
-                await add_triton_figures(
-                    summary, triton_metrics, before, endpoint.model, level_dir, console, plan.sweep
-                )
-            lag = target_lag(lag_before, await scrape_quietly(lag_url))
-            judge_level(summary, lag, plan.max_error_rate, level_dir, label, console, plan.sweep, plan.fail_on)
+            try:
+                if triton_metrics is not None:
+                    await add_triton_figures(
+                        summary, triton_metrics, before, endpoint.model, level_dir, console, plan.sweep
+                    )
+                lag = target_lag(lag_before, await scrape_quietly(lag_url))
+                judge_level(summary, lag, plan.max_error_rate, level_dir, label, console, plan.sweep, plan.fail_on)
+            finally:
+                write_level_summary(level_dir, summary, console)
             if not plan.sweep:
                 print_run(console, summary)
             summaries.append(summary)
@@ -180,13 +184,12 @@ def judge_level(summary: dict[str, Any], lag: dict[str, Any] | None, max_error_r
                 label: str, console: Console, announce: bool = True,
                 thresholds: tuple[Threshold, ...] = ()) -> None:  # fmt: skip
     """Adds the target's own lag (``validity.target_lag``), the level's verdict and its threshold
-    outcomes to its summary (and rewrites it); an invalid level is said in plain words."""
+    outcomes to its summary; an invalid level is said in plain words."""
     if lag is not None:
         summary["target"] = lag
     summary["validity"] = level_validity(summary, max_error_rate)
     if thresholds:
         summary["thresholds"] = outcomes(thresholds, summary)
-    write_json(level_dir / "summary.json", summary)
     if announce and not summary["validity"]["valid"]:
         console.print(f"INVALID {label}: {'; '.join(summary['validity']['reasons'])}", style="bold red")
 
@@ -226,7 +229,6 @@ async def _level_in_workers(
         tokens = int(summary["tokens"]["output_total"])
         start_ns, end_ns = measured_window(summary, origin_ns, MonotonicClock.now_ns())
         summary["telemetry"] = await level_telemetry(sidecar, start_ns, end_ns, tokens, cpu_at_start)
-        write_json(level_dir / "summary.json", summary)
     return summary
 
 

@@ -34,6 +34,7 @@ from loadgen.config import Arrival, EndpointConfig, GenerationConfig, LoadConfig
 from loadgen.engine.monitor import ClientReport
 from loadgen.engine.partition import partition
 from loadgen.errors import LoadgenError
+from loadgen.eventloop import run_loop
 from loadgen.metrics.aggregate import HISTOGRAM_NAMES, Aggregator, LiveSnapshot, aggregator_state, merge_state
 from loadgen.metrics.histogram import Histogram
 from loadgen.metrics.summary import RunInfo, build_summary
@@ -44,7 +45,6 @@ from loadgen.redact import redactor
 from loadgen.report.console import LiveStatus
 from loadgen.report.files import HlogWriter, read_records, write_json
 from loadgen.run.level import run_level
-from loadgen.run.loop import run_loop
 from loadgen.scenario.plan import Plan
 from loadgen.tokenizer import load_token_counter
 
@@ -206,7 +206,6 @@ def _merge(plan: Any, endpoint: EndpointConfig, load: LoadConfig, level_dir: Pat
     summary = build_summary(aggregator, info)
     summary["workers"] = {"count": workers, "cpu_percent": [client["cpu_percent"] for client in clients],
                           "lost": [directory.name for directory in lost]}  # fmt: skip
-    write_json(level_dir / "summary.json", summary)
     return summary
 
 
@@ -256,11 +255,12 @@ def main() -> None:
         holder: list[Aggregator] = []
         reporter = asyncio.ensure_future(_report_progress(holder))
         try:
-            await run_level(plan, endpoint, load, output, "worker", stop, token_counter, redactor(plan.secrets),
-                             Console(quiet=True), None, run_start_ns, holder.append,
-                             run_start_ns + SCHEDULE_DELAY_NS)  # fmt: skip
+            summary = await run_level(plan, endpoint, load, output, "worker", stop, token_counter,
+                                      redactor(plan.secrets), Console(quiet=True), None, run_start_ns, holder.append,
+                                      run_start_ns + SCHEDULE_DELAY_NS)  # fmt: skip
         finally:
             reporter.cancel()
+        write_json(output / "summary.json", summary)  # this worker's share, read back by the parent's merge
         write_json(output / "state.json", aggregator_state(holder[0]))
         _print_progress(holder[0])
 

@@ -17,7 +17,7 @@ from loadgen.prompts import Prompt
 from loadgen.prompts.loaders import load_prompts
 from loadgen.prompts.synthetic import achieved_lengths, parse_synthetic, synthesize
 from loadgen.prompts.trace import TraceEntry, load_trace
-from loadgen.protocols import BATCH_APIS, TRITON_APIS
+from loadgen.protocols.apis import BATCH_APIS, TransportKind, api_spec
 from loadgen.scenario.options import OPTIONS_BY_NAME, Settings, convert, load_scenario, resolve
 from loadgen.tokenizer import load_token_counter
 
@@ -96,14 +96,14 @@ def plan_from_flags(flags: Mapping[str, object], scenario_path: str | None = Non
             secrets += url_secrets(url_option)
     url = settings.endpoint
     region = settings.region
-    for api, extra in (("sagemaker", "sagemaker"), ("triton-grpc", "triton")):
-        if settings.api == api:
-            require(extra, f"--api {api}")
+    spec = api_spec(settings.api)
+    if spec.extra is not None:
+        require(spec.extra, f"--api {spec.name}")
     if settings.tokenizer and not settings.tokenizer.startswith("tiktoken:"):
         require("tokenizers", "--tokenizer")
     if "gpu" in (settings.telemetry or ()):
         require("gpu", "--telemetry gpu")
-    if settings.api == "sagemaker":
+    if spec.transport is TransportKind.SIGV4_HTTP:
         if not settings.endpoint_name:
             raise ConfigError("--api sagemaker: give --endpoint-name (the SageMaker endpoint to invoke)")
         if region is None:
@@ -115,13 +115,13 @@ def plan_from_flags(flags: Mapping[str, object], scenario_path: str | None = Non
         url = settings.endpoint_url or f"https://runtime.sagemaker.{region}.amazonaws.com"
         secrets += aws_secrets(settings.aws_profile)
     triton = None
-    if settings.api in TRITON_APIS:
+    if spec.triton:
         if url is None:
             raise ConfigError(f"--api {settings.api}: give --endpoint (the built-in simulator speaks OpenAI and TGI)")
         triton = {**(settings.triton or {})}
         if settings.model_version:
             triton["model_version"] = settings.model_version
-    if settings.api == "triton-grpc" and url is not None:
+    if spec.transport is TransportKind.GRPC and url is not None:
         from loadgen.transport.grpc import grpc_target
 
         grpc_target(url)
@@ -259,7 +259,7 @@ def _levels(settings: Settings, sweep: bool) -> list[LoadConfig]:
     if len(batch_sizes) > 1 and (len(points) > 1 or not sweep):
         raise ConfigError("--batch-size: a batch-size sweep holds the load at one --concurrency or --rate level")
     if max(batch_sizes) > 1:
-        if settings.api not in BATCH_APIS:
+        if not api_spec(settings.api).batches:
             raise ConfigError(f"--batch-size: --api {settings.api} takes one prompt per request; "
                               f"batches go to {', '.join(BATCH_APIS)}")  # fmt: skip
         if not settings.no_stream:

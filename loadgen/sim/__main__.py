@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
 import os
 
+from loadgen.eventloop import run_loop
 from loadgen.sim.process import API_KEY_ENV, SimSpec, serve
 from loadgen.sim.server import SimOptions
 
@@ -32,14 +33,8 @@ def main() -> None:
         lean=args.lean,
     )
     spec = SimSpec(args.profile, options, args.host, args.port)
-    try:
-        import uvloop
-
-        uvloop.run(serve(spec, announce="port"))
-    except ImportError:
-        asyncio.run(serve(spec, announce="port"))
-    except KeyboardInterrupt:
-        pass
+    with contextlib.suppress(KeyboardInterrupt):
+        run_loop(serve(spec, announce="port"))
 
 
 if __name__ == "__main__":
