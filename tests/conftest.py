@@ -37,3 +37,17 @@ def free_port() -> int:
 def fetch_json(url: str) -> object:
     with urllib.request.urlopen(url, timeout=10) as response:
         return json.load(response)
+
+
+SLOW_PATHS = ("tests/vllm/", "tests/triton/", "tests/test_locust.py", "tests/test_locust_hosts.py",
+              "tests/test_selftest.py", "tests/plan/test_fidelity.py", "tests/reliability/test_dead_worker.py",
+              "tests/reliability/test_closing_server.py")  # fmt: skip
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Real servers, browsers, Locust and namespaces take most of the suite's time: ``slow``, so
+    ``pytest -m 'not slow'`` runs the rest in well under a minute (CI still runs everything)."""
+    for item in items:
+        path = item.path.relative_to(config.rootpath).as_posix()
+        if path.startswith(SLOW_PATHS) or "chromium" in item.name or "browser" in item.name:
+            item.add_marker(pytest.mark.slow)

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
-from hdrh.log import HistogramLogReader
 
 from loadgen import __version__
 from loadgen.config import SloTarget
 from loadgen.errors import ConfigError
+from loadgen.metrics.hlog import merged_intervals, read_intervals
 from loadgen.report.console import VALIDITY_LEGEND, invalid_variants, validity_cell
 from loadgen.report.files import read_records, read_result_json
 from loadgen.report.plots import Chart, long_tail, plotly_script
@@ -146,24 +146,13 @@ def _latency_table(summary: dict[str, Any], table_id: str) -> str:
     return _table(["latency (ms)", "count", "mean", "p50", "p90", "p99", "p99.9", "max"], rows, table_id)
 
 
-def _read_hlogs(paths: list[Path]) -> HdrHistogram:
-    """Every interval of every file, added exactly (µs)."""
-    merged = HdrHistogram(1, 3_600_000_000, 3)
-    for path in paths:
-        reader = HistogramLogReader(str(path), HdrHistogram(1, 3_600_000_000, 3))
-        while (interval := reader.get_next_interval_histogram()) is not None:
-            if interval.get_total_count():
-                merged.add(interval)
-    return merged
-
-
 def _distribution(directory: Path, name: str, label: str, chart_id: str) -> str:
     """The CDF of a metric from its .hlog file (all intervals merged), or its Locust workers' files."""
     own = directory / f"{name}.hlog"
     paths = [own] if own.is_file() else sorted(directory.glob(f"worker-*/{name}.hlog"))
     if not paths:
         return ""
-    return _cdf_chart(_read_hlogs(paths), label, chart_id)
+    return _cdf_chart(merged_intervals(paths), label, chart_id)
 
 
 def _cdf_chart(merged: HdrHistogram, label: str, chart_id: str) -> str:
@@ -217,12 +206,12 @@ def _over_time(directory: Path, prefix: str, warmup_s: float | None = None) -> s
         path = directory / f"{name}.hlog"
         if not path.is_file():
             continue
-        reader = HistogramLogReader(str(path), HdrHistogram(1, 3_600_000_000, 3))
         times, p50, p99, counts = [], [], [], []
-        while (interval := reader.get_next_interval_histogram()) is not None:
+        for logged in read_intervals(path):
+            interval = logged.histogram
             if not interval.get_total_count():
                 continue
-            times.append(interval.get_start_time_stamp() / 1000.0)
+            times.append(logged.start_s)
             p50.append(interval.get_value_at_percentile(50) / 1000.0)
             p99.append(interval.get_value_at_percentile(99) / 1000.0)
             counts.append(interval.get_total_count())
@@ -729,7 +718,7 @@ def _merged_section(directories: list[Path]) -> str:
         files = [path for directory in directories for path in _hlog_files(directory, name)]
         if not files:
             continue
-        merged = _read_hlogs(files)
+        merged = merged_intervals(files)
         count = merged.get_total_count()
         if not count:
             rows.append([label, 0, None, None, None, None, None, None])

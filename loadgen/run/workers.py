@@ -25,8 +25,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hdrh.histogram import HdrHistogram
-from hdrh.log import HistogramLogReader
 from rich.console import Console
 
 from loadgen.clock import MonotonicClock, wall_time_iso
@@ -37,6 +35,7 @@ from loadgen.errors import LoadgenError
 from loadgen.eventloop import run_loop
 from loadgen.metrics.aggregate import HISTOGRAM_NAMES, Aggregator, LiveSnapshot, aggregator_state, merge_state
 from loadgen.metrics.histogram import Histogram
+from loadgen.metrics.hlog import read_intervals
 from loadgen.metrics.summary import RunInfo, build_summary
 from loadgen.prompts import Prompt
 from loadgen.prompts.trace import load_trace
@@ -218,13 +217,9 @@ def _merge_hlogs(directories: list[Path], level_dir: Path, started_epoch_s: floa
             if not path.is_file():
                 continue
             template = Aggregator.new_histogram(name)
-            reader = HistogramLogReader(str(path), HdrHistogram(1, template.highest_count, 3))
-            while (interval := reader.get_next_interval_histogram()) is not None:
-                # the reader adds this file's StartTime; the workers share the relative time grid
-                start_s = round(interval.get_start_time_stamp() / 1000.0 - reader.base_time_sec, 3)
-                end_s = round(interval.get_end_time_stamp() / 1000.0 - reader.base_time_sec, 3)
-                merged = intervals[name].setdefault(start_s, (end_s, template.empty_copy()))[1]
-                merged.hdr.add(interval)
+            for interval in read_intervals(path, template.highest_count):  # the workers share one time grid
+                merged = intervals[name].setdefault(interval.start_s, (interval.end_s, template.empty_copy()))[1]
+                merged.hdr.add(interval.histogram)
             path.unlink()
     writer = HlogWriter(level_dir, HISTOGRAM_NAMES, started_epoch_s)
     starts = sorted({start for by_start in intervals.values() for start in by_start})

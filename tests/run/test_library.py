@@ -1,0 +1,45 @@
+"""The library entry point: a plan resolved without argparse, run without the CLI."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from loadgen.report import files
+from loadgen.run import RunResult, run
+from loadgen.scenario.plan import plan_from_flags
+from tests.conftest import SimFactory
+
+
+def test_run_returns_each_levels_summary_and_writes_it_once(start_sim: SimFactory, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    sim = start_sim("fixed:5,1")
+    writes: Counter[str] = Counter()
+    write_json = files.write_json
+
+    def counted(path: Path, data: object) -> None:
+        writes[path.name] += 1
+        write_json(path, data)
+
+    for module in ("loadgen.run.level", "loadgen.run.session"):
+        monkeypatch.setattr(f"{module}.write_json", counted)
+    plan = plan_from_flags({"endpoint": sim.url, "api": "openai-completions", "concurrency": "1..2",
+                            "requests": "6", "warmup": "0", "max_tokens": "4", "output": str(tmp_path / "out")},
+                           sweep=True)  # fmt: skip
+    result = run(plan)
+    assert isinstance(result, RunResult) and result.exit_code == 0
+    assert [summary["load"]["concurrency"] for summary in result.summaries] == [1, 2]
+    on_disk = [json.loads(path.read_text()) for path in sorted((tmp_path / "out").glob("level-*/summary.json"))]
+    assert on_disk == list(result.summaries)  # what the library returns is what it wrote
+    assert writes["summary.json"] == 2  # once per level: the verdict and server figures were in it already
+    assert all(summary["validity"]["valid"] for summary in on_disk)
+
+
+def test_a_plan_names_the_flag_that_is_wrong() -> None:
+    from loadgen.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--concurrency"):
+        plan_from_flags({"concurrency": "many"})
