@@ -74,7 +74,6 @@ class LiveHistory:
         self.points: list[LivePoint] = []
         self.dropped = 0  # points dropped from the front (past MAX_POINTS): ``since`` counts them too
         self._pending = Aggregator(interval_ns=1 << 62)
-        self._pending_count = 0
         self._rates: dict[str, tuple[float, float]] = {}  # process -> (requests/s, output tokens/s)
         self._errors_at_tick: dict[str, int] = {}
         self._ticked_at = time.monotonic()
@@ -85,7 +84,6 @@ class LiveHistory:
 
     def add_window(self, process: str, window: dict[str, Any]) -> None:
         merge_state(self._pending, window)
-        self._pending_count += 1
         period = float(window.get("period_s") or 0.0)
         if period > 0:
             ended = window["completed"] + window["failed"]

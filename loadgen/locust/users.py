@@ -44,6 +44,7 @@ from loadgen.locust.launch import JOB_ENV
 from loadgen.locust.live import LiveHistory, LiveWindow, latest_telemetry, progress_line, write_stats_csv
 from loadgen.locust.recorder import Recorder, merged, table_rows, telemetry_rows, write_summary
 from loadgen.metrics import request_metrics as rm
+from loadgen.metrics.aggregate import Aggregator
 from loadgen.parsing import public_url
 from loadgen.prompts import Prompt, PromptPicker
 from loadgen.prompts.loaders import load_prompts
@@ -151,7 +152,8 @@ class LoadgenLocust:
             stats_logger.info(progress_line(point))
 
     def _notice_lost_workers(self, runner: MasterRunner) -> None:
-        present = {node.id for node in runner.clients.values() if node not in runner.clients.missing}
+        missing = {node.id for node in runner.clients.missing}
+        present = {node.id for node in runner.clients.values()} - missing
         for worker in list(self.worker_states):
             if (
                 worker not in present
@@ -215,7 +217,7 @@ class LoadgenLocust:
         """A worker was lost, or did not send its final figures."""
         return bool(self.lost_workers) or not all(state.get("final") for state in self.worker_states.values())
 
-    def aggregator(self) -> Any:
+    def aggregator(self) -> Aggregator:
         if self.recorder is not None:
             return self.recorder.aggregator
         return merged(list(self.worker_states.values()), self.slo)
