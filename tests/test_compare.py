@@ -5,48 +5,8 @@ import pytest
 
 from loadgen.cli import main
 from loadgen.errors import ConfigError
-from loadgen.run.compare import compare_level, crossover, parse_variants
+from loadgen.run.compare import parse_variants
 from tests.conftest import SimFactory
-
-
-def write_records(directory: Path, e2e_ms: list[float], tokens: int = 10) -> None:
-    directory.mkdir(parents=True)
-    lines = []
-    for index, e2e in enumerate(e2e_ms):
-        end = round(e2e * 1e6)
-        record = {"index": index, "warmup": False, "error_kind": None, "intended_ns": 0,
-                  "first_token_ns": round(end * 0.1), "end_ns": end, "output_tokens": tokens}  # fmt: skip
-        lines.append(json.dumps(record))
-    (directory / "requests.jsonl").write_text("\n".join(lines) + "\n")
-
-
-def summary(tokens_per_s: float) -> dict:  # type: ignore[type-arg]
-    return {"throughput": {"output_tokens_per_s": tokens_per_s}}
-
-
-def test_speedups_intervals_and_pairs(tmp_path: Path) -> None:
-    write_records(tmp_path / "base", [100.0 + i for i in range(40)])
-    write_records(tmp_path / "cand", [50.0 + i / 2 for i in range(40)])
-    result = compare_level(tmp_path / "base", tmp_path / "cand", summary(100), summary(200), seed=1)
-    assert result["e2e"]["speedup"] == pytest.approx(2.0, rel=0.01)  # type: ignore[index]
-    assert result["e2e"]["low"] <= 2.0 <= result["e2e"]["high"]  # type: ignore[index, operator]
-    assert result["throughput_ratio"] == 2.0
-    assert result["paired_candidate_faster"] == 1.0 and result["paired_requests"] == 40
-    assert result["lengths_match"] is True
-
-
-def test_unequal_lengths_are_flagged(tmp_path: Path) -> None:
-    write_records(tmp_path / "base", [100.0] * 5, tokens=10)
-    write_records(tmp_path / "cand", [100.0] * 5, tokens=12)
-    assert compare_level(tmp_path / "base", tmp_path / "cand", summary(1), summary(1), 0)["lengths_match"] is False
-
-
-def test_crossover() -> None:
-    def row(level: str, speedup: float) -> dict:  # type: ignore[type-arg]
-        return {"level": level, "comparison": {"e2e": {"speedup": speedup}}}
-
-    assert crossover([row("c=1", 1.8), row("c=64", 1.2), row("c=128", 0.9), row("c=256", 0.7)]) == "c=128"
-    assert crossover([row("c=1", 1.8)]) is None
 
 
 @pytest.mark.parametrize("texts", [
@@ -128,19 +88,3 @@ def test_a_candidate_with_no_successful_request_gives_no_speedup_and_says_why(
     assert comparison["requests"]["candidate"] == {"completed": 0, "failed": 8}
     assert "no speedup" in printed and "faster end to end at every level" not in printed
     assert "✗ broken ✗failed" in printed  # the level is marked invalid too
-
-
-def test_requests_that_ran_in_one_batch_are_resampled_together(tmp_path: Path) -> None:
-    write_records(tmp_path / "base", [100.0 + i for i in range(8)])
-    write_records(tmp_path / "cand", [220.0 + i for i in range(8)])
-    one_batch = {"throughput": {"output_tokens_per_s": 100}, "load": {"concurrency": 8}}
-    result = compare_level(tmp_path / "base", tmp_path / "cand", one_batch, one_batch, seed=1)
-    e2e = result["e2e"]
-    assert e2e["speedup"] is not None and e2e["low"] is None and "one batch" in e2e["reason"]  # type: ignore[index, operator]
-    several = {"throughput": {"output_tokens_per_s": 100}, "load": {"concurrency": 2}}
-    wide = compare_level(tmp_path / "base", tmp_path / "cand", several, several, seed=1)["e2e"]
-    narrow = compare_level(tmp_path / "base", tmp_path / "cand", summary(100), summary(100), seed=1)["e2e"]
-    assert wide["blocks"] == [4, 4] and narrow["blocks"] == [8, 8]  # type: ignore[index]
-    assert "blocks of 2 consecutive requests" in str(
-        compare_level(tmp_path / "base", tmp_path / "cand", several, several, seed=1)["bootstrap"]
-    )

@@ -1,13 +1,15 @@
 from loadgen.config import LoadConfig, LoadMode, SloTarget
+from loadgen.metrics.results import RunSummary
 from loadgen.plan.knee import knee_index
 from loadgen.run.find_max import MaxLoadSearch
 
 SLO = (SloTarget("ttft", 500_000_000, 99.0),)
 
 
-def summary(concurrency: int, ttft_p99: float, error_rate: float = 0.0) -> dict:  # type: ignore[type-arg]
-    return {"load": {"concurrency": concurrency, "rate": None},
-            "latency_ms": {"ttft": {"p99": ttft_p99}}, "requests": {"error_rate": error_rate}}  # fmt: skip
+def summary(concurrency: int, ttft_p99: float, error_rate: float = 0.0) -> RunSummary:
+    return RunSummary.from_json({"load": {"concurrency": concurrency, "rate": None},
+                                 "latency_ms": {"ttft": {"p99": ttft_p99}},
+                                 "requests": {"error_rate": error_rate}})  # fmt: skip
 
 
 def search_against(limit: int, start: int = 4, ceiling: int = 256) -> tuple[list[int], MaxLoadSearch]:
@@ -44,9 +46,9 @@ def test_open_loop_bisects_to_five_percent() -> None:
     search = MaxLoadSearch(LoadConfig(mode=LoadMode.OPEN, rate_rps=10.0), 10.0, 1000.0, SLO)
     for load in search.levels():
         rate = load.rate_rps or 0.0
-        search.record({"load": {"concurrency": None, "rate": rate},
-                       "latency_ms": {"ttft": {"p99": 100.0 if rate <= 123.0 else 900.0}},
-                       "requests": {"error_rate": 0.0}})  # fmt: skip
+        search.record(RunSummary.from_json({"load": {"mode": "open", "concurrency": None, "rate": rate},
+                                            "latency_ms": {"ttft": {"p99": 100.0 if rate <= 123.0 else 900.0}},
+                                            "requests": {"error_rate": 0.0}}))  # fmt: skip
     assert search.passed is not None and search.failed is not None
     assert search.passed <= 123.0 < search.failed <= search.passed * 1.05
 

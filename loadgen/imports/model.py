@@ -11,14 +11,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
+
 from loadgen import __version__
 from loadgen.errors import ConfigError
+from loadgen.metrics.results import (
+    Distribution,
+    ImportedSource,
+    Latency,
+    Load,
+    Requests,
+    RunConfig,
+    RunSummary,
+    SweepResult,
+    Throughput,
+    TokenCounting,
+    Tokens,
+)
 from loadgen.report.files import write_json
 
 STATISTICS = ("mean", "min", "p50", "p90", "p95", "p99", "p99_9", "max")
 METRICS = ("ttft", "tpot", "itl", "itl_chunk", "e2e")
 ALWAYS_LACKING = ("hdr_histograms", "per_request_records", "interval_logs", "client_lag")
-SCHEMA_VERSION = 1
 
 
 @dataclass
@@ -62,51 +76,40 @@ class ImportedLevel:
         if not self.latency_ms:
             raise ConfigError(f"{self.where}: no latency figures (TTFT, TPOT/ITL or end-to-end)")
 
-    def to_summary(self, source: dict[str, object]) -> dict[str, object]:
-        """In the shape of loadgen's own ``summary.json``, None where the source had nothing."""
+    def to_summary(self, source: ImportedSource) -> RunSummary:
+        """In the shape of loadgen's own summary, None where the source had nothing."""
         closed = self.mode == "closed"
         failed = self.failed
         total = (self.completed or 0) + (failed or 0)
-        latency = {
-            metric: {"count": None, **dict.fromkeys(STATISTICS), **self.latency_ms.get(metric, {})}
-            for metric in METRICS
-        }
-        return {
-            "schema_version": 1,
-            "loadgen_version": __version__,
-            "imported": source,
-            "partial": False,
-            "stop_reason": "imported",
-            "load": {
-                "mode": self.mode,
-                "concurrency": int(self.load) if closed else None,
-                "rate": None if closed else self.load,
-                "batch_size": 1,
-            },
-            "measured_window_s": self.duration_s,
-            "latency_ms": latency,
-            "throughput": {
-                "requests_per_s": self.requests_per_s,
-                "output_tokens_per_s": self.output_tokens_per_s,
-                "input_tokens_per_s": self.input_tokens_per_s,
-                "sequences_per_s": self.requests_per_s,
-            },
-            "requests": {
-                "completed": self.completed,
-                "failed": failed,
-                "error_rate": failed / total if failed is not None and total else 0.0,
-            },
-            "tokens": {
-                "output_total": None,
-                "input_total": None,
-                "output_per_request": self.output_tokens_per_request,
-                "input_per_request": self.input_tokens_per_request,
-            },
-            "token_counting": {"output_method": "imported", "input_method": "imported"},
-            "derived": self.derived,
-            "goodput": None,
-            "telemetry": None,
-        }
+        return RunSummary(
+            loadgen_version=__version__,
+            imported=source,
+            stop_reason="imported",
+            load=Load(
+                mode=self.mode, concurrency=int(self.load) if closed else None, rate=None if closed else self.load
+            ),
+            measured_window_s=self.duration_s,
+            latency_ms=Latency(**{metric: self._distribution(metric) for metric in METRICS}),
+            throughput=Throughput(
+                requests_per_s=self.requests_per_s,
+                output_tokens_per_s=self.output_tokens_per_s,
+                input_tokens_per_s=self.input_tokens_per_s,
+                sequences_per_s=self.requests_per_s,
+            ),
+            requests=Requests(
+                completed=self.completed,
+                failed=failed,
+                error_rate=failed / total if failed is not None and total else 0.0,
+            ),
+            tokens=Tokens(
+                output_per_request=self.output_tokens_per_request, input_per_request=self.input_tokens_per_request
+            ),
+            token_counting=TokenCounting(output_method="imported", input_method="imported"),
+            derived=tuple(self.derived),
+        )
+
+    def _distribution(self, metric: str) -> Distribution:
+        return msgspec.convert(self.latency_ms.get(metric, {}), Distribution)
 
 
 @dataclass
@@ -118,9 +121,10 @@ class ImportedSweep:
     lacks: list[str]
     assumptions: list[str] = field(default_factory=list)
 
-    def source(self) -> dict[str, object]:
-        return {"tool": self.tool, "files": self.files, "definitions": self.definitions, "lacks": self.lacks,
-                "assumptions": self.assumptions}  # fmt: skip
+    def source(self, derived: tuple[str, ...] = ()) -> ImportedSource:
+        return ImportedSource(tool=self.tool, files=tuple(self.files), definitions=self.definitions,
+                              lacks=tuple(self.lacks), assumptions=tuple(self.assumptions),
+                              derived=derived)  # fmt: skip
 
 
 def write_sweep(sweep: ImportedSweep, directory: Path) -> Path:
@@ -131,11 +135,12 @@ def write_sweep(sweep: ImportedSweep, directory: Path) -> Path:
     levels = sorted(sweep.levels, key=lambda level: level.load)
     for level in levels:
         level.complete()
-    source = {**sweep.source(), "derived": sorted({item for level in levels for item in level.derived})}
+    source = sweep.source(tuple(sorted({item for level in levels for item in level.derived})))
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "sweep.json"
-    write_json(path, {"schema_version": SCHEMA_VERSION, "imported": source, "config": {"imported": source},
-                      "levels": [level.to_summary(source) for level in levels]})  # fmt: skip
+    result = SweepResult(imported=source, config=RunConfig(imported=source),
+                         levels=tuple(level.to_summary(source) for level in levels))  # fmt: skip
+    write_json(path, result.to_json())
     return path
 
 

@@ -17,11 +17,13 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
 from rich.console import Console
 
 from loadgen.config import LoadConfig
 from loadgen.errors import ConfigError
 from loadgen.eventloop import run_loop
+from loadgen.metrics.results import read_summary
 from loadgen.protocols.apis import api_spec
 from loadgen.report.console import print_run, telemetry_table
 from loadgen.report.files import prepare_output_dir, write_json
@@ -63,14 +65,14 @@ def launch(plan: Plan, load: LoadConfig, locust_command: Callable[[str], list[st
         summary_file = plan.output_dir / "summary.json"
         if worker or not summary_file.exists():
             return code
-        summary = json.loads(summary_file.read_text("utf-8"))
-        if sidecar is not None:
-            window = summary.get("locust") or {}
-            samples = sidecar.window(int(window.get("monotonic_start_ns", 0)), int(window.get("monotonic_end_ns", 0)))
-            summary["telemetry"] = summarize_window(samples, int(summary["tokens"]["output_total"]))
-            write_json(summary_file, summary)
+        summary = read_summary(summary_file)  # written by the Locust process
+        if sidecar is not None and summary.locust is not None:
+            samples = sidecar.window(summary.locust.monotonic_start_ns, summary.locust.monotonic_end_ns)
+            telemetry = summarize_window(samples, summary.tokens.output_total or 0)
+            summary = msgspec.structs.replace(summary, telemetry=telemetry)
+            write_json(summary_file, summary.to_json())
     print_run(console, summary)
-    if summary.get("telemetry"):
+    if summary.telemetry:
         console.print(telemetry_table([summary]))
     console.print(f"Results in {plan.output_dir}", style="dim")
     return code

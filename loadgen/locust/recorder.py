@@ -14,10 +14,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from loadgen.clock import MonotonicClock, wall_time_iso
 from loadgen.config import LoadConfig, LoadMode, SloTarget
 from loadgen.engine.monitor import ClientReport
 from loadgen.metrics.aggregate import HISTOGRAM_NAMES, Aggregator, aggregator_state, merge_state
+from loadgen.metrics.results import LocustTest, RunSummary
 from loadgen.metrics.summary import RunInfo, build_summary
 from loadgen.records import RequestRecord
 from loadgen.report.files import HlogWriter, RecordWriter, write_json
@@ -70,7 +73,7 @@ def merged(states: list[dict[str, Any]], slo: tuple[SloTarget, ...] = ()) -> Agg
 def write_summary(aggregator: Aggregator, directory: Path, *, endpoint: str, api: str, model: str | None,
                   stream: bool, users: int, started_at: str, partial: bool, slo: tuple[SloTarget, ...],
                   tokenizer: str | None, processes: int, test_start_ns: int,
-                  batch_size: int = 1, lost_workers: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
+                  batch_size: int = 1, lost_workers: list[str] | None = None) -> RunSummary:  # fmt: skip
     """``summary.json`` as ``loadgen run`` writes it, the load being Locust's users."""
     info = RunInfo(
         endpoint=endpoint, api=api, model=model, load=LoadConfig(mode=LoadMode.CLOSED, concurrency=max(users, 1),
@@ -80,11 +83,11 @@ def write_summary(aggregator: Aggregator, directory: Path, *, endpoint: str, api
         client=NO_CLIENT_REPORT, slo=slo,
         tokenizer=tokenizer, listener_failures={},
     )  # fmt: skip
-    summary = build_summary(aggregator, info)
-    summary["locust"] = {"processes": processes, "users": users, "monotonic_start_ns": test_start_ns,
-                         "monotonic_end_ns": MonotonicClock.now_ns(), "lost_workers": lost_workers or []}  # fmt: skip
+    test = LocustTest(processes=processes, users=users, monotonic_start_ns=test_start_ns,
+                      monotonic_end_ns=MonotonicClock.now_ns(), lost_workers=tuple(lost_workers or ()))  # fmt: skip
+    summary = msgspec.structs.replace(build_summary(aggregator, info), locust=test)
     directory.mkdir(parents=True, exist_ok=True)
-    write_json(directory / "summary.json", summary)
+    write_json(directory / "summary.json", summary.to_json())
     return summary
 
 

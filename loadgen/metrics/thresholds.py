@@ -13,8 +13,8 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
+from loadgen.metrics.results import RunSummary, ThresholdOutcome
 from loadgen.parsing import parse_duration_ns
 
 LATENCY = re.compile(r"^(ttft|itl|itl_chunk|tpot|e2e|schedule_lag)_(mean|p50|p90|p95|p99|p99_9|max)$")
@@ -33,7 +33,7 @@ class Threshold:
     op: str
     value: float
 
-    def breached_by(self, summary: dict[str, object]) -> tuple[bool, float | None]:
+    def breached_by(self, summary: RunSummary) -> tuple[bool, float | None]:
         measured = metric_value(summary, self.metric)
         if measured is None:
             return True, None
@@ -56,19 +56,19 @@ def parse_threshold(text: str) -> Threshold:
     return Threshold(text.strip(), metric, op, value)
 
 
-def metric_value(summary: dict[str, Any], metric: str) -> float | None:
+def metric_value(summary: RunSummary, metric: str) -> float | None:
     latency = LATENCY.match(metric)
     if latency:
-        value: float | None = (summary.get("latency_ms", {}).get(latency.group(1)) or {}).get(latency.group(2))
-        return value
+        return summary.latency_ms.metric(latency.group(1)).statistic(latency.group(2))
     if metric == "error_rate":
-        rate: float | None = summary.get("requests", {}).get("error_rate")
-        return rate
+        return summary.requests.error_rate
     if metric == "goodput":
-        goodput = summary.get("goodput")
-        return float(goodput["fraction"]) if goodput else None
-    value = summary.get("throughput", {}).get(metric)
-    return None if value is None else float(value)
+        return summary.goodput.fraction if summary.goodput else None
+    if metric == "requests_per_s":
+        return summary.throughput.requests_per_s
+    if metric == "output_tokens_per_s":
+        return summary.throughput.output_tokens_per_s
+    return None
 
 
 def _unit(metric: str) -> str:
@@ -83,7 +83,7 @@ def _shown(value: float, unit: str) -> str:
     return f"{value:,.4g} {unit}"
 
 
-def outcomes(thresholds: tuple[Threshold, ...], summary: dict[str, object]) -> list[dict[str, object]]:
+def outcomes(thresholds: tuple[Threshold, ...], summary: RunSummary) -> tuple[ThresholdOutcome, ...]:
     """Every threshold's outcome for one level, for ``summary.json`` and the ✓/✗ list."""
     results = []
     for threshold in thresholds:
@@ -92,13 +92,14 @@ def outcomes(thresholds: tuple[Threshold, ...], summary: dict[str, object]) -> l
         limit = _shown(threshold.value, unit)
         text = "not measured" if measured is None else f"measured {_shown(measured, unit)}"
         line = f"{threshold.text} ({threshold.op} {limit} fails): {text}"
-        results.append({"threshold": threshold.text, "metric": threshold.metric, "fails_when": threshold.op,
-                        "limit": threshold.value, "measured": measured, "unit": "fraction" if unit == "%" else unit,
-                        "passed": not breached, "line": line})  # fmt: skip
-    return results
+        results.append(ThresholdOutcome(threshold=threshold.text, metric=threshold.metric, fails_when=threshold.op,
+                                        limit=threshold.value, measured=measured,
+                                        unit="fraction" if unit == "%" else unit, passed=not breached,
+                                        line=line))  # fmt: skip
+    return tuple(results)
 
 
-def breaches(thresholds: tuple[Threshold, ...], summary: dict[str, object]) -> list[str]:
+def breaches(thresholds: tuple[Threshold, ...], summary: RunSummary) -> list[str]:
     """One line per breached threshold: what was measured against what was allowed."""
     lines = []
     for threshold in thresholds:

@@ -11,14 +11,14 @@ Verdicts, the first that applies: ``mostly_failed`` (errors over the limit, or n
 
 from __future__ import annotations
 
-from typing import Any
+from loadgen.metrics.results import Client, RunSummary, TargetLag, Validity
 
 TARGET_LAG_LIMIT = 0.05  # of the modelled engine time
 DEFAULT_MAX_ERROR_RATE = 0.05
 VERDICTS = ("valid", "mostly_failed", "client_saturated", "target_lagging")
 
 
-def target_lag(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, Any] | None:
+def target_lag(before: dict[str, float] | None, after: dict[str, float] | None) -> TargetLag | None:
     """How far the target fell behind its own schedule between two scrapes, when it says."""
     if not before or not after or "target_modelled_seconds_total" not in after:
         return None
@@ -26,49 +26,49 @@ def target_lag(before: dict[str, float] | None, after: dict[str, float] | None) 
     late = after.get("target_late_seconds_total", 0.0) - before.get("target_late_seconds_total", 0.0)
     if modelled <= 0:
         return None
-    return {
-        "source": "loadgen_sim:late_step_seconds_total ÷ loadgen_sim:modelled_step_seconds_total",
-        "late_s": round(late, 6),
-        "modelled_s": round(modelled, 6),
-        "lag_fraction": round(late / modelled, 4),
-    }
+    return TargetLag(
+        source="loadgen_sim:late_step_seconds_total ÷ loadgen_sim:modelled_step_seconds_total",
+        late_s=round(late, 6),
+        modelled_s=round(modelled, 6),
+        lag_fraction=round(late / modelled, 4),
+    )
 
 
-def level_validity(summary: dict[str, Any], max_error_rate: float = DEFAULT_MAX_ERROR_RATE) -> dict[str, Any]:
+def level_validity(summary: RunSummary, max_error_rate: float = DEFAULT_MAX_ERROR_RATE) -> Validity:
     marks: list[str] = []
     reasons: list[str] = []
-    requests = summary.get("requests") or {}
-    completed, failed = requests.get("completed") or 0, requests.get("failed") or 0
+    completed, failed = summary.completed, summary.failed
     total = completed + failed
     if (total and failed / total > max_error_rate) or (total and not completed):
         marks.append("mostly_failed")
         reasons.append(f"{failed} of {total} requests failed (limit {max_error_rate:.0%})")
-    client = summary.get("client") or {}
-    if client.get("saturated"):
+    client = summary.client
+    if client.saturated:
         marks.append("client_saturated")
         reasons.append(_client_reason(client))
-    target = summary.get("target") or {}
-    lag = target.get("lag_fraction")
-    if lag is not None and lag > TARGET_LAG_LIMIT:
+    target = summary.target
+    lag = target.lag_fraction if target is not None else None
+    if target is not None and target.lag_fraction > TARGET_LAG_LIMIT:
         marks.append("target_lagging")
-        late, modelled = target["late_s"], target["modelled_s"]
-        reasons.append(f"the simulated server ran {lag:.0%} behind its modelled engine time ({late:.3f} s late "
-                       f"over {modelled:.3f} s): its host was too busy")  # fmt: skip
-    if summary.get("partial") or summary.get("stop_reason") in ("worker_lost", "interrupted"):
+        reasons.append(f"the simulated server ran {target.lag_fraction:.0%} behind its modelled engine time "
+                       f"({target.late_s:.3f} s late over {target.modelled_s:.3f} s): its host was too "
+                       "busy")  # fmt: skip
+    if summary.partial or summary.stop_reason in ("worker_lost", "interrupted"):
         marks.append("partial")
-        reasons.append(f"cut short ({summary.get('stop_reason')})")
+        reasons.append(f"cut short ({summary.stop_reason})")
     verdict = next((mark for mark in VERDICTS[1:] if mark in marks), "valid")
     known = ["client lag"] + (["target lag"] if lag is not None else [])
-    return {"verdict": verdict, "valid": verdict == "valid", "marks": marks, "reasons": reasons, "checked": known}
+    return Validity(verdict=verdict, valid=verdict == "valid", marks=tuple(marks), reasons=tuple(reasons),
+                    checked=tuple(known))  # fmt: skip
 
 
-def _client_reason(client: dict[str, Any]) -> str:
+def _client_reason(client: Client) -> str:
     parts = []
-    if client.get("cpu_saturated"):
-        parts.append(f"loadgen's CPU at {client.get('cpu_percent_max', 0):.0f}% of a core")
-    if client.get("schedule_lag_saturated"):
-        parts.append(f"send lag p99 {(client.get('send_lag_ms') or {}).get('p99') or 0:.1f} ms")
-    if client.get("read_lag_saturated"):
-        parts.append(f"read lag p95 {(client.get('read_lag_ms') or {}).get('p95') or 0:.1f} ms, "
-                     f"{client.get('coalesced_chunk_share') or 0:.1%} of chunk gaps merged into one read")  # fmt: skip
+    if client.cpu_saturated:
+        parts.append(f"loadgen's CPU at {client.cpu_percent_max or 0:.0f}% of a core")
+    if client.schedule_lag_saturated:
+        parts.append(f"send lag p99 {client.send_lag_ms.p99 or 0:.1f} ms")
+    if client.read_lag_saturated:
+        parts.append(f"read lag p95 {client.read_lag_ms.p95 or 0:.1f} ms, "
+                     f"{client.coalesced_chunk_share:.1%} of chunk gaps merged into one read")  # fmt: skip
     return "loadgen was the bottleneck: " + (", ".join(parts) or "its own checks")

@@ -10,13 +10,12 @@ whose first level already broke it says the SLO cannot be met on that setup.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from loadgen.config import SloTarget
 from loadgen.errors import ConfigError
+from loadgen.metrics.results import LATENCY_NAMES, ImportedSource, RunSummary, read_config, read_levels, read_sweep
 
 PERCENTILE_KEYS = {50.0: "p50", 90.0: "p90", 95.0: "p95", 99.0: "p99", 99.9: "p99_9"}
 MAX_ERROR_RATE = 0.01
@@ -63,70 +62,56 @@ def slo_key(target: SloTarget) -> str:
 
 def load_sweep(directory: str) -> tuple[str, list[Level]]:
     """Levels of a sweep (``sweep.json``) or a single run (``summary.json``), and the load mode."""
-    path = Path(directory)
-    sweep, single = path / "sweep.json", path / "summary.json"
-    try:
-        if sweep.is_file():
-            summaries = json.loads(sweep.read_text())["levels"]
-        elif single.is_file():
-            summaries = [json.loads(single.read_text())]
-        else:
-            raise ConfigError(f"--sweep {directory}: no sweep.json or summary.json there")
-    except (ValueError, KeyError) as exc:
-        raise ConfigError(f"--sweep {directory}: not a loadgen result ({exc})") from None
-    levels = [level for level in (_level(summary, directory) for summary in summaries) if level is not None]
+    sweep = read_levels(Path(directory))
+    if sweep is None:
+        raise ConfigError(f"--sweep {directory}: no sweep.json or summary.json there")
+    levels = [level for level in (_level(summary, directory) for summary in sweep.levels) if level is not None]
     if not levels:
         raise ConfigError(f"--sweep {directory}: no level completed a request")
-    modes = {summary.get("load", {}).get("mode") for summary in summaries}
+    modes = {summary.load.mode for summary in sweep.levels}
     if len(modes) != 1:
         raise ConfigError(f"--sweep {directory}: mixes closed- and open-loop levels")
     return modes.pop(), levels
 
 
-def sweep_source(directory: str) -> dict[str, Any] | None:
+def sweep_source(directory: str) -> ImportedSource | None:
     """Where an imported sweep came from (``loadgen import``): tool, files, metric definitions,
     what it lacks; None for loadgen's own results."""
     path = Path(directory) / "sweep.json"
-    try:
-        source = json.loads(path.read_text()).get("imported") if path.is_file() else None
-    except (OSError, ValueError, AttributeError):
-        return None
-    return source if isinstance(source, dict) else None
+    return read_sweep(path).imported if path.is_file() else None
 
 
-def _level(summary: dict[str, Any], where: str) -> Level | None:
+def _level(summary: RunSummary, where: str) -> Level | None:
     """A level's figures; None for a level that completed no request."""
-    try:
-        load = summary["load"]
-        completed = summary["requests"]["completed"]
-        if completed == 0:
-            return None
-        latencies = {
-            f"{metric}_{key}": stats[key]
-            for metric, stats in summary["latency_ms"].items()
-            for key in (*PERCENTILE_KEYS.values(), "mean")
-            if stats.get(key) is not None
-        }
-        telemetry = summary.get("telemetry") or {}
-        tokens = summary["tokens"]
-        # imported tables carry per-request lengths (and often no request count) instead of totals
-        output_per_request = tokens.get("output_per_request") or tokens["output_total"] / completed
-        input_per_request = tokens.get("input_per_request") or (
-            tokens["input_total"] / completed if tokens.get("input_total") is not None and completed else None
-        )
-        return Level(
-            load=float(load["concurrency"] if load["mode"] == "closed" else load["rate"]),
-            requests_per_s=float(summary["throughput"]["requests_per_s"] or 0.0),
-            output_tokens_per_s=float(summary["throughput"]["output_tokens_per_s"] or 0.0),
-            output_tokens_per_request=output_per_request,
-            input_tokens_per_request=input_per_request,
-            error_rate=float(summary["requests"]["error_rate"] or 0.0),
-            latencies_ms=latencies,
-            joules_per_output_token=telemetry.get("joules_per_output_token"),
-            verdict=(summary.get("validity") or {}).get("verdict"),
-        )
-    except (KeyError, TypeError, ZeroDivisionError) as exc:
-        raise ConfigError(f"--sweep {where}: a level lacks {exc} (written by an older loadgen?)") from None
+    completed, tokens = summary.requests.completed, summary.tokens
+    if completed == 0:
+        return None
+    latencies = {
+        f"{metric}_{key}": value
+        for metric in LATENCY_NAMES
+        for key in (*PERCENTILE_KEYS.values(), "mean")
+        if (value := summary.latency_ms.metric(metric).statistic(key)) is not None
+    }
+    # imported tables carry per-request lengths (and often no request count) instead of totals
+    output_per_request = tokens.output_per_request
+    if output_per_request is None:
+        if tokens.output_total is None or not completed:
+            raise ConfigError(f"--sweep {where}: a level has no output token count (written by an older loadgen?)")
+        output_per_request = tokens.output_total / completed
+    input_per_request = tokens.input_per_request or (
+        tokens.input_total / completed if tokens.input_total is not None and completed else None
+    )
+    return Level(
+        load=summary.load.value,
+        requests_per_s=summary.throughput.requests_per_s or 0.0,
+        output_tokens_per_s=summary.throughput.output_tokens_per_s or 0.0,
+        output_tokens_per_request=output_per_request,
+        input_tokens_per_request=input_per_request,
+        error_rate=summary.requests.error_rate or 0.0,
+        latencies_ms=latencies,
+        joules_per_output_token=summary.telemetry.joules_per_output_token if summary.telemetry else None,
+        verdict=summary.validity.verdict if summary.validity else None,
+    )
 
 
 def _broken(level: Level, slo: tuple[SloTarget, ...]) -> list[str]:
@@ -192,8 +177,8 @@ def simulated_setup(directory: str) -> SimulatedSetup | None:
     """The model and hardware profile a sweep of the simulator modelled (``MODEL@HARDWARE.yaml``)."""
     config = Path(directory) / "config.json"
     try:
-        profile = json.loads(config.read_text()).get("simulator_profile") or ""
-    except (OSError, ValueError):
+        profile = read_config(config).simulator_profile or ""
+    except ConfigError:
         return None
     if "@" not in profile:
         return None

@@ -8,19 +8,20 @@ at most 1 % of its requests failed.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 from loadgen.config import SloTarget
+from loadgen.metrics.results import RunSummary
 from loadgen.metrics.thresholds import metric_value
 from loadgen.plan.capacity import MAX_ERROR_RATE, slo_key
 
 
-def level_passes(summary: dict[str, Any], slo: tuple[SloTarget, ...]) -> bool:
+def level_passes(summary: RunSummary, slo: tuple[SloTarget, ...]) -> bool:
     for target in slo:
         value = metric_value(summary, slo_key(target))
         if value is None or value > target.threshold_ns / 1e6:
             return False
-    return (summary["requests"]["error_rate"] or 0.0) <= MAX_ERROR_RATE
+    return (summary.requests.error_rate or 0.0) <= MAX_ERROR_RATE
 
 
 def knee_index(points: list[tuple[float, float]]) -> int | None:
@@ -41,9 +42,9 @@ def knee_index(points: list[tuple[float, float]]) -> int | None:
     return best if distances[best] > 0 else None
 
 
-def sweep_knee(summaries: list[dict[str, Any]]) -> int | None:
+def sweep_knee(summaries: Sequence[RunSummary]) -> int | None:
     """The knee of sweep summaries ordered by load: end-to-end p50 against output tokens/s."""
-    if all(s["latency_ms"]["e2e"]["p50"] is None for s in summaries):
+    if all(s.latency_ms.e2e.p50 is None for s in summaries):
         return None  # an imported table without end-to-end latencies
-    points = [(s["latency_ms"]["e2e"]["p50"] or 0.0, s["throughput"]["output_tokens_per_s"] or 0.0) for s in summaries]
+    points = [(s.latency_ms.e2e.p50 or 0.0, s.throughput.output_tokens_per_s or 0.0) for s in summaries]
     return knee_index(points)

@@ -22,6 +22,7 @@ from typing import Any
 from loadgen.config import SloTarget
 from loadgen.errors import ConfigError
 from loadgen.hardware.profiles import HardwareProfile, ModelProfile, ProfileSet
+from loadgen.metrics.results import ImportedSource
 from loadgen.plan.capacity import Capacity, load_sweep, replica_capacity, sweep_source
 from loadgen.plan.model import ModelCapacity, modelled_capacity
 
@@ -120,7 +121,7 @@ def make_plan(request: PlanRequest, profiles: ProfileSet) -> Plan:
     candidates = []
     measured_plan = _measured_plan(request, measured, length_scale, hardware, output_tokens)
     if sources:
-        tools = ", ".join(sorted({str(source.get("tool")) for source in sources.values()}))
+        tools = ", ".join(sorted({source.tool for source in sources.values()}))
         description = f"{measured_plan.description}, figures imported from {tools}"
         measured_plan = dataclasses.replace(measured_plan, basis="imported", description=description)
     candidates.append(measured_plan)
@@ -157,12 +158,11 @@ def make_plan(request: PlanRequest, profiles: ProfileSet) -> Plan:
     return Plan(request, measured, output_tokens, input_tokens or None, calibration, ranked, assumptions)
 
 
-def _imported_assumption(directory: str, source: dict[str, Any]) -> str:
-    definitions = source.get("definitions") or {}
-    mapped = "; ".join(f"{name} = {text}" for name, text in definitions.items())
-    lacks = ", ".join(source.get("lacks") or []) or "nothing"
-    derived = "; ".join(source.get("derived") or [])
-    return (f"{directory} was imported from {source.get('tool')} ({', '.join(source.get('files') or [])}): "
+def _imported_assumption(directory: str, source: ImportedSource) -> str:
+    mapped = "; ".join(f"{name} = {text}" for name, text in source.definitions.items())
+    lacks = ", ".join(source.lacks) or "nothing"
+    derived = "; ".join(source.derived)
+    return (f"{directory} was imported from {source.tool} ({', '.join(source.files)}): "
             f"its figures are that tool's ({mapped}); it lacks {lacks}"
             + (f"; derived, not read: {derived}" if derived else ""))  # fmt: skip
 

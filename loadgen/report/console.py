@@ -1,7 +1,6 @@
 """Report layer: the console. A live status line while a level runs; a table at the end.
 
-Renders the summary dicts built by ``loadgen.metrics.summary`` (the same objects written to
-``summary.json``).
+Renders the typed summaries of ``loadgen.metrics.results`` (the objects written to ``summary.json``).
 """
 
 from __future__ import annotations
@@ -17,6 +16,20 @@ from rich.text import Text
 
 from loadgen.config import SloTarget
 from loadgen.metrics.aggregate import LiveSnapshot
+from loadgen.metrics.comparison import Comparison
+from loadgen.metrics.results import (
+    LATENCY_NAMES,
+    GpuFigures,
+    HostFigures,
+    MeanMax,
+    ProcessFigures,
+    RunSummary,
+    ServerFigures,
+    Telemetry,
+    TritonModelFigures,
+    Validity,
+)
+from loadgen.plan.knee import level_passes, sweep_knee
 
 LATENCY_ROWS = (
     ("ttft", "TTFT"),
@@ -123,101 +136,100 @@ class LiveStatus:
             self._live.__exit__(None, None, None)
 
 
-def run_table(summary: dict[str, Any]) -> Table:
-    latency = summary["latency_ms"]
+def run_table(summary: RunSummary) -> Table:
+    latency = summary.latency_ms
     table = Table(
-        title=f"{summary['api']} · {summary['model'] or 'default model'} · {_load_label(summary)}", title_justify="left"
+        title=f"{summary.api} · {summary.model or 'default model'} · {_load_label(summary)}", title_justify="left"
     )
     table.add_column("latency (ms)")
     for column in ("count", "mean", "p50", "p90", "p99", "p99.9", "max"):
         table.add_column(column, justify="right")
     for key, label in LATENCY_ROWS:
-        stats = latency.get(key)
-        if stats is None or (key == "read_lag" and not stats["count"]):
+        stats = latency.metric(key)
+        if not stats.known or (key == "read_lag" and not stats.count):
             continue  # a result from before read lag was measured, or not kernel-stamped
         table.add_row(
             label,
-            str(stats["count"]),
-            _ms(stats["mean"]),
-            _ms(stats["p50"]),
-            _ms(stats["p90"]),
-            _ms(stats["p99"]),
-            _ms(stats["p99_9"]),
-            _ms(stats["max"]),
+            str(stats.count),
+            _ms(stats.mean),
+            _ms(stats.p50),
+            _ms(stats.p90),
+            _ms(stats.p99),
+            _ms(stats.p99_9),
+            _ms(stats.max),
         )
     return table
 
 
-def facts_lines(summary: dict[str, Any]) -> list[Text]:
-    requests, throughput, counting = summary["requests"], summary["throughput"], summary["token_counting"]
+def facts_lines(summary: RunSummary) -> list[Text]:
+    requests, throughput, counting = summary.requests, summary.throughput, summary.token_counting
     lines = [
         Text(
-            f"requests: {requests['completed']} completed, {requests['failed']} failed"
+            f"requests: {requests.completed} completed, {requests.failed} failed"
             + (
-                f", {requests['cancelled_at_end']} still running at the end (cancelled after --drain-timeout)"
-                if requests.get("cancelled_at_end")
+                f", {requests.cancelled_at_end} still running at the end (cancelled after --drain-timeout)"
+                if requests.cancelled_at_end
                 else ""
             )
-            + f" ({requests['warmup_excluded']} warm-up excluded) in {_number(summary['measured_window_s'], 2)} s · "
-            f"{_number(throughput['requests_per_s'], 2)} req/s · "
-            f"{_number(throughput['output_tokens_per_s'])} output tok/s"
-            f" · {_number(throughput['input_tokens_per_s'])} input tok/s"
+            + f" ({requests.warmup_excluded} warm-up excluded) in {_number(summary.measured_window_s, 2)} s · "
+            f"{_number(throughput.requests_per_s, 2)} req/s · "
+            f"{_number(throughput.output_tokens_per_s)} output tok/s"
+            f" · {_number(throughput.input_tokens_per_s)} input tok/s"
         )
     ]
-    if requests["errors_by_kind"]:
-        kinds = ", ".join(f"{kind} {count}" for kind, count in requests["errors_by_kind"].items())
-        first = next(iter(requests["first_error_by_kind"].values()), "")
+    if requests.errors_by_kind:
+        kinds = ", ".join(f"{kind} {count}" for kind, count in requests.errors_by_kind.items())
+        first = next(iter(requests.first_error_by_kind.values()), "")
         lines.append(Text(f"errors: {kinds} — first: {first}", style="red"))
-    goodput = summary.get("goodput")
+    goodput = summary.goodput
     if goodput:
-        slo = ", ".join(f"{metric}≤{value:g}ms" for metric, value in goodput["slo_ms"].items())
+        slo = ", ".join(f"{metric}≤{value:g}ms" for metric, value in goodput.slo_ms.items())
         lines.append(
             Text(
-                f"goodput ({slo}): {_number((goodput['fraction'] or 0) * 100)}% of requests, "
-                f"{_number(goodput['requests_per_s'], 2)} good req/s"
+                f"goodput ({slo}): {_number((goodput.fraction or 0) * 100)}% of requests, "
+                f"{_number(goodput.requests_per_s, 2)} good req/s"
             )
         )
-    answers = summary.get("answers")
+    answers = summary.answers
     if answers:
-        lines.append(Text(f"answers: {answers['correct']}/{answers['checked']} correct ({answers['accuracy']:.1%})"))
-    confidence = summary.get("confidence")
-    if confidence:
-        lines.append(Text(f"confidence (exp of the mean token log-prob): p50 {confidence['p50']:.3f}, "
-                          f"min {confidence['min']:.3f}, over {confidence['count']} requests"))  # fmt: skip
-    if counting["output_method"] is None:
+        lines.append(Text(f"answers: {answers.correct}/{answers.checked} correct ({answers.accuracy:.1%})"))
+    confidence = summary.confidence
+    if confidence and confidence.count:
+        lines.append(Text(f"confidence (exp of the mean token log-prob): p50 {confidence.p50 or 0:.3f}, "
+                          f"min {confidence.min or 0:.3f}, over {confidence.count} requests"))  # fmt: skip
+    if counting.output_method is None:
         lines.append(Text("token counts: none (no request completed)", style="dim"))
     else:
-        lines.append(Text(f"token counts: output from {counting['output_method']}, input from "
-                          f"{counting['input_method']}", style="dim"))  # fmt: skip
-    own = ((summary.get("telemetry") or {}).get("server") or {}).get("own_latency_ms") or {}
+        lines.append(Text(f"token counts: output from {counting.output_method}, input from "
+                          f"{counting.input_method}", style="dim"))  # fmt: skip
+    server = summary.telemetry.server if summary.telemetry else None
+    own = (server.own_latency_ms if server else None) or {}
     if own:
-        ours = summary["latency_ms"]
-        parts = [f"{metric.upper()} {figures['mean']:.2f} ms (loadgen {ours[metric]['mean'] or 0:.2f})"
-                 for metric, figures in own.items() if metric in ours]  # fmt: skip
+        ours = summary.latency_ms
+        parts = [f"{metric.upper()} {figures.mean:.2f} ms (loadgen {ours.metric(metric).mean or 0:.2f})"
+                 for metric, figures in own.items() if metric in LATENCY_NAMES]  # fmt: skip
         lines.append(Text("server's own means (its histograms, same window): " + " · ".join(parts), style="dim"))
-    tokens = summary.get("tokens") or {}
-    cached, prompt = tokens.get("cached_input_total"), tokens.get("input_total")
+    cached, prompt = summary.tokens.cached_input_total, summary.tokens.input_total
     if cached:
         share = f" ({cached / prompt:.0%} of the prompt tokens)" if prompt else ""
         lines.append(Text(f"prefix cache: {cached:,} prompt tokens served from the server's cache{share}: TTFT "
                           "is then partly a cache hit, not prefill", style="yellow"))  # fmt: skip
-    client = summary["client"]
-    if client["saturated"]:
+    if summary.client.saturated:
         lines.append(
             Text(
                 "warning: the load generator was saturated (CPU or schedule lag): latencies include client delay",
                 style="bold yellow",
             )
         )
-    if summary["partial"]:
+    if summary.partial:
         lines.append(Text("partial result: the run was interrupted", style="bold yellow"))
-    validity = summary.get("validity")
+    validity = summary.validity
     if validity:
-        checked = f"checked: {', '.join(validity['checked'])}, error rate"
-        if validity["valid"]:
+        checked = f"checked: {', '.join(validity.checked)}, error rate"
+        if validity.valid:
             lines.append(Text(f"verdict: valid ({checked})", style="green"))
         else:
-            lines.append(Text(f"verdict: INVALID: {'; '.join(validity['reasons'])} ({checked})", style="bold red"))
+            lines.append(Text(f"verdict: INVALID: {'; '.join(validity.reasons)} ({checked})", style="bold red"))
     return lines
 
 
@@ -229,63 +241,64 @@ VALIDITY_LEGEND = ("valid: ✗client = loadgen was the bottleneck, ✗target = t
                    "✗failed = mostly failed, part = cut short")  # fmt: skip
 
 
-def validity_cell(summary: dict[str, Any]) -> str:
+def validity_cell(summary: RunSummary) -> str:
     """A level's verdict in a few plain characters (readable without colour): ``ok`` or its marks."""
-    validity = summary.get("validity")
+    return verdict_cell(summary.validity)
+
+
+def verdict_cell(validity: Validity | None) -> str:
     if not validity:
         return "–"
-    return " ".join(VALIDITY_CODES[mark] for mark in validity["marks"]) or "ok"
+    return " ".join(VALIDITY_CODES[mark] for mark in validity.marks) or "ok"
 
 
-def invalid_variants(comparison: dict[str, Any]) -> str:
+def invalid_variants(comparison: Comparison) -> str:
     """'baseline ✗target' for the variants of a compared level whose level was not valid, or ''."""
-    judged = (comparison.get("validity") or {}).items()
-    return ", ".join(f"{name} {validity_cell({'validity': v})}" for name, v in judged if v and not v["valid"])
+    judged = comparison.validity.items()
+    return ", ".join(f"{name} {verdict_cell(v)}" for name, v in judged if v and not v.valid)
 
 
-def print_run(console: Console, summary: dict[str, Any]) -> None:
+def print_run(console: Console, summary: RunSummary) -> None:
     console.print(run_table(summary))
     for line in facts_lines(summary):
         console.print(line)
 
 
-def _load_label(summary: dict[str, Any]) -> str:
-    load = summary["load"]
-    if load.get("trace_file"):
-        return f"trace {load['trace_file']} at {load['trace_speed']:g}× speed"
-    if load.get("stages"):
-        unit = "users" if load["mode"] == "closed" else "req/s"
-        return "stages " + " → ".join(f"{stage['target']:g}" for stage in load["stages"]) + f" {unit}"
-    if load["mode"] == "closed":
-        return f"concurrency {load['concurrency']}"
-    return f"{load['arrival']} arrivals at {load['rate']:g} req/s"
+def _load_label(summary: RunSummary) -> str:
+    load = summary.load
+    if load.trace_file:
+        return f"trace {load.trace_file} at {load.trace_speed or 1:g}× speed"
+    if load.stages:
+        unit = "users" if load.closed else "req/s"
+        return "stages " + " → ".join(f"{stage.target:g}" for stage in load.stages) + f" {unit}"
+    if load.closed:
+        return f"concurrency {load.concurrency}"
+    return f"{load.arrival} arrivals at {load.rate or 0:g} req/s"
 
 
-def level_label(summary: dict[str, Any]) -> str:
-    load = summary["load"]
-    if load.get("trace_file") or load.get("stages"):
-        label = "trace" if load.get("trace_file") else "stages"
+def level_label(summary: RunSummary) -> str:
+    load = summary.load
+    if load.scheduled:
+        label = "trace" if load.trace_file else "stages"
     else:
-        label = f"c={load['concurrency']}" if load["mode"] == "closed" else f"r={load['rate']:g}"
-    if (load.get("batch_size") or 1) > 1:
-        label += f" b={load['batch_size']}"
-    return label + "*" if summary["partial"] else label
+        label = f"c={load.concurrency}" if load.closed else f"r={load.rate or 0:g}"
+    if load.batch_size > 1:
+        label += f" b={load.batch_size}"
+    return label + "*" if summary.partial else label
 
 
-def sweep_table(summaries: Sequence[dict[str, Any]], slo: Sequence[SloTarget] = ()) -> Table:
+def sweep_table(summaries: Sequence[RunSummary], slo: Sequence[SloTarget] = ()) -> Table:
     """One row per level; fits an 80-column terminal. ◆ marks the knee, ✓ the levels within the
     percentile SLOs (when given)."""
-    from loadgen.plan.knee import level_passes, sweep_knee
-
-    knee = sweep_knee(list(summaries))
+    knee = sweep_knee(summaries)
     percentile_slo = tuple(t for t in slo if not t.per_request)
-    with_goodput = any(summary.get("goodput") for summary in summaries)
+    with_goodput = any(summary.goodput for summary in summaries)
     with_server = any(_server_model(summary) for summary in summaries)
-    with_batches = any((summary["load"].get("batch_size") or 1) > 1 for summary in summaries)
+    with_batches = any(summary.load.batch_size > 1 for summary in summaries)
     table = Table(title="sweep (latencies in ms)", title_justify="left", padding=(0, 1), pad_edge=False)
-    with_tpot = any(summary["latency_ms"]["tpot"]["p50"] is not None for summary in summaries)
+    with_tpot = any(summary.latency_ms.tpot.p50 is not None for summary in summaries)
     columns = ["level", "req/s", "out\ntok/s", "TTFT\np50", "TTFT\np99", "TPOT\np50", "TPOT\np99", "E2E\np50", "fail"]
-    open_loop = any(summary["throughput"].get("offered_requests_per_s") for summary in summaries)
+    open_loop = any(summary.throughput.offered_requests_per_s for summary in summaries)
     if open_loop:  # achieved req/s beside the offered rate: the window includes the drain
         columns.insert(1, "offered\nreq/s")
     if not with_tpot:  # not streamed: TTFT is end-to-end and there is no TPOT
@@ -296,49 +309,48 @@ def sweep_table(summaries: Sequence[dict[str, Any]], slo: Sequence[SloTarget] = 
         columns += ["seq/s", "ms/\nseq"]
     if with_server:
         columns += ["srv\nbatch", "srv q/c\nms"]
-    with_validity = any(summary.get("validity") for summary in summaries)
+    with_validity = any(summary.validity for summary in summaries)
     if with_validity:
         columns.append("valid")
     for column in columns:
         table.add_column(column, justify="right", no_wrap=True)
     for index, summary in enumerate(summaries):
-        latency, throughput = summary["latency_ms"], summary["throughput"]
+        latency, throughput = summary.latency_ms, summary.throughput
         marks = ("◆" if index == knee else "") + (
             "✓" if percentile_slo and level_passes(summary, percentile_slo) else ""
         )
         row = [
             level_label(summary) + marks,
-            *((_number(throughput.get("offered_requests_per_s"), 2),) if open_loop else ()),
-            _number(throughput["requests_per_s"], 2),
-            _number(throughput["output_tokens_per_s"], 0),
-            _ms(latency["ttft"]["p50"]),
-            _ms(latency["ttft"]["p99"]),
-            *((_ms(latency["tpot"]["p50"]), _ms(latency["tpot"]["p99"])) if with_tpot else ()),
-            _ms(latency["e2e"]["p50"]),
-            str(summary["requests"]["failed"]),
+            *((_number(throughput.offered_requests_per_s, 2),) if open_loop else ()),
+            _number(throughput.requests_per_s, 2),
+            _number(throughput.output_tokens_per_s, 0),
+            _ms(latency.ttft.p50),
+            _ms(latency.ttft.p99),
+            *((_ms(latency.tpot.p50), _ms(latency.tpot.p99)) if with_tpot else ()),
+            _ms(latency.e2e.p50),
+            str(summary.requests.failed),
         ]
         if with_goodput:
-            goodput = summary.get("goodput") or {}
-            fraction = goodput.get("fraction")
+            fraction = summary.goodput.fraction if summary.goodput else None
             row.append("–" if fraction is None else f"{fraction * 100:.0f}%")
         if with_batches:
-            batch = summary["load"].get("batch_size") or 1
-            e2e = latency["e2e"]["p50"]
-            row += [_number(throughput.get("sequences_per_s"), 1), _ms(e2e / batch if e2e is not None else None)]
+            batch = summary.load.batch_size
+            e2e = latency.e2e.p50
+            row += [_number(throughput.sequences_per_s, 1), _ms(e2e / batch if e2e is not None else None)]
         if with_server:
             row += _server_cells(_server_model(summary))
         if with_validity:
             row.append(validity_cell(summary))
-        invalid = not (summary.get("validity") or {"valid": True})["valid"]
-        table.add_row(*row, style="red" if invalid else "yellow" if summary["client"]["saturated"] else None)
+        invalid = summary.validity is not None and not summary.validity.valid
+        table.add_row(*row, style="red" if invalid else "yellow" if summary.client.saturated else None)
     notes = []
     if knee is not None:
         notes.append("◆ knee of throughput vs latency")
     if percentile_slo:
         notes.append("✓ within the SLOs")
-    if any(summary["partial"] for summary in summaries):
+    if any(summary.partial for summary in summaries):
         notes.append("*: interrupted, partial")
-    if any(summary["client"]["saturated"] for summary in summaries):
+    if any(summary.client.saturated for summary in summaries):
         notes.append("yellow: the client was saturated at that level")
     if with_validity and any(validity_cell(summary) != "ok" for summary in summaries):
         notes.append(VALIDITY_LEGEND)
@@ -351,44 +363,46 @@ def sweep_table(summaries: Sequence[dict[str, Any]], slo: Sequence[SloTarget] = 
     return table
 
 
-def _server_model(summary: dict[str, Any]) -> dict[str, Any] | None:
-    server = summary.get("server")
-    return server.get("model") if isinstance(server, dict) else None
+def _server_model(summary: RunSummary) -> TritonModelFigures | None:
+    return summary.server.model if summary.server is not None else None
 
 
-def _server_cells(figures: dict[str, Any] | None) -> list[str]:
+def _server_cells(figures: TritonModelFigures | None) -> list[str]:
     if not figures:
         return ["–", "–"]
-    split = figures.get("per_request_ms") or {}
-    compute = sum(split.get(part, 0.0) for part in ("compute_input", "compute_infer", "compute_output"))
-    queue_compute = f"{split['queue']:.1f}/{compute:.1f}" if split else "–"
-    return [_number(figures.get("average_batch_size"), 2), queue_compute]
+    split = figures.per_request_ms
+    queue_compute = f"{split.queue:.1f}/{split.compute:.1f}" if split else "–"
+    return [_number(figures.average_batch_size, 2), queue_compute]
 
 
-def triton_line(summary: dict[str, Any]) -> str:
+def triton_line(summary: RunSummary) -> str:
     """One line on what Triton did during a level (from its metrics)."""
     figures = _server_model(summary)
     if not figures:
         return "Triton metrics: the model did no work in this level"
-    split = figures.get("per_request_ms") or {}
-    parts = [f"{figures['requests_succeeded']} succeeded, {figures['requests_failed']} failed",
-             f"{figures['executions']} executions"]  # fmt: skip
-    if "average_batch_size" in figures:
-        parts.append(f"average batch {figures['average_batch_size']:g}")
+    split = figures.per_request_ms
+    parts = [f"{figures.requests_succeeded} succeeded, {figures.requests_failed} failed",
+             f"{figures.executions} executions"]  # fmt: skip
+    if figures.average_batch_size is not None:
+        parts.append(f"average batch {figures.average_batch_size:g}")
     if split:
-        compute = split["compute_input"] + split["compute_infer"] + split["compute_output"]
-        parts.append(f"per request: queue {split['queue']:.2f} ms, compute {compute:.2f} ms")
+        parts.append(f"per request: queue {split.queue:.2f} ms, compute {split.compute:.2f} ms")
     return "Triton metrics: " + " · ".join(parts)
 
 
-def _gpu_figure(
-    telemetry: dict[str, Any], key: str, stat: str, combine: Callable[[list[float]], float]
+def gpu_figure(
+    telemetry: Telemetry, figure: Callable[[GpuFigures], MeanMax | None], combine: Callable[[list[float]], float]
 ) -> float | None:
-    values = [gpu[key][stat] for gpu in (telemetry.get("gpu") or {}).values() if gpu.get(key)]
+    """One figure over every GPU (their mean utilisation, their summed power)."""
+    values = [reading.mean for gpu in telemetry.gpu_figures() if (reading := figure(gpu)) is not None]
     return combine(values) if values else None
 
 
-def telemetry_table(summaries: Sequence[dict[str, Any]]) -> Table:
+def mean_of(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def telemetry_table(summaries: Sequence[RunSummary]) -> Table:
     """One row per level: the accelerator and server state beside the load."""
     table = Table(title="telemetry per level", title_justify="left", padding=(0, 1), pad_edge=False)
     for column in (
@@ -404,21 +418,22 @@ def telemetry_table(summaries: Sequence[dict[str, Any]]) -> Table:
     ):
         table.add_column(column, justify="right", no_wrap=True)
     for summary in summaries:
-        telemetry = summary.get("telemetry") or {}
-        server = telemetry.get("server") or {}
+        telemetry = summary.telemetry or Telemetry()
+        server = telemetry.server or ServerFigures()
+        host, process = telemetry.host or HostFigures(), telemetry.process or ProcessFigures()
 
-        def stat(block: dict[str, Any] | None, name: str) -> object:
-            return (block or {}).get(name) if block else None
+        def stat(reading: MeanMax | None, peak: bool = False) -> float | None:
+            return None if reading is None else reading.max if peak else reading.mean
 
         table.add_row(
             level_label(summary),
-            _number(_gpu_figure(telemetry, "util_percent", "mean", lambda v: sum(v) / len(v))),
-            _number(_gpu_figure(telemetry, "power_w", "mean", sum)),
-            _number(telemetry.get("joules_per_output_token"), 3),
-            _number(stat(server.get("kv_cache_usage_percent"), "max")),
-            _number(stat(server.get("requests_waiting"), "max"), 0),
-            _number(stat(server.get("requests_running"), "mean")),
-            _number(stat((telemetry.get("host") or {}).get("cpu_percent"), "mean")),
-            _number(stat((telemetry.get("process") or {}).get("cpu_percent"), "mean")),
+            _number(gpu_figure(telemetry, lambda gpu: gpu.util_percent, mean_of)),
+            _number(gpu_figure(telemetry, lambda gpu: gpu.power_w, sum)),
+            _number(telemetry.joules_per_output_token, 3),
+            _number(stat(server.kv_cache_usage_percent, peak=True)),
+            _number(stat(server.requests_waiting, peak=True), 0),
+            _number(stat(server.requests_running)),
+            _number(stat(host.cpu_percent)),
+            _number(stat(process.cpu_percent)),
         )
     return table

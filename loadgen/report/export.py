@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from loadgen.errors import ConfigError
-from loadgen.report.files import read_records, read_result_json
+from loadgen.metrics.comparison import read_compare
+from loadgen.metrics.results import RunSummary, read_summary, read_sweep
+from loadgen.report.files import read_records
 
 SUMMARY_COLUMNS = (
     "source", "mode", "concurrency", "rate", "completed", "failed", "error_rate", "requests_per_s",
@@ -24,35 +26,34 @@ RECORD_COLUMNS = (
 )  # fmt: skip
 
 
-def _summaries(directory: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+def _summaries(directory: Path) -> Iterator[tuple[Path, RunSummary]]:
     if (directory / "sweep.json").is_file():
-        for number, level in enumerate(read_result_json(directory / "sweep.json")["levels"], 1):
+        for number, level in enumerate(read_sweep(directory / "sweep.json").levels, 1):
             level_dirs = sorted(directory.glob(f"level-{number:02d}-*"))
             yield (level_dirs[0] if level_dirs else directory), level
     elif (directory / "summary.json").is_file():
-        yield directory, read_result_json(directory / "summary.json")
+        yield directory, read_summary(directory / "summary.json")
     elif (directory / "compare.json").is_file():  # each variant's levels, its name in the source column
-        for variant in read_result_json(directory / "compare.json").get("variants") or []:
-            for level_dir in sorted((directory / str(variant["name"])).glob("level-*")):
+        for variant in read_compare(directory / "compare.json").variants:
+            for level_dir in sorted((directory / variant.name).glob("level-*")):
                 if (level_dir / "summary.json").is_file():
-                    yield level_dir, read_result_json(level_dir / "summary.json")
+                    yield level_dir, read_summary(level_dir / "summary.json")
 
 
-def summary_row(source: Path, summary: dict[str, Any]) -> dict[str, object]:
-    latency, throughput = summary["latency_ms"], summary["throughput"]
-    goodput = summary.get("goodput") or {}
+LATENCY_COLUMNS = (("ttft", "p50"), ("ttft", "p90"), ("ttft", "p99"), ("tpot", "p50"), ("tpot", "p99"),
+                   ("itl", "p50"), ("itl", "p99"), ("e2e", "p50"), ("e2e", "p99"), ("schedule_lag", "p99"))  # fmt: skip
+
+
+def summary_row(source: Path, summary: RunSummary) -> dict[str, object]:
+    latency, throughput, load, requests = summary.latency_ms, summary.throughput, summary.load, summary.requests
     return {
-        "source": str(source), "mode": summary["load"]["mode"], "concurrency": summary["load"]["concurrency"],
-        "rate": summary["load"]["rate"], "completed": summary["requests"]["completed"],
-        "failed": summary["requests"]["failed"], "error_rate": summary["requests"]["error_rate"],
-        "requests_per_s": throughput["requests_per_s"], "output_tokens_per_s": throughput["output_tokens_per_s"],
-        "input_tokens_per_s": throughput["input_tokens_per_s"],
-        **{f"{metric}_{key}_ms": latency[metric][key]
-           for metric, key in (("ttft", "p50"), ("ttft", "p90"), ("ttft", "p99"), ("tpot", "p50"), ("tpot", "p99"),
-                               ("itl", "p50"), ("itl", "p99"), ("e2e", "p50"), ("e2e", "p99"),
-                               ("schedule_lag", "p99"))},
-        "goodput_fraction": goodput.get("fraction"),
-        "output_token_method": summary["token_counting"]["output_method"], "partial": summary["partial"],
+        "source": str(source), "mode": load.mode, "concurrency": load.concurrency, "rate": load.rate,
+        "completed": requests.completed, "failed": requests.failed, "error_rate": requests.error_rate,
+        "requests_per_s": throughput.requests_per_s, "output_tokens_per_s": throughput.output_tokens_per_s,
+        "input_tokens_per_s": throughput.input_tokens_per_s,
+        **{f"{metric}_{key}_ms": latency.metric(metric).statistic(key) for metric, key in LATENCY_COLUMNS},
+        "goodput_fraction": summary.goodput.fraction if summary.goodput else None,
+        "output_token_method": summary.token_counting.output_method, "partial": summary.partial,
     }  # fmt: skip
 
 

@@ -40,11 +40,6 @@ class WriteFailures:
         self.first.setdefault(path.name, error.strerror or type(error).__name__)
         self.lost[path.name] += lost
 
-    def to_json(self) -> dict[str, object] | None:
-        if not self.first:
-            return None
-        return {name: {"error": message, "lost_writes": self.lost[name]} for name, message in self.first.items()}
-
 
 class RecordWriter:
     FLUSH_INTERVAL_S = 0.2

@@ -7,6 +7,7 @@ speedups with their intervals and the crossover. Every string taken from results
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,27 @@ from hdrh.histogram import HdrHistogram
 from loadgen import __version__
 from loadgen.config import SloTarget
 from loadgen.errors import ConfigError
+from loadgen.metrics.comparison import SPEEDUP_METRICS, CompareResult, Comparison, RequestCounts, Speedup, read_compare
 from loadgen.metrics.hlog import merged_intervals, read_intervals
-from loadgen.report.console import VALIDITY_LEGEND, invalid_variants, validity_cell
+from loadgen.metrics.results import (
+    FindMaxOutcome,
+    ImportedSource,
+    RunConfig,
+    RunSummary,
+    ServerFigures,
+    read_config,
+    read_summary,
+    read_sweep,
+)
+from loadgen.plan.knee import sweep_knee
+from loadgen.report.console import (
+    VALIDITY_LEGEND,
+    gpu_figure,
+    invalid_variants,
+    level_label,
+    mean_of,
+    validity_cell,
+)
 from loadgen.report.files import read_records, read_result_json
 from loadgen.report.plots import Chart, long_tail, plotly_script
 
@@ -61,39 +81,39 @@ def _table(headers: list[str], rows: list[list[object]], table_id: str, text_col
     return f'<table id="{escape(table_id)}">{header_row}{body}</table>'
 
 
-def _metadata(summary: dict[str, Any], config: dict[str, Any] | None) -> str:
-    rows = [
-        ["endpoint", summary.get("endpoint")],
-        ["API", summary.get("api")],
-        ["model", summary.get("model")],
-        ["started", summary.get("started_at")],
-        ["loadgen", summary.get("loadgen_version")],
-        ["token counting", (summary.get("token_counting") or {}).get("output_method")],
-        ["stamps", (summary.get("clock") or {}).get("stamp_source", "user space (before kernel stamps)")],
+def _metadata(summary: RunSummary, config: RunConfig | None) -> str:
+    rows: list[list[object]] = [
+        ["endpoint", summary.endpoint],
+        ["API", summary.api],
+        ["model", summary.model],
+        ["started", summary.started_at],
+        ["loadgen", summary.loadgen_version],
+        ["token counting", summary.token_counting.output_method],
+        ["stamps", (summary.clock.stamp_source if summary.clock else None) or "user space (before kernel stamps)"],
     ]
-    validity = summary.get("validity")
+    validity = summary.validity
     if validity:
-        rows.append(["verdict", "valid" if validity["valid"] else "INVALID: " + "; ".join(validity["reasons"])])
-    lost = [f"{name}: {detail['error']}" for name, detail in (summary.get("output_errors") or {}).items()]
-    lost += [f"worker {name} died" for name in (summary.get("workers") or {}).get("lost", [])]
+        rows.append(["verdict", "valid" if validity.valid else "INVALID: " + "; ".join(validity.reasons)])
+    lost = [f"{name}: {detail.error}" for name, detail in (summary.output_errors or {}).items()]
+    lost += [f"worker {name} died" for name in summary.lost_workers]
     if lost:
         rows.append(["results incomplete", "; ".join(lost)])
     html = _table(["", ""], rows, "metadata", text_columns=2)
     if config:
-        html += f"<p>options: <code>{escape(_as_flags(config.get('options') or {}))}</code></p>"
+        html += f"<p>options: <code>{escape(_as_flags(config.options))}</code></p>"
         slos = _slo_texts(config)
         if slos:
             html += f"<p>SLOs: {escape(', '.join(text for text, *_ in slos))}</p>"
     return html
 
 
-def _imported(source: dict[str, Any]) -> str:
+def _imported(source: ImportedSource) -> str:
     """Where an imported sweep's figures came from, what they mean in loadgen's terms, what they lack."""
-    rows: list[list[object]] = [["imported from", source.get("tool")], ["files", ", ".join(source.get("files") or [])]]
-    rows += [[f"loadgen {name}", text] for name, text in (source.get("definitions") or {}).items()]
-    rows += [["lacks", ", ".join(source.get("lacks") or [])]]
-    rows += [["derived", item] for item in source.get("derived") or []]
-    rows += [["assumption", item] for item in source.get("assumptions") or []]
+    rows: list[list[object]] = [["imported from", source.tool], ["files", ", ".join(source.files)]]
+    rows += [[f"loadgen {name}", text] for name, text in source.definitions.items()]
+    rows += [["lacks", ", ".join(source.lacks)]]
+    rows += [["derived", item] for item in source.derived]
+    rows += [["assumption", item] for item in source.assumptions]
     note = "Figures measured by another tool and imported: no histograms or per-request records stand behind them."
     return f'<p class="warn">{note}</p>' + _table(["", ""], rows, "imported", text_columns=2)
 
@@ -125,24 +145,13 @@ def _slo_flag(recorded: dict[str, Any]) -> str:
     return f"{target.metric}{statistic}={target.threshold_ns / 1e6:g}ms"
 
 
-def _latency_table(summary: dict[str, Any], table_id: str) -> str:
-    rows = []
+def _latency_table(summary: RunSummary, table_id: str) -> str:
+    rows: list[list[object]] = []
     for key, label in LATENCY_ROWS:
-        stats = summary["latency_ms"].get(key)
-        if stats is None:
+        stats = summary.latency_ms.metric(key)
+        if not stats.known:
             continue  # a result written before this metric existed
-        rows.append(
-            [
-                label,
-                stats["count"],
-                stats["mean"],
-                stats["p50"],
-                stats["p90"],
-                stats["p99"],
-                stats["p99_9"],
-                stats["max"],
-            ]
-        )
+        rows.append([label, stats.count, stats.mean, stats.p50, stats.p90, stats.p99, stats.p99_9, stats.max])
     return _table(["latency (ms)", "count", "mean", "p50", "p90", "p99", "p99.9", "max"], rows, table_id)
 
 
@@ -170,9 +179,9 @@ def _cdf_chart(merged: HdrHistogram, label: str, chart_id: str) -> str:
     return chart.line(label, xs, ys, unit="%", markers=False).html()
 
 
-def _mark_levels(chart: Chart, levels: list[dict[str, Any]], xs: list[Any], ys: list[Any], knee: int | None) -> None:
+def _mark_levels(chart: Chart, levels: list[RunSummary], xs: list[Any], ys: list[Any], knee: int | None) -> None:
     """Invalid levels as red crosses on the curve (with why on hover), and the knee."""
-    bad = [(x, y, f"{_level_label(s)}: {validity_cell(s)}") for s, x, y in zip(levels, xs, ys, strict=True)
+    bad = [(x, y, f"{level_label(s)}: {validity_cell(s)}") for s, x, y in zip(levels, xs, ys, strict=True)
            if y is not None and validity_cell(s) not in ("ok", "–")]  # fmt: skip
     if bad:
         chart.scatter("not valid", [b[0] for b in bad], [b[1] for b in bad], text=[b[2] for b in bad],
@@ -181,20 +190,20 @@ def _mark_levels(chart: Chart, levels: list[dict[str, Any]], xs: list[Any], ys: 
         chart.mark(xs[knee], ys[knee], "knee")
 
 
-def _variant_levels(directory: Path, variant: str) -> list[dict[str, Any]]:
-    return [read_result_json(path) for path in sorted((directory / variant).glob("level-*/summary.json"))]
+def _variant_levels(directory: Path, variant: str) -> list[RunSummary]:
+    return [read_summary(path) for path in sorted((directory / variant).glob("level-*/summary.json"))]
 
 
-def _absolute_latencies(directory: Path, report: dict[str, Any], candidate: str, xs: list[float], prefix: str) -> str:
+def _absolute_latencies(directory: Path, report: CompareResult, candidate: str, xs: list[float], prefix: str) -> str:
     """Each variant's own latencies beside the ratios: a speedup of 2× on 5 ms is not one on 5 s."""
     chart = Chart(f"{prefix}-absolute-{candidate}", "each variant's latency (p50)", "load (log)", "ms (log)",
                   log_x=True, log_y=True)  # fmt: skip
-    for variant in (report["baseline"], candidate):
+    for variant in (report.baseline, candidate):
         levels = _variant_levels(directory, variant)
         loads = [_level_x(s) for s in levels]
         for metric, dashed in (("e2e", False), ("ttft", True)):
-            chart.line(f"{variant} {metric.upper()} p50", loads, [s["latency_ms"][metric]["p50"] for s in levels],
-                       dashed=dashed, unit="ms", text=[_level_label(s) for s in levels])  # fmt: skip
+            chart.line(f"{variant} {metric.upper()} p50", loads, [s.latency_ms.metric(metric).p50 for s in levels],
+                       dashed=dashed, unit="ms", text=[level_label(s) for s in levels])  # fmt: skip
     return chart.html()
 
 
@@ -283,7 +292,7 @@ TELEMETRY_FIELDS = (  # (source, value name, chart title, unit)
 )  # fmt: skip
 
 
-def _telemetry_over_time(directory: Path, levels: list[dict[str, Any]], prefix: str) -> str:
+def _telemetry_over_time(directory: Path, levels: Sequence[RunSummary], prefix: str) -> str:
     """Telemetry samples (``telemetry.jsonl``) over the run, with each level's window shaded."""
     path = directory / "telemetry.jsonl"
     if not path.is_file():
@@ -306,20 +315,20 @@ def _telemetry_over_time(directory: Path, levels: list[dict[str, Any]], prefix: 
             chart.line(f"{source} {device}", times, values, unit=unit, markers=False)
         if devices:
             for summary in levels:
-                start = (summary.get("clock") or {}).get("monotonic_start_ns")
-                window = (summary.get("clock") or {}).get("window_ns") or [None, None]
-                if start is not None and window[0] is not None and window[1] is not None:
-                    chart.band((start + window[0] - origin) / 1e9, (start + window[1] - origin) / 1e9,
-                               _level_label(summary))  # fmt: skip
+                clock = summary.clock
+                first, last = (clock.window_ns if clock else None) or (None, None)
+                if clock is not None and first is not None and last is not None:
+                    start = clock.monotonic_start_ns
+                    chart.band((start + first - origin) / 1e9, (start + last - origin) / 1e9, level_label(summary))
             charts += chart.html()
     return f'<h3>telemetry over time</h3><div class="charts">{charts}</div>' if charts else ""
 
 
-def _errors(summary: dict[str, Any]) -> str:
-    errors = summary["requests"]["errors_by_kind"]
+def _errors(summary: RunSummary) -> str:
+    errors = summary.requests.errors_by_kind
     if not errors:
         return "<p>errors: none</p>"
-    first = summary["requests"].get("first_error_by_kind", {})
+    first = summary.requests.first_error_by_kind
     return _table(
         ["error kind", "count", "first message"],
         [[k, v, first.get(k, "")] for k, v in errors.items()],
@@ -328,41 +337,36 @@ def _errors(summary: dict[str, Any]) -> str:
     )
 
 
-def _batch_sweep(levels: list[dict[str, Any]]) -> bool:
+def _batch_sweep(levels: list[RunSummary]) -> bool:
     """Levels that differ only by prompts per request."""
     return (
-        len({(s["load"]["concurrency"], s["load"]["rate"]) for s in levels}) == 1
-        and len({s["load"].get("batch_size") or 1 for s in levels}) > 1
+        len({(s.load.concurrency, s.load.rate) for s in levels}) == 1 and len({s.load.batch_size for s in levels}) > 1
     )
 
 
-def _level_x(summary: dict[str, Any], by_batch: bool = False) -> float:
-    load = summary["load"]
-    if by_batch:
-        return float(load.get("batch_size") or 1)
-    return float(load["concurrency"] if load["mode"] == "closed" else load["rate"] or 0)
+def _level_x(summary: RunSummary, by_batch: bool = False) -> float:
+    return float(summary.load.batch_size) if by_batch else summary.load.value
 
 
-def _sweep(levels: list[dict[str, Any]], prefix: str, slos: list[tuple[str, str, float]] | None = None) -> str:
-    from loadgen.plan.knee import sweep_knee
-
+def _sweep(levels: list[RunSummary], prefix: str, slos: list[tuple[str, str, float]] | None = None) -> str:
     by_batch = _batch_sweep(levels)
     levels = sorted(levels, key=lambda s: _level_x(s, by_batch))
-    closed = levels[0]["load"]["mode"] == "closed"
+    closed = levels[0].load.closed
     x_label = "prompts per request" if by_batch else "concurrent users" if closed else "offered requests/s"
 
     def shown(metric: str, key: str) -> str:
         """The statistic shown for ``key``: an imported table may carry the mean instead of the median."""
-        if key == "p50" and all(s["latency_ms"][metric].get("p50") is None for s in levels):
+        if key == "p50" and all(s.latency_ms.metric(metric).p50 is None for s in levels):
             return "mean"
         return key
 
     xs = [_level_x(s, by_batch) for s in levels]
-    labels = [_level_label(s) for s in levels]
+    labels = [level_label(s) for s in levels]
     knee = sweep_knee(levels)
 
     def against_load(metric: str, title: str) -> str:
-        values = {key: [s["latency_ms"][metric].get(shown(metric, key)) for s in levels] for key in ("p50", "p99")}
+        values = {key: [s.latency_ms.metric(metric).statistic(shown(metric, key)) for s in levels]
+                  for key in ("p50", "p99")}  # fmt: skip
         chart = Chart(f"{prefix}-{metric}", f"{title} against load", f"{x_label} (log)", "ms", log_x=True,
                       log_y=long_tail(values["p50"] + values["p99"]))  # fmt: skip
         chart.line(f"{metric.upper()} {shown(metric, 'p50')}", xs, values["p50"], text=labels, unit="ms")
@@ -375,27 +379,28 @@ def _sweep(levels: list[dict[str, Any]], prefix: str, slos: list[tuple[str, str,
 
     pareto = Chart(f"{prefix}-pareto", "throughput against latency (Pareto)", "end-to-end p50 (ms)",
                    "output tokens/s")  # fmt: skip
-    e2e = [s["latency_ms"]["e2e"].get(shown("e2e", "p50")) for s in levels]
-    tokens = [s["throughput"]["output_tokens_per_s"] for s in levels]
+    e2e = [s.latency_ms.e2e.statistic(shown("e2e", "p50")) for s in levels]
+    tokens = [s.throughput.output_tokens_per_s for s in levels]
     pareto.line("levels", e2e, tokens, text=labels, unit="tok/s")
     pareto.traces[-1]["mode"] = "lines+markers+text"
     pareto.traces[-1]["textposition"] = "top left"
-    if knee is not None and e2e[knee] is not None:
-        pareto.mark(e2e[knee], tokens[knee], f"knee ({labels[knee]})")
+    knee_e2e, knee_tokens = (e2e[knee], tokens[knee]) if knee is not None else (None, None)
+    if knee is not None and knee_e2e is not None and knee_tokens is not None:
+        pareto.mark(knee_e2e, knee_tokens, f"knee ({labels[knee]})")
     _mark_levels(pareto, levels, e2e, tokens, None)
     charts = [against_load("ttft", "TTFT"), against_load("tpot", "TPOT"), pareto.html()]
-    rows = [
+    rows: list[list[object]] = [
         [
-            _level_label(s),
-            s["throughput"]["requests_per_s"],
-            s["throughput"].get("sequences_per_s"),
-            s["throughput"]["output_tokens_per_s"],
-            s["latency_ms"]["ttft"].get(shown("ttft", "p50")),
-            s["latency_ms"]["ttft"]["p99"],
-            s["latency_ms"]["tpot"].get(shown("tpot", "p50")),
-            s["latency_ms"]["tpot"]["p99"],
-            s["latency_ms"]["e2e"].get(shown("e2e", "p50")),
-            s["requests"]["failed"],
+            level_label(s),
+            s.throughput.requests_per_s,
+            s.throughput.sequences_per_s,
+            s.throughput.output_tokens_per_s,
+            s.latency_ms.ttft.statistic(shown("ttft", "p50")),
+            s.latency_ms.ttft.p99,
+            s.latency_ms.tpot.statistic(shown("tpot", "p50")),
+            s.latency_ms.tpot.p99,
+            s.latency_ms.e2e.statistic(shown("e2e", "p50")),
+            s.requests.failed,
             validity_cell(s),
         ]
         for s in levels
@@ -421,25 +426,21 @@ def _sweep(levels: list[dict[str, Any]], prefix: str, slos: list[tuple[str, str,
     if any(validity_cell(s) not in ("ok", "–") for s in levels):
         html += f'<p class="warn">{escape(VALIDITY_LEGEND)}</p>'
     html += _server_table(levels, prefix)
-    telemetry = [s for s in levels if s.get("telemetry")]
-    if telemetry:
-        trows = []
-        for s in telemetry:
-            t = s["telemetry"]
-            server = t.get("server") or {}
-            gpus = list((t.get("gpu") or {}).values())
-            util = [g["util_percent"]["mean"] for g in gpus if g.get("util_percent")]
-            power = [g["power_w"]["mean"] for g in gpus if g.get("power_w")]
+    measured = [(s, s.telemetry) for s in levels if s.telemetry]
+    if measured:
+        trows: list[list[object]] = []
+        for s, telemetry in measured:
+            server = telemetry.server or ServerFigures()
             trows.append(
                 [
-                    _level_label(s),
-                    sum(util) / len(util) if util else None,
-                    sum(power) if power else None,
-                    t.get("joules_per_output_token"),
-                    (server.get("kv_cache_usage_percent") or {}).get("max"),
-                    (server.get("requests_running") or {}).get("mean"),
-                    (server.get("requests_waiting") or {}).get("max"),
-                    server.get("spec_acceptance_rate"),
+                    level_label(s),
+                    gpu_figure(telemetry, lambda gpu: gpu.util_percent, mean_of),
+                    gpu_figure(telemetry, lambda gpu: gpu.power_w, sum),
+                    telemetry.joules_per_output_token,
+                    server.kv_cache_usage_percent.max if server.kv_cache_usage_percent else None,
+                    server.requests_running.mean if server.requests_running else None,
+                    server.requests_waiting.max if server.requests_waiting else None,
+                    server.spec_acceptance_rate,
                 ]
             )
         html += "<h3>telemetry per level</h3>" + _table(
@@ -451,23 +452,17 @@ def _sweep(levels: list[dict[str, Any]], prefix: str, slos: list[tuple[str, str,
     return html
 
 
-def _level_label(summary: dict[str, Any]) -> str:
-    from loadgen.report.console import level_label
-
-    return level_label(summary)
-
-
-def _server_table(levels: list[dict[str, Any]], prefix: str) -> str:
+def _server_table(levels: Sequence[RunSummary], prefix: str) -> str:
     """Triton's own account of each level: the batches it ran, where a request's time went."""
-    rows = []
+    rows: list[list[object]] = []
     for s in levels:
-        figures = (s.get("server") or {}).get("model")
+        figures = s.server.model if s.server else None
         if not figures:
             continue
-        split = figures.get("per_request_ms") or {}
-        rows.append([_level_label(s), figures.get("requests_succeeded"), figures.get("requests_failed"),
-                     figures.get("executions"), figures.get("average_batch_size"), split.get("queue"),
-                     split.get("compute_input"), split.get("compute_infer"), split.get("compute_output")])  # fmt: skip
+        split = figures.per_request_ms
+        rows.append([level_label(s), figures.requests_succeeded, figures.requests_failed, figures.executions,
+                     figures.average_batch_size, *((split.queue, split.compute_input, split.compute_infer,
+                                                    split.compute_output) if split else (None,) * 4)])  # fmt: skip
     if not rows:
         return ""
     headers = ["level", "succeeded", "failed", "executions", "average batch", "queue ms", "input ms", "infer ms",
@@ -536,56 +531,52 @@ def _percent(value: object) -> str:
     return f"{value:.0%}" if isinstance(value, int | float) else "–"
 
 
-def _pair_validity(comparison: dict[str, Any]) -> str:
+def _pair_validity(comparison: Comparison) -> str:
     """'ok', or the variants whose level was not valid: 'baseline ✗target'."""
     invalid = invalid_variants(comparison)
-    return f"✗ {invalid}" if invalid else ("ok" if comparison.get("validity") else "–")
+    return f"✗ {invalid}" if invalid else ("ok" if comparison.validity else "–")
 
 
-def _compare(report: dict[str, Any], prefix: str, directory: Path) -> str:
+def _compare(report: CompareResult, prefix: str, directory: Path) -> str:
     html = ""
-    for candidate in {level["candidate"] for level in report["levels"]}:
-        rows = [level for level in report["levels"] if level["candidate"] == candidate]
-        xs = [float(str(row["level"]).split("=")[1].rstrip("*")) for row in rows]
-        crossing = next(
-            (x for x, row in zip(xs, rows, strict=True) if (row["comparison"]["e2e"]["speedup"] or 2) < 1), None
-        )
-        html += f"<h3>{escape(candidate)} against {escape(report['baseline'])}</h3>"
+    for candidate in {level.candidate for level in report.levels}:
+        rows = report.rows(candidate)
+        xs = [float(row.level.split("=")[1].rstrip("*")) for row in rows]
+        crossing = next((x for x, row in zip(xs, rows, strict=True) if (row.comparison.e2e.speedup or 2) < 1), None)
+        html += f"<h3>{escape(candidate)} against {escape(report.baseline)}</h3>"
         chart = Chart(f"{prefix}-speedup-{candidate}", f"speedup of {candidate} (baseline ÷ candidate, 95% CI)",
                       "load (log)", "speedup ×", log_x=True)  # fmt: skip
-        for metric in ("ttft", "tpot", "e2e"):
-            entries = [row["comparison"][metric] for row in rows]
-            low = [e["speedup"] - e["low"] if e.get("low") is not None else 0.0 for e in entries]
-            high = [e["high"] - e["speedup"] if e.get("high") is not None else 0.0 for e in entries]
-            chart.line(f"{metric.upper()} speedup", xs, [e["speedup"] for e in entries], unit="×",
-                       text=[str(row["level"]) for row in rows], errors=(low, high))  # fmt: skip
+        for metric in SPEEDUP_METRICS:
+            entries = [_speedup_of(row.comparison, metric) for row in rows]
+            low = [e.speedup - e.low if e.speedup is not None and e.low is not None else 0.0 for e in entries]
+            high = [e.high - e.speedup if e.speedup is not None and e.high is not None else 0.0 for e in entries]
+            chart.line(f"{metric.upper()} speedup", xs, [e.speedup for e in entries], unit="×",
+                       text=[row.level for row in rows], errors=(low, high))  # fmt: skip
         chart.limit(1.0, "1× (no change)")
         if crossing is not None:
             chart.mark(crossing, 1.0, "crossover")
         html += '<div class="charts">' + chart.html() + _absolute_latencies(directory, report, candidate, xs, prefix)
         html += "</div>"
 
-        def speedup(entry: dict[str, Any]) -> str:
-            if entry["speedup"] is None:
+        def speedup(entry: Speedup) -> str:
+            if entry.speedup is None:
                 return "–"
-            if entry["low"] is None:
-                return f"{entry['speedup']:.2f}× (no interval)"
-            return f"{entry['speedup']:.2f}× ({entry['low']:.2f}–{entry['high']:.2f})"
+            if entry.low is None or entry.high is None:
+                return f"{entry.speedup:.2f}× (no interval)"
+            return f"{entry.speedup:.2f}× ({entry.low:.2f}–{entry.high:.2f})"
 
-        table_rows = [
+        def failed(counts: RequestCounts) -> str:
+            return "–" if counts.failed is None else str(counts.failed)
+
+        table_rows: list[list[object]] = [
             [
-                row["level"],
-                *(speedup(row["comparison"][m]) for m in ("ttft", "tpot", "e2e")),
-                row["comparison"]["throughput_ratio"],
-                f"{row['comparison']['paired_candidate_faster']:.0%}"
-                if row["comparison"]["paired_candidate_faster"] is not None
-                else "–",
-                _percent(row["comparison"].get("candidate_acceptance_rate")),
-                "/".join(
-                    str((row["comparison"].get("requests") or {}).get(role, {}).get("failed", "–"))
-                    for role in ("baseline", "candidate")
-                ),
-                _pair_validity(row["comparison"]),
+                row.level,
+                *(speedup(_speedup_of(row.comparison, metric)) for metric in SPEEDUP_METRICS),
+                row.comparison.throughput_ratio,
+                _percent(row.comparison.paired_candidate_faster),
+                _percent(row.comparison.candidate_acceptance_rate),
+                f"{failed(row.comparison.requests.baseline)}/{failed(row.comparison.requests.candidate)}",
+                _pair_validity(row.comparison),
             ]
             for row in rows
         ]
@@ -604,19 +595,23 @@ def _compare(report: dict[str, Any], prefix: str, directory: Path) -> str:
             table_rows,
             f"{prefix}-speedups",
         )
-        unknown = [row for row in rows if row["comparison"]["e2e"]["speedup"] is None]
+        unknown = [row for row in rows if row.comparison.e2e.speedup is None]
         for row in unknown:
-            reason = row["comparison"]["e2e"].get("reason") or "no successful requests"
-            html += f'<p class="warn">{escape(str(row["level"]))}: no speedup: {escape(reason)}</p>'
+            reason = row.comparison.e2e.reason or "no successful requests"
+            html += f'<p class="warn">{escape(row.level)}: no speedup: {escape(reason)}</p>'
         if crossing:
             html += f"<p><b>crossover:</b> {escape(candidate)} stops helping at load {crossing:g}</p>"
         elif unknown:
             html += f"<p>{escape(candidate)} is faster at the levels with a speedup; {len(unknown)} gave none</p>"
         else:
             html += f"<p>{escape(candidate)} is faster at every level measured</p>"
-        if any(not row["comparison"]["lengths_match"] for row in rows):
+        if any(not row.comparison.lengths_match for row in rows):
             html += '<p class="warn">output lengths differ between variants: not like for like</p>'
     return html
+
+
+def _speedup_of(comparison: Comparison, metric: str) -> Speedup:
+    return {"ttft": comparison.ttft, "tpot": comparison.tpot, "e2e": comparison.e2e}[metric]
 
 
 def _section(directory: Path, number: int) -> str:
@@ -631,31 +626,31 @@ def _section(directory: Path, number: int) -> str:
 
 def _results_section(directory: Path, number: int) -> str:
     prefix = f"r{number}"
-    config = read_result_json(directory / "config.json") if (directory / "config.json").is_file() else None
+    config = read_config(directory / "config.json") if (directory / "config.json").is_file() else None
     if (directory / "compare.json").is_file():
-        report = read_result_json(directory / "compare.json")
+        report = read_compare(directory / "compare.json")
         return f"<h2>comparison: {escape(str(directory))}</h2>" + _compare(report, prefix, directory)
     if (directory / "sweep.json").is_file():
-        sweep = read_result_json(directory / "sweep.json")
-        levels = sweep["levels"]
-        about = _imported(sweep["imported"]) if sweep.get("imported") else _metadata(levels[0], config)
+        sweep = read_sweep(directory / "sweep.json")
+        levels = list(sweep.levels)
+        about = _imported(sweep.imported) if sweep.imported else _metadata(levels[0], config)
         html = f"<h2>sweep: {escape(str(directory))}</h2>" + about + _sweep(levels, prefix, _slo_texts(config))
-        if sweep.get("find_max"):
-            html += _find_max(sweep["find_max"], levels, config, prefix)
-        return html + _levels_over_time(directory, levels, prefix) + _telemetry_over_time(directory, levels, prefix)
+        if sweep.find_max:
+            html += _find_max(sweep.find_max, levels, config, prefix)
+        return html + _levels_over_time(directory, prefix) + _telemetry_over_time(directory, levels, prefix)
     if (directory / "summary.json").is_file():
-        summary = read_result_json(directory / "summary.json")
+        summary = read_summary(directory / "summary.json")
         distributions = "".join(
             _distribution(directory, name, label, f"{prefix}-cdf-{name}")
             for name, label in (("ttft", "TTFT"), ("itl", "ITL"), ("tpot", "TPOT"), ("e2e", "E2E"))
         )
-        warmup_s = (summary.get("load") or {}).get("warmup_s") or None
         return (
             f"<h2>run: {escape(str(directory))}</h2>"
             + _metadata(summary, config)
             + _latency_table(summary, f"{prefix}-latency")
             + f'<div class="charts">{distributions}</div>'
-            + f'<h3>over time and per request</h3><div class="charts">{_over_time(directory, prefix, warmup_s)}'
+            + "<h3>over time and per request</h3>"
+            + f'<div class="charts">{_over_time(directory, prefix, summary.load.warmup_s or None)}'
             + f"{_per_request_views(directory, prefix)}</div>"
             + _errors(summary)
             + _server_table([summary], prefix)
@@ -664,7 +659,7 @@ def _results_section(directory: Path, number: int) -> str:
     return ""
 
 
-def _levels_over_time(directory: Path, levels: list[dict[str, Any]], prefix: str) -> str:
+def _levels_over_time(directory: Path, prefix: str) -> str:
     """Each level's latency and completions over time, folded away until opened."""
     parts = []
     for number, level_dir in enumerate(sorted(directory.glob("level-*")), 1):
@@ -675,29 +670,31 @@ def _levels_over_time(directory: Path, levels: list[dict[str, Any]], prefix: str
     return "<h3>each level over time</h3>" + "".join(parts) if parts else ""
 
 
-def _find_max(found: dict[str, Any], levels: list[dict[str, Any]], config: dict[str, Any] | None, prefix: str) -> str:
+def _find_max(found: FindMaxOutcome, levels: list[RunSummary], config: RunConfig | None, prefix: str) -> str:
     """The probes in the order they ran (not sorted by load), with the SLOs as lines."""
     slos = _slo_texts(config)
     chart = Chart(f"{prefix}-find-max", "find-max probes, in the order they ran", "probe", "ms (log)", log_y=True)
     order = list(range(1, len(levels) + 1))
-    labels = [f"{_level_label(s)} {'✓' if (s.get('validity') or {}).get('valid', True) else '✗'}" for s in levels]
+    labels = [f"{level_label(s)} {'✓' if s.validity is None or s.validity.valid else '✗'}" for s in levels]
     for metric in ("ttft", "tpot"):
-        chart.line(f"{metric.upper()} p99", order, [s["latency_ms"][metric]["p99"] for s in levels], text=labels,
+        chart.line(f"{metric.upper()} p99", order, [s.latency_ms.metric(metric).p99 for s in levels], text=labels,
                    unit="ms")  # fmt: skip
     for text, metric, threshold_ms in slos:
         if metric in ("ttft", "tpot"):
             chart.limit(threshold_ms, f"SLO {text}")
-    unit = str(found.get("unit"))
-    passed = found.get("passed")
-    result = "none met the SLOs" if passed is None else f"{passed:g} {unit} met " + (", ".join(t for t, *_ in slos)
-                                                                                      or "the SLOs")  # fmt: skip
+    passed = found.passed
+    result = (
+        "none met the SLOs"
+        if passed is None
+        else f"{passed:g} {found.unit} met " + (", ".join(t for t, *_ in slos) or "the SLOs")
+    )
     return f'<p><b>find-max:</b> {escape(result)}</p><div class="charts">{chart.html()}</div>'
 
 
-def _slo_texts(config: dict[str, Any] | None) -> list[tuple[str, str, float]]:
+def _slo_texts(config: RunConfig | None) -> list[tuple[str, str, float]]:
     """(``ttft p99 ≤ 500 ms``, metric, threshold ms) for each SLO a run's config recorded."""
     found = []
-    for recorded in ((config or {}).get("options") or {}).get("slo") or []:
+    for recorded in (config.options.get("slo") if config else None) or []:
         if isinstance(recorded, dict) and "metric" in recorded:
             target = SloTarget(**recorded)
             threshold = target.threshold_ns / 1e6

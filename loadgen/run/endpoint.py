@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from rich.console import Console
 
 from loadgen.clock import MonotonicClock
@@ -20,6 +21,7 @@ from loadgen.engine.model_check import check_triton_model
 from loadgen.engine.preflight import discover_model, preflight
 from loadgen.engine.request import RequestContext, body_limit_bytes
 from loadgen.errors import ConfigError
+from loadgen.metrics.results import RunSummary, TritonFigures, TritonModelFigures
 from loadgen.parsing import public_url
 from loadgen.protocols import Codec, endpoint_codec
 from loadgen.protocols.apis import TransportKind, api_spec
@@ -120,15 +122,17 @@ async def scrape_triton_quietly(url: str | None) -> dict[str, Any] | None:
     return scraped
 
 
-async def add_triton_figures(summary: dict[str, Any], url: str, before: dict[str, Any] | None, model: str | None,
-                              level_dir: Path, console: Console, sweep: bool) -> None:  # fmt: skip
+async def add_triton_figures(summary: RunSummary, url: str, before: dict[str, Any] | None, model: str | None,
+                              level_dir: Path, console: Console, sweep: bool) -> RunSummary:  # fmt: skip
+    """The summary with what Triton's metrics say of the level (``server``)."""
     after = await scrape_triton_quietly(url)
     if before is None or after is None:
-        return
-    models = levels_by_model(before, after)
-    summary["server"] = {"source": "triton_metrics", "model": models.get(model or ""), "models": models}
+        return summary
+    models = msgspec.convert(levels_by_model(before, after), dict[str, TritonModelFigures])
+    summary = msgspec.structs.replace(summary, server=TritonFigures(model=models.get(model or ""), models=models))
     if not sweep:
         console.print(triton_line(summary))
+    return summary
 
 
 @contextlib.contextmanager

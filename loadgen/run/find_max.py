@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from typing import Any
 
 from loadgen.config import LoadConfig, LoadMode, SloTarget
 from loadgen.metrics.aggregate import Aggregator
+from loadgen.metrics.results import RunSummary
 from loadgen.plan.knee import level_passes
 
 RATE_PRECISION = 0.05
@@ -45,8 +45,8 @@ class MaxLoadSearch:
         while self._next is not None:
             yield self._load(self._next)
 
-    def record(self, summary: dict[str, Any]) -> None:
-        value = float(summary["load"]["concurrency"] if self._closed else summary["load"]["rate"])
+    def record(self, summary: RunSummary) -> None:
+        value = float((summary.load.concurrency if self._closed else summary.load.rate) or 0)
         if level_passes(summary, self._slo):
             self.passed = max(self.passed or value, value)
         else:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from msgspec.structs import replace
 from rich.console import Console
 
 from loadgen.clock import MonotonicClock, wall_time_iso
@@ -20,6 +21,7 @@ from loadgen.engine.publisher import Publisher
 from loadgen.engine.runner import LoadRunner, StopReason, quiet_garbage_collector
 from loadgen.errors import OutputError
 from loadgen.metrics.aggregate import HISTOGRAM_NAMES, Aggregator
+from loadgen.metrics.results import LostWrites, RunSummary, Telemetry
 from loadgen.metrics.summary import RunInfo, build_summary, client_lag_warnings
 from loadgen.parsing import public_url
 from loadgen.prompts import PromptPicker
@@ -49,7 +51,7 @@ async def run_level(
     run_start_ns: int | None = None,
     on_aggregator: Callable[[Aggregator], None] | None = None,
     schedule_origin_ns: int | None = None,
-) -> dict[str, Any]:
+) -> RunSummary:
     """One level in this process; its summary is returned for the caller to complete and write
     (``write_level_summary``), or written here if the level broke off with an exception.
     ``run_start_ns``: a time origin shared with other worker processes; ``on_aggregator``: called
@@ -143,44 +145,45 @@ async def run_level(
         if sidecar is not None:
             await asyncio.to_thread(sidecar.sample_now)  # and one at its last
             start_ns, end_ns = measured_window(summary, run_start_ns, clock.now_ns())
-            summary["telemetry"] = await level_telemetry(sidecar, start_ns, end_ns, aggregator.output_tokens,
-                                                          sidecar_cpu)  # fmt: skip
+            telemetry = await level_telemetry(sidecar, start_ns, end_ns, aggregator.output_tokens, sidecar_cpu)
+            summary = replace(summary, telemetry=telemetry)
         hlog.close()
-        _warn_about_losses(console, label, publisher, write_failures, summary)
+        summary = _warn_about_losses(console, label, publisher, write_failures, summary)
         if sys.exc_info()[0] is not None:  # the level broke off: keep what it measured
             write_level_summary(level_dir, summary, console)
     return summary
 
 
-def write_level_summary(level_dir: Path, summary: dict[str, Any], console: Console) -> None:
+def write_level_summary(level_dir: Path, summary: RunSummary, console: Console) -> None:
     """``summary.json``, once per level, when everything (server figures, verdict, telemetry) is in
     it; a disk that refuses it leaves the figures on the screen."""
     try:
-        write_json(level_dir / "summary.json", summary)
+        write_json(level_dir / "summary.json", summary.to_json())
     except OutputError:
         print_run(console, summary)  # the figures on the screen are all that is left of this level
         raise
 
 
 def _warn_about_losses(console: Console, label: str, publisher: Publisher, failures: WriteFailures,
-                       summary: dict[str, Any]) -> None:  # fmt: skip
+                       summary: RunSummary) -> RunSummary:  # fmt: skip
     """A listener that failed, or a result file that could not be written, is said in the console
     and recorded in the summary: never a clean-looking run with records missing."""
     for name, message in publisher.first_failure.items():
         console.print(f"warning: {label}: {publisher.failures[name]} records failed in {name}: {message}",
                       style="bold yellow")  # fmt: skip
-    lost = failures.to_json()
-    if lost:
-        summary["output_errors"] = lost
-        for name, message in failures.first.items():
-            console.print(f"warning: {label}: cannot write {name} ({message}): {failures.lost[name]} writes lost; "
-                          "the summary still has every figure", style="bold red")  # fmt: skip
+    if not failures.first:
+        return summary
+    for name, message in failures.first.items():
+        console.print(f"warning: {label}: cannot write {name} ({message}): {failures.lost[name]} writes lost; "
+                      "the summary still has every figure", style="bold red")  # fmt: skip
+    lost = {name: LostWrites(error=error, lost_writes=failures.lost[name]) for name, error in failures.first.items()}
+    return replace(summary, output_errors=lost)
 
 
-def measured_window(summary: dict[str, Any], origin_ns: int, now_ns: int) -> tuple[int, int]:
+def measured_window(summary: RunSummary, origin_ns: int, now_ns: int) -> tuple[int, int]:
     """The level's measured window on the monotonic clock, so telemetry means leave out the idle
     time before the first send and after the last answer (the drain, closing, writing results)."""
-    start, end = (summary.get("clock") or {}).get("window_ns") or (None, None)
+    start, end = (summary.clock.window_ns if summary.clock else None) or (None, None)
     if start is None or end is None:
         return origin_ns, now_ns
     return origin_ns + start, origin_ns + end
@@ -188,15 +191,14 @@ def measured_window(summary: dict[str, Any], origin_ns: int, now_ns: int) -> tup
 
 async def level_telemetry(
     sidecar: SidecarSampler, start_ns: int, end_ns: int, output_tokens: int, cpu_at_start: float | None
-) -> dict[str, Any]:
+) -> Telemetry:
     samples = await asyncio.to_thread(sidecar.window, start_ns, end_ns)
-    summary = summarize_window(samples, output_tokens, (end_ns - start_ns) / 1e9)
+    telemetry = summarize_window(samples, output_tokens, (end_ns - start_ns) / 1e9)
     sampler = await asyncio.to_thread(sidecar.stats)
     cpu_now = sidecar.cpu_seconds()
     if cpu_now is not None and cpu_at_start is not None and end_ns > start_ns:
         sampler["sidecar_cpu_percent_of_core"] = round(100 * (cpu_now - cpu_at_start) / ((end_ns - start_ns) / 1e9), 3)
-    summary["sampler"] = sampler
-    return summary
+    return replace(telemetry, sampler=sampler)
 
 
 async def _forward(source: asyncio.Event, target: asyncio.Event) -> None:

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loadgen.errors import LoadgenError
+from loadgen.metrics.results import RunSummary
 from loadgen.run.session import run
 from loadgen.scenario.plan import plan_from_flags
 from loadgen.sim.process import SimProcess, SimSpec
@@ -54,7 +55,7 @@ class RateResult:
         )
 
 
-def _run(url: str, flags: dict[str, Any]) -> dict[str, Any]:
+def _run(url: str, flags: dict[str, Any]) -> RunSummary:
     """One level through the library (``loadgen.run.run``), its summary returned."""
     with tempfile.TemporaryDirectory() as directory:
         plan = plan_from_flags({"endpoint": url, "quiet": True, "output": str(Path(directory) / "out"), **flags})
@@ -67,18 +68,18 @@ def _run(url: str, flags: dict[str, Any]) -> dict[str, Any]:
 def streaming(url: str, workers: int) -> StreamingResult:
     summary = _run(url, {"concurrency": "64", "requests": "512", "warmup": "0", "max_tokens": "512",
                          "workers": str(workers)})  # fmt: skip
-    chunks = summary["latency_ms"]["itl_chunk"]["count"] + summary["requests"]["completed"]
-    cpu = summary.get("workers", {}).get("cpu_percent") or [summary["client"]["cpu_percent"]]
-    return StreamingResult(workers, chunks / summary["measured_window_s"], cpu)
+    chunks = (summary.latency_ms.itl_chunk.count or 0) + summary.completed
+    cpu = list(summary.workers.cpu_percent) if summary.workers else [summary.client.cpu_percent]
+    return StreamingResult(workers, chunks / (summary.measured_window_s or 1.0), cpu)
 
 
 def rate(url: str, target_rps: float, duration_s: float) -> RateResult:
     summary = _run(url, {"rate": str(target_rps), "arrival": "constant", "duration": f"{duration_s}s",
                          "max_tokens": "1", "max_inflight": "2000"})  # fmt: skip
-    completed = summary["requests"]["completed"] + summary["requests"]["failed"]
-    issued_window_s = summary["measured_window_s"]
-    lag = summary["latency_ms"]["schedule_lag"]
-    return RateResult(target_rps, completed / issued_window_s, lag["p50"] or 0.0, lag["p99"] or 0.0)
+    completed = summary.completed + summary.failed
+    issued_window_s = summary.measured_window_s or 1.0
+    lag = summary.latency_ms.schedule_lag
+    return RateResult(target_rps, completed / issued_window_s, lag.p50 or 0.0, lag.p99 or 0.0)
 
 
 def run_selftest(console: Console, duration_s: float = 3.0, output: Path | None = None) -> int:

@@ -7,8 +7,8 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from msgspec.structs import replace
 from rich.console import Console
 
 from loadgen.clock import MonotonicClock
@@ -16,7 +16,7 @@ from loadgen.config import EndpointConfig, LoadConfig, LoadMode
 from loadgen.engine.limits import check_load_fits
 from loadgen.engine.partition import default_workers
 from loadgen.eventloop import run_loop
-from loadgen.metrics.summary import SCHEMA_VERSION
+from loadgen.metrics.results import FindMaxOutcome, RunConfig, RunSummary, SweepResult, TargetLag
 from loadgen.metrics.thresholds import Threshold, outcomes
 from loadgen.metrics.validity import level_validity, target_lag
 from loadgen.parsing import public_url
@@ -62,7 +62,7 @@ class RunResult:
     summary as written to its ``summary.json`` (in the order run)."""
 
     exit_code: int
-    summaries: tuple[dict[str, Any], ...]
+    summaries: tuple[RunSummary, ...]
     output_dir: Path
 
 
@@ -72,7 +72,7 @@ def run(plan: Plan, console: Console | None = None) -> RunResult:
     console = console if console is not None else Console(quiet=True)
     check_load_fits(plan.levels, plan.workers or 1)
     prepare_output_dir(plan.output_dir)
-    summaries: list[dict[str, Any]] = []
+    summaries: list[RunSummary] = []
     with endpoint_for(plan, console) as endpoint:
         code = run_loop(_execute_async(plan, endpoint, console, summaries))
     return RunResult(code, tuple(summaries), plan.output_dir)
@@ -84,7 +84,7 @@ def execute(plan: Plan, console: Console) -> int:
 
 
 async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console,
-                         summaries: list[dict[str, Any]]) -> int:  # fmt: skip
+                         summaries: list[RunSummary]) -> int:  # fmt: skip
     stop = asyncio.Event()
     stop_on_signals(stop)
     token_counter = load_token_counter(plan.tokenizer) if plan.tokenizer else None
@@ -98,7 +98,7 @@ async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console,
     if isinstance(lengths, dict):
         console.print(f"synthetic prompts: {lengths['min']}–{lengths['max']} input tokens (mean {lengths['mean']:g}), "
                       f"counted by {lengths['counted_by']}", style="dim")  # fmt: skip
-    write_json(plan.output_dir / "config.json", config_json(plan, endpoint))
+    write_json(plan.output_dir / "config.json", config_json(plan, endpoint).to_json())
     search = (
         MaxLoadSearch(plan.find_max.template, plan.find_max.start, plan.find_max.ceiling, plan.slo)
         if plan.find_max
@@ -126,11 +126,11 @@ async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console,
                 )
             try:
                 if triton_metrics is not None:
-                    await add_triton_figures(
+                    summary = await add_triton_figures(
                         summary, triton_metrics, before, endpoint.model, level_dir, console, plan.sweep
                     )
                 lag = target_lag(lag_before, await scrape_quietly(lag_url))
-                judge_level(summary, lag, plan.max_error_rate, level_dir, label, console, plan.sweep, plan.fail_on)
+                summary = judge_level(summary, lag, plan.max_error_rate, label, console, plan.sweep, plan.fail_on)
             finally:
                 write_level_summary(level_dir, summary, console)
             if not plan.sweep:
@@ -139,7 +139,7 @@ async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console,
             if search is not None:
                 search.record(summary)
             if plan.sweep:
-                write_json(plan.output_dir / "sweep.json", sweep_json(plan, endpoint, summaries))
+                write_json(plan.output_dir / "sweep.json", sweep_json(plan, endpoint, summaries).to_json())
                 _print_level_line(console, label, summary)
             if stop.is_set():
                 break
@@ -148,7 +148,7 @@ async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console,
         console.print(sweep_table(ordered, plan.slo))
     if search is not None:
         _report_find_max(plan, search, endpoint, summaries, console)
-    if any(summary.get("telemetry") for summary in summaries):
+    if any(summary.telemetry for summary in summaries):
         console.print(telemetry_table(summaries))
     console.print(f"Results in {plan.output_dir}", style="dim")
     if stop.is_set():
@@ -159,8 +159,7 @@ async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console,
         for line in failing:
             console.print(line, style="bold red")
         return EXIT_ERRORS
-    incomplete = [level_label(summary) for summary in summaries
-                  if summary.get("output_errors") or summary.get("listener_failures")]  # fmt: skip
+    incomplete = [level_label(summary) for summary in summaries if summary.records_lost]
     if incomplete:
         console.print(f"results incomplete at {', '.join(incomplete)}: records were lost (see the warnings above and "
                       "output_errors / listener_failures in summary.json)", style="bold red")  # fmt: skip
@@ -169,41 +168,38 @@ async def _execute_async(plan: Plan, endpoint: EndpointConfig, console: Console,
         breached = False
         console.print("thresholds (--fail-on):")
         for summary in summaries:
-            for outcome in summary.get("thresholds") or []:  # the summary is a dict
-                mark = "✓" if outcome["passed"] else "✗"
-                breached = breached or not outcome["passed"]
-                console.print(f"  {mark} {level_label(summary)}: {outcome['line']}",
-                              style=None if outcome["passed"] else "red", markup=False)  # fmt: skip
+            for outcome in summary.thresholds or ():
+                mark = "✓" if outcome.passed else "✗"
+                breached = breached or not outcome.passed
+                console.print(f"  {mark} {level_label(summary)}: {outcome.line}",
+                              style=None if outcome.passed else "red", markup=False)  # fmt: skip
         if breached:
             console.print("thresholds breached", style="bold red")
             return EXIT_THRESHOLDS
     return EXIT_OK
 
 
-def judge_level(summary: dict[str, Any], lag: dict[str, Any] | None, max_error_rate: float, level_dir: Path,
-                label: str, console: Console, announce: bool = True,
-                thresholds: tuple[Threshold, ...] = ()) -> None:  # fmt: skip
-    """Adds the target's own lag (``validity.target_lag``), the level's verdict and its threshold
-    outcomes to its summary; an invalid level is said in plain words."""
-    if lag is not None:
-        summary["target"] = lag
-    summary["validity"] = level_validity(summary, max_error_rate)
-    if thresholds:
-        summary["thresholds"] = outcomes(thresholds, summary)
-    if announce and not summary["validity"]["valid"]:
-        console.print(f"INVALID {label}: {'; '.join(summary['validity']['reasons'])}", style="bold red")
+def judge_level(summary: RunSummary, lag: TargetLag | None, max_error_rate: float, label: str, console: Console,
+                announce: bool = True, thresholds: tuple[Threshold, ...] = ()) -> RunSummary:  # fmt: skip
+    """The summary with the target's own lag (``validity.target_lag``), the level's verdict and its
+    threshold outcomes; an invalid level is said in plain words."""
+    summary = replace(summary, target=lag if lag is not None else summary.target)
+    validity = level_validity(summary, max_error_rate)
+    summary = replace(summary, validity=validity, thresholds=outcomes(thresholds, summary) if thresholds else None)
+    if announce and not validity.valid:
+        console.print(f"INVALID {label}: {'; '.join(validity.reasons)}", style="bold red")
+    return summary
 
 
-def error_rate_breach(summary: dict[str, Any], limit: float) -> str | None:
+def error_rate_breach(summary: RunSummary, limit: float) -> str | None:
     """One line when a level's requests failed beyond ``--max-error-rate``, or none completed."""
-    requests = summary["requests"]
-    completed, failed, cancelled = requests["completed"], requests["failed"], requests.get("cancelled_at_end", 0)
+    completed, failed, cancelled = summary.completed, summary.failed, summary.requests.cancelled_at_end
     label = level_label(summary)
-    lost = (summary.get("workers") or {}).get("lost")
+    lost = summary.lost_workers
     if lost:
         return (f"{label}: worker process {', '.join(lost)} died; its records on disk are merged, the level is "
                 "partial")  # fmt: skip
-    first = next(iter(requests["first_error_by_kind"].items()), None)
+    first = next(iter(summary.requests.first_error_by_kind.items()), None)
     cause = f"; first error ({first[0]}): {first[1]}" if first else ""
     if completed == 0 and (failed or cancelled):
         return f"{label}: no request completed ({failed} failed, {cancelled} still running at the end){cause}"
@@ -217,7 +213,7 @@ def error_rate_breach(summary: dict[str, Any], limit: float) -> str | None:
 async def _level_in_workers(
     plan: Plan, endpoint: EndpointConfig, load: LoadConfig, level_dir: Path, label: str, stop: asyncio.Event,
     console: Console, sidecar: SidecarSampler | None,
-) -> dict[str, Any]:  # fmt: skip
+) -> RunSummary:  # fmt: skip
 
     if sidecar is not None:
         await asyncio.to_thread(sidecar.sample_now)
@@ -225,19 +221,19 @@ async def _level_in_workers(
     summary = await run_level_in_workers(plan, endpoint, load, level_dir, label, stop, console)
     if sidecar is not None:
         await asyncio.to_thread(sidecar.sample_now)
-        origin_ns = int(summary["clock"]["monotonic_start_ns"])
-        tokens = int(summary["tokens"]["output_total"])
+        origin_ns = summary.clock.monotonic_start_ns if summary.clock else 0
         start_ns, end_ns = measured_window(summary, origin_ns, MonotonicClock.now_ns())
-        summary["telemetry"] = await level_telemetry(sidecar, start_ns, end_ns, tokens, cpu_at_start)
+        telemetry = await level_telemetry(sidecar, start_ns, end_ns, summary.tokens.output_total or 0, cpu_at_start)
+        summary = replace(summary, telemetry=telemetry)
     return summary
 
 
-def _load_order(summary: dict[str, Any]) -> tuple[float, float, int]:
-    load = summary["load"]
-    return (load["concurrency"] or 0, load["rate"] or 0, load.get("batch_size") or 1)
+def _load_order(summary: RunSummary) -> tuple[float, float, int]:
+    load = summary.load
+    return (load.concurrency or 0, load.rate or 0, load.batch_size)
 
 
-def _report_find_max(plan: Plan, search: MaxLoadSearch, endpoint: EndpointConfig, summaries: list[dict[str, Any]],
+def _report_find_max(plan: Plan, search: MaxLoadSearch, endpoint: EndpointConfig, summaries: list[RunSummary],
                      console: Console) -> None:  # fmt: skip
     unit = "users" if plan.levels[0].mode is LoadMode.CLOSED else "req/s"
     if search.passed is None:
@@ -248,37 +244,36 @@ def _report_find_max(plan: Plan, search: MaxLoadSearch, endpoint: EndpointConfig
         console.print(f"find-max: {search.passed:g} {unit} is the highest load meeting the SLOs "
                       f"({search.failed:g} {unit} broke them)", style="bold green")  # fmt: skip
     sweep = sweep_json(plan, endpoint, summaries)
-    sweep["find_max"] = {"passed": search.passed, "failed": search.failed, "unit": unit}
-    write_json(plan.output_dir / "sweep.json", sweep)
+    sweep = replace(sweep, find_max=FindMaxOutcome(passed=search.passed, failed=search.failed, unit=unit))
+    write_json(plan.output_dir / "sweep.json", sweep.to_json())
 
 
-def _print_level_line(console: Console, label: str, summary: dict[str, Any]) -> None:
-    latency, throughput = summary["latency_ms"], summary["throughput"]
+def _print_level_line(console: Console, label: str, summary: RunSummary) -> None:
+    latency, throughput = summary.latency_ms, summary.throughput
 
-    def fmt(value: object) -> str:
+    def fmt(value: float | None) -> str:
         return "–" if value is None else f"{value:.1f}"
 
     console.print(
-        f"{label}: {summary['requests']['completed']} ok, {summary['requests']['failed']} failed · "
-        f"TTFT p50 {fmt(latency['ttft']['p50'])} ms · TPOT p50 {fmt(latency['tpot']['p50'])} ms · "
-        f"{fmt(throughput['output_tokens_per_s'])} output tok/s"
+        f"{label}: {summary.completed} ok, {summary.failed} failed · "
+        f"TTFT p50 {fmt(latency.ttft.p50)} ms · TPOT p50 {fmt(latency.tpot.p50)} ms · "
+        f"{fmt(throughput.output_tokens_per_s)} output tok/s"
     )
 
 
-def config_json(plan: Plan, endpoint: EndpointConfig) -> dict[str, Any]:
-    return {
-        "endpoint": public_url(endpoint.url),
-        "api": endpoint.api,
-        "model": endpoint.model,
-        "simulator_profile": plan.sim_profile if plan.use_simulator else None,
-        "header_names": [name for name, _ in endpoint.headers],
-        "options": {key: _jsonable(value) for key, value in plan.config_record},
-    }
+def config_json(plan: Plan, endpoint: EndpointConfig) -> RunConfig:
+    return RunConfig(
+        endpoint=public_url(endpoint.url),
+        api=endpoint.api,
+        model=endpoint.model,
+        simulator_profile=plan.sim_profile if plan.use_simulator else None,
+        header_names=tuple(name for name, _ in endpoint.headers),
+        options={key: _jsonable(value) for key, value in plan.config_record},
+    )
 
 
-def sweep_json(plan: Plan, endpoint: EndpointConfig, summaries: list[dict[str, Any]]) -> dict[str, Any]:
-
-    return {"schema_version": SCHEMA_VERSION, "config": config_json(plan, endpoint), "levels": summaries}
+def sweep_json(plan: Plan, endpoint: EndpointConfig, summaries: list[RunSummary]) -> SweepResult:
+    return SweepResult(config=config_json(plan, endpoint), levels=tuple(summaries))
 
 
 def _jsonable(value: object) -> object:

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from msgspec.structs import replace
 from rich.console import Console
 
 from loadgen.clock import MonotonicClock, wall_time_iso
@@ -36,6 +37,7 @@ from loadgen.eventloop import run_loop
 from loadgen.metrics.aggregate import HISTOGRAM_NAMES, Aggregator, LiveSnapshot, aggregator_state, merge_state
 from loadgen.metrics.histogram import Histogram
 from loadgen.metrics.hlog import read_intervals
+from loadgen.metrics.results import RunSummary, Workers, read_summary
 from loadgen.metrics.summary import RunInfo, build_summary
 from loadgen.prompts import Prompt
 from loadgen.prompts.trace import load_trace
@@ -51,7 +53,7 @@ STARTUP_TIMEOUT_S = 60.0
 SCHEDULE_DELAY_NS = 100_000_000  # workers set up their level, then all start the schedule together
 
 
-def job_for(plan: Any, endpoint: EndpointConfig, load: LoadConfig, directory: Path) -> dict[str, Any]:
+def job_for(plan: Plan, endpoint: EndpointConfig, load: LoadConfig, directory: Path) -> dict[str, Any]:
     """One level of a plan as JSON, for another process."""
     return {
         "endpoint": dataclasses.asdict(endpoint),
@@ -67,7 +69,7 @@ def job_for(plan: Any, endpoint: EndpointConfig, load: LoadConfig, directory: Pa
     }
 
 
-def plan_from_job(job: dict[str, Any]) -> Any:
+def plan_from_job(job: dict[str, Any]) -> Plan:
     """The ``Plan`` of one level that ``_job`` describes (also how Locust processes get theirs)."""
 
     endpoint_data = job["endpoint"]
@@ -97,10 +99,11 @@ def _load_from_job(data: dict[str, Any]) -> LoadConfig:
 
 
 async def run_level_in_workers(
-    plan: Any, endpoint: EndpointConfig, load: LoadConfig, level_dir: Path, label: str, stop: asyncio.Event,
+    plan: Plan, endpoint: EndpointConfig, load: LoadConfig, level_dir: Path, label: str, stop: asyncio.Event,
     console: Console,
-) -> dict[str, Any]:  # fmt: skip
-    workers = plan.workers if load.mode is LoadMode.OPEN else min(plan.workers, max(1, load.concurrency))
+) -> RunSummary:  # fmt: skip
+    asked = plan.workers or 1
+    workers = asked if load.mode is LoadMode.OPEN else min(asked, max(1, load.concurrency))
     level_dir.mkdir(parents=True, exist_ok=True)
     processes = []
     for worker in range(workers):
@@ -156,13 +159,13 @@ async def _read_progress(process: asyncio.subprocess.Process, progress: dict[str
             progress.update(json.loads(line[2:]))
 
 
-def _snapshot(progress: list[dict[str, int]]) -> Any:
+def _snapshot(progress: list[dict[str, int]]) -> LiveSnapshot:
     return LiveSnapshot(completed=sum(p["done"] for p in progress), failed=sum(p["failed"] for p in progress),
                         warmup=0, ttft_p50_ms=None, ttft_p99_ms=None, output_tokens_per_s=None)  # fmt: skip
 
 
-def _merge(plan: Any, endpoint: EndpointConfig, load: LoadConfig, level_dir: Path, workers: int, run_start_ns: int,
-           started_epoch_s: float, started_at: str) -> dict[str, Any]:  # fmt: skip
+def _merge(plan: Plan, endpoint: EndpointConfig, load: LoadConfig, level_dir: Path, workers: int, run_start_ns: int,
+           started_epoch_s: float, started_at: str) -> RunSummary:  # fmt: skip
     directories = [level_dir / "workers" / f"w{worker}" for worker in range(workers)]
     lost = [d for d in directories if not (d / "state.json").is_file() or not (d / "summary.json").is_file()]
     if len(lost) == len(directories):
@@ -178,34 +181,33 @@ def _merge(plan: Any, endpoint: EndpointConfig, load: LoadConfig, level_dir: Pat
                     aggregator.on_record(RequestRecord.from_json_dict(record))
             continue
         merge_state(aggregator, json.loads((directory / "state.json").read_text()))
-        summaries.append(json.loads((directory / "summary.json").read_text()))
+        summaries.append(read_summary(directory / "summary.json"))
     with (level_dir / "requests.jsonl").open("wb") as merged:
         for directory in directories:
             with (directory / "requests.jsonl").open("rb") as part:
                 shutil.copyfileobj(part, merged)
             (directory / "requests.jsonl").unlink()
     _merge_hlogs(directories, level_dir, started_epoch_s)
-    clients = [summary["client"] for summary in summaries]
-    cpu = [client["cpu_percent"] for client in clients if client["cpu_percent"] is not None]
+    clients = [summary.client for summary in summaries]
+    cpu = [client.cpu_percent for client in clients if client.cpu_percent is not None]
     client = ClientReport(
         cpu_percent_mean=round(max(cpu), 1) if cpu else None,
-        cpu_percent_max=max((c["cpu_percent_max"] for c in clients if c["cpu_percent_max"] is not None), default=None),
-        cpu_saturated=any(c["cpu_saturated"] for c in clients),
-        rss_bytes_max=max((c["rss_bytes_max"] for c in clients if c["rss_bytes_max"] is not None), default=None),
+        cpu_percent_max=max((c.cpu_percent_max for c in clients if c.cpu_percent_max is not None), default=None),
+        cpu_saturated=any(c.cpu_saturated for c in clients),
+        rss_bytes_max=max((c.rss_bytes_max for c in clients if c.rss_bytes_max is not None), default=None),
     )
-    partial = bool(lost) or any(summary["partial"] for summary in summaries)
+    partial = bool(lost) or any(summary.partial for summary in summaries)
     info = RunInfo(
-        endpoint=summaries[0]["endpoint"], api=endpoint.api, model=endpoint.model, load=load,
+        endpoint=summaries[0].endpoint or "", api=endpoint.api, model=endpoint.model, load=load,
         stream=plan.generation.stream, started_at=started_at, ended_at=wall_time_iso(), partial=partial,
         stop_reason="worker_lost" if lost else "interrupted" if partial else "completed", client=client,
         slo=plan.slo,
-        tokenizer=summaries[0]["token_counting"]["tokenizer"], listener_failures={},
+        tokenizer=summaries[0].token_counting.tokenizer, listener_failures={},
         monotonic_start_ns=run_start_ns, epoch_start_s=started_epoch_s,
     )  # fmt: skip
-    summary = build_summary(aggregator, info)
-    summary["workers"] = {"count": workers, "cpu_percent": [client["cpu_percent"] for client in clients],
-                          "lost": [directory.name for directory in lost]}  # fmt: skip
-    return summary
+    workers_figures = Workers(count=workers, cpu_percent=tuple(client.cpu_percent for client in clients),
+                              lost=tuple(directory.name for directory in lost))  # fmt: skip
+    return replace(build_summary(aggregator, info), workers=workers_figures)
 
 
 def _merge_hlogs(directories: list[Path], level_dir: Path, started_epoch_s: float) -> None:
@@ -255,7 +257,7 @@ def main() -> None:
                                       run_start_ns + SCHEDULE_DELAY_NS)  # fmt: skip
         finally:
             reporter.cancel()
-        write_json(output / "summary.json", summary)  # this worker's share, read back by the parent's merge
+        write_json(output / "summary.json", summary.to_json())  # this worker's share, read back by the parent's merge
         write_json(output / "state.json", aggregator_state(holder[0]))
         _print_progress(holder[0])
 

@@ -10,6 +10,16 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 
+from loadgen.metrics.results import (
+    GpuFigures,
+    HostFigures,
+    MeanMax,
+    NeuronFigures,
+    OwnLatency,
+    ProcessFigures,
+    ServerFigures,
+    Telemetry,
+)
 from loadgen.telemetry.model import Sample
 from loadgen.telemetry.prometheus import acceptance_rate
 
@@ -22,11 +32,11 @@ def _series(samples: list[Sample], source: str) -> dict[str, list[Sample]]:
     return by_device
 
 
-def _stats(samples: list[Sample], key: str, scale: float = 1.0) -> dict[str, float] | None:
+def _stats(samples: list[Sample], key: str, scale: float = 1.0) -> MeanMax | None:
     values = [sample.values[key] * scale for sample in samples if key in sample.values]
     if not values:
         return None
-    return {"mean": round(sum(values) / len(values), 3), "max": round(max(values), 3)}
+    return MeanMax(mean=round(sum(values) / len(values), 3), max=round(max(values), 3))
 
 
 def _energy_j(samples: list[Sample], window_s: float | None = None) -> tuple[float, str] | None:
@@ -54,84 +64,84 @@ def _counter_rate(samples: list[Sample], key: str) -> float | None:
     return round((points[-1][1] - points[0][1]) / ((points[-1][0] - points[0][0]) / 1e9), 3)
 
 
-def summarize_window(samples: list[Sample], output_tokens: int, window_s: float | None = None) -> dict[str, object]:
-    summary: dict[str, object] = {"samples": len(samples)}
-    gpus: dict[str, object] = {}
+def summarize_window(samples: list[Sample], output_tokens: int, window_s: float | None = None) -> Telemetry:
+    gpus: dict[str, GpuFigures] = {}
     total_energy = 0.0
     energy_methods = set()
     for device, series in sorted(_series(samples, "gpu").items()):
-        figures: dict[str, object] = {
-            "util_percent": _stats(series, "gpu_util_percent"),
-            "mem_util_percent": _stats(series, "mem_util_percent"),
-            "memory_used_gib": _stats(series, "memory_used_bytes", 1 / 2**30),
-            "power_w": _stats(series, "power_w"),
-            "sm_clock_mhz": _stats(series, "sm_clock_mhz"),
-            "temperature_c": _stats(series, "temperature_c"),
-            "throttled_samples": sum(1 for s in series if s.values.get("throttle_reasons", 0) not in (0, 1)),
-            "pcie_tx_bytes_per_s": _stats(series, "pcie_tx_bytes_per_s"),
-            "pcie_rx_bytes_per_s": _stats(series, "pcie_rx_bytes_per_s"),
-            "nvlink_tx_bytes_per_s": _counter_rate(series, "nvlink_tx_bytes_total"),
-            "nvlink_rx_bytes_per_s": _counter_rate(series, "nvlink_rx_bytes_total"),
-        }
         energy = _energy_j(series, window_s)
+        gpus[device] = GpuFigures(
+            util_percent=_stats(series, "gpu_util_percent"),
+            mem_util_percent=_stats(series, "mem_util_percent"),
+            memory_used_gib=_stats(series, "memory_used_bytes", 1 / 2**30),
+            power_w=_stats(series, "power_w"),
+            sm_clock_mhz=_stats(series, "sm_clock_mhz"),
+            temperature_c=_stats(series, "temperature_c"),
+            throttled_samples=sum(1 for s in series if s.values.get("throttle_reasons", 0) not in (0, 1)),
+            pcie_tx_bytes_per_s=_stats(series, "pcie_tx_bytes_per_s"),
+            pcie_rx_bytes_per_s=_stats(series, "pcie_rx_bytes_per_s"),
+            nvlink_tx_bytes_per_s=_counter_rate(series, "nvlink_tx_bytes_total"),
+            nvlink_rx_bytes_per_s=_counter_rate(series, "nvlink_rx_bytes_total"),
+            energy_j=round(energy[0], 3) if energy is not None else None,
+        )
         if energy is not None:
-            figures["energy_j"] = round(energy[0], 3)
             total_energy += energy[0]
             energy_methods.add(energy[1])
-        gpus[device] = figures
-    if gpus:
-        summary["gpu"] = gpus
-        if energy_methods:
-            summary["energy_j"] = round(total_energy, 3)
-            summary["energy_method"] = "+".join(sorted(energy_methods))
-            if output_tokens:
-                summary["joules_per_output_token"] = round(total_energy / output_tokens, 6)
-            if total_energy > 0:
-                summary["output_tokens_per_joule"] = round(output_tokens / total_energy, 6)
+    measured_energy = bool(gpus and energy_methods)
     cores = _series(samples, "neuron")
-    if cores:
-        summary["neuron"] = {
-            device: {
-                "core_util_percent": _stats(series, "core_util_percent"),
-                "device_memory_used_gib": _stats(series, "device_memory_used_bytes", 1 / 2**30),
-                "execution_latency_p99_ms": _stats(series, "execution_latency_p99_ms"),
-            }
+    host, process = _series(samples, "host").get(""), _series(samples, "process").get("")
+    server = _series(samples, "server").get("")
+    return Telemetry(
+        samples=len(samples),
+        gpu=gpus or None,
+        energy_j=round(total_energy, 3) if measured_energy else None,
+        energy_method="+".join(sorted(energy_methods)) if measured_energy else None,
+        joules_per_output_token=round(total_energy / output_tokens, 6) if measured_energy and output_tokens else None,
+        output_tokens_per_joule=round(output_tokens / total_energy, 6)
+        if measured_energy and total_energy > 0
+        else None,
+        neuron={
+            device: NeuronFigures(
+                core_util_percent=_stats(series, "core_util_percent"),
+                device_memory_used_gib=_stats(series, "device_memory_used_bytes", 1 / 2**30),
+                execution_latency_p99_ms=_stats(series, "execution_latency_p99_ms"),
+            )
             for device, series in sorted(cores.items())
         }
-    for source, keys in (("host", ("cpu_percent", "memory_used_bytes")), ("process", ("cpu_percent", "rss_bytes"))):
-        source_series = _series(samples, source).get("")
-        if source_series:
-            summary[source] = {key: _stats(source_series, key) for key in keys}
-    server = _series(samples, "server").get("")
-    if server:
-        summary["server"] = _server_summary(server)
-    return summary
+        or None,
+        host=HostFigures(cpu_percent=_stats(host, "cpu_percent"), memory_used_bytes=_stats(host, "memory_used_bytes"))
+        if host
+        else None,
+        process=ProcessFigures(cpu_percent=_stats(process, "cpu_percent"), rss_bytes=_stats(process, "rss_bytes"))
+        if process
+        else None,
+        server=_server_summary(server) if server else None,
+    )
 
 
-def _server_summary(series: list[Sample]) -> dict[str, object]:
-    figures: dict[str, object] = {
-        "requests_running": _stats(series, "requests_running"),
-        "requests_waiting": _stats(series, "requests_waiting"),
-        "kv_cache_usage_percent": _stats(series, "kv_cache_usage", 100.0),
-        "generation_tokens_per_s": _stats(series, "generation_tokens_per_s"),
-    }
+def _server_summary(series: list[Sample]) -> ServerFigures:
     first, last = series[0].values, series[-1].values
-    figures["spec_acceptance_rate"] = acceptance_rate(first, last)
-    figures["batch_per_decode"] = _stats(series, "busy_slots_per_decode")  # llama.cpp's own average batch
     seconds = (series[-1].t_ns - series[0].t_ns) / 1e9
     finished = last.get("finished_tokens_total", 0.0) - first.get("finished_tokens_total", 0.0)
-    if "finished_tokens_total" in last and seconds > 0:
-        figures["finished_tokens_per_s_mean"] = round(finished / seconds, 3)  # an average: counted at each end
     latency = {}
     for metric in ("ttft", "tpot", "itl", "e2e"):
         count = last.get(f"server_{metric}_seconds_count", 0.0) - first.get(f"server_{metric}_seconds_count", 0.0)
         total = last.get(f"server_{metric}_seconds_sum", 0.0) - first.get(f"server_{metric}_seconds_sum", 0.0)
         if count > 0:
-            latency[metric] = {"mean": round(1000 * total / count, 4), "count": int(count)}
-    if latency:
-        figures["own_latency_ms"] = latency  # the server's own histograms, over the same window
+            latency[metric] = OwnLatency(mean=round(1000 * total / count, 4), count=int(count))
     executions = last.get("executions_total", 0.0) - first.get("executions_total", 0.0)
     succeeded = last.get("requests_succeeded_total", 0.0) - first.get("requests_succeeded_total", 0.0)
-    if executions > 0:
-        figures["average_batch_size"] = round(succeeded / executions, 3)
-    return {name: value for name, value in figures.items() if value is not None}
+    return ServerFigures(
+        requests_running=_stats(series, "requests_running"),
+        requests_waiting=_stats(series, "requests_waiting"),
+        kv_cache_usage_percent=_stats(series, "kv_cache_usage", 100.0),
+        generation_tokens_per_s=_stats(series, "generation_tokens_per_s"),
+        spec_acceptance_rate=acceptance_rate(first, last),
+        batch_per_decode=_stats(series, "busy_slots_per_decode"),  # llama.cpp's own average batch
+        # an average: counted at each end
+        finished_tokens_per_s_mean=round(finished / seconds, 3)
+        if "finished_tokens_total" in last and seconds > 0
+        else None,
+        own_latency_ms=latency or None,  # the server's own histograms, over the same window
+        average_batch_size=round(succeeded / executions, 3) if executions > 0 else None,
+    )

@@ -26,12 +26,13 @@ def test_aiperf_json_maps_inter_token_latency_to_tpot(tmp_path: Path) -> None:
     sweep = imported("profile_export_aiperf.json", tmp_path)
     assert sweep["imported"]["tool"] == "aiperf"
     (level,) = sweep["levels"]
-    assert level["load"] == {"mode": "closed", "concurrency": 100, "rate": None, "batch_size": 1}
+    assert {key: level["load"][key] for key in ("mode", "concurrency", "rate", "batch_size")} == {
+        "mode": "closed", "concurrency": 100, "rate": None, "batch_size": 1}  # fmt: skip
     assert level["latency_ms"]["ttft"]["p99"] == 4119.33 and level["latency_ms"]["ttft"]["mean"] == 1588.8
     assert level["latency_ms"]["tpot"]["p50"] == 51.98  # AIPerf's inter_token_latency is loadgen's TPOT
     assert level["latency_ms"]["e2e"]["p95"] == 8980.84
-    assert level["throughput"] == {"requests_per_s": 13.16, "output_tokens_per_s": 1274.63,
-                                   "input_tokens_per_s": None, "sequences_per_s": 13.16}  # fmt: skip
+    assert level["throughput"] == {"requests_per_s": 13.16, "output_tokens_per_s": 1274.63, "input_tokens_per_s": None,
+                                   "sequences_per_s": 13.16, "offered_requests_per_s": None}  # fmt: skip
     assert level["tokens"]["output_per_request"] == 96.85 and level["requests"]["completed"] == 200
     assert "TPOT" not in sweep["imported"]["definitions"]["ttft"]
     assert "(end-to-end − TTFT) ÷ (output tokens − 1)" in sweep["imported"]["definitions"]["tpot"]
@@ -60,7 +61,8 @@ def test_vllm_bench_infinite_rate_with_max_concurrency_is_closed_loop(tmp_path: 
     assert level["latency_ms"]["ttft"]["p50"] == 209.9  # median
     assert level["latency_ms"]["itl_chunk"]["p99"] == 72.47  # vLLM's ITL is per chunk
     assert level["latency_ms"]["itl"]["p99"] is None
-    assert level["requests"] == {"completed": 199, "failed": 1, "error_rate": 0.005}
+    assert {key: level["requests"][key] for key in ("completed", "failed", "error_rate")} == {
+        "completed": 199, "failed": 1, "error_rate": 0.005}  # fmt: skip
     assert level["tokens"]["output_per_request"] == pytest.approx(50944 / 199)
     assert any("32 concurrent users" in item for item in sweep["imported"]["assumptions"])
 

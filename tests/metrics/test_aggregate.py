@@ -6,6 +6,7 @@ from loadgen.config import LoadConfig, SloTarget
 from loadgen.engine.monitor import ClientReport
 from loadgen.errors import ErrorKind
 from loadgen.metrics.aggregate import Aggregator
+from loadgen.metrics.results import RunSummary
 from loadgen.metrics.summary import RunInfo, build_summary
 from loadgen.records import TokenMethod
 from tests.records import MS, record
@@ -27,7 +28,7 @@ def summarize(aggregator: Aggregator) -> dict:
         tokenizer=None,
         listener_failures={},
     )
-    return build_summary(aggregator, info)
+    return build_summary(aggregator, info).to_json()  # as summary.json has it
 
 
 def test_summary_math_on_hand_computed_requests() -> None:
@@ -61,7 +62,7 @@ def test_summary_math_on_hand_computed_requests() -> None:
     assert summary["goodput"]["good_requests"] == 1  # second request's TTFT is 100 ms > 60 ms
     assert summary["goodput"]["fraction"] == pytest.approx(1 / 3)
     assert summary["token_counting"]["output_method"] == "server_usage"
-    assert summary["schema_version"] == 1
+    assert summary["schema_version"] == 2
 
 
 def test_method_comparison_reports_difference() -> None:
@@ -123,7 +124,7 @@ def test_summary_names_the_stamp_source_and_carries_send_and_read_lag() -> None:
             slo=(), tokenizer=None, listener_failures={},
             transport=TransportReport(stamp_source=source.value, connections_opened=5, connections_before_load=4),
         )  # fmt: skip
-        return build_summary(aggregator, info)
+        return build_summary(aggregator, info).to_json()
 
     quiet = summary_for(0.05, StampSource.KERNEL)
     assert quiet["clock"]["stamp_source"] == StampSource.KERNEL.value
@@ -131,14 +132,15 @@ def test_summary_names_the_stamp_source_and_carries_send_and_read_lag() -> None:
     assert quiet["client"]["send_lag_ms"]["p50"] == pytest.approx(0.2, rel=1e-2)
     assert quiet["client"]["read_lag_ms"]["p99"] == pytest.approx(0.05, rel=1e-2)
     assert quiet["client"]["connections"]["reconnects"] == 1
-    assert not quiet["client"]["saturated"] and client_lag_warnings(quiet) == []
+    assert not quiet["client"]["saturated"] and client_lag_warnings(RunSummary.from_json(quiet)) == []
     # 3 ms late reads: said in the console; with kernel stamps the figures stay valid
     late = summary_for(3.0, StampSource.KERNEL)
     assert late["client"]["read_lag_high"] and not late["client"]["saturated"]
-    assert "read lag p99 3.00 ms" in client_lag_warnings(late)[0] and "stay true" in client_lag_warnings(late)[0]
+    warning = client_lag_warnings(RunSummary.from_json(late))[0]
+    assert "read lag p99 3.00 ms" in warning and "stay true" in warning
     # without kernel stamps the same lag is in every chunk time: the run is saturated
     user = summary_for(3.0, StampSource.USER)
-    assert user["client"]["saturated"] and "include this delay" in client_lag_warnings(user)[0]
+    assert user["client"]["saturated"] and "include this delay" in client_lag_warnings(RunSummary.from_json(user))[0]
     # 20 ms late, kernel-stamped: saturated only once a stream's chunks piled up into one read
     spread = summary_for(20.0, StampSource.KERNEL)
     assert spread["client"]["coalesced_chunk_share"] == 0.0 and not spread["client"]["saturated"]

@@ -4,15 +4,18 @@ from pathlib import Path
 import pytest
 
 from loadgen.cli import main
+from loadgen.metrics.results import RunSummary
 from loadgen.metrics.thresholds import breaches, parse_threshold
 from tests.conftest import SimFactory
 
-SUMMARY = {
-    "latency_ms": {"ttft": {"p99": 620.0, "p50": 100.0}, "tpot": {"p95": 40.0}},
-    "requests": {"error_rate": 0.02},
-    "goodput": {"fraction": 0.97},
-    "throughput": {"requests_per_s": 10.0, "output_tokens_per_s": 900.0},
-}
+SUMMARY = RunSummary.from_json(
+    {
+        "latency_ms": {"ttft": {"p99": 620.0, "p50": 100.0}, "tpot": {"p95": 40.0}},
+        "requests": {"error_rate": 0.02},
+        "goodput": {"fraction": 0.97},
+        "throughput": {"requests_per_s": 10.0, "output_tokens_per_s": 900.0},
+    }
+)
 
 
 def test_parse_units() -> None:

@@ -10,10 +10,12 @@ import os
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 from rich.console import Console
 
 from loadgen.cli import main
+from loadgen.metrics.results import RunSummary
 from loadgen.metrics.validity import level_validity, target_lag
 from loadgen.report.console import sweep_table
 from loadgen.sim.process import SimProcess, SimSpec
@@ -21,32 +23,34 @@ from loadgen.sim.server import SimOptions
 
 
 def summary(completed: int = 100, failed: int = 0, saturated: bool = False, lag: float | None = None,
-            partial: bool = False) -> dict:  # type: ignore[type-arg]  # fmt: skip
-    return {
+            partial: bool = False) -> RunSummary:  # fmt: skip
+    return RunSummary.from_json({
         "requests": {"completed": completed, "failed": failed},
         "client": {"saturated": saturated, "cpu_saturated": saturated, "cpu_percent_max": 97.0},
-        "target": None if lag is None else {"lag_fraction": lag, "late_s": lag * 2.0, "modelled_s": 2.0},
+        "target": None if lag is None else {"source": "sim", "lag_fraction": lag, "late_s": lag * 2.0,
+                                            "modelled_s": 2.0},
         "partial": partial,
         "stop_reason": "interrupted" if partial else "completed",
-    }
+    })  # fmt: skip
 
 
 def test_verdicts_in_their_order() -> None:
-    assert level_validity(summary())["verdict"] == "valid"
-    assert level_validity(summary(lag=0.04))["verdict"] == "valid"  # under the 5 % limit
+    assert level_validity(summary()).verdict == "valid"
+    assert level_validity(summary(lag=0.04)).verdict == "valid"  # under the 5 % limit
     lagging = level_validity(summary(lag=0.41))
-    assert lagging["verdict"] == "target_lagging" and "41% behind its modelled engine time" in lagging["reasons"][0]
-    assert level_validity(summary(saturated=True, lag=0.41))["verdict"] == "client_saturated"
-    assert level_validity(summary(completed=8, failed=192, saturated=True))["verdict"] == "mostly_failed"
-    assert level_validity(summary(completed=0, failed=3))["verdict"] == "mostly_failed"
+    assert lagging.verdict == "target_lagging" and "41% behind its modelled engine time" in lagging.reasons[0]
+    assert level_validity(summary(saturated=True, lag=0.41)).verdict == "client_saturated"
+    assert level_validity(summary(completed=8, failed=192, saturated=True)).verdict == "mostly_failed"
+    assert level_validity(summary(completed=0, failed=3)).verdict == "mostly_failed"
     cut = level_validity(summary(partial=True))
-    assert cut["valid"] and cut["marks"] == ["partial"]
+    assert cut.valid and cut.marks == ("partial",)
 
 
 def test_target_lag_between_two_scrapes() -> None:
     before = {"target_modelled_seconds_total": 10.0, "target_late_seconds_total": 1.0}
     after = {"target_modelled_seconds_total": 12.0, "target_late_seconds_total": 1.5}
-    assert target_lag(before, after)["lag_fraction"] == 0.25  # type: ignore[index]
+    lag = target_lag(before, after)
+    assert lag is not None and lag.lag_fraction == 0.25
     assert target_lag(before, {"requests_running": 3.0}) is None  # a server that does not say
     assert target_lag(None, after) is None
 
@@ -58,9 +62,10 @@ def test_the_sweep_table_says_it_in_words_without_colour() -> None:
                        "partial": False, "client": {"saturated": False}, "requests": {"failed": 0},
                        "throughput": {"requests_per_s": 1.0, "output_tokens_per_s": 10.0},
                        "latency_ms": {m: {"p50": 1.0, "p99": 2.0} for m in ("ttft", "tpot", "e2e")},
-                       "validity": level_validity(validity)})  # fmt: skip
+                       "validity": msgspec.to_builtins(level_validity(validity))})  # fmt: skip
     output = io.StringIO()
-    Console(file=output, width=120, color_system=None).print(sweep_table(levels))
+    typed = [RunSummary.from_json(level) for level in levels]
+    Console(file=output, width=120, color_system=None).print(sweep_table(typed))
     text = " ".join(output.getvalue().split())  # the caption wraps
     assert "✗target" in text and "ok" in text and "the server lagged its own model" in text
 

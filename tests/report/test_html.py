@@ -6,6 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from loadgen.cli import main
@@ -166,6 +167,7 @@ def test_merged_hlogs_parquet_and_the_extra_sections(start_sim: SimFactory, tmp_
 
 
 def test_invalid_levels_are_marked_in_the_report(tmp_path: Path) -> None:
+    from loadgen.metrics.results import RunSummary
     from loadgen.metrics.validity import level_validity
     from loadgen.report.html import render_report
     from tests.plan.sweeps import level, write_sweep
@@ -177,8 +179,12 @@ def test_invalid_levels_are_marked_in_the_report(tmp_path: Path) -> None:
         for metric in ("ttft", "tpot"):
             summary["latency_ms"][metric]["p99"] = summary["latency_ms"][metric]["p95"]
         summary["latency_ms"]["e2e"] = {"p50": 1000.0, "p99": 2000.0}
-    levels[0]["validity"] = level_validity({"requests": {"completed": 100, "failed": 0}})
-    lagging = {"lag_fraction": 0.41, "late_s": 0.82, "modelled_s": 2.0}
-    levels[1]["validity"] = level_validity({"requests": {"completed": 100, "failed": 0}, "target": lagging})
+
+    def verdict(summary: dict[str, object]) -> object:
+        return msgspec.to_builtins(level_validity(RunSummary.from_json(summary)))
+
+    levels[0]["validity"] = verdict({"requests": {"completed": 100, "failed": 0}})
+    lagging = {"source": "sim", "lag_fraction": 0.41, "late_s": 0.82, "modelled_s": 2.0}
+    levels[1]["validity"] = verdict({"requests": {"completed": 100, "failed": 0}, "target": lagging})
     html = render_report([Path(write_sweep(tmp_path / "s", levels))])
     assert "✗target" in html and "the server lagged its own model" in html

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from loadgen.metrics.results import RunSummary
 from loadgen.report import files
 from loadgen.run import RunResult, run
 from loadgen.scenario.plan import plan_from_flags
@@ -31,9 +32,10 @@ def test_run_returns_each_levels_summary_and_writes_it_once(start_sim: SimFactor
                            sweep=True)  # fmt: skip
     result = run(plan)
     assert isinstance(result, RunResult) and result.exit_code == 0
-    assert [summary["load"]["concurrency"] for summary in result.summaries] == [1, 2]
+    assert [summary.load.concurrency for summary in result.summaries] == [1, 2]
     on_disk = [json.loads(path.read_text()) for path in sorted((tmp_path / "out").glob("level-*/summary.json"))]
-    assert on_disk == list(result.summaries)  # what the library returns is what it wrote
+    assert on_disk == [summary.to_json() for summary in result.summaries]  # what the library returns it wrote
+    assert [RunSummary.from_json(data) for data in on_disk] == list(result.summaries)  # and it reads back whole
     assert writes["summary.json"] == 2  # once per level: the verdict and server figures were in it already
     assert all(summary["validity"]["valid"] for summary in on_disk)
 

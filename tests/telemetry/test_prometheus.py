@@ -1,3 +1,4 @@
+import msgspec
 import pytest
 
 from loadgen.telemetry.model import SourceUnavailable
@@ -102,7 +103,8 @@ def test_the_servers_own_latency_means_and_llama_cpp_batch() -> None:
         return Sample(round(t_s * 1e9), "server", "", values)
 
     for itl_name in ("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"):  # 0.32, and older
-        server = summarize_window([scrape(0, 1.0, 10, itl_name), scrape(2, 1.5, 20, itl_name)], 100)["server"]
-        assert server["own_latency_ms"]["ttft"] == {"mean": 50.0, "count": 10}  # 0.5 s over the 10 new requests
-        assert server["own_latency_ms"]["itl"]["mean"] == 5.0
-        assert server["batch_per_decode"]["mean"] == 3.5
+        server = summarize_window([scrape(0, 1.0, 10, itl_name), scrape(2, 1.5, 20, itl_name)], 100).server
+        assert server is not None and server.own_latency_ms is not None and server.batch_per_decode is not None
+        assert msgspec.to_builtins(server.own_latency_ms["ttft"]) == {"mean": 50.0, "count": 10}  # 0.5 s over 10
+        assert server.own_latency_ms["itl"].mean == 5.0
+        assert server.batch_per_decode.mean == 3.5

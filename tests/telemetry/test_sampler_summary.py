@@ -1,10 +1,19 @@
 import time
+from typing import Any
 
+import msgspec
 import pytest
 
+from loadgen.telemetry import summary as telemetry_summary
 from loadgen.telemetry.model import Sample, SourceUnavailable
 from loadgen.telemetry.sampler import Sampler
-from loadgen.telemetry.summary import summarize_window
+
+
+def summarize_window(samples: list[Sample], output_tokens: int) -> dict[str, Any]:
+    """The figures as ``summary.json`` writes them."""
+    figures: dict[str, Any] = msgspec.to_builtins(telemetry_summary.summarize_window(samples, output_tokens))
+    return figures
+
 
 S = 1_000_000_000
 

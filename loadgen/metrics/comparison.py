@@ -1,0 +1,211 @@
+"""Metrics layer: a baseline against a candidate at one load level (``loadgen compare``), and
+``compare.json`` as typed objects.
+
+Speedups (baseline ÷ candidate) of TTFT, TPOT and end-to-end medians with 95 % block-bootstrap
+intervals (1,000 resamples, seeded), the throughput ratio, and a paired comparison: request i
+carries the same prompt in every variant, so the share of requests the candidate served faster
+end to end. The crossover is the first level where the end-to-end speedup falls below 1.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from loadgen.metrics.results import RunSummary, Section, Validity, as_json, convert_result, read_json_file
+
+BOOTSTRAP_RESAMPLES = 1000
+CACHE_SHARE_TOLERANCE = 0.05  # prompt share served from the prefix cache, between the variants
+MIN_SUCCESSFUL = 4  # below this many successful requests in a variant, a level gives no speedup
+LENGTH_TOLERANCE = 0.02
+SPEEDUP_METRICS = ("ttft", "tpot", "e2e")
+
+
+class Speedup(Section, frozen=True, kw_only=True):
+    speedup: float | None = None
+    low: float | None = None  # the 95 % interval; None: too few blocks for one
+    high: float | None = None
+    blocks: tuple[int, int] | None = None  # resampled blocks: baseline, candidate
+    reason: str | None = None  # why there is no speedup or no interval
+
+
+class RequestCounts(Section, frozen=True, kw_only=True):
+    completed: int | None = None
+    failed: int | None = None
+
+
+class PerRole(Section, frozen=True, kw_only=True):
+    """A figure of the baseline and of the candidate."""
+
+    baseline: float | None = None
+    candidate: float | None = None
+
+
+class CountsPerRole(Section, frozen=True, kw_only=True):
+    baseline: RequestCounts = RequestCounts()
+    candidate: RequestCounts = RequestCounts()
+
+
+class Comparison(Section, frozen=True, kw_only=True):
+    ttft: Speedup = Speedup()
+    tpot: Speedup = Speedup()
+    e2e: Speedup = Speedup()
+    bootstrap: str | None = None
+    throughput_ratio: float | None = None
+    paired_requests: int = 0
+    cached_input_tokens: PerRole = PerRole()
+    cache_hits_differ: bool = False
+    requests: CountsPerRole = CountsPerRole()
+    paired_candidate_faster: float | None = None
+    output_tokens_mean: PerRole = PerRole()
+    lengths_match: bool = True
+    identical_outputs: float | None = None  # greedy assisted decoding must reproduce the baseline (--save-text)
+    candidate_acceptance_rate: float | None = None  # the server's own speculative-decoding counters
+    validity: dict[str, Validity | None] = msgspec.field(default_factory=dict)  # by variant name
+
+
+class ComparedLevel(Section, frozen=True, kw_only=True):
+    level: str
+    candidate: str
+    comparison: Comparison
+
+
+class VariantRecord(Section, frozen=True, kw_only=True):
+    name: str
+    target: str
+    extra_body: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class CompareResult(Section, frozen=True, kw_only=True):
+    """``compare.json``: the variants, and a comparison per level and candidate."""
+
+    baseline: str
+    variants: tuple[VariantRecord, ...] = ()
+    levels: tuple[ComparedLevel, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return as_json(self)
+
+    @classmethod
+    def from_json(cls, data: object, where: str = "compare") -> CompareResult:
+        return convert_result(data, cls, where)
+
+    def rows(self, candidate: str) -> list[ComparedLevel]:
+        return [level for level in self.levels if level.candidate == candidate]
+
+
+def read_compare(path: Path) -> CompareResult:
+    return CompareResult.from_json(read_json_file(path), str(path))
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """One successful request's figures, by its index (the same prompt in every variant)."""
+
+    text: str | None
+    tokens: int
+    ttft: float
+    e2e: float
+    tpot: float | None
+
+    def metric(self, name: str) -> float | None:
+        value: float | None = {"ttft": self.ttft, "e2e": self.e2e, "tpot": self.tpot}[name]
+        return value
+
+
+def measured_requests(directory: Path) -> dict[int, Measured]:
+    values = {}
+    for line in (directory / "requests.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if record["warmup"] or record["error_kind"] or record["first_token_ns"] is None:
+            continue
+        tokens = record["output_tokens"] or 0
+        first, end, intended = record["first_token_ns"], record["end_ns"], record["intended_ns"]
+        values[record["index"]] = Measured(
+            text=record.get("output_text"),
+            tokens=tokens,
+            ttft=(first - intended) / 1e6,
+            e2e=(end - intended) / 1e6,
+            tpot=(end - first) / 1e6 / (tokens - 1) if tokens >= 2 else None,
+        )
+    return values
+
+
+def _blocks(values: dict[int, Measured], metric: str, block: int) -> list[list[float]]:
+    """The metric's values in blocks of ``block`` requests in send order: requests that ran side
+    by side (one batch at concurrency ``block``) share their fate, so they are resampled together."""
+    ordered = [value for index in sorted(values) if (value := values[index].metric(metric)) is not None]
+    return [ordered[i : i + block] for i in range(0, len(ordered), block)]
+
+
+def _speedup(base: list[list[float]], cand: list[list[float]], rng: random.Random) -> Speedup:
+    """Median ratio with a 95 % block-bootstrap interval (whole blocks resampled, see ``_blocks``)."""
+    base_n, cand_n = sum(map(len, base)), sum(map(len, cand))
+    if base_n < MIN_SUCCESSFUL or cand_n < MIN_SUCCESSFUL:
+        return Speedup(reason=f"too few successful requests for a speedup ({base_n} baseline, {cand_n} candidate; "
+                              f"at least {MIN_SUCCESSFUL} each)")  # fmt: skip
+
+    def resampled_median(blocks: list[list[float]]) -> float:
+        return statistics.median([value for block in rng.choices(blocks, k=len(blocks)) for value in block])
+
+    estimate = statistics.median([v for b in base for v in b]) / statistics.median([v for b in cand for v in b])
+    if len(base) < 2 or len(cand) < 2:
+        return Speedup(speedup=round(estimate, 4), blocks=(len(base), len(cand)),
+                       reason="every request ran in one batch: one run gives no interval (send more "
+                              "requests)")  # fmt: skip
+    ratios = sorted(resampled_median(base) / resampled_median(cand) for _ in range(BOOTSTRAP_RESAMPLES))
+    low, high = ratios[int(0.025 * BOOTSTRAP_RESAMPLES)], ratios[int(0.975 * BOOTSTRAP_RESAMPLES) - 1]
+    return Speedup(speedup=round(estimate, 4), low=round(low, 4), high=round(high, 4), blocks=(len(base), len(cand)))
+
+
+def compare_level(base_dir: Path, cand_dir: Path, base: RunSummary, cand: RunSummary, seed: int) -> Comparison:
+    """The candidate against the baseline at one level, from both variants' records."""
+    rng = random.Random(seed)
+    base_values, cand_values = measured_requests(base_dir), measured_requests(cand_dir)
+    block = max(1, base.load.concurrency or 1)  # closed loop: a batch of users
+    speedups = {
+        metric: _speedup(_blocks(base_values, metric, block), _blocks(cand_values, metric, block), rng)
+        for metric in SPEEDUP_METRICS
+    }
+    base_tps, cand_tps = base.throughput.output_tokens_per_s, cand.throughput.output_tokens_per_s
+    paired_indices = base_values.keys() & cand_values.keys()
+    paired = [(base_values[i].e2e, cand_values[i].e2e) for i in paired_indices]
+    shares = [(summary.tokens.cached_input_total or 0) / summary.tokens.input_total if summary.tokens.input_total
+              else 0.0 for summary in (base, cand)]  # fmt: skip
+    base_tokens = statistics.fmean(v.tokens for v in base_values.values()) if base_values else 0.0
+    cand_tokens = statistics.fmean(v.tokens for v in cand_values.values()) if cand_values else 0.0
+    texts = [(base_values[i].text, cand_values[i].text) for i in paired_indices
+             if base_values[i].text is not None and cand_values[i].text is not None]  # fmt: skip
+    return Comparison(
+        ttft=speedups["ttft"],
+        tpot=speedups["tpot"],
+        e2e=speedups["e2e"],
+        bootstrap=f"blocks of {block} consecutive requests resampled whole (requests that ran side by side)",
+        throughput_ratio=round(cand_tps / base_tps, 4) if base_tps and cand_tps else None,
+        paired_requests=len(paired),
+        cached_input_tokens=PerRole(baseline=base.tokens.cached_input_total, candidate=cand.tokens.cached_input_total),
+        cache_hits_differ=abs(shares[0] - shares[1]) > CACHE_SHARE_TOLERANCE,
+        requests=CountsPerRole(
+            baseline=RequestCounts(completed=base.requests.completed, failed=base.requests.failed),
+            candidate=RequestCounts(completed=cand.requests.completed, failed=cand.requests.failed),
+        ),
+        paired_candidate_faster=round(sum(c < b for b, c in paired) / len(paired), 4) if paired else None,
+        output_tokens_mean=PerRole(baseline=round(base_tokens, 2), candidate=round(cand_tokens, 2)),
+        lengths_match=bool(base_tokens) and abs(cand_tokens - base_tokens) <= LENGTH_TOLERANCE * base_tokens,
+        identical_outputs=round(sum(a == b for a, b in texts) / len(texts), 4) if texts else None,
+    )
+
+
+def crossover(levels: list[ComparedLevel]) -> str | None:
+    """The first level where the candidate's end-to-end speedup falls below 1."""
+    for level in levels:
+        speedup = level.comparison.e2e.speedup
+        if speedup is not None and speedup < 1:
+            return level.level
+    return None

@@ -1,0 +1,74 @@
+"""The comparison maths: speedups with block-bootstrap intervals, pairs, lengths, the crossover."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from loadgen.metrics.comparison import ComparedLevel, CompareResult, Comparison, Speedup, compare_level, crossover
+from loadgen.metrics.results import RunSummary
+
+
+def write_records(directory: Path, e2e_ms: list[float], tokens: int = 10) -> None:
+    directory.mkdir(parents=True)
+    lines = []
+    for index, e2e in enumerate(e2e_ms):
+        end = round(e2e * 1e6)
+        record = {"index": index, "warmup": False, "error_kind": None, "intended_ns": 0,
+                  "first_token_ns": round(end * 0.1), "end_ns": end, "output_tokens": tokens}  # fmt: skip
+        lines.append(json.dumps(record))
+    (directory / "requests.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def summary(tokens_per_s: float, concurrency: int | None = None) -> RunSummary:
+    return RunSummary.from_json({"throughput": {"output_tokens_per_s": tokens_per_s},
+                                 "load": {"concurrency": concurrency}})  # fmt: skip
+
+
+def test_speedups_intervals_and_pairs(tmp_path: Path) -> None:
+    write_records(tmp_path / "base", [100.0 + i for i in range(40)])
+    write_records(tmp_path / "cand", [50.0 + i / 2 for i in range(40)])
+    result = compare_level(tmp_path / "base", tmp_path / "cand", summary(100), summary(200), seed=1)
+    assert result.e2e.speedup == pytest.approx(2.0, rel=0.01)
+    assert result.e2e.low is not None and result.e2e.high is not None and result.e2e.low <= 2.0 <= result.e2e.high
+    assert result.throughput_ratio == 2.0
+    assert result.paired_candidate_faster == 1.0 and result.paired_requests == 40
+    assert result.lengths_match is True
+
+
+def test_unequal_lengths_are_flagged(tmp_path: Path) -> None:
+    write_records(tmp_path / "base", [100.0] * 5, tokens=10)
+    write_records(tmp_path / "cand", [100.0] * 5, tokens=12)
+    assert compare_level(tmp_path / "base", tmp_path / "cand", summary(1), summary(1), 0).lengths_match is False
+
+
+def test_crossover() -> None:
+    def row(level: str, speedup: float) -> ComparedLevel:
+        return ComparedLevel(level=level, candidate="fast", comparison=Comparison(e2e=Speedup(speedup=speedup)))
+
+    assert crossover([row("c=1", 1.8), row("c=64", 1.2), row("c=128", 0.9), row("c=256", 0.7)]) == "c=128"
+    assert crossover([row("c=1", 1.8)]) is None
+
+
+def test_requests_that_ran_in_one_batch_are_resampled_together(tmp_path: Path) -> None:
+    write_records(tmp_path / "base", [100.0 + i for i in range(8)])
+    write_records(tmp_path / "cand", [220.0 + i for i in range(8)])
+    one_batch = summary(100, concurrency=8)
+    e2e = compare_level(tmp_path / "base", tmp_path / "cand", one_batch, one_batch, seed=1).e2e
+    assert e2e.speedup is not None and e2e.low is None and "one batch" in (e2e.reason or "")
+    several = summary(100, concurrency=2)
+    wide = compare_level(tmp_path / "base", tmp_path / "cand", several, several, seed=1)
+    narrow = compare_level(tmp_path / "base", tmp_path / "cand", summary(100), summary(100), seed=1).e2e
+    assert wide.e2e.blocks == (4, 4) and narrow.blocks == (8, 8)
+    assert "blocks of 2 consecutive requests" in str(wide.bootstrap)
+
+
+def test_compare_json_reads_back_whole(tmp_path: Path) -> None:
+    write_records(tmp_path / "base", [100.0 + i for i in range(12)])
+    write_records(tmp_path / "cand", [60.0 + i for i in range(12)])
+    comparison = compare_level(tmp_path / "base", tmp_path / "cand", summary(100), summary(150), seed=3)
+    level = ComparedLevel(level="c=1", candidate="cand", comparison=comparison)
+    result = CompareResult(baseline="base", levels=(level,))
+    assert CompareResult.from_json(json.loads(json.dumps(result.to_json()))) == result
