@@ -17,7 +17,6 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import msgspec
 from rich.console import Console
 
 from loadgen.config import LoadConfig
@@ -26,11 +25,10 @@ from loadgen.eventloop import run_loop
 from loadgen.metrics.results import read_summary
 from loadgen.protocols.apis import api_spec
 from loadgen.report.console import print_run, telemetry_table
-from loadgen.report.files import prepare_output_dir, write_json
+from loadgen.report.files import prepare_output_dir
 from loadgen.run.endpoint import endpoint_for, prepared_endpoint, telemetry_sidecar
 from loadgen.run.workers import job_for
 from loadgen.scenario.plan import Plan
-from loadgen.telemetry.summary import summarize_window
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 JOB_ENV = "LOADGEN_LOCUST_JOB"  # a JSON file: the job the Locust processes read (loadgen.locust.users)
@@ -53,7 +51,8 @@ def launch(plan: Plan, load: LoadConfig, locust_command: Callable[[str], list[st
         if web_ui is not None:
             console.print(f"Locust web UI on {web_ui} (Ctrl-C to stop)", style="bold")
         process = subprocess.Popen(locust_command(endpoint.url), env={**os.environ, JOB_ENV: str(job_file)})
-        sidecar = None if worker else stack.enter_context(telemetry_sidecar(plan, endpoint, console, process.pid))
+        if not worker:  # it writes telemetry.jsonl, which the Locust process reads into its summary
+            stack.enter_context(telemetry_sidecar(plan, endpoint, console, process.pid))
         try:
             code = process.wait()
         except KeyboardInterrupt:
@@ -65,12 +64,7 @@ def launch(plan: Plan, load: LoadConfig, locust_command: Callable[[str], list[st
         summary_file = plan.output_dir / "summary.json"
         if worker or not summary_file.exists():
             return code
-        summary = read_summary(summary_file)  # written by the Locust process
-        if sidecar is not None and summary.locust is not None:
-            samples = sidecar.window(summary.locust.monotonic_start_ns, summary.locust.monotonic_end_ns)
-            telemetry = summarize_window(samples, summary.tokens.output_total or 0)
-            summary = msgspec.structs.replace(summary, telemetry=telemetry)
-            write_json(summary_file, summary.to_json())
+        summary = read_summary(summary_file)  # written by the Locust process, telemetry and all
     print_run(console, summary)
     if summary.telemetry:
         console.print(telemetry_table([summary]))

@@ -24,6 +24,8 @@ from loadgen.metrics.results import LocustTest, RunSummary
 from loadgen.metrics.summary import RunInfo, build_summary
 from loadgen.records import RequestRecord
 from loadgen.report.files import HlogWriter, RecordWriter, write_json
+from loadgen.telemetry.sidecar import read_window
+from loadgen.telemetry.summary import summarize_window
 
 TABLE_METRICS = (("ttft", "TTFT"), ("itl", "ITL"), ("tpot", "TPOT"), ("e2e", "End-to-end"))
 NO_CLIENT_REPORT = ClientReport(None, None, False, None)
@@ -73,8 +75,10 @@ def merged(states: list[dict[str, Any]], slo: tuple[SloTarget, ...] = ()) -> Agg
 def write_summary(aggregator: Aggregator, directory: Path, *, endpoint: str, api: str, model: str | None,
                   stream: bool, users: int, started_at: str, partial: bool, slo: tuple[SloTarget, ...],
                   tokenizer: str | None, processes: int, test_start_ns: int,
-                  batch_size: int = 1, lost_workers: list[str] | None = None) -> RunSummary:  # fmt: skip
-    """``summary.json`` as ``loadgen run`` writes it, the load being Locust's users."""
+                  batch_size: int = 1, lost_workers: list[str] | None = None,
+                  telemetry_file: Path | None = None) -> RunSummary:  # fmt: skip
+    """``summary.json`` as ``loadgen run`` writes it, the load being Locust's users; with
+    ``telemetry_file``, the sidecar's samples over the test (it runs beside this process)."""
     info = RunInfo(
         endpoint=endpoint, api=api, model=model, load=LoadConfig(mode=LoadMode.CLOSED, concurrency=max(users, 1),
                                                                    batch_size=batch_size),
@@ -83,9 +87,12 @@ def write_summary(aggregator: Aggregator, directory: Path, *, endpoint: str, api
         client=NO_CLIENT_REPORT, slo=slo,
         tokenizer=tokenizer, listener_failures={},
     )  # fmt: skip
-    test = LocustTest(processes=processes, users=users, monotonic_start_ns=test_start_ns,
-                      monotonic_end_ns=MonotonicClock.now_ns(), lost_workers=tuple(lost_workers or ()))  # fmt: skip
-    summary = msgspec.structs.replace(build_summary(aggregator, info), locust=test)
+    end_ns = MonotonicClock.now_ns()
+    test = LocustTest(processes=processes, users=users, monotonic_start_ns=test_start_ns, monotonic_end_ns=end_ns,
+                      lost_workers=tuple(lost_workers or ()))  # fmt: skip
+    samples = read_window(telemetry_file, test_start_ns, end_ns) if telemetry_file is not None else []
+    telemetry = summarize_window(samples, aggregator.output_tokens) if samples else None
+    summary = msgspec.structs.replace(build_summary(aggregator, info), locust=test, telemetry=telemetry)
     directory.mkdir(parents=True, exist_ok=True)
     write_json(directory / "summary.json", summary.to_json())
     return summary

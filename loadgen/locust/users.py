@@ -237,7 +237,7 @@ class LoadgenLocust:
                 model=self.endpoint.model, stream=self.stream, users=users or 0, started_at=started_at,
                 partial=partial, slo=self.slo, tokenizer=self.tokenizer, processes=processes,
                 test_start_ns=self.test_start_ns, batch_size=self.batch_size,
-                lost_workers=sorted(self.lost_workers),
+                lost_workers=sorted(self.lost_workers), telemetry_file=self.output_dir / "telemetry.jsonl",
             )  # fmt: skip
             stats_csv = self._csv_path(environment, "_llm_stats.csv")
             if stats_csv is not None:

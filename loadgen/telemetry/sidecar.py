@@ -87,11 +87,7 @@ class SidecarSampler:
             self._offset = handle.tell()
         lines = text.split("\n")
         self._partial = lines.pop()
-        for line in lines:
-            if line:
-                entry = json.loads(line)
-                values = {k: v for k, v in entry.items() if k not in ("t_ns", "source", "device")}
-                self.samples.append(Sample(entry["t_ns"], entry["source"], entry["device"], values))
+        self.samples.extend(sample_from_json(json.loads(line)) for line in lines if line)
 
     def window(self, start_ns: int, end_ns: int) -> list[Sample]:
         self._read_new_samples()
@@ -123,3 +119,25 @@ class SidecarSampler:
             self._stderr.close()
             self._process = None
         return self.final_stats
+
+
+def sample_from_json(entry: dict[str, Any]) -> Sample:
+    """A line of ``telemetry.jsonl``: its readings sit beside ``t_ns``, ``source`` and ``device``."""
+    values = {k: v for k, v in entry.items() if k not in ("t_ns", "source", "device")}
+    return Sample(entry["t_ns"], entry["source"], entry["device"], values)
+
+
+def read_window(path: Path, start_ns: int, end_ns: int) -> list[Sample]:
+    """The samples of a sidecar's ``telemetry.jsonl`` (written by another process) taken between
+    two instants of this host's monotonic clock; a line cut off mid-write is left out."""
+    if not path.is_file():
+        return []
+    samples = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            sample = sample_from_json(json.loads(line))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+        if start_ns <= sample.t_ns <= end_ns:
+            samples.append(sample)
+    return samples
