@@ -15,6 +15,7 @@ from pathlib import Path
 
 from loadgen.config import SloTarget
 from loadgen.errors import ConfigError
+from loadgen.hardware.profiles import SHIPPED_PROFILES
 from loadgen.metrics.results import LATENCY_NAMES, ImportedSource, RunSummary, read_config, read_levels, read_sweep
 
 PERCENTILE_KEYS = {50.0: "p50", 90.0: "p90", 95.0: "p95", 99.0: "p99", 99.9: "p99_9"}
@@ -185,8 +186,6 @@ def simulated_setup(directory: str) -> SimulatedSetup | None:
     model, _, rest = profile.partition("@")
     hardware_file, *options = rest.split(",")
     if not hardware_file.endswith(".yaml") and not Path(hardware_file).exists():  # a shipped profile's name
-        from loadgen.hardware.profiles import SHIPPED_PROFILES
-
         hardware_file = str(SHIPPED_PROFILES / f"{hardware_file}.yaml")
     max_batch = next((int(o.split("=")[1]) for o in options if o.startswith("max_batch=") and o[10:].isdigit()), None)
     return SimulatedSetup(model, hardware_file, max_batch)

@@ -40,6 +40,7 @@ from loadgen.report.console import (
 )
 from loadgen.report.files import read_records, read_result_json
 from loadgen.report.plots import Chart, long_tail, plotly_script
+from loadgen.scenario.options import OPTIONS_BY_NAME
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1180px}
@@ -120,8 +121,6 @@ def _imported(source: ImportedSource) -> str:
 
 def _as_flags(options: dict[str, Any]) -> str:
     """The options as flags a user types: only those given (not the defaults), in their own syntax."""
-    from loadgen.scenario.options import OPTIONS_BY_NAME
-
     flags = []
     for name, value in options.items():
         option = OPTIONS_BY_NAME.get(name)

@@ -15,6 +15,7 @@ import yaml
 
 from loadgen.config import Arrival, SloTarget, Stage
 from loadgen.errors import ConfigError
+from loadgen.metrics.thresholds import parse_threshold
 from loadgen.parsing import (
     did_you_mean,
     parse_duration_s,
@@ -186,8 +187,6 @@ def _stages(value: object) -> tuple[str, tuple[Stage, ...]]:
 
 
 def _thresholds(value: object) -> tuple[object, ...]:
-    from loadgen.metrics.thresholds import parse_threshold
-
     items = value if isinstance(value, list) else [value]
     parts = [part for item in items for part in str(item).split(",") if part.strip()]
     return tuple(parse_threshold(part) for part in parts)

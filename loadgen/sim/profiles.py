@@ -9,8 +9,10 @@ heads of 128; Llama-3-8B: 8.03 B, 32 layers, 8 KV heads of 128).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from loadgen.errors import ConfigError
+from loadgen.hardware.profiles import SHIPPED_PROFILES, load_profiles
 from loadgen.hardware.roofline import DraftSpec, HardwareSpec, ModelSpec, RooflineProfile
 from loadgen.parsing import did_you_mean
 
@@ -91,10 +93,6 @@ def _from_profile_files(name: str) -> RooflineProfile:
     """``MODEL@HARDWARE.yaml[,tp=N][,max_batch=N]``: a model from ``models.yaml`` beside the hardware
     profile, on N of its accelerators (default 1), as the planner models it. ``MODEL@NAME`` takes
     the hardware profile ``NAME`` shipped with loadgen."""
-    from pathlib import Path
-
-    from loadgen.hardware.profiles import SHIPPED_PROFILES, load_profiles
-
     model_name, _, rest = name.partition("@")
     hardware_path, *options = rest.split(",")
     settings = {"tp": 1, "max_batch": 256}

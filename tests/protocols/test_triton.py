@@ -10,9 +10,16 @@ from tritonclient.grpc import service_pb2
 from loadgen.config import GenerationConfig
 from loadgen.errors import ProtocolError
 from loadgen.prompts import Prompt
-from loadgen.protocols.base import GRPC_STREAM, GRPC_UNARY, ContentChunk, Finish, ResponseComplete, ServerError
-from loadgen.protocols.triton import (
+from loadgen.protocols.base import (
+    GRPC_STREAM,
+    GRPC_UNARY,
+    ContentChunk,
+    Finish,
     GenerationParams,
+    ResponseComplete,
+    ServerError,
+)
+from loadgen.protocols.triton import (
     ModelSignature,
     TensorInfo,
     TritonGenerateCodec,
