@@ -39,8 +39,8 @@ def fetch_json(url: str) -> object:
         return json.load(response)
 
 
-SLOW_PATHS = ("tests/vllm/", "tests/triton/", "tests/test_locust.py", "tests/test_locust_hosts.py",
-              "tests/test_selftest.py", "tests/plan/test_fidelity.py", "tests/reliability/test_dead_worker.py",
+SLOW_PATHS = ("tests/vllm/", "tests/triton/", "tests/locust/test_launch.py", "tests/locust/test_hosts.py",
+              "tests/run/test_selftest.py", "tests/plan/test_fidelity.py", "tests/reliability/test_dead_worker.py",
               "tests/reliability/test_closing_server.py")  # fmt: skip
 
 

@@ -17,7 +17,7 @@ price_per_hour: {on_demand: 3.5}
 
 
 def test_shipped_profiles_load() -> None:
-    profiles = load_profiles(Path(__file__).parents[1] / "profiles")
+    profiles = load_profiles(Path(__file__).parents[2] / "profiles")
     assert {
         "dell-r760xa-4xh100-pcie",
         "dell-xe9680-8xh100-sxm",

@@ -23,7 +23,7 @@ from tests.browser import open_page
 from tests.conftest import SimFactory, free_port
 
 TTFT_MS, ITL_MS = 20.0, 5.0
-SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
 
 def records(path: Path) -> list[dict[str, Any]]:
