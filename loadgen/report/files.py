@@ -149,17 +149,6 @@ class HlogWriter:
                 self._failures.note(Path(handle.name), error, 0)
 
 
-def read_result_json(path: Path) -> Any:
-    """A result file (summary, sweep, compare, plan, config); one line naming it when it does not
-    parse, which is what a run cut off by a crash or a full disk leaves."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read it ({error.strerror or error})") from None
-    except ValueError as error:
-        raise ConfigError(f"{path}: not valid JSON ({error}); was the run cut off?") from None
-
-
 def read_records(path: Path) -> Iterator[dict[str, Any]]:
     """The records of a ``requests.jsonl``; a cut-off last line (a crash mid-write) is skipped, a
     bad line elsewhere is one line naming it."""

@@ -30,6 +30,7 @@ from loadgen.metrics.results import (
     read_sweep,
 )
 from loadgen.plan.knee import sweep_knee
+from loadgen.plan.planner import CandidatePlan
 from loadgen.report.console import (
     VALIDITY_LEGEND,
     gpu_figure,
@@ -38,7 +39,8 @@ from loadgen.report.console import (
     mean_of,
     validity_cell,
 )
-from loadgen.report.files import read_records, read_result_json
+from loadgen.report.files import read_records
+from loadgen.report.plan import PlanDocument, read_plan
 from loadgen.report.plots import Chart, long_tail, plotly_script
 from loadgen.scenario.options import OPTIONS_BY_NAME
 
@@ -469,55 +471,47 @@ def _server_table(levels: Sequence[RunSummary], prefix: str) -> str:
     return "<h3>Triton server metrics per level</h3>" + _table(headers, rows, f"{prefix}-server")
 
 
-def _plan(plan: dict[str, Any], prefix: str) -> str:
+def _plan(plan: PlanDocument, prefix: str) -> str:
     """``plan.json`` from ``loadgen plan --output``: the hardware options ranked."""
-    target = plan.get("target") or {}
-    slo = ", ".join(f"{k.replace('_', ' ', 1)} ≤ {v:g} ms" for k, v in (plan.get("slo_ms") or {}).items())
-    measured = plan.get("measured_capacity") or {}
-    capacity = (f"{_cell(measured.get('requests_per_s'))} req/s ({_cell(measured.get('requests_per_s_low'))}–"
-                f"{_cell(measured.get('requests_per_s_high'))})")  # fmt: skip
-    demand = (f"{target['users']} users" if target.get("users") else
-              f"{_cell(target.get('peak_requests_per_s'))} req/s peak")  # fmt: skip
-    headroom = target.get("headroom")
+    target, measured = plan.target, plan.measured_capacity
+    slo = ", ".join(f"{k.replace('_', ' ', 1)} ≤ {v:g} ms" for k, v in plan.slo_ms.items())
+    capacity = (f"{_cell(measured.requests_per_s)} req/s ({_cell(measured.requests_per_s_low)}–"
+                f"{_cell(measured.requests_per_s_high)})" if measured else "–")  # fmt: skip
+    demand = f"{target.users} users" if target.users else f"{_cell(target.peak_requests_per_s)} req/s peak"
+    headroom = target.headroom
     html = (f"<p>target: {escape(demand)}, headroom {headroom:.0%}; SLOs: {escape(slo)}; measured capacity per "
-            f"replica: {capacity}, bound by {escape(_binding_text(measured.get('binding')))}</p>"
-            if isinstance(headroom, int | float) else f"<p>SLOs: {escape(slo)}</p>")  # fmt: skip
-    candidates = plan.get("candidates") or []
-    rows = [
-        [c.get("profile"), c.get("basis") or ("estimate" if c.get("estimate") else "measured"),
-         "yes" if c.get("feasible") else "cannot", _binding_text(c.get("binding")), _capacity_text(c),
-         _range_text(c.get("replicas"), (c.get("replicas_range") or [None, None])[1]),
-         _range_text(c.get("instances"), (c.get("instances_range") or [None, None])[1]),
-         "–" if c.get("cost_per_month") is None else f"${c['cost_per_month']:,.0f}",
-         "–" if c.get("cost_per_million_output_tokens") is None else f"${c['cost_per_million_output_tokens']:.2f}"]
-        for c in candidates
+            f"replica: {capacity}, bound by {escape(_binding_text(measured.binding if measured else None))}</p>"
+            if headroom is not None else f"<p>SLOs: {escape(slo)}</p>")  # fmt: skip
+    rows: list[list[object]] = [
+        [c.profile, c.basis or ("estimate" if c.estimate else "measured"), "yes" if c.feasible else "cannot",
+         _binding_text(c.binding), _capacity_text(c),
+         _range_text(c.replicas, c.replicas_range[1] if c.replicas_range else None),
+         _range_text(c.instances, c.instances_range[1] if c.instances_range else None),
+         "–" if c.cost_per_month is None else f"${c.cost_per_month:,.0f}",
+         "–" if c.cost_per_million_output_tokens is None else f"${c.cost_per_million_output_tokens:.2f}"]
+        for c in plan.candidates
     ]  # fmt: skip
     headers = ["hardware", "basis", "feasible", "binding constraint", "req/s per replica (bracket)", "replicas",
                "instances", "cost per month", "cost per M output tokens"]  # fmt: skip
-    costs = [c for c in candidates if c.get("cost_per_month") is not None]
+    costs = [(c, c.cost_per_month) for c in plan.candidates if c.cost_per_month is not None]
     chart = Chart(f"{prefix}-plan-cost", "cost per month of each feasible option", "", "$ per month")
-    chart.bars("cost", [f"{c['profile']}{' *' if c.get('estimate') else ''}" for c in costs],
-               [c["cost_per_month"] for c in costs], unit="$")  # fmt: skip
-    notes = "".join(f"<li>{escape(str(a))}</li>" for a in plan.get("assumptions") or [])
+    chart.bars("cost", [f"{c.profile}{' *' if c.estimate else ''}" for c, _ in costs], [cost for _, cost in costs],
+               unit="$")  # fmt: skip
+    notes = "".join(f"<li>{escape(a)}</li>" for a in plan.assumptions)
     return (html + _table(headers, rows, f"{prefix}-plan", text_columns=4)
             + f'<div class="charts">{chart.html()}</div>' + (f"<ul>{notes}</ul>" if notes else ""))  # fmt: skip
 
 
-def _binding_text(binding: object) -> str:
-    return str(binding or "–").replace("_p", " p").replace("_mean", " mean").replace("max_batch", "engine max batch")
+def _binding_text(binding: str | None) -> str:
+    return (binding or "–").replace("_p", " p").replace("_mean", " mean").replace("max_batch", "engine max batch")
 
 
-def _capacity_text(candidate: dict[str, Any]) -> str:
-    if not candidate.get("feasible"):
+def _capacity_text(candidate: CandidatePlan) -> str:
+    if not candidate.feasible:
         return "–"
-    rps, low, high = (candidate.get(key) for key in ("capacity_rps", "capacity_rps_low", "capacity_rps_high"))
-    if not isinstance(rps, int | float):
-        return "–"
-    if isinstance(low, int | float):
-        bracket = f" ({low:.2f}–{high:.2f})" if isinstance(high, int | float) else f" (≥ {low:.2f})"
-    else:
-        bracket = ""
-    return f"{rps:.2f} req/s{bracket}"
+    low, high = candidate.capacity_rps_low, candidate.capacity_rps_high
+    bracket = f" ({low:.2f}–{high:.2f})" if high is not None else f" (≥ {low:.2f})"
+    return f"{candidate.capacity_rps:.2f} req/s{bracket}"
 
 
 def _range_text(low: object, high: object) -> str:
@@ -616,7 +610,7 @@ def _speedup_of(comparison: Comparison, metric: str) -> Speedup:
 def _section(directory: Path, number: int) -> str:
     html = _results_section(directory, number)
     if (directory / "plan.json").is_file():
-        plan = read_result_json(directory / "plan.json")
+        plan = read_plan(directory / "plan.json")
         html += f"<h2>capacity plan: {escape(str(directory))}</h2>" + _plan(plan, f"r{number}")
     if not html:
         raise ConfigError(f"loadgen report {directory}: no summary.json, sweep.json, compare.json or plan.json there")

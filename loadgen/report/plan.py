@@ -1,32 +1,63 @@
-"""Report layer: a capacity plan as a console table and as ``plan.json``."""
+"""Report layer: a capacity plan as a console table and as ``plan.json`` (``PlanDocument``)."""
 
 from __future__ import annotations
 
-import dataclasses
+from pathlib import Path
+from typing import Any
 
+import msgspec
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from loadgen.plan.planner import Plan
+from loadgen.metrics.results import convert_result, read_json_file
+from loadgen.plan.capacity import Capacity
+from loadgen.plan.planner import CandidatePlan, Plan
 
 
-def plan_json(plan: Plan) -> dict[str, object]:
+class PlanTarget(msgspec.Struct, frozen=True, kw_only=True):
+    peak_requests_per_s: float | None = None
+    average_requests_per_s: float | None = None
+    users: int | None = None
+    headroom: float | None = None
+    output_tokens_per_request: float | None = None
+    input_tokens_per_request: float | None = None
+
+
+class PlanDocument(msgspec.Struct, frozen=True, kw_only=True):
+    """``plan.json``: the target, the SLOs, the measured capacity and every hardware option ranked."""
+
+    schema_version: int = 1
+    target: PlanTarget = PlanTarget()
+    slo_ms: dict[str, float] = msgspec.field(default_factory=dict)  # "ttft_p95" -> ms
+    sweeps: tuple[str, ...] = ()
+    measured_capacity: Capacity | None = None
+    calibration: float | None = None
+    candidates: tuple[CandidatePlan, ...] = ()
+    assumptions: tuple[str, ...] = ()
+
+
+def read_plan(path: Path) -> PlanDocument:
+    return convert_result(read_json_file(path), PlanDocument, str(path))
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
     request = plan.request
-    return {
-        "schema_version": 1,
-        "target": {"peak_requests_per_s": request.peak_rps, "average_requests_per_s": request.average_rps,
-                   "users": request.users, "headroom": request.headroom,
-                   "output_tokens_per_request": plan.output_tokens_per_request,
-                   "input_tokens_per_request": plan.input_tokens_per_request},
-        "slo_ms": {f"{t.metric}_{t.statistic}": t.threshold_ns / 1e6 for t in request.slo},
-        "sweeps": list(request.sweeps),
-        "measured_capacity": dataclasses.asdict(plan.measured),
-        "calibration": plan.calibration,
-        "candidates": [dataclasses.asdict(candidate) for candidate in plan.candidates],
-        "assumptions": plan.assumptions,
-    }  # fmt: skip
+    document = PlanDocument(
+        target=PlanTarget(peak_requests_per_s=request.peak_rps, average_requests_per_s=request.average_rps,
+                          users=request.users, headroom=request.headroom,
+                          output_tokens_per_request=plan.output_tokens_per_request,
+                          input_tokens_per_request=plan.input_tokens_per_request),
+        slo_ms={f"{t.metric}_{t.statistic}": t.threshold_ns / 1e6 for t in request.slo},
+        sweeps=request.sweeps,
+        measured_capacity=plan.measured,
+        calibration=plan.calibration,
+        candidates=tuple(plan.candidates),
+        assumptions=tuple(plan.assumptions),
+    )  # fmt: skip
+    data: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(document))
+    return data
 
 
 MARKS = {"estimate": " *", "imported": " †"}

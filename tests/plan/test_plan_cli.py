@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from loadgen.cli import main
+from loadgen.report.plan import read_plan
 from tests.plan.sweeps import level, write_sweep
 
 PROFILES = str(Path(__file__).parents[2] / "profiles")
@@ -23,6 +24,9 @@ def test_plan_prints_a_ranked_answer_and_writes_plan_json(tmp_path: Path, capsys
     assert measured["replicas"] == 9 and measured["instances"] == 3  # 4 replicas per 4-GPU server
     assert plan["slo_ms"] == {"ttft_p95": 800.0, "tpot_p95": 60.0}
     assert len(plan["candidates"]) == 8
+    typed = read_plan(tmp_path / "out" / "plan.json")  # what the report reads: the same figures, typed
+    assert [c.replicas for c in typed.candidates] == [c["replicas"] for c in plan["candidates"]]
+    assert typed.measured_capacity is not None and typed.measured_capacity.binding == "ttft_p95"
 
 
 @pytest.mark.parametrize(

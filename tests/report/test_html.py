@@ -148,9 +148,14 @@ def test_merged_hlogs_parquet_and_the_extra_sections(start_sim: SimFactory, tmp_
         assert main(["run", "--quiet", "--endpoint", sim.url, "--requests", str(count), "--max-tokens", "4",
                      "--output", str(run)]) == 0  # fmt: skip
     plan = {"target": {"peak_requests_per_s": 50.0, "headroom": 0.2}, "slo_ms": {"ttft_p95": 800.0},
-            "measured_capacity": {"requests_per_s": 17.2, "binding": "ttft_p95"},
-            "candidates": [{"profile": "aws-p5.48xlarge", "estimate": True, "feasible": True, "replicas": 2,
-                            "capacity_rps": 40.0, "instances": 1, "cost_per_month": 71000.0}]}  # fmt: skip
+            "measured_capacity": {"requests_per_s": 17.2, "requests_per_s_low": 16.0, "requests_per_s_high": 18.0,
+                                  "users": None, "binding": "ttft_p95", "kind": "interpolated",
+                                  "output_tokens_per_request": 128.0, "input_tokens_per_request": None,
+                                  "joules_per_output_token": None},
+            "candidates": [{"profile": "aws-p5.48xlarge", "description": "8x H100", "estimate": True,
+                            "feasible": True, "binding": "ttft_p95", "replica_accelerators": 1, "replicas": 2,
+                            "capacity_rps": 40.0, "capacity_rps_low": 30.0, "capacity_rps_high": 50.0,
+                            "instances": 1, "cost_per_month": 71000.0}]}  # fmt: skip
     (runs[1] / "plan.json").write_text(json.dumps(plan))
     out = tmp_path / "out"
     assert (
