@@ -19,11 +19,10 @@ from loadgen.cli.commands import positive_number, run_import, run_monitor, run_p
 from loadgen.cli.locust import add_locust_options, run_locust
 from loadgen.cli.plan import build_plan
 from loadgen.errors import ConfigError, LoadgenError, OutputError
-from loadgen.eventloop import run_loop
 from loadgen.extras import require
 from loadgen.imports.readers import FORMATS
 from loadgen.parsing import did_you_mean
-from loadgen.run.compare import parse_variants, run_compare
+from loadgen.run.compare import compare_variants, parse_variants
 from loadgen.run.session import execute
 from loadgen.scenario.options import OPTIONS, OPTIONS_BY_NAME
 
@@ -193,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             variants = parse_variants(
                 args.variant, dict(plan.config_record).get("variants"), f"{args.scenario}: variants"
             )
-            return run_loop(run_compare(plan, variants, console))
+            return compare_variants(plan, variants, console).exit_code
         if args.command == "locust":
             require("locust", "loadgen locust")
             return run_locust(args, extra, console)

@@ -4,22 +4,28 @@
     from loadgen.scenario.plan import plan_from_flags
 
     result = run(plan_from_flags({"endpoint": "http://127.0.0.1:8000", "concurrency": "16", "requests": "200"}))
-    result.exit_code, result.summaries[0]["latency_ms"]["ttft"]["p99"]
+    result.exit_code, result.summaries[0].latency_ms.ttft.p99
 
-``run`` writes the same result files as ``loadgen run``/``sweep`` and returns every level's summary.
+``run`` writes the same result files as ``loadgen run``/``sweep`` (a sweep, or a find-max search,
+when the plan says so) and returns every level's ``RunSummary``; ``compare_variants`` does what
+``loadgen compare`` does and returns its ``CompareResult`` and each variant's summaries.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["RunResult", "run"]
+__all__ = ["CompareRun", "RunResult", "compare_variants", "run"]
 
 
 def __getattr__(name: str) -> Any:
     # imported on first use: ``python -m loadgen.run.workers`` must not import itself through the package
-    if name in __all__:
+    if name in ("RunResult", "run"):
         from loadgen.run import session
 
         return getattr(session, name)
+    if name in ("CompareRun", "compare_variants"):
+        from loadgen.run import compare
+
+        return getattr(compare, name)
     raise AttributeError(f"module 'loadgen.run' has no attribute {name!r}")

@@ -23,6 +23,7 @@ from rich.table import Table
 
 from loadgen.config import EndpointConfig
 from loadgen.errors import ConfigError
+from loadgen.eventloop import run_loop
 from loadgen.metrics.comparison import (
     ComparedLevel,
     CompareResult,
@@ -117,7 +118,25 @@ def _checked(variant: Variant, where: str) -> Variant:
     return variant
 
 
-async def run_compare(plan: Plan, variants: list[Variant], console: Console) -> int:
+@dataclass(frozen=True)
+class CompareRun:
+    """What ``compare`` did: the exit code ``loadgen compare`` would give, ``compare.json`` as
+    written, and each variant's level summaries (in the order run)."""
+
+    exit_code: int
+    result: CompareResult
+    summaries: dict[str, tuple[RunSummary, ...]]
+    output_dir: Path
+
+
+def compare_variants(plan: Plan, variants: list[Variant] | None = None, console: Console | None = None) -> CompareRun:
+    """Runs ``loadgen compare``: each level, every variant in turn, then the comparison, with the
+    result files written as the command writes them. ``variants`` None: the simulator without and
+    with a draft model; ``console`` None: nothing is printed."""
+    return run_loop(run_compare(plan, variants or parse_variants(None), console or Console(quiet=True)))
+
+
+async def run_compare(plan: Plan, variants: list[Variant], console: Console) -> CompareRun:
     """Each level: every variant in turn, then the comparison; compare.json rewritten each level."""
 
     output: Path = plan.output_dir
@@ -146,6 +165,8 @@ async def run_compare(plan: Plan, variants: list[Variant], console: Console) -> 
         variants_json = tuple(msgspec.to_builtins(record) for record in records)
         write_json(output / "config.json", msgspec.structs.replace(config, variants=variants_json).to_json())
         levels: list[ComparedLevel] = []
+        result = CompareResult(baseline=baseline.name, variants=records)
+        by_variant: dict[str, list[RunSummary]] = {variant.name: [] for variant in variants}
         for number, load in enumerate(plan.levels, 1):
             summaries: dict[str, RunSummary] = {}
             acceptance: dict[str, float | None] = {}
@@ -165,6 +186,7 @@ async def run_compare(plan: Plan, variants: list[Variant], console: Console) -> 
                                                       plan.max_error_rate, f"{variant.name} {load.describe()}",
                                                       console)  # fmt: skip
                 write_level_summary(directory, summaries[variant.name], console)
+                by_variant[variant.name].append(summaries[variant.name])
                 if stop.is_set():
                     break
             if stop.is_set():
@@ -214,7 +236,8 @@ async def run_compare(plan: Plan, variants: list[Variant], console: Console) -> 
             console.print("warning: output lengths differ between variants: the comparison is not like for like "
                           "(use --ignore-eos or fixed lengths)", style="bold yellow")  # fmt: skip
     console.print(f"Results in {output}", style="dim")
-    return 130 if stop.is_set() else 0
+    code = 130 if stop.is_set() else 0
+    return CompareRun(code, result, {name: tuple(runs) for name, runs in by_variant.items()}, output)
 
 
 def compare_table(baseline: str, candidate: str, rows: list[ComparedLevel]) -> Table:

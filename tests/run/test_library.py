@@ -45,3 +45,21 @@ def test_a_plan_names_the_flag_that_is_wrong() -> None:
 
     with pytest.raises(ConfigError, match="--concurrency"):
         plan_from_flags({"concurrency": "many"})
+
+
+def test_compare_variants_returns_what_compare_json_holds(tmp_path: Path) -> None:
+    from loadgen.metrics.comparison import read_compare
+    from loadgen.run import CompareRun, compare_variants
+    from loadgen.run.compare import parse_variants
+
+    plan = plan_from_flags({"concurrency": "1,2", "requests": "6", "warmup": "0", "max_tokens": "6",
+                            "output": str(tmp_path / "out")}, sweep=True)  # fmt: skip
+    variants = parse_variants(["slow=sim:fixed:10,4", "fast=sim:fixed:10,2"])
+    outcome = compare_variants(plan, variants)
+    assert isinstance(outcome, CompareRun) and outcome.exit_code == 0
+    assert outcome.result == read_compare(tmp_path / "out" / "compare.json")
+    assert [row.level for row in outcome.result.levels] == ["c=1", "c=2"]
+    assert all(row.comparison.tpot.speedup and row.comparison.tpot.speedup > 1.5 for row in outcome.result.levels)
+    assert [summary.load.concurrency for summary in outcome.summaries["fast"]] == [1, 2]
+    on_disk = RunSummary.from_json(json.loads((tmp_path / "out" / "fast" / "level-02-c2" / "summary.json").read_text()))
+    assert on_disk == outcome.summaries["fast"][1]
