@@ -1,0 +1,124 @@
+"""Report layer, HTML: a comparison's page (speedups with their intervals, the crossover, each variant's
+own latencies)."""
+
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+
+from loadgen.metrics.comparison import SPEEDUP_METRICS, CompareResult, Comparison, RequestCounts, Speedup
+from loadgen.metrics.results import (
+    RunSummary,
+    read_summary,
+)
+from loadgen.report.console import (
+    invalid_variants,
+    level_label,
+)
+from loadgen.report.html.blocks import html_table, percent_text
+from loadgen.report.html.sweep import level_x
+from loadgen.report.plots import Chart
+
+
+def _variant_levels(directory: Path, variant: str) -> list[RunSummary]:
+    return [read_summary(path) for path in sorted((directory / variant).glob("level-*/summary.json"))]
+
+
+def _absolute_latencies(directory: Path, report: CompareResult, candidate: str, xs: list[float], prefix: str) -> str:
+    """Each variant's own latencies beside the ratios: a speedup of 2× on 5 ms is not one on 5 s."""
+    chart = Chart(f"{prefix}-absolute-{candidate}", "each variant's latency (p50)", "load (log)", "ms (log)",
+                  log_x=True, log_y=True)  # fmt: skip
+    for variant in (report.baseline, candidate):
+        levels = _variant_levels(directory, variant)
+        loads = [level_x(s) for s in levels]
+        for metric, dashed in (("e2e", False), ("ttft", True)):
+            chart.line(f"{variant} {metric.upper()} p50", loads, [s.latency_ms.metric(metric).p50 for s in levels],
+                       dashed=dashed, unit="ms", text=[level_label(s) for s in levels])  # fmt: skip
+    return chart.html()
+
+
+def _pair_validity(comparison: Comparison) -> str:
+    """'ok', or the variants whose level was not valid: 'baseline ✗target'."""
+    invalid = invalid_variants(comparison)
+    return f"✗ {invalid}" if invalid else ("ok" if comparison.validity else "–")
+
+
+def compare_section(report: CompareResult, prefix: str, directory: Path) -> str:
+    html = ""
+    for candidate in {level.candidate for level in report.levels}:
+        rows = report.rows(candidate)
+        xs = [float(row.level.split("=")[1].rstrip("*")) for row in rows]
+        crossing = next((x for x, row in zip(xs, rows, strict=True) if (row.comparison.e2e.speedup or 2) < 1), None)
+        html += f"<h3>{escape(candidate)} against {escape(report.baseline)}</h3>"
+        chart = Chart(f"{prefix}-speedup-{candidate}", f"speedup of {candidate} (baseline ÷ candidate, 95% CI)",
+                      "load (log)", "speedup ×", log_x=True)  # fmt: skip
+        for metric in SPEEDUP_METRICS:
+            entries = [_speedup_of(row.comparison, metric) for row in rows]
+            low = [e.speedup - e.low if e.speedup is not None and e.low is not None else 0.0 for e in entries]
+            high = [e.high - e.speedup if e.speedup is not None and e.high is not None else 0.0 for e in entries]
+            chart.line(f"{metric.upper()} speedup", xs, [e.speedup for e in entries], unit="×",
+                       text=[row.level for row in rows], errors=(low, high))  # fmt: skip
+        chart.limit(1.0, "1× (no change)")
+        if crossing is not None:
+            chart.mark(crossing, 1.0, "crossover")
+        html += '<div class="charts">' + chart.html() + _absolute_latencies(directory, report, candidate, xs, prefix)
+        html += "</div>"
+
+        def speedup(entry: Speedup) -> str:
+            if entry.speedup is None:
+                return "–"
+            if entry.low is None or entry.high is None:
+                return f"{entry.speedup:.2f}× (no interval)"
+            return f"{entry.speedup:.2f}× ({entry.low:.2f}–{entry.high:.2f})"
+
+        def failed(counts: RequestCounts) -> str:
+            return "–" if counts.failed is None else str(counts.failed)
+
+        table_rows: list[list[object]] = [
+            [
+                row.level,
+                *(speedup(_speedup_of(row.comparison, metric)) for metric in SPEEDUP_METRICS),
+                row.comparison.throughput_ratio,
+                percent_text(row.comparison.paired_candidate_faster),
+                percent_text(row.comparison.candidate_acceptance_rate),
+                f"{failed(row.comparison.requests.baseline)}/{failed(row.comparison.requests.candidate)}",
+                _pair_validity(row.comparison),
+            ]
+            for row in rows
+        ]
+        html += html_table(
+            [
+                "level",
+                "TTFT",
+                "TPOT",
+                "end-to-end",
+                "tok/s ratio",
+                "paired wins",
+                "draft acceptance",
+                "failed base/cand",
+                "valid",
+            ],
+            table_rows,
+            f"{prefix}-speedups",
+        )
+        unknown = [row for row in rows if row.comparison.e2e.speedup is None]
+        for row in unknown:
+            reason = row.comparison.e2e.reason or "no successful requests"
+            html += f'<p class="warn">{escape(row.level)}: no speedup: {escape(reason)}</p>'
+        if crossing:
+            html += f"<p><b>crossover:</b> {escape(candidate)} stops helping at load {crossing:g}</p>"
+        elif unknown:
+            html += f"<p>{escape(candidate)} is faster at the levels with a speedup; {len(unknown)} gave none</p>"
+        else:
+            html += f"<p>{escape(candidate)} is faster at every level measured</p>"
+        if any(not row.comparison.lengths_match for row in rows):
+            html += '<p class="warn">output lengths differ between variants: not like for like</p>'
+    return html
+
+
+def _speedup_of(comparison: Comparison, metric: str) -> Speedup:
+    return {"ttft": comparison.ttft, "tpot": comparison.tpot, "e2e": comparison.e2e}[metric]
+
+
+def compare_page(directory: Path, report: CompareResult, prefix: str) -> str:
+    return f"<h2>comparison: {escape(str(directory))}</h2>" + compare_section(report, prefix, directory)
