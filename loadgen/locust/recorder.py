@@ -102,14 +102,14 @@ def table_rows(aggregator: Aggregator) -> list[dict[str, Any]]:
     """The rows of the web UI's loadgen tab: exact percentiles from the HDR histograms."""
 
     def row(metric: str, name: str, scale: float = 1.0, unit: str = "ms") -> dict[str, Any]:
-        stats = aggregator.histogram(name).stats().to_json_dict()
+        stats = aggregator.histogram(name).stats()
 
         def fmt(value: float | int | None) -> str:
             return "" if value is None else f"{float(value) * scale:,.2f}"
 
-        return {"metric": f"{metric} ({unit})", "count": stats["count"], "mean": fmt(stats["mean"]),
-                "p50": fmt(stats["p50"]), "p90": fmt(stats["p90"]), "p99": fmt(stats["p99"]),
-                "p999": fmt(stats["p99_9"]), "max": fmt(stats["max"])}  # fmt: skip
+        return {"metric": f"{metric} ({unit})", "count": stats.count, "mean": fmt(stats.mean), "p50": fmt(stats.p50),
+                "p90": fmt(stats.p90), "p99": fmt(stats.p99), "p999": fmt(stats.p99_9),
+                "max": fmt(stats.max)}  # fmt: skip
 
     rows = [row(label, name) for name, label in TABLE_METRICS]
     rows.append(row("Output tokens/s per request", "output_tokens_per_s", unit="tok/s"))

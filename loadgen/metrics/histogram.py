@@ -32,19 +32,6 @@ class Stats:
     p99_9: float | None
     max: float | None
 
-    def to_json_dict(self) -> dict[str, float | int | None]:
-        return {
-            "count": self.count,
-            "mean": self.mean,
-            "min": self.min,
-            "p50": self.p50,
-            "p90": self.p90,
-            "p95": self.p95,
-            "p99": self.p99,
-            "p99_9": self.p99_9,
-            "max": self.max,
-        }
-
 
 class Histogram:
     """Records values in the caller's unit; ``unit_per_count`` of them make one recorded count.

@@ -54,6 +54,9 @@ class Distribution(Section, frozen=True, kw_only=True):
         return cls(count=stats.count, mean=stats.mean, min=stats.min, p50=stats.p50, p90=stats.p90, p95=stats.p95,
                    p99=stats.p99, p99_9=stats.p99_9, max=stats.max)  # fmt: skip
 
+    def to_json(self) -> dict[str, Any]:
+        return as_json(self)
+
     @property
     def known(self) -> bool:
         """Whether the result has this metric at all (an older or imported one may not)."""

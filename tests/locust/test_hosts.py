@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from loadgen.metrics.aggregate import Aggregator
+from loadgen.metrics.results import Distribution
 from loadgen.records import RequestRecord
 from tests import netns
 
@@ -73,7 +74,7 @@ def union_summary_figures(worker_records: list[dict[str, Any]]) -> dict[str, Any
     for record in worker_records:
         aggregator.on_record(RequestRecord.from_json_dict(record))
     aggregator.flush()
-    return {name: aggregator.totals[name].stats().to_json_dict() for name in ("ttft", "itl", "tpot", "e2e")}
+    return {name: Distribution.of(aggregator.totals[name].stats()).to_json() for name in ("ttft", "itl", "tpot", "e2e")}
 
 
 def test_master_and_workers_on_separate_hosts(network: dict[str, netns.Host], tmp_path: Path) -> None:
