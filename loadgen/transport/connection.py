@@ -149,7 +149,10 @@ class HttpConnection:
         if batcher is not None:
             batcher.reads += 1
         if not self._busy:
-            self._close_quietly()  # bytes nobody asked for: the connection cannot be reused
+            # a TLS 1.3 server sends its session tickets after the handshake, whenever they arrive:
+            # TLS records of its own, not bytes for us; anything else cannot be matched to a request
+            if self._tls is None or self._tls_unwrap(data):
+                self._close_quietly()
             return
         lag = read_ns - arrival_ns
         times = self.times

@@ -351,6 +351,32 @@ def tls_server_context(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLConte
     return context
 
 
+def test_tls_session_tickets_on_an_idle_connection_keep_it(tls_server_context: ssl.SSLContext) -> None:
+    """A TLS 1.3 server sends its session tickets after the handshake, while the connection opened
+    ahead of the load is idle: they are TLS's own records, and the connection stays in the pool."""
+    assert tls_server_context.num_tickets > 0 and tls_server_context.maximum_version is ssl.TLSVersion.MAXIMUM_SUPPORTED
+
+    def script(conn: socket.socket, sent: list[int]) -> None:
+        read_request(conn)
+        conn.sendall(CHUNKED_HEAD + chunk(b"data: x\n\n") + b"0\r\n\r\n")
+
+    with scripted_server(script, tls=tls_server_context) as (url, _, connections):
+        http = transport(url)
+
+        async def run() -> list[tuple[int, bytes]]:
+            assert await http.connect(1) == 1
+            await asyncio.sleep(0.3)  # the tickets arrive now, on the idle connection
+            http.start_load()
+            pieces, _ = await read_pieces(http)
+            await http.close()
+            return pieces
+
+        pieces = asyncio.run(run())
+    assert b"".join(data for _, data in pieces) == b"data: x\n\n"
+    report = http.report()
+    assert connections[0] == 1 and report.connections_opened == report.connections_before_load == 1  # no reconnect
+
+
 @pytest.mark.skipif(not kernel_stamps_available(), reason="this platform has no SO_TIMESTAMPNS")
 def test_tls_through_memory_bios_keeps_kernel_stamps(tls_server_context: ssl.SSLContext) -> None:
     def script(conn: socket.socket, sent: list[int]) -> None:
