@@ -34,6 +34,14 @@ class Speedup(Section, frozen=True, kw_only=True):
     blocks: tuple[int, int] | None = None  # resampled blocks: baseline, candidate
     reason: str | None = None  # why there is no speedup or no interval
 
+    def text(self, without_interval: str = "no interval") -> str:
+        """``1.85× (1.62–2.03)``; ``–`` when there is no speedup."""
+        if self.speedup is None:
+            return "–"
+        if self.low is None or self.high is None:
+            return f"{self.speedup:.2f}× ({without_interval})"
+        return f"{self.speedup:.2f}× ({self.low:.2f}–{self.high:.2f})"
+
 
 class RequestCounts(Section, frozen=True, kw_only=True):
     completed: int | None = None
@@ -50,6 +58,12 @@ class PerRole(Section, frozen=True, kw_only=True):
 class CountsPerRole(Section, frozen=True, kw_only=True):
     baseline: RequestCounts = RequestCounts()
     candidate: RequestCounts = RequestCounts()
+
+    def failed_text(self) -> str:
+        """``baseline/candidate`` failed requests, ``–`` where not counted."""
+        return "/".join(
+            "–" if counts.failed is None else str(counts.failed) for counts in (self.baseline, self.candidate)
+        )
 
 
 class Comparison(Section, frozen=True, kw_only=True):
@@ -68,6 +82,10 @@ class Comparison(Section, frozen=True, kw_only=True):
     identical_outputs: float | None = None  # greedy assisted decoding must reproduce the baseline (--save-text)
     candidate_acceptance_rate: float | None = None  # the server's own speculative-decoding counters
     validity: dict[str, Validity | None] = msgspec.field(default_factory=dict)  # by variant name
+
+    def speedup(self, metric: str) -> Speedup:
+        """The speedup of ``ttft``, ``tpot`` or ``e2e``."""
+        return {"ttft": self.ttft, "tpot": self.tpot, "e2e": self.e2e}[metric]
 
 
 class ComparedLevel(Section, frozen=True, kw_only=True):

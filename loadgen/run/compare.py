@@ -27,7 +27,6 @@ from loadgen.eventloop import run_loop
 from loadgen.metrics.comparison import (
     ComparedLevel,
     CompareResult,
-    Comparison,
     Speedup,
     VariantRecord,
     compare_level,
@@ -250,15 +249,7 @@ def compare_table(baseline: str, candidate: str, rows: list[ComparedLevel]) -> T
     table.add_column("valid", justify="left")
 
     def cell(entry: Speedup) -> str:
-        if entry.speedup is None:
-            return "–"
-        if entry.low is None or entry.high is None:
-            return f"{entry.speedup:.2f}× (no CI)"
-        return f"{entry.speedup:.2f}× ({entry.low:.2f}–{entry.high:.2f})"
-
-    def failures(comparison: Comparison) -> str:
-        counts = (comparison.requests.baseline.failed, comparison.requests.candidate.failed)
-        return "/".join("–" if count is None else str(count) for count in counts)
+        return entry.text("no CI")  # the console's columns are narrow
 
     for row in rows:
         comparison = row.comparison
@@ -268,7 +259,7 @@ def compare_table(baseline: str, candidate: str, rows: list[ComparedLevel]) -> T
         ratio = comparison.throughput_ratio
         cells = [row.level, cell(comparison.ttft), cell(comparison.tpot),
                  cell(comparison.e2e), "–" if ratio is None else f"{ratio:.2f}",
-                 "–" if wins is None else f"{wins:.0%}", failures(comparison)]  # fmt: skip
+                 "–" if wins is None else f"{wins:.0%}", comparison.requests.failed_text()]  # fmt: skip
         if with_acceptance:
             rate = comparison.candidate_acceptance_rate
             cells.append("–" if rate is None else f"{rate:.0%}")

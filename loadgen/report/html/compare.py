@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-from loadgen.metrics.comparison import SPEEDUP_METRICS, CompareResult, Comparison, RequestCounts, Speedup
+from loadgen.metrics.comparison import SPEEDUP_METRICS, CompareResult, Comparison
 from loadgen.metrics.results import (
     RunSummary,
     read_summary,
@@ -53,7 +53,7 @@ def compare_section(report: CompareResult, prefix: str, directory: Path) -> str:
         chart = Chart(f"{prefix}-speedup-{candidate}", f"speedup of {candidate} (baseline ÷ candidate, 95% CI)",
                       "load (log)", "speedup ×", log_x=True)  # fmt: skip
         for metric in SPEEDUP_METRICS:
-            entries = [_speedup_of(row.comparison, metric) for row in rows]
+            entries = [row.comparison.speedup(metric) for row in rows]
             low = [e.speedup - e.low if e.speedup is not None and e.low is not None else 0.0 for e in entries]
             high = [e.high - e.speedup if e.speedup is not None and e.high is not None else 0.0 for e in entries]
             chart.line(f"{metric.upper()} speedup", xs, [e.speedup for e in entries], unit="×",
@@ -64,24 +64,14 @@ def compare_section(report: CompareResult, prefix: str, directory: Path) -> str:
         html += '<div class="charts">' + chart.html() + _absolute_latencies(directory, report, candidate, xs, prefix)
         html += "</div>"
 
-        def speedup(entry: Speedup) -> str:
-            if entry.speedup is None:
-                return "–"
-            if entry.low is None or entry.high is None:
-                return f"{entry.speedup:.2f}× (no interval)"
-            return f"{entry.speedup:.2f}× ({entry.low:.2f}–{entry.high:.2f})"
-
-        def failed(counts: RequestCounts) -> str:
-            return "–" if counts.failed is None else str(counts.failed)
-
         table_rows: list[list[object]] = [
             [
                 row.level,
-                *(speedup(_speedup_of(row.comparison, metric)) for metric in SPEEDUP_METRICS),
+                *(row.comparison.speedup(metric).text() for metric in SPEEDUP_METRICS),
                 row.comparison.throughput_ratio,
                 percent_text(row.comparison.paired_candidate_faster),
                 percent_text(row.comparison.candidate_acceptance_rate),
-                f"{failed(row.comparison.requests.baseline)}/{failed(row.comparison.requests.candidate)}",
+                row.comparison.requests.failed_text(),
                 _pair_validity(row.comparison),
             ]
             for row in rows
@@ -114,10 +104,6 @@ def compare_section(report: CompareResult, prefix: str, directory: Path) -> str:
         if any(not row.comparison.lengths_match for row in rows):
             html += '<p class="warn">output lengths differ between variants: not like for like</p>'
     return html
-
-
-def _speedup_of(comparison: Comparison, metric: str) -> Speedup:
-    return {"ttft": comparison.ttft, "tpot": comparison.tpot, "e2e": comparison.e2e}[metric]
 
 
 def compare_page(directory: Path, report: CompareResult, prefix: str) -> str:
