@@ -1,1 +1,2 @@
-"""Metrics layer: per-request derived metrics, HDR histograms, aggregation into summaries."""
+"""Metrics layer: per-request derived metrics, HDR histograms, aggregation, and the typed results
+(``results``: RunSummary, SweepResult; ``comparison``: CompareResult) built from them."""

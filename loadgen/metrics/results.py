@@ -1,9 +1,10 @@
-"""Metrics layer: the typed result of a level (``RunSummary``) and of a sweep (``SweepResult``).
+"""Metrics layer: the typed result of a level (``RunSummary``), of a sweep (``SweepResult``) and
+the options behind them (``RunConfig``).
 
-``summary.json`` and ``sweep.json`` are these objects as JSON (``to_json``), and ``from_json``
-reads them back, checked field by field: a file that does not fit is one line naming the field.
-The console, the HTML report, the CSV export, the planner and ``compare`` read these objects,
-never the JSON.
+``summary.json``, ``sweep.json`` and ``config.json`` are these objects as JSON (``to_json``), and
+``from_json`` reads them back, checked field by field: a file that does not fit is one line
+naming the field. The console, the HTML report, the CSV export, the planner and ``compare`` read
+these objects, never the JSON. (``compare.json`` is ``loadgen.metrics.comparison``'s.)
 
 They are ``msgspec`` structs: frozen, typed, and converted from JSON with validation, where a
 hand-written ``from_dict`` per class would repeat every field name a second time.
@@ -32,7 +33,8 @@ READABLE_SCHEMA_VERSIONS = (1, 2)
 
 
 class Section(msgspec.Struct, frozen=True, kw_only=True):
-    """A part of a result: frozen; every field has a default so older files still load."""
+    """A part of a result: frozen, fields by keyword. A field that a schema-1 file may lack has a
+    default; the few without one (an ``Answers``' counts) were written whenever their section was."""
 
 
 class Distribution(Section, frozen=True, kw_only=True):
