@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from loadgen.metrics.results import RunSummary, Section, Validity, as_json, convert_result, read_json_file
+from loadgen.metrics.results import RunSummary, Section, Validity, read_json_file
 
 BOOTSTRAP_RESAMPLES = 1000
 CACHE_SHARE_TOLERANCE = 0.05  # prompt share served from the prefix cache, between the variants
@@ -106,13 +106,6 @@ class CompareResult(Section, frozen=True, kw_only=True):
     baseline: str
     variants: tuple[VariantRecord, ...] = ()
     levels: tuple[ComparedLevel, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        return as_json(self)
-
-    @classmethod
-    def from_json(cls, data: object, where: str = "compare") -> CompareResult:
-        return convert_result(data, cls, where)
 
     def rows(self, candidate: str) -> list[ComparedLevel]:
         return [level for level in self.levels if level.candidate == candidate]

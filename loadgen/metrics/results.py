@@ -36,6 +36,17 @@ class Section(msgspec.Struct, frozen=True, kw_only=True):
     """A part of a result: frozen, fields by keyword. A field that a schema-1 file may lack has a
     default; the few without one (an ``Answers``' counts) were written whenever their section was."""
 
+    def to_json(self) -> dict[str, Any]:
+        return as_json(self)
+
+    @classmethod
+    def from_json(cls: type[SectionT], data: object, where: str | None = None) -> SectionT:
+        """From its JSON, checked; ``where`` (a file's path) starts the one-line error."""
+        return convert_result(data, cls, where or cls.__name__)
+
+
+SectionT = TypeVar("SectionT", bound=Section)
+
 
 class Distribution(Section, frozen=True, kw_only=True):
     """A metric's distribution in display units (ms, tokens/s). ``count`` None: an imported
@@ -55,9 +66,6 @@ class Distribution(Section, frozen=True, kw_only=True):
     def of(cls, stats: Stats) -> Distribution:
         return cls(count=stats.count, mean=stats.mean, min=stats.min, p50=stats.p50, p90=stats.p90, p95=stats.p95,
                    p99=stats.p99, p99_9=stats.p99_9, max=stats.max)  # fmt: skip
-
-    def to_json(self) -> dict[str, Any]:
-        return as_json(self)
 
     @property
     def known(self) -> bool:
@@ -421,13 +429,6 @@ class RunSummary(Section, frozen=True, kw_only=True):
     imported: ImportedSource | None = None
     derived: tuple[str, ...] | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return as_json(self)
-
-    @classmethod
-    def from_json(cls, data: object, where: str = "summary") -> RunSummary:
-        return convert_result(data, cls, where)
-
     @property
     def completed(self) -> int:
         return self.requests.completed or 0
@@ -464,13 +465,6 @@ class RunConfig(Section, frozen=True, kw_only=True):
     variants: tuple[dict[str, Any], ...] | None = None  # compare: each variant's name, target, extra_body
     imported: ImportedSource | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return as_json(self)
-
-    @classmethod
-    def from_json(cls, data: object, where: str = "config") -> RunConfig:
-        return convert_result(data, cls, where)
-
 
 class SweepResult(Section, frozen=True, kw_only=True):
     """``sweep.json``: every level's summary, in the order run (a find-max search: probe order)."""
@@ -480,13 +474,6 @@ class SweepResult(Section, frozen=True, kw_only=True):
     levels: tuple[RunSummary, ...] = ()
     find_max: FindMaxOutcome | None = None
     imported: ImportedSource | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return as_json(self)
-
-    @classmethod
-    def from_json(cls, data: object, where: str = "sweep") -> SweepResult:
-        return convert_result(data, cls, where)
 
 
 Result = TypeVar("Result", bound=msgspec.Struct)

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from loadgen.metrics.results import convert_result, read_json_file
+from loadgen.metrics.results import as_json, convert_result, read_json_file
 from loadgen.plan.capacity import Capacity
 from loadgen.plan.planner import CandidatePlan, Plan
 
@@ -56,8 +56,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         candidates=tuple(plan.candidates),
         assumptions=tuple(plan.assumptions),
     )  # fmt: skip
-    data: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(document))
-    return data
+    return as_json(document)
 
 
 MARKS = {"estimate": " *", "imported": " †"}
