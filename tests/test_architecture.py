@@ -109,3 +109,24 @@ def test_few_type_ignores_each_with_its_reason() -> None:
     assert len(ignores) < MAX_TYPE_IGNORES
     assert all("type: ignore[" in line and line.split("type: ignore[", 1)[1].split("]", 1)[1].strip().startswith("#")
                for _, line in ignores)  # fmt: skip
+
+
+RUN_TIER = PACKAGE / "run"
+MAX_FUNCTION_LINES = 60
+MAX_PARAMETERS = 6
+
+
+def test_the_run_tier_is_small_units() -> None:
+    """No function in ``loadgen/run`` over 60 lines or 6 parameters (``self`` not counted)."""
+    too_big = []
+    for path in sorted(RUN_TIER.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            arguments = node.args
+            names = [a.arg for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs)]
+            parameters = len([name for name in names if name not in ("self", "cls")])
+            lines = (node.end_lineno or node.lineno) - node.lineno + 1
+            if lines > MAX_FUNCTION_LINES or parameters > MAX_PARAMETERS:
+                too_big.append(f"{path.name}:{node.name} ({lines} lines, {parameters} parameters)")
+    assert not too_big

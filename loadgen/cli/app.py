@@ -16,6 +16,7 @@ from rich.console import Console
 
 from loadgen import __version__
 from loadgen.cli.commands import positive_number, run_import, run_monitor, run_plan, serve_sim
+from loadgen.cli.console import ConsoleEvents
 from loadgen.cli.locust import add_locust_options, run_locust
 from loadgen.cli.plan import build_plan
 from loadgen.errors import ConfigError, LoadgenError, OutputError
@@ -23,13 +24,11 @@ from loadgen.extras import require
 from loadgen.imports.readers import FORMATS
 from loadgen.parsing import did_you_mean
 from loadgen.run.compare import compare_variants, parse_variants
-from loadgen.run.session import execute
+from loadgen.run.outcome import ExitCode
+from loadgen.run.session import run
 from loadgen.scenario.options import OPTIONS, OPTIONS_BY_NAME
 
 PIPED_WIDTH = 160
-EXIT_USAGE = 2
-EXIT_INTERNAL = 70  # an unexpected exception (sysexits EX_SOFTWARE)
-EXIT_OUTPUT = 74  # a result file could not be written (sysexits EX_IOERR)
 
 
 OPTION_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -186,13 +185,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in ("run", "sweep"):
             plan = build_plan(args, sweep=args.command == "sweep")
-            return execute(plan, console)
+            return run(plan, ConsoleEvents(console)).exit_code
         if args.command == "compare":
             plan = build_plan(args, sweep=True)
             variants = parse_variants(
                 args.variant, dict(plan.config_record).get("variants"), f"{args.scenario}: variants"
             )
-            return compare_variants(plan, variants, console).exit_code
+            return compare_variants(plan, variants, ConsoleEvents(console)).exit_code
         if args.command == "locust":
             require("locust", "loadgen locust")
             return run_locust(args, extra, console)
@@ -224,20 +223,20 @@ def main(argv: list[str] | None = None) -> int:
             duration = positive_number(args.duration, "--duration") or 3.0
             return run_selftest(console, duration, Path(args.output) if args.output else None)
         parser.print_help()
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except LoadgenError as exc:
         error_console.print(f"loadgen: error: {exc}", style="bold red", soft_wrap=True, markup=False)
         if isinstance(exc, ConfigError):
-            return EXIT_USAGE
-        return EXIT_OUTPUT if isinstance(exc, OutputError) else 1
+            return ExitCode.USAGE
+        return ExitCode.OUTPUT if isinstance(exc, OutputError) else ExitCode.UNUSABLE_ENDPOINT
     except KeyboardInterrupt:
         error_console.print("loadgen: interrupted", style="bold yellow")
-        return 130
+        return ExitCode.INTERRUPTED
     except Exception as exc:  # the one boundary for what should not happen: a line, and the traceback in a file
         log = _write_crash_log(exc)
         error_console.print(f"loadgen: internal error: {type(exc).__name__}: {exc} (traceback in {log}); results "
                             "written so far are kept", style="bold red", soft_wrap=True, markup=False)  # fmt: skip
-        return EXIT_INTERNAL
+        return ExitCode.INTERNAL
 
 
 def _subparser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ import sys
 
 from rich.console import Console
 
+from loadgen.cli.console import ConsoleEvents
 from loadgen.cli.plan import build_plan
 from loadgen.errors import ConfigError
 from loadgen.locust.launch import LOCUSTFILE, launch
@@ -88,5 +89,5 @@ def run_locust(args: argparse.Namespace, extra: list[str], console: Console) -> 
     given = dict(plan.config_record).get("concurrency")  # set by the scenario or a flag, not the sweep default
     users = args.users if args.users is not None else int(load.concurrency) if given else 1
     web_ui = None if args.worker or args.headless else f"http://{args.web_host}:{args.web_port}"
-    return launch(plan, load, lambda url: locust_command(args, url, users, extra), console, worker=args.worker,
-                  web_ui=web_ui)  # fmt: skip
+    command = lambda url: locust_command(args, url, users, extra)  # noqa: E731
+    return launch(plan, load, command, ConsoleEvents(console), worker=args.worker, web_ui=web_ui)

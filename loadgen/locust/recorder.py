@@ -14,16 +14,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from loadgen.clock import MonotonicClock, wall_time_iso
 from loadgen.config import LoadConfig, LoadMode, SloTarget
 from loadgen.engine.monitor import ClientReport
 from loadgen.metrics.aggregate import HISTOGRAM_NAMES, Aggregator, aggregator_state, merge_state
 from loadgen.metrics.results import LocustTest, RunSummary
-from loadgen.metrics.summary import RunInfo, build_summary
+from loadgen.metrics.summary import RunInfo
 from loadgen.records import RequestRecord
-from loadgen.report.files import HlogWriter, RecordWriter, write_json
+from loadgen.report.files import HlogWriter, RecordWriter
+from loadgen.run.collect import Sections, conclude, summarize
+from loadgen.run.judge import Judgement
 from loadgen.telemetry.sidecar import read_window
 from loadgen.telemetry.summary import summarize_window
 
@@ -74,28 +74,26 @@ def merged(states: list[dict[str, Any]], slo: tuple[SloTarget, ...] = ()) -> Agg
 
 def write_summary(aggregator: Aggregator, directory: Path, *, endpoint: str, api: str, model: str | None,
                   stream: bool, users: int, started_at: str, partial: bool, slo: tuple[SloTarget, ...],
-                  tokenizer: str | None, processes: int, test_start_ns: int,
+                  tokenizer: str | None, processes: int, test_start_ns: int, judgement: Judgement,
                   batch_size: int = 1, lost_workers: list[str] | None = None,
-                  telemetry_file: Path | None = None) -> RunSummary:  # fmt: skip
-    """``summary.json`` as ``loadgen run`` writes it, the load being Locust's users; with
-    ``telemetry_file``, the sidecar's samples over the test (it runs beside this process)."""
+                  telemetry_file: Path | None = None, interrupted: bool = False) -> RunSummary:  # fmt: skip
+    """``summary.json`` as ``loadgen run`` writes it (``loadgen.run.collect``: assembled, judged and
+    written as every level is), the load being Locust's users; with ``telemetry_file``, the
+    sidecar's samples over the test (it runs beside this process)."""
+    stop_reason = "worker_lost" if lost_workers else "interrupted" if partial or interrupted else "locust_stopped"
     info = RunInfo(
         endpoint=endpoint, api=api, model=model, load=LoadConfig(mode=LoadMode.CLOSED, concurrency=max(users, 1),
                                                                    batch_size=batch_size),
-        stream=stream, started_at=started_at, ended_at=wall_time_iso(), partial=partial,
-        stop_reason="worker_lost" if lost_workers else "interrupted" if partial else "locust_stopped",
-        client=NO_CLIENT_REPORT, slo=slo,
-        tokenizer=tokenizer, listener_failures={},
+        stream=stream, started_at=started_at, ended_at=wall_time_iso(), partial=partial or interrupted,
+        stop_reason=stop_reason, client=NO_CLIENT_REPORT, slo=slo, tokenizer=tokenizer, listener_failures={},
     )  # fmt: skip
     end_ns = MonotonicClock.now_ns()
     test = LocustTest(processes=processes, users=users, monotonic_start_ns=test_start_ns, monotonic_end_ns=end_ns,
                       lost_workers=tuple(lost_workers or ()))  # fmt: skip
     samples = read_window(telemetry_file, test_start_ns, end_ns) if telemetry_file is not None else []
     telemetry = summarize_window(samples, aggregator.output_tokens) if samples else None
-    summary = msgspec.structs.replace(build_summary(aggregator, info), locust=test, telemetry=telemetry)
     directory.mkdir(parents=True, exist_ok=True)
-    write_json(directory / "summary.json", summary.to_json())
-    return summary
+    return conclude(summarize(aggregator, info, Sections(telemetry=telemetry, locust=test)), judgement, directory)
 
 
 def table_rows(aggregator: Aggregator) -> list[dict[str, Any]]:

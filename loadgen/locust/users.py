@@ -2,8 +2,7 @@
 
 ``loadgen locust`` configures these from a scenario; a plain locustfile can subclass them::
 
-    from loadgen.parsing import public_url
-from loadgen.locust import OpenAIChatUser
+    from loadgen.locust import OpenAIChatUser
 
     class ChatUser(OpenAIChatUser):
         model = "llama-3-8b"
@@ -40,7 +39,7 @@ from loadgen.clock import MonotonicClock
 from loadgen.config import EndpointConfig, GenerationConfig, SloTarget
 from loadgen.errors import ErrorKind
 from loadgen.locust.exchange import BlockingContext, exchange
-from loadgen.locust.launch import JOB_ENV
+from loadgen.locust.launch import JOB_ENV, interrupted_mark
 from loadgen.locust.live import LiveHistory, LiveWindow, latest_telemetry, progress_line, write_stats_csv
 from loadgen.locust.recorder import Recorder, merged, table_rows, telemetry_rows, write_summary
 from loadgen.metrics import request_metrics as rm
@@ -51,6 +50,7 @@ from loadgen.prompts.loaders import load_prompts
 from loadgen.protocols import endpoint_codec
 from loadgen.protocols.base import GenerationParams
 from loadgen.records import RequestRecord
+from loadgen.run.judge import Judgement
 from loadgen.tokenizer import TokenCounter, load_token_counter
 
 STATE_MESSAGE = "loadgen_state"
@@ -82,6 +82,8 @@ class LoadgenLocust:
         self.window: LiveWindow | None = None
         self.history = LiveHistory()
         self.lost_workers: set[str] = set()
+        self.judgement = Judgement()
+        self.interrupted_mark: Path | None = None  # exists once ``loadgen locust`` was stopped by a signal
         self._ticker: Any = None
 
     def test_directory(self) -> Path:
@@ -238,6 +240,8 @@ class LoadgenLocust:
                 partial=partial, slo=self.slo, tokenizer=self.tokenizer, processes=processes,
                 test_start_ns=self.test_start_ns, batch_size=self.batch_size,
                 lost_workers=sorted(self.lost_workers), telemetry_file=self.output_dir / "telemetry.jsonl",
+                judgement=self.judgement,
+                interrupted=self.interrupted_mark is not None and self.interrupted_mark.exists(),
             )  # fmt: skip
             stats_csv = self._csv_path(environment, "_llm_stats.csv")
             if stats_csv is not None:
@@ -418,6 +422,8 @@ def _on_init(environment: Environment, **_: object) -> None:
         PROCESS.stream = plan.generation.stream
         PROCESS.tokenizer = plan.tokenizer
         PROCESS.batch_size = plan.levels[0].batch_size
+        PROCESS.judgement = Judgement(plan.max_error_rate, plan.fail_on)
+        PROCESS.interrupted_mark = interrupted_mark(Path(os.environ[JOB_ENV]))
     runner = environment.runner
     if isinstance(runner, MasterRunner):
 

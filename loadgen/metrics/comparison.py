@@ -18,7 +18,9 @@ from typing import Any
 
 import msgspec
 
+from loadgen.metrics.request_metrics import RequestFigures
 from loadgen.metrics.results import RunSummary, Section, Validity, read_json_file
+from loadgen.records import RequestRecord
 
 BOOTSTRAP_RESAMPLES = 1000
 CACHE_SHARE_TOLERANCE = 0.05  # prompt share served from the prefix cache, between the variants
@@ -121,30 +123,19 @@ class Measured:
 
     text: str | None
     tokens: int
-    ttft: float
-    e2e: float
-    tpot: float | None
+    figures: RequestFigures
 
     def metric(self, name: str) -> float | None:
-        value: float | None = {"ttft": self.ttft, "e2e": self.e2e, "tpot": self.tpot}[name]
-        return value
+        return self.figures.metric(name)
 
 
 def measured_requests(directory: Path) -> dict[int, Measured]:
     values = {}
     for line in (directory / "requests.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        if record["warmup"] or record["error_kind"] or record["first_token_ns"] is None:
+        record = RequestRecord.from_json_dict(json.loads(line))
+        if record.warmup or record.error_kind or record.first_token_ns is None or record.end_ns is None:
             continue
-        tokens = record["output_tokens"] or 0
-        first, end, intended = record["first_token_ns"], record["end_ns"], record["intended_ns"]
-        values[record["index"]] = Measured(
-            text=record.get("output_text"),
-            tokens=tokens,
-            ttft=(first - intended) / 1e6,
-            e2e=(end - intended) / 1e6,
-            tpot=(end - first) / 1e6 / (tokens - 1) if tokens >= 2 else None,
-        )
+        values[record.index] = Measured(record.output_text, record.output_tokens or 0, RequestFigures.of(record))
     return values
 
 
@@ -155,17 +146,24 @@ def _blocks(values: dict[int, Measured], metric: str, block: int) -> list[list[f
     return [ordered[i : i + block] for i in range(0, len(ordered), block)]
 
 
-def _speedup(base: list[list[float]], cand: list[list[float]], rng: random.Random) -> Speedup:
+def _speedup(base: list[list[float]], cand: list[list[float]], rng: random.Random, metric: str) -> Speedup:
     """Median ratio with a 95 % block-bootstrap interval (whole blocks resampled, see ``_blocks``)."""
     base_n, cand_n = sum(map(len, base)), sum(map(len, cand))
+    if base_n == 0 and cand_n == 0 and metric == "tpot":
+        return Speedup(reason="no TPOT: the answers were not streamed (or came in one piece)")
     if base_n < MIN_SUCCESSFUL or cand_n < MIN_SUCCESSFUL:
         return Speedup(reason=f"too few successful requests for a speedup ({base_n} baseline, {cand_n} candidate; "
                               f"at least {MIN_SUCCESSFUL} each)")  # fmt: skip
 
     def resampled_median(blocks: list[list[float]]) -> float:
-        return statistics.median([value for block in rng.choices(blocks, k=len(blocks)) for value in block])
+        # kept above zero: a resample may draw only 0 ms values (e.g. TPOT of chunks stamped alike)
+        return max(statistics.median([value for block in rng.choices(blocks, k=len(blocks)) for value in block]), 1e-9)
 
-    estimate = statistics.median([v for b in base for v in b]) / statistics.median([v for b in cand for v in b])
+    base_median = statistics.median([v for b in base for v in b])
+    cand_median = statistics.median([v for b in cand for v in b])
+    if cand_median <= 0 or base_median <= 0:
+        return Speedup(reason=f"a median {metric} of 0 ms gives no ratio")
+    estimate = base_median / cand_median
     if len(base) < 2 or len(cand) < 2:
         return Speedup(speedup=round(estimate, 4), blocks=(len(base), len(cand)),
                        reason="every request ran in one batch: one run gives no interval (send more "
@@ -181,12 +179,13 @@ def compare_level(base_dir: Path, cand_dir: Path, base: RunSummary, cand: RunSum
     base_values, cand_values = measured_requests(base_dir), measured_requests(cand_dir)
     block = max(1, base.load.concurrency or 1)  # closed loop: a batch of users
     speedups = {
-        metric: _speedup(_blocks(base_values, metric, block), _blocks(cand_values, metric, block), rng)
+        metric: _speedup(_blocks(base_values, metric, block), _blocks(cand_values, metric, block), rng, metric)
         for metric in SPEEDUP_METRICS
     }
     base_tps, cand_tps = base.throughput.output_tokens_per_s, cand.throughput.output_tokens_per_s
     paired_indices = base_values.keys() & cand_values.keys()
-    paired = [(base_values[i].e2e, cand_values[i].e2e) for i in paired_indices]
+    e2e = {i: (base_values[i].figures.e2e_ms, cand_values[i].figures.e2e_ms) for i in paired_indices}
+    paired = [(b, c) for b, c in e2e.values() if b is not None and c is not None]
     shares = [(summary.tokens.cached_input_total or 0) / summary.tokens.input_total if summary.tokens.input_total
               else 0.0 for summary in (base, cand)]  # fmt: skip
     base_tokens = statistics.fmean(v.tokens for v in base_values.values()) if base_values else 0.0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from loadgen.records import RequestRecord, TokenMethod
 
@@ -121,3 +122,24 @@ def meets_slo(record: RequestRecord, metric: str, threshold_ns: int) -> bool:
         # A one-token answer has no TPOT or ITL to miss; a missing first token misses TTFT.
         return metric in ("tpot", "itl")
     return value <= threshold_ns
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFigures:
+    """One request's latencies in ms, as every per-request view reads them (compare, the report, the
+    export): None where not measured (no first token; TPOT of an answer that was not streamed)."""
+
+    ttft_ms: float | None
+    tpot_ms: float | None
+    e2e_ms: float | None
+
+    @classmethod
+    def of(cls, record: RequestRecord) -> RequestFigures:
+        ttft, tpot, e2e = ttft_ns(record), tpot_ns(record), e2e_ns(record)
+        return cls(None if ttft is None else ttft / 1e6, None if tpot is None else tpot / 1e6,
+                   None if e2e is None else e2e / 1e6)  # fmt: skip
+
+    def metric(self, name: str) -> float | None:
+        """``ttft``, ``tpot`` or ``e2e``."""
+        value: float | None = {"ttft": self.ttft_ms, "tpot": self.tpot_ms, "e2e": self.e2e_ms}[name]
+        return value

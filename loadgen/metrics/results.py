@@ -446,6 +446,22 @@ class RunSummary(Section, frozen=True, kw_only=True):
     def lost_workers(self) -> tuple[str, ...]:
         return self.workers.lost if self.workers is not None else ()
 
+    @property
+    def label(self) -> str:
+        """The level as a sweep names it: ``c=16``, ``r=4``, ``c=8 b=4``, ``trace``; ``*`` when partial."""
+        load = self.load
+        if load.scheduled:
+            label = "trace" if load.trace_file else "stages"
+        else:
+            label = f"c={load.concurrency}" if load.closed else f"r={load.rate or 0:g}"
+        if load.batch_size > 1:
+            label += f" b={load.batch_size}"
+        return label + "*" if self.partial else label
+
+    @property
+    def thresholds_breached(self) -> tuple[ThresholdOutcome, ...]:
+        return tuple(outcome for outcome in self.thresholds or () if not outcome.passed)
+
 
 class FindMaxOutcome(Section, frozen=True, kw_only=True):
     passed: float | None

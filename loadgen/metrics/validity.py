@@ -37,11 +37,10 @@ def target_lag(before: dict[str, float] | None, after: dict[str, float] | None) 
 def level_validity(summary: RunSummary, max_error_rate: float = DEFAULT_MAX_ERROR_RATE) -> Validity:
     marks: list[str] = []
     reasons: list[str] = []
-    completed, failed = summary.completed, summary.failed
-    total = completed + failed
-    if (total and failed / total > max_error_rate) or (total and not completed):
+    failing = failed_requests(summary, max_error_rate)
+    if failing is not None:
         marks.append("mostly_failed")
-        reasons.append(f"{failed} of {total} requests failed (limit {max_error_rate:.0%})")
+        reasons.append(failing)
     client = summary.client
     if client.saturated:
         marks.append("client_saturated")
@@ -60,6 +59,20 @@ def level_validity(summary: RunSummary, max_error_rate: float = DEFAULT_MAX_ERRO
     known = ["client lag"] + (["target lag"] if lag is not None else [])
     return Validity(verdict=verdict, valid=verdict == "valid", marks=tuple(marks), reasons=tuple(reasons),
                     checked=tuple(known))  # fmt: skip
+
+
+def failed_requests(summary: RunSummary, max_error_rate: float) -> str | None:
+    """Why a level's requests failed beyond ``--max-error-rate``, or none completed; None if neither."""
+    completed, failed, cancelled = summary.completed, summary.failed, summary.requests.cancelled_at_end
+    first = next(iter(summary.requests.first_error_by_kind.items()), None)
+    cause = f"; first error ({first[0]}): {first[1]}" if first else ""
+    if completed == 0 and (failed or cancelled):
+        return f"no request completed ({failed} failed, {cancelled} still running at the end){cause}"
+    total = completed + failed
+    if total and failed / total > max_error_rate:
+        return (f"{failed} of {total} requests failed ({100 * failed / total:.1f}%, over --max-error-rate "
+                f"{100 * max_error_rate:g}%){cause}")  # fmt: skip
+    return None
 
 
 def _client_reason(client: Client) -> str:

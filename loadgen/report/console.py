@@ -277,14 +277,7 @@ def _load_label(summary: RunSummary) -> str:
 
 
 def level_label(summary: RunSummary) -> str:
-    load = summary.load
-    if load.scheduled:
-        label = "trace" if load.trace_file else "stages"
-    else:
-        label = f"c={load.concurrency}" if load.closed else f"r={load.rate or 0:g}"
-    if load.batch_size > 1:
-        label += f" b={load.batch_size}"
-    return label + "*" if summary.partial else label
+    return summary.label
 
 
 def sweep_table(summaries: Sequence[RunSummary], slo: Sequence[SloTarget] = ()) -> Table:

@@ -1,5 +1,6 @@
 """Report layer: CSV export of summaries (one row per run or sweep level) and of per-request
-records (streamed row by row; chunk arrival lists become their count)."""
+records (streamed row by row; chunk arrival lists become their count; TTFT, TPOT and E2E in ms
+as ``loadgen.metrics.request_metrics`` defines them, empty where not measured)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from typing import Any
 
 from loadgen.errors import ConfigError
 from loadgen.metrics.comparison import read_compare
+from loadgen.metrics.request_metrics import RequestFigures
 from loadgen.metrics.results import RunSummary, read_summary, read_sweep
+from loadgen.records import RequestRecord
 from loadgen.report.files import read_records
 
 SUMMARY_COLUMNS = (
@@ -22,7 +25,7 @@ SUMMARY_COLUMNS = (
 RECORD_COLUMNS = (
     "source", "index", "prompt_id", "warmup", "intended_ns", "sent_ns", "first_byte_ns", "first_token_ns", "end_ns",
     "chunks", "input_tokens", "output_tokens", "output_token_method", "finish_reason", "error_kind", "http_status",
-    "mean_logprob", "correct",
+    "mean_logprob", "correct", "ttft_ms", "tpot_ms", "e2e_ms",
 )  # fmt: skip
 
 
@@ -65,9 +68,11 @@ def _rows(directories: list[Path]) -> Iterator[tuple[str, dict[str, object]]]:
             own = source / "requests.jsonl"
             # a distributed Locust test keeps each worker's records beside the master's summary
             for path in [own] if own.is_file() else sorted(source.glob("worker-*/requests.jsonl")):
-                for record in read_records(path):
-                    row = {column: record.get(column) for column in RECORD_COLUMNS}
-                    yield "record", {**row, "source": str(path.parent), "chunks": len(record["chunk_ns"])}
+                for data in read_records(path):
+                    row = {column: data.get(column) for column in RECORD_COLUMNS}
+                    figures = RequestFigures.of(RequestRecord.from_json_dict(data))
+                    derived = {"ttft_ms": figures.ttft_ms, "tpot_ms": figures.tpot_ms, "e2e_ms": figures.e2e_ms}
+                    yield "record", {**row, "source": str(path.parent), "chunks": len(data["chunk_ns"]), **derived}
 
 
 def export_csv(directories: list[Path], output: Path) -> tuple[Path, Path]:
@@ -131,7 +136,8 @@ def _arrow_types() -> tuple[dict[str, Any], dict[str, Any]]:
     summary = {"source": text, "mode": text, "concurrency": integer, "completed": integer, "failed": integer,
                "output_token_method": text, "partial": flag}  # fmt: skip
     record = {"source": text, "prompt_id": text, "warmup": flag, "output_token_method": text, "finish_reason": text,
-              "error_kind": text, "mean_logprob": number, "correct": flag}  # fmt: skip
+              "error_kind": text, "mean_logprob": number, "correct": flag, "ttft_ms": number, "tpot_ms": number,
+              "e2e_ms": number}  # fmt: skip
     return summary, record
 
 

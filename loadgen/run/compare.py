@@ -18,34 +18,23 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from rich.console import Console
-from rich.table import Table
 
-from loadgen.config import EndpointConfig
+from loadgen.config import LoadConfig
 from loadgen.errors import ConfigError
 from loadgen.eventloop import run_loop
-from loadgen.metrics.comparison import (
-    ComparedLevel,
-    CompareResult,
-    Speedup,
-    VariantRecord,
-    compare_level,
-    crossover,
-)
+from loadgen.metrics.comparison import ComparedLevel, CompareResult, VariantRecord, compare_level
 from loadgen.metrics.results import RunSummary
-from loadgen.metrics.validity import target_lag
-from loadgen.redact import redactor
-from loadgen.report.console import invalid_variants, level_label
 from loadgen.report.files import write_json
-from loadgen.run.endpoint import prepare_endpoint, scrape_quietly
-from loadgen.run.level import level_directory_name, run_level, write_level_summary
-from loadgen.run.loop import stop_on_signals
-from loadgen.run.session import config_json, judge_level
+from loadgen.run.collect import LevelSpec
+from loadgen.run.events import Finished, RunEvents, SilentEvents, Tone
+from loadgen.run.level import LevelResult, level_directory_name, measure_level
+from loadgen.run.loop import stop_on_signals, until_stopped
+from loadgen.run.outcome import decide
+from loadgen.run.session import config_json
+from loadgen.run.target import Target, prepare_target
 from loadgen.scenario.plan import Plan
 from loadgen.sim.process import SimProcess, SimSpec
 from loadgen.sim.server import SimOptions
-from loadgen.telemetry.prometheus import acceptance_rate
-from loadgen.tokenizer import load_token_counter
 
 DEFAULT_VARIANTS = (("baseline", "sim:llama3-8b-h100"), ("assisted", "sim:llama3-8b-h100-spec"))
 
@@ -128,142 +117,88 @@ class CompareRun:
     output_dir: Path
 
 
-def compare_variants(plan: Plan, variants: list[Variant] | None = None, console: Console | None = None) -> CompareRun:
+def compare_variants(plan: Plan, variants: list[Variant] | None = None, events: RunEvents | None = None) -> CompareRun:
     """Runs ``loadgen compare``: each level, every variant in turn, then the comparison, with the
     result files written as the command writes them. ``variants`` None: the simulator without and
-    with a draft model; ``console`` None: nothing is printed."""
-    return run_loop(run_compare(plan, variants or parse_variants(None), console or Console(quiet=True)))
+    with a draft model; ``events`` None: nothing is said."""
+    return run_loop(run_compare(plan, variants or parse_variants(None), events or SilentEvents()))
 
 
-async def run_compare(plan: Plan, variants: list[Variant], console: Console) -> CompareRun:
-    """Each level: every variant in turn, then the comparison; compare.json rewritten each level."""
-
-    output: Path = plan.output_dir
-    output.mkdir(parents=True, exist_ok=True)
+async def run_compare(plan: Plan, variants: list[Variant], events: RunEvents) -> CompareRun:
+    """Each level: every variant in turn (``measure_level``), then the comparison; compare.json
+    rewritten each level; one exit decision over every variant's levels."""
+    plan.output_dir.mkdir(parents=True, exist_ok=True)
     stop = asyncio.Event()
     stop_on_signals(stop)
-    redact = redactor(plan.secrets)
-    token_counter = load_token_counter(plan.tokenizer) if plan.tokenizer else None
+    records = tuple(VariantRecord(name=v.name, target=v.target, extra_body=dict(v.extra_body)) for v in variants)
+    result = CompareResult(baseline=variants[0].name, variants=records)
+    measured: list[tuple[str, RunSummary]] = []
     with contextlib.ExitStack() as stack:
-        endpoints: dict[str, EndpointConfig] = {}
-        for variant in variants:
-            base: EndpointConfig = plan.endpoint
-            if variant.simulated:
-                sim = stack.enter_context(SimProcess(SimSpec(variant.target.removeprefix("sim:"), SimOptions())))
-                endpoint = replace(base, url=sim.url, model="sim-llm")
-            elif variant.target == SAME_ENDPOINT:
-                if plan.use_simulator:
-                    raise ConfigError(f"variant {variant.name}: 'endpoint' needs --endpoint")
-                endpoint = base
-            else:
-                endpoint = replace(base, url=variant.target)
-            endpoints[variant.name] = await prepare_endpoint(plan, endpoint, token_counter, redact, console)
-        baseline, candidates = variants[0], variants[1:]
-        records = tuple(VariantRecord(name=v.name, target=v.target, extra_body=dict(v.extra_body)) for v in variants)
-        config = config_json(plan, endpoints[baseline.name])
-        variants_json = tuple(msgspec.to_builtins(record) for record in records)
-        write_json(output / "config.json", msgspec.structs.replace(config, variants=variants_json).to_json())
-        levels: list[ComparedLevel] = []
-        result = CompareResult(baseline=baseline.name, variants=records)
-        by_variant: dict[str, list[RunSummary]] = {variant.name: [] for variant in variants}
-        for number, load in enumerate(plan.levels, 1):
-            summaries: dict[str, RunSummary] = {}
-            acceptance: dict[str, float | None] = {}
-            for variant in variants:
-                directory = output / variant.name / level_directory_name(number, load)
-                metrics_url = endpoints[variant.name].url.rstrip("/") + "/metrics"
-                before = await scrape_quietly(metrics_url)
-                generation = plan.generation
-                generation = replace(generation, extra_body=generation.extra_body + variant.extra_body)
-                summaries[variant.name] = await run_level(
-                    replace(plan, sweep=True, generation=generation), endpoints[variant.name], load, directory,
-                    f"{variant.name} {load.describe()}", stop, token_counter, redact, console,
-                )  # fmt: skip
-                after = await scrape_quietly(metrics_url)
-                acceptance[variant.name] = acceptance_rate(before, after) if before and after else None
-                summaries[variant.name] = judge_level(summaries[variant.name], target_lag(before, after),
-                                                      plan.max_error_rate, f"{variant.name} {load.describe()}",
-                                                      console)  # fmt: skip
-                write_level_summary(directory, summaries[variant.name], console)
-                by_variant[variant.name].append(summaries[variant.name])
-                if stop.is_set():
-                    break
-            if stop.is_set():
-                break
-            for candidate in candidates:
-                comparison = compare_level(output / baseline.name / level_directory_name(number, load),
-                                           output / candidate.name / level_directory_name(number, load),
-                                           summaries[baseline.name], summaries[candidate.name], load.seed)  # fmt: skip
-                # the server's own speculative-decoding counters (vLLM, llama.cpp, the simulator), when it has them
-                pair = (baseline.name, candidate.name)
-                rate, validity = acceptance.get(candidate.name), {name: summaries[name].validity for name in pair}
-                comparison = msgspec.structs.replace(comparison, candidate_acceptance_rate=rate, validity=validity)
-                levels.append(ComparedLevel(level=level_label(summaries[baseline.name]), candidate=candidate.name,
-                                            comparison=comparison))  # fmt: skip
-            result = CompareResult(baseline=baseline.name, variants=records, levels=tuple(levels))
-            write_json(output / "compare.json", result.to_json())
-    for candidate in candidates:
-        rows = [level for level in levels if level.candidate == candidate.name]
-        console.print(compare_table(baseline.name, candidate.name, rows))
-        marks = {row.level: invalid_variants(row.comparison) for row in rows}
-        invalid = [f"{level} ({mark})" for level, mark in marks.items() if mark]
-        if invalid:
-            console.print(f"INVALID levels, not a fair comparison: {', '.join(invalid)}: see each level's "
-                          "summary.json validity", style="bold red")  # fmt: skip
-        point = crossover(rows)
-        unknown = [row for row in rows if row.comparison.e2e.speedup is None]
-        for row in unknown:
-            console.print(f"{row.level}: no speedup: {row.comparison.e2e.reason}", style="yellow")
-        if point:
-            console.print(f"crossover: {candidate.name} stops helping end to end at {point}")
-        elif unknown:
-            console.print(f"{candidate.name} is faster end to end at the levels with a speedup; "
-                          f"{len(unknown)} level(s) gave none")  # fmt: skip
+        targets = await _prepare_targets(plan, variants, events, stop, stack)
+        if targets is not None:
+            config = config_json(plan, targets[variants[0].name].endpoint)
+            variants_json = tuple(msgspec.to_builtins(record) for record in records)
+            config = msgspec.structs.replace(config, variants=variants_json)
+            write_json(plan.output_dir / "config.json", config.to_json())
+            result = await _compare_levels(plan, variants, targets, result, measured)
+    outcome = decide([s for _, s in measured], interrupted=stop.is_set(), names=[name for name, _ in measured])
+    events.finished(Finished(tuple(s for _, s in measured), outcome, plan.output_dir, plan.slo, True,
+                             compared=result, thresholds_asked=bool(plan.fail_on)))  # fmt: skip
+    by_variant = {v.name: tuple(s for name, s in measured if name == v.name) for v in variants}
+    return CompareRun(outcome.code, result, by_variant, plan.output_dir)
+
+
+async def _prepare_targets(plan: Plan, variants: list[Variant], events: RunEvents, stop: asyncio.Event,
+                           stack: contextlib.ExitStack) -> dict[str, Target] | None:  # fmt: skip
+    """Each variant's target, prepared (preflight); None if a stop came first."""
+    targets: dict[str, Target] = {}
+    for variant in variants:
+        endpoint = plan.endpoint
+        if variant.simulated:
+            sim = stack.enter_context(SimProcess(SimSpec(variant.target.removeprefix("sim:"), SimOptions())))
+            endpoint = replace(endpoint, url=sim.url, model="sim-llm")
+        elif variant.target == SAME_ENDPOINT:
+            if plan.use_simulator:
+                raise ConfigError(f"variant {variant.name}: 'endpoint' needs --endpoint")
         else:
-            console.print(f"{candidate.name} is faster end to end at every level measured")
-        cache_differs = [row.level for row in rows if row.comparison.cache_hits_differ]
-        if cache_differs:
-            console.print(f"warning: the variants' prefix-cache hits differ at {', '.join(cache_differs)} "
-                          "(usage cached_tokens): TTFT is then not like for like; restart the servers or change "
-                          "--seed between runs", style="bold yellow")  # fmt: skip
-        identical = [row.comparison.identical_outputs for row in rows]
-        if any(share is not None and share < 1 for share in identical):
-            console.print(f"warning: {candidate.name}'s answers differ from the baseline's for some prompts "
-                          f"(identical: {', '.join('–' if s is None else f'{s:.0%}' for s in identical)})",
-                          style="bold yellow")  # fmt: skip
-        if any(not row.comparison.lengths_match for row in rows):
-            console.print("warning: output lengths differ between variants: the comparison is not like for like "
-                          "(use --ignore-eos or fixed lengths)", style="bold yellow")  # fmt: skip
-    console.print(f"Results in {output}", style="dim")
-    code = 130 if stop.is_set() else 0
-    return CompareRun(code, result, {name: tuple(runs) for name, runs in by_variant.items()}, output)
+            endpoint = replace(endpoint, url=variant.target)
+        generation = replace(plan.generation, extra_body=plan.generation.extra_body + variant.extra_body)
+        variant_plan = replace(plan, sweep=True, generation=generation)
+        target = await until_stopped(prepare_target(variant_plan, endpoint, events, stop, name=variant.name,
+                                                    speculation=True), stop)  # fmt: skip
+        if target is None:
+            events.say("interrupted during the preflight: no load was sent", Tone.WARNING)
+            return None
+        targets[variant.name] = target
+    return targets
 
 
-def compare_table(baseline: str, candidate: str, rows: list[ComparedLevel]) -> Table:
-    table = Table(title=f"{candidate} vs {baseline}: speedup (baseline ÷ candidate, 95% CI)", title_justify="left")
-    with_acceptance = any(row.comparison.candidate_acceptance_rate is not None for row in rows)
-    for column in ("level", "TTFT", "TPOT", "end-to-end", "tok/s ratio", "paired wins", "failed\nbase/cand"):
-        table.add_column(column, justify="right")
-    if with_acceptance:
-        table.add_column("accepted", justify="right")
-    table.add_column("valid", justify="left")
+async def _compare_levels(plan: Plan, variants: list[Variant], targets: dict[str, Target], result: CompareResult,
+                          measured: list[tuple[str, RunSummary]]) -> CompareResult:  # fmt: skip
+    baseline, candidates = variants[0], variants[1:]
+    stop = targets[baseline.name].stop
+    for number, load in enumerate(plan.levels, 1):
+        levels: dict[str, LevelResult] = {}
+        for variant in variants:
+            spec = LevelSpec(load, plan.output_dir / variant.name / level_directory_name(number, load),
+                             f"{variant.name} {load.describe()}")  # fmt: skip
+            levels[variant.name] = await measure_level(targets[variant.name], spec)
+            measured.append((variant.name, levels[variant.name].summary))
+            if stop.is_set():
+                return result
+        compared = tuple(_compared(plan, number, load, baseline.name, c.name, levels) for c in candidates)
+        result = msgspec.structs.replace(result, levels=result.levels + compared)
+        write_json(plan.output_dir / "compare.json", result.to_json())
+    return result
 
-    def cell(entry: Speedup) -> str:
-        return entry.text("no CI")  # the console's columns are narrow
 
-    for row in rows:
-        comparison = row.comparison
-        wins = comparison.paired_candidate_faster
-        speedup = comparison.e2e.speedup
-        style = "dim" if speedup is None else "green" if speedup >= 1 else "red"
-        ratio = comparison.throughput_ratio
-        cells = [row.level, cell(comparison.ttft), cell(comparison.tpot),
-                 cell(comparison.e2e), "–" if ratio is None else f"{ratio:.2f}",
-                 "–" if wins is None else f"{wins:.0%}", comparison.requests.failed_text()]  # fmt: skip
-        if with_acceptance:
-            rate = comparison.candidate_acceptance_rate
-            cells.append("–" if rate is None else f"{rate:.0%}")
-        invalid = invalid_variants(comparison)
-        cells.append(f"✗ {invalid}" if invalid else "ok")
-        table.add_row(*cells, style="dim" if invalid else style)
-    return table
+def _compared(plan: Plan, number: int, load: LoadConfig, baseline: str, candidate: str,
+              levels: dict[str, LevelResult]) -> ComparedLevel:  # fmt: skip
+    directory = level_directory_name(number, load)
+    base, cand = levels[baseline].summary, levels[candidate].summary
+    comparison = compare_level(plan.output_dir / baseline / directory, plan.output_dir / candidate / directory,
+                               base, cand, load.seed)  # fmt: skip
+    # the server's own speculative-decoding counters (vLLM, llama.cpp, the simulator), when it has them
+    comparison = msgspec.structs.replace(comparison, candidate_acceptance_rate=levels[candidate].acceptance_rate,
+                                         validity={baseline: base.validity, candidate: cand.validity})  # fmt: skip
+    return ComparedLevel(level=base.label, candidate=candidate, comparison=comparison)

@@ -22,11 +22,9 @@ import shutil
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from msgspec.structs import replace
-from rich.console import Console
 
 from loadgen.clock import MonotonicClock, wall_time_iso
 from loadgen.config import Arrival, EndpointConfig, GenerationConfig, LoadConfig, LoadMode, SloTarget, Stage
@@ -37,17 +35,21 @@ from loadgen.eventloop import run_loop
 from loadgen.metrics.aggregate import HISTOGRAM_NAMES, Aggregator, LiveSnapshot, aggregator_state, merge_state
 from loadgen.metrics.histogram import Histogram
 from loadgen.metrics.hlog import read_intervals
-from loadgen.metrics.results import RunSummary, Workers, read_summary
-from loadgen.metrics.summary import RunInfo, build_summary
+from loadgen.metrics.results import Client, Clock, Connections, RunSummary, Workers, read_summary
+from loadgen.metrics.summary import RunInfo
+from loadgen.metrics.thresholds import parse_threshold
+from loadgen.metrics.validity import DEFAULT_MAX_ERROR_RATE
 from loadgen.prompts import Prompt
 from loadgen.prompts.trace import load_trace
 from loadgen.records import RequestRecord
-from loadgen.redact import redactor
-from loadgen.report.console import LiveStatus
 from loadgen.report.files import HlogWriter, read_records, write_json
-from loadgen.run.level import run_level
+from loadgen.run.collect import LevelSpec, Sections, SharedStart, collect_level, summarize, write_summary
+from loadgen.run.events import Progress, SilentEvents
+from loadgen.run.loop import stop_on_signals
+from loadgen.run.target import Target, unprepared_target
 from loadgen.scenario.plan import Plan
-from loadgen.tokenizer import load_token_counter
+from loadgen.transport.base import TransportReport
+from loadgen.transport.stamps import StampSource
 
 STARTUP_TIMEOUT_S = 60.0
 SCHEDULE_DELAY_NS = 100_000_000  # workers set up their level, then all start the schedule together
@@ -66,6 +68,8 @@ def job_for(plan: Plan, endpoint: EndpointConfig, load: LoadConfig, directory: P
         "secrets": list(plan.secrets),
         "output_dir": str(directory),
         "save_text": plan.save_text,
+        "fail_on": [threshold.text for threshold in plan.fail_on],
+        "max_error_rate": plan.max_error_rate,
     }
 
 
@@ -87,6 +91,8 @@ def plan_from_job(job: dict[str, Any]) -> Plan:
         output_dir=Path(job["output_dir"]), sweep=False, slo=tuple(SloTarget(**t) for t in job["slo"]),
         tokenizer=job["tokenizer"], hlog_interval_s=job["hlog_interval_s"], secrets=tuple(job["secrets"]), quiet=True,
         trace=tuple(trace) if trace is not None else None, save_text=job.get("save_text", False),
+        fail_on=tuple(parse_threshold(text) for text in job.get("fail_on", ())),
+        max_error_rate=job.get("max_error_rate", DEFAULT_MAX_ERROR_RATE),
     )  # fmt: skip
 
 
@@ -98,58 +104,87 @@ def _load_from_job(data: dict[str, Any]) -> LoadConfig:
     return LoadConfig(**values)
 
 
-async def run_level_in_workers(
-    plan: Plan, endpoint: EndpointConfig, load: LoadConfig, level_dir: Path, label: str, stop: asyncio.Event,
-    console: Console,
-) -> RunSummary:  # fmt: skip
-    asked = plan.workers or 1
-    workers = asked if load.mode is LoadMode.OPEN else min(asked, max(1, load.concurrency))
-    level_dir.mkdir(parents=True, exist_ok=True)
-    processes = []
-    for worker in range(workers):
-        directory = level_dir / "workers" / f"w{worker}"
-        job = job_for(plan, endpoint, partition(load, worker, workers), directory)
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "loadgen.run.workers", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            limit=1 << 20,
-        )  # fmt: skip
-        assert process.stdin is not None
-        process.stdin.write((json.dumps(job) + "\n").encode())
-        await process.stdin.drain()
-        processes.append(process)
-    progress = [{"done": 0, "failed": 0} for _ in processes]
+async def collect_in_workers(target: Target, spec: LevelSpec) -> RunSummary:
+    """One level split over ``spec.workers`` processes, started together, merged exactly."""
+    load = spec.load
+    count = spec.workers if load.mode is LoadMode.OPEN else min(spec.workers, max(1, load.concurrency))
+    spec.directory.mkdir(parents=True, exist_ok=True)
+    processes = [await _start_worker(target, spec, worker, count) for worker in range(count)]
     try:
         for process in processes:
             assert process.stdout is not None
             line = await asyncio.wait_for(process.stdout.readline(), STARTUP_TIMEOUT_S)
             if line.strip() != b"READY":
-                raise LoadgenError(f"a worker process did not start: {line.decode(errors='replace').strip()}")
+                raise LoadgenError(f"a worker process did not start: {await _why_not_ready(process, line)}")
         started_epoch_s, started_at = time.time(), wall_time_iso()
         run_start_ns = MonotonicClock.now_ns()
         for process in processes:
             assert process.stdin is not None
             process.stdin.write(f"GO {run_start_ns}\n".encode())
             await process.stdin.drain()
-        readers = [asyncio.ensure_future(_read_progress(p, progress[i])) for i, p in enumerate(processes)]
-        waiter: asyncio.Future[Any] = asyncio.ensure_future(asyncio.gather(*(p.wait() for p in processes)))
-        stopper: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
-        status = LiveStatus(console, f"{label} ({workers} workers)", lambda: _snapshot(progress),
-                            lambda: (MonotonicClock.now_ns() - run_start_ns) / 1e9, load.requests)  # fmt: skip
-        with contextlib.nullcontext() if plan.quiet else status:
-            await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
-            if stop.is_set():
-                for process in processes:
-                    with contextlib.suppress(ProcessLookupError):
-                        process.send_signal(signal.SIGINT)
-            await waiter
-        stopper.cancel()
-        await asyncio.gather(*readers, return_exceptions=True)
+        await _wait_for_workers(target, spec, processes, run_start_ns)
     finally:
         for process in processes:
             if process.returncode is None:
                 process.kill()
                 await process.wait()
-    return _merge(plan, endpoint, load, level_dir, workers, run_start_ns, started_epoch_s, started_at)
+    start = WorkersStart(count, run_start_ns, started_epoch_s, started_at)
+    return _merge(target, spec, start)
+
+
+async def _start_worker(target: Target, spec: LevelSpec, worker: int, count: int) -> asyncio.subprocess.Process:
+    job = job_for(target.plan, target.endpoint, partition(spec.load, worker, count),
+                  spec.directory / "workers" / f"w{worker}")  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "loadgen.run.workers", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, limit=1 << 20,
+    )  # fmt: skip
+    assert process.stdin is not None
+    process.stdin.write((json.dumps(job) + "\n").encode())
+    await process.stdin.drain()
+    return process
+
+
+async def _why_not_ready(process: asyncio.subprocess.Process, line: bytes) -> str:
+    """What a worker said instead of READY: its line, else the end of its stderr, else its exit status."""
+    said = line.decode(errors="replace").strip()
+    if said:
+        return said
+    try:
+        code = await asyncio.wait_for(process.wait(), 5)
+    except asyncio.TimeoutError:
+        return "it said nothing and is still running"
+    assert process.stderr is not None
+    error = (await process.stderr.read()).decode(errors="replace").strip().splitlines()
+    return f"exit status {code}" + (f": {error[-1]}" if error else " and nothing on stderr")
+
+
+async def _wait_for_workers(target: Target, spec: LevelSpec, processes: list[asyncio.subprocess.Process],
+                            run_start_ns: int) -> None:  # fmt: skip
+    """Until every worker ends; on the command's stop, each is told to stop (SIGINT) and waited for."""
+    progress = [{"done": 0, "failed": 0} for _ in processes]
+    readers = [asyncio.ensure_future(_read_progress(p, progress[i])) for i, p in enumerate(processes)]
+    drains = [asyncio.ensure_future(_drain(p)) for p in processes]
+    waiter: asyncio.Future[Any] = asyncio.ensure_future(asyncio.gather(*(p.wait() for p in processes)))
+    stopper: asyncio.Future[Any] = asyncio.ensure_future(target.stop.wait())
+    live = Progress(f"{spec.label} ({len(processes)} workers)", lambda: _snapshot(progress),
+                    lambda: (MonotonicClock.now_ns() - run_start_ns) / 1e9, spec.load)  # fmt: skip
+    with target.events.live(live) if not target.plan.quiet else contextlib.nullcontext():
+        await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
+        if target.stop.is_set():
+            for process in processes:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signal.SIGINT)
+        await waiter
+    stopper.cancel()
+    await asyncio.gather(*readers, *drains, return_exceptions=True)
+
+
+async def _drain(process: asyncio.subprocess.Process) -> None:
+    """A worker's stderr, read so that a full pipe never blocks it."""
+    assert process.stderr is not None
+    while await process.stderr.read(65536):
+        pass
 
 
 async def _read_progress(process: asyncio.subprocess.Process, progress: dict[str, int]) -> None:
@@ -164,13 +199,22 @@ def _snapshot(progress: list[dict[str, int]]) -> LiveSnapshot:
                         warmup=0, ttft_p50_ms=None, ttft_p99_ms=None, output_tokens_per_s=None)  # fmt: skip
 
 
-def _merge(plan: Plan, endpoint: EndpointConfig, load: LoadConfig, level_dir: Path, workers: int, run_start_ns: int,
-           started_epoch_s: float, started_at: str) -> RunSummary:  # fmt: skip
-    directories = [level_dir / "workers" / f"w{worker}" for worker in range(workers)]
+@dataclass(frozen=True, slots=True)
+class WorkersStart:
+    count: int
+    run_start_ns: int
+    started_epoch_s: float
+    started_at: str
+
+
+def _merge(target: Target, spec: LevelSpec, start: WorkersStart) -> RunSummary:
+    """The workers' results as one level: their exact aggregator states (or, for a worker that
+    died, its records on disk), requests.jsonl and .hlog files, and how their transports stamped."""
+    directories = [spec.directory / "workers" / f"w{worker}" for worker in range(start.count)]
     lost = [d for d in directories if not (d / "state.json").is_file() or not (d / "summary.json").is_file()]
     if len(lost) == len(directories):
-        raise LoadgenError(f"every worker process of {level_dir} died before writing its results")
-    aggregator = Aggregator(plan.slo)
+        raise LoadgenError(f"every worker process of {spec.directory} died before writing its results")
+    aggregator = Aggregator(target.plan.slo)
     summaries = []
     for directory in directories:
         if directory in lost:
@@ -182,32 +226,57 @@ def _merge(plan: Plan, endpoint: EndpointConfig, load: LoadConfig, level_dir: Pa
             continue
         merge_state(aggregator, json.loads((directory / "state.json").read_text()))
         summaries.append(read_summary(directory / "summary.json"))
+    _merge_records(directories, spec.directory)
+    _merge_hlogs(directories, spec.directory, start.started_epoch_s)
+    clients = [summary.client for summary in summaries]
+    partial = bool(lost) or any(summary.partial for summary in summaries)
+    info = RunInfo(
+        endpoint=summaries[0].endpoint or "", api=target.endpoint.api, model=target.endpoint.model, load=spec.load,
+        stream=target.plan.generation.stream, started_at=start.started_at, ended_at=wall_time_iso(),
+        partial=partial, stop_reason="worker_lost" if lost else "interrupted" if partial else "completed",
+        client=_merged_client(clients), slo=target.plan.slo, tokenizer=summaries[0].token_counting.tokenizer,
+        listener_failures={}, monotonic_start_ns=start.run_start_ns, epoch_start_s=start.started_epoch_s,
+        transport=merged_transport(summaries),
+    )  # fmt: skip
+    workers = Workers(count=start.count, cpu_percent=tuple(client.cpu_percent for client in clients),
+                      lost=tuple(directory.name for directory in lost))  # fmt: skip
+    return summarize(aggregator, info, Sections(workers=workers))
+
+
+def _merge_records(directories: list[Path], level_dir: Path) -> None:
     with (level_dir / "requests.jsonl").open("wb") as merged:
         for directory in directories:
-            with (directory / "requests.jsonl").open("rb") as part:
-                shutil.copyfileobj(part, merged)
-            (directory / "requests.jsonl").unlink()
-    _merge_hlogs(directories, level_dir, started_epoch_s)
-    clients = [summary.client for summary in summaries]
+            if (directory / "requests.jsonl").is_file():
+                with (directory / "requests.jsonl").open("rb") as part:
+                    shutil.copyfileobj(part, merged)
+                (directory / "requests.jsonl").unlink()
+
+
+def _merged_client(clients: list[Client]) -> ClientReport:
     cpu = [client.cpu_percent for client in clients if client.cpu_percent is not None]
-    client = ClientReport(
+    return ClientReport(
         cpu_percent_mean=round(max(cpu), 1) if cpu else None,
         cpu_percent_max=max((c.cpu_percent_max for c in clients if c.cpu_percent_max is not None), default=None),
         cpu_saturated=any(c.cpu_saturated for c in clients),
         rss_bytes_max=max((c.rss_bytes_max for c in clients if c.rss_bytes_max is not None), default=None),
     )
-    partial = bool(lost) or any(summary.partial for summary in summaries)
-    info = RunInfo(
-        endpoint=summaries[0].endpoint or "", api=endpoint.api, model=endpoint.model, load=load,
-        stream=plan.generation.stream, started_at=started_at, ended_at=wall_time_iso(), partial=partial,
-        stop_reason="worker_lost" if lost else "interrupted" if partial else "completed", client=client,
-        slo=plan.slo,
-        tokenizer=summaries[0].token_counting.tokenizer, listener_failures={},
-        monotonic_start_ns=run_start_ns, epoch_start_s=started_epoch_s,
-    )  # fmt: skip
-    workers_figures = Workers(count=workers, cpu_percent=tuple(client.cpu_percent for client in clients),
-                              lost=tuple(directory.name for directory in lost))  # fmt: skip
-    return replace(build_summary(aggregator, info), workers=workers_figures)
+
+
+def merged_transport(summaries: list[RunSummary]) -> TransportReport:
+    """How the workers' transports stamped and connected, added up: the stamp source they used
+    (``mixed`` if they differ), and their kernel-stamped reads, anomalies and connections summed."""
+    clocks = [summary.clock or Clock() for summary in summaries]
+    sources = {clock.stamp_source for clock in clocks if clock.stamp_source}
+    connections = [summary.client.connections or Connections() for summary in summaries]
+    return TransportReport(
+        stamp_source=sources.pop() if len(sources) == 1 else "mixed" if sources else StampSource.USER.value,
+        kernel_stamped_reads=sum(clock.kernel_stamped_reads for clock in clocks),
+        stamp_anomalies=sum(clock.stamp_anomalies for clock in clocks),
+        connections_opened=sum(c.opened for c in connections),
+        connections_before_load=sum(c.opened_before_load for c in connections),
+        retries=sum(c.retried_requests for c in connections),
+        read_pauses=sum(clock.read_batching_pauses for clock in clocks),
+    )
 
 
 def _merge_hlogs(directories: list[Path], level_dir: Path, started_epoch_s: float) -> None:
@@ -234,41 +303,35 @@ def _merge_hlogs(directories: list[Path], level_dir: Path, started_epoch_s: floa
 
 def main() -> None:
     """A worker: read the job, say READY, wait for GO, run the level, write state.json."""
-
     plan = plan_from_job(json.loads(sys.stdin.readline()))
-    endpoint, load, output = plan.endpoint, plan.levels[0], plan.output_dir
-    token_counter = load_token_counter(plan.tokenizer) if plan.tokenizer else None
     print("READY", flush=True)
     command = sys.stdin.readline().split()
     if len(command) != 2 or command[0] != "GO":
         return
-    run_start_ns = int(command[1])
+    run_loop(_work(plan, int(command[1])))
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        holder: list[Aggregator] = []
-        reporter = asyncio.ensure_future(_report_progress(holder))
-        try:
-            summary = await run_level(plan, endpoint, load, output, "worker", stop, token_counter,
-                                      redactor(plan.secrets), Console(quiet=True), None, run_start_ns, holder.append,
-                                      run_start_ns + SCHEDULE_DELAY_NS)  # fmt: skip
-        finally:
-            reporter.cancel()
-        write_json(output / "summary.json", summary.to_json())  # this worker's share, read back by the parent's merge
-        write_json(output / "state.json", aggregator_state(holder[0]))
-        _print_progress(holder[0])
 
-    run_loop(run())
+async def _work(plan: Plan, run_start_ns: int) -> None:
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    target = unprepared_target(plan, SilentEvents(), stop)
+    shared = SharedStart(run_start_ns, run_start_ns + SCHEDULE_DELAY_NS)
+    spec = LevelSpec(plan.levels[0], plan.output_dir, "worker")
+    reporter = asyncio.ensure_future(_report_progress(shared.aggregators))
+    try:
+        summary = await collect_level(target, spec, shared)
+    finally:
+        reporter.cancel()
+    write_summary(plan.output_dir, summary)  # this worker's share, read back by the parent's merge
+    write_json(plan.output_dir / "state.json", aggregator_state(shared.aggregators[0]))
+    _print_progress(shared.aggregators[0])
 
 
 def _print_progress(aggregator: Aggregator) -> None:
     print("P " + json.dumps({"done": aggregator.completed, "failed": aggregator.failed}), flush=True)
 
 
-async def _report_progress(holder: list[Aggregator]) -> None:
+async def _report_progress(holder: list[Aggregator]) -> None:  # the worker's one aggregator, once it exists
     while True:
         await asyncio.sleep(0.5)
         if holder:

@@ -54,7 +54,7 @@ class Plan:
     trace: tuple[TraceEntry, ...] | None = None
     workers: int | None = 1  # None: enough for each level's load (engine.partition.default_workers)
     fail_on: tuple[Any, ...] = ()  # loadgen.metrics.thresholds.Threshold
-    max_error_rate: float = 0.05  # a level whose failed share passes this fails the run (EXIT_ERRORS)
+    max_error_rate: float = 0.05  # a level whose failed share passes this fails the run (ExitCode.ERRORS)
     save_text: bool = False
     find_max: FindMax | None = None  # --find-max: search for the highest load that meets the SLOs
 

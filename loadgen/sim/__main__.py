@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import sys
+import threading
 
 from loadgen.eventloop import run_loop
 from loadgen.sim.process import API_KEY_ENV, SimSpec, serve
@@ -22,7 +24,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep-log", action="store_true")
     parser.add_argument("--lean", action="store_true")
+    parser.add_argument("--exit-with-parent", action="store_true", help="exit when standard input closes")
     args = parser.parse_args()
+    if args.exit_with_parent:
+        threading.Thread(target=_exit_at_end_of_input, daemon=True).start()
     options = SimOptions(
         model=args.model,
         api_key=os.environ.get(API_KEY_ENV),
@@ -35,6 +40,13 @@ def main() -> None:
     spec = SimSpec(args.profile, options, args.host, args.port)
     with contextlib.suppress(KeyboardInterrupt):
         run_loop(serve(spec, announce="port"))
+
+
+def _exit_at_end_of_input() -> None:
+    """The parent holds this process's standard input open: when it ends (the parent exited, even
+    killed), so does the simulator."""
+    sys.stdin.buffer.read()
+    os._exit(0)
 
 
 if __name__ == "__main__":

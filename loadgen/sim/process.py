@@ -4,6 +4,7 @@ with the client whose measurements it is there to check."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import select
 import socket
@@ -119,12 +120,17 @@ class SimProcess:
             env[API_KEY_ENV] = self.spec.options.api_key
         # stderr goes to a file, never an unread pipe: a full pipe would block the server's loop
         self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in stop()
+        # a session of its own: Ctrl-C in a terminal (SIGINT to the whole process group) must not
+        # take the server away under the requests the client is still finishing; it is stopped
+        # here, or ends with its standard input when this process ends
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "loadgen.sim", *spec_to_args(self.spec)],
+            [sys.executable, "-m", "loadgen.sim", *spec_to_args(self.spec), "--exit-with-parent"],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             text=True,
             env=env,
+            start_new_session=True,
         )
         assert self._process.stdout is not None
         ready, _, _ = select.select([self._process.stdout], [], [], READY_TIMEOUT_S)
@@ -148,8 +154,10 @@ class SimProcess:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(5)
-        if process.stdout is not None:
-            process.stdout.close()
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
         self._stderr.close()
         self._process = None
 

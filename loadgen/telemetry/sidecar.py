@@ -7,6 +7,7 @@ monotonic clock, shared by both processes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -51,6 +52,7 @@ class SidecarSampler:
         self._process = subprocess.Popen(
             [sys.executable, "-m", "loadgen.telemetry.child", json.dumps(settings)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
+            start_new_session=True,  # Ctrl-C to the process group is the parent's to handle: it stops the child
         )  # fmt: skip
         ready = self._reply()
         self.unavailable = dict(ready.get("unavailable") or {})
@@ -112,10 +114,15 @@ class SidecarSampler:
         finally:
             if process.poll() is None:
                 process.terminate()
-            process.wait(10)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
             for stream in (process.stdin, process.stdout):
                 if stream is not None:
-                    stream.close()
+                    with contextlib.suppress(OSError):  # a pipe the child closed: nothing left to flush
+                        stream.close()
             self._stderr.close()
             self._process = None
         return self.final_stats

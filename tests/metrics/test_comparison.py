@@ -9,16 +9,24 @@ import pytest
 
 from loadgen.metrics.comparison import ComparedLevel, CompareResult, Comparison, Speedup, compare_level, crossover
 from loadgen.metrics.results import RunSummary
+from loadgen.records import RequestRecord, TokenMethod
 
 
 def write_records(directory: Path, e2e_ms: list[float], tokens: int = 10) -> None:
+    """Whole records as loadgen writes them: ``tokens`` chunks, one token each, the first at 10 % of E2E."""
     directory.mkdir(parents=True)
     lines = []
     for index, e2e in enumerate(e2e_ms):
         end = round(e2e * 1e6)
-        record = {"index": index, "warmup": False, "error_kind": None, "intended_ns": 0,
-                  "first_token_ns": round(end * 0.1), "end_ns": end, "output_tokens": tokens}  # fmt: skip
-        lines.append(json.dumps(record))
+        first = round(end * 0.1)
+        chunks = [first + (end - first) * k // max(1, tokens - 1) for k in range(tokens)]
+        record = RequestRecord(index=index, prompt_id=str(index), warmup=False, intended_ns=0, sent_ns=0,
+                               first_byte_ns=first, first_token_ns=first, end_ns=end, chunk_ns=chunks,
+                               chunk_tokens=None, input_tokens=8, input_token_method=TokenMethod.SERVER_USAGE,
+                               output_tokens=tokens, output_token_method=TokenMethod.SERVER_USAGE,
+                               usage_output_tokens=tokens, tokenizer_output_tokens=None, finish_reason="length",
+                               error_kind=None, error=None, http_status=200)  # fmt: skip
+        lines.append(json.dumps(record.to_json_dict()))
     (directory / "requests.jsonl").write_text("\n".join(lines) + "\n")
 
 
@@ -72,3 +80,12 @@ def test_compare_json_reads_back_whole(tmp_path: Path) -> None:
     level = ComparedLevel(level="c=1", candidate="cand", comparison=comparison)
     result = CompareResult(baseline="base", levels=(level,))
     assert CompareResult.from_json(json.loads(json.dumps(result.to_json()))) == result
+
+
+def test_answers_not_streamed_have_no_tpot_and_no_division_by_zero(tmp_path: Path) -> None:
+    write_records(tmp_path / "base", [100.0 + i for i in range(8)], tokens=1)  # one chunk: the whole answer
+    write_records(tmp_path / "cand", [50.0 + i for i in range(8)], tokens=1)
+    result = compare_level(tmp_path / "base", tmp_path / "cand", summary(10), summary(20), seed=0)
+    assert result.tpot.speedup is None and result.tpot.reason and "not streamed" in result.tpot.reason
+    assert result.e2e.speedup is not None and result.e2e.speedup > 1.5
+    assert result.ttft.speedup is not None

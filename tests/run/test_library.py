@@ -25,7 +25,7 @@ def test_run_returns_each_levels_summary_and_writes_it_once(start_sim: SimFactor
         writes[path.name] += 1
         write_json(path, data)
 
-    for module in ("loadgen.run.level", "loadgen.run.session"):
+    for module in ("loadgen.run.collect", "loadgen.run.session"):
         monkeypatch.setattr(f"{module}.write_json", counted)
     plan = plan_from_flags({"endpoint": sim.url, "api": "openai-completions", "concurrency": "1..2",
                             "requests": "6", "warmup": "0", "max_tokens": "4", "output": str(tmp_path / "out")},

@@ -11,7 +11,9 @@ from hdrh.histogram import HdrHistogram
 
 from loadgen.errors import ConfigError
 from loadgen.metrics.hlog import merged_intervals, read_intervals
+from loadgen.metrics.request_metrics import RequestFigures
 from loadgen.metrics.results import RunConfig, RunSummary
+from loadgen.records import RequestRecord
 from loadgen.report.console import (
     level_label,
 )
@@ -114,13 +116,15 @@ def per_request_views(directory: Path, prefix: str) -> str:
     inputs: list[float] = []
     ttfts: list[float] = []
     gaps_by_position: dict[int, list[float]] = {}
-    for record in read_records(path):
-        if record.get("warmup") or record.get("error_kind") or record.get("first_token_ns") is None:
+    for data in read_records(path):
+        record = RequestRecord.from_json_dict(data)
+        ttft_ms = RequestFigures.of(record).ttft_ms
+        if record.warmup or record.error_kind or ttft_ms is None:
             continue
-        if record.get("input_tokens") is not None and len(inputs) < MAX_POINTS:
-            inputs.append(record["input_tokens"])
-            ttfts.append((record["first_token_ns"] - record["intended_ns"]) / 1e6)
-        chunks = record.get("chunk_ns") or []
+        if record.input_tokens is not None and len(inputs) < MAX_POINTS:
+            inputs.append(record.input_tokens)
+            ttfts.append(ttft_ms)
+        chunks = record.chunk_ns
         for position in range(1, len(chunks)):
             gaps_by_position.setdefault(position, []).append((chunks[position] - chunks[position - 1]) / 1e6)
     charts = ""
