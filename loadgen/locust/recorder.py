@@ -18,10 +18,10 @@ from loadgen.clock import MonotonicClock, wall_time_iso
 from loadgen.config import LoadConfig, LoadMode, SloTarget
 from loadgen.engine.monitor import ClientReport
 from loadgen.metrics.aggregate import HISTOGRAM_NAMES, Aggregator, aggregator_state, merge_state
-from loadgen.metrics.results import LocustTest, RunSummary
+from loadgen.metrics.results import LocustTest, LostWrites, RunSummary
 from loadgen.metrics.summary import RunInfo
 from loadgen.records import RequestRecord
-from loadgen.report.files import HlogWriter, RecordWriter
+from loadgen.report.files import HlogWriter, RecordWriter, WriteFailures
 from loadgen.run.collect import Sections, conclude, summarize
 from loadgen.run.judge import Judgement
 from loadgen.telemetry.sidecar import read_window
@@ -39,9 +39,10 @@ class Recorder:
         self.directory = directory
         self.run_start_ns = MonotonicClock.now_ns()
         self.started_at = wall_time_iso()
-        self._hlog = HlogWriter(directory, HISTOGRAM_NAMES, time.time())
+        self.failures = WriteFailures()
+        self._hlog = HlogWriter(directory, HISTOGRAM_NAMES, time.time(), self.failures)
         self.aggregator = Aggregator(slo, round(hlog_interval_s * 1e9), self._hlog.on_interval)
-        self._records = RecordWriter(directory / "requests.jsonl")
+        self._records = RecordWriter(directory / "requests.jsonl", self.failures)
         self.closed = False
 
     def on_record(self, record: RequestRecord) -> None:
@@ -55,6 +56,12 @@ class Recorder:
     def live_state(self) -> dict[str, Any]:
         """The same while the test runs: the interval logs are left as they are."""
         return aggregator_state(self.aggregator, close_interval=False)
+
+    def lost_writes(self) -> dict[str, LostWrites] | None:
+        """The result files that could not be written (a full disk), with the writes lost."""
+        lost = {name: LostWrites(error=error, lost_writes=self.failures.lost[name])
+                for name, error in self.failures.first.items()}  # fmt: skip
+        return lost or None
 
     def close(self) -> None:
         if not self.closed:
@@ -76,7 +83,8 @@ def write_summary(aggregator: Aggregator, directory: Path, *, endpoint: str, api
                   stream: bool, users: int, started_at: str, partial: bool, slo: tuple[SloTarget, ...],
                   tokenizer: str | None, processes: int, test_start_ns: int, judgement: Judgement,
                   batch_size: int = 1, lost_workers: list[str] | None = None,
-                  telemetry_file: Path | None = None, interrupted: bool = False) -> RunSummary:  # fmt: skip
+                  telemetry_file: Path | None = None, interrupted: bool = False,
+                  output_errors: dict[str, LostWrites] | None = None) -> RunSummary:  # fmt: skip
     """``summary.json`` as ``loadgen run`` writes it (``loadgen.run.collect``: assembled, judged and
     written as every level is), the load being Locust's users; with ``telemetry_file``, the
     sidecar's samples over the test (it runs beside this process)."""
@@ -93,7 +101,8 @@ def write_summary(aggregator: Aggregator, directory: Path, *, endpoint: str, api
     samples = read_window(telemetry_file, test_start_ns, end_ns) if telemetry_file is not None else []
     telemetry = summarize_window(samples, aggregator.output_tokens) if samples else None
     directory.mkdir(parents=True, exist_ok=True)
-    return conclude(summarize(aggregator, info, Sections(telemetry=telemetry, locust=test)), judgement, directory)
+    sections = Sections(telemetry=telemetry, locust=test, output_errors=output_errors)
+    return conclude(summarize(aggregator, info, sections), judgement, directory)
 
 
 def table_rows(aggregator: Aggregator) -> list[dict[str, Any]]:

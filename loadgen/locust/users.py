@@ -240,7 +240,7 @@ class LoadgenLocust:
                 partial=partial, slo=self.slo, tokenizer=self.tokenizer, processes=processes,
                 test_start_ns=self.test_start_ns, batch_size=self.batch_size,
                 lost_workers=sorted(self.lost_workers), telemetry_file=self.output_dir / "telemetry.jsonl",
-                judgement=self.judgement,
+                judgement=self.judgement, output_errors=self.recorder.lost_writes() if self.recorder else None,
                 interrupted=self.interrupted_mark is not None and self.interrupted_mark.exists(),
             )  # fmt: skip
             stats_csv = self._csv_path(environment, "_llm_stats.csv")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import loadgen.cli.app as cli
+from loadgen.run.outcome import ExitCode
 
 
 def test_an_unexpected_exception_is_one_line_with_its_traceback_in_a_file(
@@ -16,10 +17,10 @@ def test_an_unexpected_exception_is_one_line_with_its_traceback_in_a_file(
     def broken(*args: object, **kwargs: object) -> int:
         raise RuntimeError("something loadgen did not expect")
 
-    monkeypatch.setattr(cli, "execute", broken)
+    monkeypatch.setattr(cli, "run", broken)
     code = cli.main(["run", "--requests", "1"])
     err = capsys.readouterr().err
-    assert code == cli.EXIT_INTERNAL == 70
+    assert code == ExitCode.INTERNAL == 70
     assert "Traceback" not in err
     assert "internal error: RuntimeError: something loadgen did not expect" in err
     log = Path(re.search(r"traceback in (\S+)\)", err.replace("\n", "")).group(1))  # type: ignore[union-attr]
