@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import socket
 import subprocess
@@ -9,6 +11,11 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+import psutil
+import pytest
+
+from loadgen.metrics.results import RunSummary
 
 
 def test_ctrl_c_during_the_preflight_ends_the_run_at_once(tmp_path: Path) -> None:
@@ -38,3 +45,61 @@ def test_ctrl_c_during_the_preflight_ends_the_run_at_once(tmp_path: Path) -> Non
             conn.close()
     assert process.returncode == 130
     assert "interrupted during the preflight" in output and "Traceback" not in output
+
+
+GROUP_SIGNAL_COMMANDS = {
+    "sweep --telemetry host": ["sweep", "--concurrency", "1,2", "--telemetry", "host"],
+    "compare": ["compare", "--concurrency", "1,2", "--variant", "a=sim:fixed:2,20", "--variant", "b=sim:fixed:2,10"],
+    "locust --headless": ["locust", "--headless", "--users", "2", "--run-time", "120s"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("command", list(GROUP_SIGNAL_COMMANDS))
+def test_a_signal_to_the_whole_group_ends_cleanly(command: str, signum: int, tmp_path: Path) -> None:
+    """Ctrl-C in a terminal signals the whole process group (the simulator, the telemetry sidecar
+    and Locust included); ``timeout`` sends SIGTERM. Either way: exit 130, no traceback, no process
+    left, and every level that completed keeps a valid summary.json (the cut one is partial)."""
+    output = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "loadgen", *GROUP_SIGNAL_COMMANDS[command], "--sim-profile", "fixed:2,20",
+         "--requests", "24", "--warmup", "0", "--max-tokens", "20", "--output", str(output)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    sweeping = command != "locust --headless"
+    try:
+        deadline = time.monotonic() + 120
+        while not _mid_second_level(output) if sweeping else not _records_written(output):
+            assert time.monotonic() < deadline and process.poll() is None, "the load never got going"
+            time.sleep(0.1)
+        started = psutil.Process(process.pid).children(recursive=True)
+        os.killpg(process.pid, signum)
+        printed, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    time.sleep(0.5)
+    assert process.returncode == 130, printed[-3000:]
+    assert "Traceback" not in printed and "internal error" not in printed
+    assert not [child for child in started if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
+    summaries = {path: RunSummary.from_json(json.loads(path.read_text())) for path in output.rglob("summary.json")}
+    completed = [summary for path, summary in summaries.items() if "level-01" in str(path)]
+    if sweeping:
+        assert completed and all(not summary.partial and summary.validity for summary in completed)
+    assert any(summary.partial for summary in summaries.values())  # the level the signal cut
+
+
+def _records_written(output: Path) -> bool:
+    return any(path.stat().st_size for path in output.rglob("requests.jsonl"))
+
+
+def _mid_second_level(output: Path) -> bool:
+    """Every variant's first level written, and the second level's records started."""
+    firsts = list(output.rglob("level-01-*"))
+    return (
+        bool(firsts)
+        and all((first / "summary.json").is_file() for first in firsts)
+        and any(path.stat().st_size for path in output.rglob("level-02-*/requests.jsonl"))
+    )

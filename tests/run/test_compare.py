@@ -88,3 +88,14 @@ def test_a_candidate_with_no_successful_request_gives_no_speedup_and_says_why(
     assert comparison["requests"]["candidate"] == {"completed": 0, "failed": 8}
     assert "no speedup" in printed and "faster end to end at every level" not in printed
     assert "✗ broken ✗failed" in printed  # the level is marked invalid too
+
+
+def test_compare_without_streaming_reports_e2e_and_ttft_but_no_tpot(tmp_path: Path) -> None:
+    code = main(["compare", "--variant", "slow=sim:fixed:5,4", "--variant", "fast=sim:fixed:5,1", "--no-stream",
+                 "--concurrency", "2", "--requests", "8", "--warmup", "0", "--max-tokens", "8", "--quiet",
+                 "--output", str(tmp_path)])  # fmt: skip
+    assert code == 0
+    comparison = json.loads((tmp_path / "compare.json").read_text())["levels"][0]["comparison"]
+    assert comparison["e2e"]["speedup"] > 1.5  # 5 + 8×4 ms against 5 + 8×1 ms
+    assert comparison["ttft"]["speedup"] is not None  # not streamed: TTFT is the whole answer's time
+    assert comparison["tpot"]["speedup"] is None and "not streamed" in comparison["tpot"]["reason"]

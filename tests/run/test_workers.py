@@ -46,6 +46,17 @@ def test_closed_loop_in_two_workers_matches_one_process(start_sim: SimFactory, t
     assert set(multi) == set(single) and single["workers"] is None  # the same form
     assert hlog_count(tmp_path / "two" / "itl.hlog") == multi["latency_ms"]["itl"]["count"]
     assert not (tmp_path / "two" / "workers" / "w0" / "requests.jsonl").exists()  # merged, not duplicated
+    # the merged clock section says how the workers stamped, and adds up their stamped reads
+    shares = [
+        json.loads((tmp_path / "two" / "workers" / w / "summary.json").read_text())["clock"] for w in ("w0", "w1")
+    ]
+    assert multi["clock"]["stamp_source"] == shares[0]["stamp_source"] == shares[1]["stamp_source"]
+    assert multi["clock"]["stamp_source"] == single["clock"]["stamp_source"]
+    assert multi["clock"]["kernel_stamped_reads"] == sum(share["kernel_stamped_reads"] for share in shares)
+    assert multi["clock"]["sent_stamp"] == single["clock"]["sent_stamp"]
+    opened = [json.loads((tmp_path / "two" / "workers" / w / "summary.json").read_text())["client"]["connections"]
+              for w in ("w0", "w1")]  # fmt: skip
+    assert multi["client"]["connections"]["opened"] == sum(share["opened"] for share in opened)
 
 
 def test_open_loop_schedule_is_dealt_out_not_duplicated(start_sim: SimFactory, tmp_path: Path) -> None:
