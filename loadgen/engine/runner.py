@@ -30,9 +30,13 @@ YOUNG_COLLECTION_THRESHOLD = 20_000
 
 
 class StopReason(str, enum.Enum):
+    """Why a level ended (``summary.json`` ``stop_reason``)."""
+
     COMPLETED = "completed"
-    INTERRUPTED = "interrupted"
-    STOPPED_EARLY = "stopped_early_over_slo"
+    INTERRUPTED = "interrupted"  # a signal
+    STOPPED_EARLY = "stopped_early_over_slo"  # a find-max probe that could not meet the SLOs
+    WORKER_LOST = "worker_lost"  # a worker process (--workers, or a Locust worker) died mid-level
+    LOCUST_STOPPED = "locust_stopped"  # Locust ended the test (its run time, or the web UI's stop)
 
 
 @dataclass(frozen=True, slots=True)

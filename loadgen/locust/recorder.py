@@ -17,6 +17,7 @@ from typing import Any
 from loadgen.clock import MonotonicClock, wall_time_iso
 from loadgen.config import LoadConfig, LoadMode, SloTarget
 from loadgen.engine.monitor import ClientReport
+from loadgen.engine.runner import StopReason
 from loadgen.metrics.aggregate import HISTOGRAM_NAMES, Aggregator, aggregator_state, merge_state
 from loadgen.metrics.results import LocustTest, LostWrites, RunSummary
 from loadgen.metrics.summary import RunInfo
@@ -88,7 +89,8 @@ def write_summary(aggregator: Aggregator, directory: Path, *, endpoint: str, api
     """``summary.json`` as ``loadgen run`` writes it (``loadgen.run.collect``: assembled, judged and
     written as every level is), the load being Locust's users; with ``telemetry_file``, the
     sidecar's samples over the test (it runs beside this process)."""
-    stop_reason = "worker_lost" if lost_workers else "interrupted" if partial or interrupted else "locust_stopped"
+    stopped = StopReason.INTERRUPTED if partial or interrupted else StopReason.LOCUST_STOPPED
+    stop_reason = (StopReason.WORKER_LOST if lost_workers else stopped).value
     info = RunInfo(
         endpoint=endpoint, api=api, model=model, load=LoadConfig(mode=LoadMode.CLOSED, concurrency=max(users, 1),
                                                                    batch_size=batch_size),

@@ -444,7 +444,10 @@ class RunSummary(Section, frozen=True, kw_only=True):
 
     @property
     def lost_workers(self) -> tuple[str, ...]:
-        return self.workers.lost if self.workers is not None else ()
+        """The worker processes (``--workers``) or Locust workers that died mid-level."""
+        if self.workers is not None:
+            return self.workers.lost
+        return self.locust.lost_workers if self.locust is not None else ()
 
     @property
     def label(self) -> str:

@@ -11,6 +11,7 @@ Verdicts, the first that applies: ``mostly_failed`` (errors over the limit, or n
 
 from __future__ import annotations
 
+from loadgen.engine.runner import StopReason
 from loadgen.metrics.results import Client, RunSummary, TargetLag, Validity
 
 TARGET_LAG_LIMIT = 0.05  # of the modelled engine time
@@ -52,7 +53,7 @@ def level_validity(summary: RunSummary, max_error_rate: float = DEFAULT_MAX_ERRO
         reasons.append(f"the simulated server ran {target.lag_fraction:.0%} behind its modelled engine time "
                        f"({target.late_s:.3f} s late over {target.modelled_s:.3f} s): its host was too "
                        "busy")  # fmt: skip
-    if summary.partial or summary.stop_reason in ("worker_lost", "interrupted"):
+    if summary.partial or summary.stop_reason in (StopReason.WORKER_LOST.value, StopReason.INTERRUPTED.value):
         marks.append("partial")
         reasons.append(f"cut short ({summary.stop_reason})")
     verdict = next((mark for mark in VERDICTS[1:] if mark in marks), "valid")

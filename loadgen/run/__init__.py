@@ -8,7 +8,12 @@
 
 ``run`` writes the same result files as ``loadgen run``/``sweep`` (a sweep, or a find-max search,
 when the plan says so) and returns every level's ``RunSummary``; ``compare_variants`` does what
-``loadgen compare`` does and returns its ``CompareResult`` and each variant's summaries.
+``loadgen compare`` does and returns its ``CompareResult`` and each variant's summaries. Both say
+nothing unless given ``events`` (``loadgen.run.events.RunEvents``; the CLI's console is one).
+
+Every command is built of the same three pieces: the ``Target`` it measures (``target``), one
+``measure_level`` per level (``level``: the load, its telemetry, the server's metrics, the verdict
+of ``judge``, ``summary.json`` written once), and one exit decision (``outcome.decide``).
 """
 
 from __future__ import annotations

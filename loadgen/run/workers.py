@@ -30,6 +30,7 @@ from loadgen.clock import MonotonicClock, wall_time_iso
 from loadgen.config import Arrival, EndpointConfig, GenerationConfig, LoadConfig, LoadMode, SloTarget, Stage
 from loadgen.engine.monitor import ClientReport
 from loadgen.engine.partition import partition
+from loadgen.engine.runner import StopReason
 from loadgen.errors import LoadgenError
 from loadgen.eventloop import run_loop
 from loadgen.metrics.aggregate import HISTOGRAM_NAMES, Aggregator, LiveSnapshot, aggregator_state, merge_state
@@ -233,7 +234,7 @@ def _merge(target: Target, spec: LevelSpec, start: WorkersStart) -> RunSummary:
     info = RunInfo(
         endpoint=summaries[0].endpoint or "", api=target.endpoint.api, model=target.endpoint.model, load=spec.load,
         stream=target.plan.generation.stream, started_at=start.started_at, ended_at=wall_time_iso(),
-        partial=partial, stop_reason="worker_lost" if lost else "interrupted" if partial else "completed",
+        partial=partial, stop_reason=_stop_reason(bool(lost), partial).value,
         client=_merged_client(clients), slo=target.plan.slo, tokenizer=summaries[0].token_counting.tokenizer,
         listener_failures={}, monotonic_start_ns=start.run_start_ns, epoch_start_s=start.started_epoch_s,
         transport=merged_transport(summaries),
@@ -241,6 +242,12 @@ def _merge(target: Target, spec: LevelSpec, start: WorkersStart) -> RunSummary:
     workers = Workers(count=start.count, cpu_percent=tuple(client.cpu_percent for client in clients),
                       lost=tuple(directory.name for directory in lost))  # fmt: skip
     return summarize(aggregator, info, Sections(workers=workers))
+
+
+def _stop_reason(lost: bool, partial: bool) -> StopReason:
+    if lost:
+        return StopReason.WORKER_LOST
+    return StopReason.INTERRUPTED if partial else StopReason.COMPLETED
 
 
 def _merge_records(directories: list[Path], level_dir: Path) -> None:
