@@ -30,6 +30,7 @@ from types import FrameType
 from loadgen.config import EndpointConfig, LoadConfig
 from loadgen.errors import ConfigError
 from loadgen.eventloop import run_loop
+from loadgen.lifetime import ends_with_this_process
 from loadgen.metrics.results import read_summary
 from loadgen.protocols.apis import api_spec
 from loadgen.report.files import prepare_output_dir
@@ -61,8 +62,9 @@ def launch(plan: Plan, load: LoadConfig, locust_command: Callable[[str], list[st
         job_file = stack.enter_context(_job_file(plan, endpoint, load))
         if web_ui is not None:
             events.say(f"Locust web UI on {web_ui} (Ctrl-C to stop)")
-        process = subprocess.Popen(locust_command(endpoint.url), env={**os.environ, JOB_ENV: str(job_file)},
-                                   start_new_session=True)  # fmt: skip
+        environment = {**os.environ, JOB_ENV: str(job_file)}
+        process = subprocess.Popen(locust_command(endpoint.url), env=environment, start_new_session=True,
+                                   preexec_fn=ends_with_this_process(_parent_death(worker)))  # fmt: skip
         stack.callback(_kill_group, process)  # never left running, whatever happens here
         if not worker:  # it writes telemetry.jsonl, which the Locust process reads into its summary
             stack.enter_context(telemetry_sidecar(plan, endpoint.url, events, process.pid))
@@ -75,6 +77,13 @@ def launch(plan: Plan, load: LoadConfig, locust_command: Callable[[str], list[st
     events.level_done(summary.label, summary, False)
     events.finished(Finished((summary,), outcome, plan.output_dir, plan.slo, thresholds_asked=bool(plan.fail_on)))
     return outcome.code
+
+
+def _parent_death(worker: bool) -> int:
+    """What Locust gets if this process is killed: a master or a local test stops and writes what
+    it measured (SIGTERM); a worker dies as its launcher did (SIGKILL), so its master sees a lost
+    worker, not one that left cleanly."""
+    return signal.SIGKILL if worker else signal.SIGTERM
 
 
 @contextlib.contextmanager

@@ -33,6 +33,7 @@ from loadgen.engine.partition import partition
 from loadgen.engine.runner import StopReason
 from loadgen.errors import LoadgenError
 from loadgen.eventloop import run_loop
+from loadgen.lifetime import ends_with_this_process
 from loadgen.metrics.aggregate import HISTOGRAM_NAMES, Aggregator, LiveSnapshot, aggregator_state, merge_state
 from loadgen.metrics.histogram import Histogram
 from loadgen.metrics.hlog import read_intervals
@@ -138,7 +139,7 @@ async def _start_worker(target: Target, spec: LevelSpec, worker: int, count: int
                   spec.directory / "workers" / f"w{worker}")  # fmt: skip
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "loadgen.run.workers", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, limit=1 << 20,
+        stderr=asyncio.subprocess.PIPE, limit=1 << 20, preexec_fn=ends_with_this_process(),
     )  # fmt: skip
     assert process.stdin is not None
     process.stdin.write((json.dumps(job) + "\n").encode())

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from loadgen.errors import ConfigError, LoadgenError
+from loadgen.lifetime import ends_with_this_process
 from loadgen.sim.lean import LeanServer
 from loadgen.sim.profiles import FixedProfile, get_profile
 from loadgen.sim.server import SimOptions, SimServer
@@ -131,6 +132,7 @@ class SimProcess:
             text=True,
             env=env,
             start_new_session=True,
+            preexec_fn=ends_with_this_process(),
         )
         assert self._process.stdout is not None
         ready, _, _ = select.select([self._process.stdout], [], [], READY_TIMEOUT_S)

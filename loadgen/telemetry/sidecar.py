@@ -22,6 +22,7 @@ import psutil
 
 from loadgen.config import TelemetryConfig
 from loadgen.errors import LoadgenError
+from loadgen.lifetime import ends_with_this_process
 from loadgen.telemetry.model import Sample
 
 REPLY_TIMEOUT_S = 30.0
@@ -53,6 +54,7 @@ class SidecarSampler:
             [sys.executable, "-m", "loadgen.telemetry.child", json.dumps(settings)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
             start_new_session=True,  # Ctrl-C to the process group is the parent's to handle: it stops the child
+            preexec_fn=ends_with_this_process(),
         )  # fmt: skip
         ready = self._reply()
         self.unavailable = dict(ready.get("unavailable") or {})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -103,3 +104,38 @@ def _mid_second_level(output: Path) -> bool:
         and all((first / "summary.json").is_file() for first in firsts)
         and any(path.stat().st_size for path in output.rglob("level-02-*/requests.jsonl"))
     )
+
+
+KILLED_PARENT_COMMANDS = {
+    "run --workers 2 --telemetry host": ["run", "--workers", "2", "--telemetry", "host", "--concurrency", "4"],
+    "locust --headless": ["locust", "--headless", "--users", "2", "--run-time", "120s"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", list(KILLED_PARENT_COMMANDS))
+def test_no_child_outlives_a_killed_loadgen(command: str, tmp_path: Path) -> None:
+    """SIGKILL to loadgen alone (the OOM killer, ``kill -9``): the simulator, the sidecar, the
+    worker processes and Locust it started all end (the parent-death signal), none keeps sending load."""
+    output = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "loadgen", *KILLED_PARENT_COMMANDS[command], "--sim-profile", "fixed:2,20",
+         "--requests", "4000", "--warmup", "0", "--max-tokens", "20", "--output", str(output)],  # minutes of load
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not _records_written(output):
+            assert time.monotonic() < deadline and process.poll() is None, "the load never got going"
+            time.sleep(0.1)
+        children = psutil.Process(process.pid).children(recursive=True)
+        assert len(children) >= 2  # the simulator and the sidecar or Locust, at least
+        process.kill()
+        process.wait()
+        _gone, alive = psutil.wait_procs(children, timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    for child in alive:
+        child.kill()
+    assert not alive, [child.cmdline() for child in alive]
