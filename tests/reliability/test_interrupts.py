@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from loadgen.metrics.results import RunSummary
+from tests.processes import loadgen_command, records_written, signal_group_when
 
 
 def test_ctrl_c_during_the_preflight_ends_the_run_at_once(tmp_path: Path) -> None:
@@ -63,37 +64,19 @@ def test_a_signal_to_the_whole_group_ends_cleanly(command: str, signum: int, tmp
     and Locust included); ``timeout`` sends SIGTERM. Either way: exit 130, no traceback, no process
     left, and every level that completed keeps a valid summary.json (the cut one is partial)."""
     output = tmp_path / "out"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "loadgen", *GROUP_SIGNAL_COMMANDS[command], "--sim-profile", "fixed:2,20",
-         "--requests", "24", "--warmup", "0", "--max-tokens", "20", "--output", str(output)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
+    line = loadgen_command(*GROUP_SIGNAL_COMMANDS[command], "--sim-profile", "fixed:2,20", "--requests", "24",
+                           "--warmup", "0", "--max-tokens", "20", "--output", str(output))  # fmt: skip
     sweeping = command != "locust --headless"
-    try:
-        deadline = time.monotonic() + 120
-        while not _mid_second_level(output) if sweeping else not _records_written(output):
-            assert time.monotonic() < deadline and process.poll() is None, "the load never got going"
-            time.sleep(0.1)
-        started = psutil.Process(process.pid).children(recursive=True)
-        os.killpg(process.pid, signum)
-        printed, _ = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    time.sleep(0.5)
-    assert process.returncode == 130, printed[-3000:]
-    assert "Traceback" not in printed and "internal error" not in printed
-    assert not [child for child in started if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
+    signalled = signal_group_when(line, lambda: _mid_second_level(output) if sweeping else records_written(output),
+                                  signum)  # fmt: skip
+    assert signalled.returncode == 130, signalled.printed[-3000:]
+    assert "Traceback" not in signalled.printed and "internal error" not in signalled.printed
+    assert not signalled.left_running
     summaries = {path: RunSummary.from_json(json.loads(path.read_text())) for path in output.rglob("summary.json")}
     completed = [summary for path, summary in summaries.items() if "level-01" in str(path)]
     if sweeping:
         assert completed and all(not summary.partial and summary.validity for summary in completed)
     assert any(summary.partial for summary in summaries.values())  # the level the signal cut
-
-
-def _records_written(output: Path) -> bool:
-    return any(path.stat().st_size for path in output.rglob("requests.jsonl"))
 
 
 def _mid_second_level(output: Path) -> bool:
@@ -125,7 +108,7 @@ def test_no_child_outlives_a_killed_loadgen(command: str, tmp_path: Path) -> Non
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 120
-        while not _records_written(output):
+        while not records_written(output):
             assert time.monotonic() < deadline and process.poll() is None, "the load never got going"
             time.sleep(0.1)
         children = psutil.Process(process.pid).children(recursive=True)

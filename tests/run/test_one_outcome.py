@@ -13,21 +13,20 @@ simulator or a refusing server on 127.0.0.1; none prints a traceback.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 from aiohttp import web
 
 from loadgen.metrics.results import RunSummary
 from tests.conftest import SimFactory
+from tests.processes import records_written, signal_group_when
+from tests.reliability.test_exit_codes import refusing_app
 from tests.threaded_server import serve_in_thread
 
 LIMITED = """
@@ -37,7 +36,6 @@ resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))
 from loadgen.cli import main
 sys.exit(main(sys.argv[1:]))
 """
-SIGNAL_WAIT_S = 120.0
 
 COMMANDS: dict[str, list[str]] = {
     "run": ["run", "--concurrency", "2"],
@@ -66,21 +64,7 @@ CASES: dict[str, dict[str, Any]] = {
 
 def refusing_after(preflights: int) -> web.Application:
     """A chat server that answers the preflight requests with one short stream, then refuses every request."""
-    served = {"count": 0}
-    stream = b'data: {"choices":[{"index":0,"delta":{"content":"ok"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
-
-    async def chat(request: web.Request) -> web.StreamResponse:
-        served["count"] += 1
-        if served["count"] > preflights:
-            return web.json_response({"error": {"message": "refused by the test server"}}, status=400)
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        await response.write(stream)
-        return response
-
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
-    return app
+    return refusing_app(lambda number, body: "refused by the test server" if number > preflights else None)
 
 
 def command_line(command: str, case: str, url: str, output: Path) -> list[str]:
@@ -102,27 +86,11 @@ def run_to_the_end(line: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def interrupt_mid_load(line: list[str], output: Path) -> subprocess.CompletedProcess[str]:
-    """Starts the command in a process group of its own; once records are on disk, SIGINT to the
-    whole group (as Ctrl-C in a terminal sends it); returns what it printed, and checks that no
-    process it started is left."""
-    process = subprocess.Popen(line, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)  # fmt: skip
-    try:
-        deadline = time.monotonic() + SIGNAL_WAIT_S
-        while not any(path.stat().st_size for path in output.rglob("requests.jsonl")):
-            assert time.monotonic() < deadline and process.poll() is None, "no record was written"
-            time.sleep(0.1)
-        started = psutil.Process(process.pid).children(recursive=True)
-        os.killpg(process.pid, signal.SIGINT)
-        out, _ = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    time.sleep(0.5)
-    left = [child.pid for child in started if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
-    assert not left, f"processes left running: {left}"
-    return subprocess.CompletedProcess(line, process.returncode, out, "")
+    """SIGINT to the command's whole process group (as Ctrl-C in a terminal) once records are on
+    disk; no process it started may be left."""
+    signalled = signal_group_when(line, lambda: records_written(output), signal.SIGINT)
+    assert not signalled.left_running
+    return subprocess.CompletedProcess(line, signalled.returncode, signalled.printed, "")
 
 
 @pytest.fixture(scope="module")
