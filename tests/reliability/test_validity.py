@@ -3,6 +3,7 @@ lag and the error rate; a simulator starved of CPU is caught."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import multiprocessing
@@ -70,6 +71,16 @@ def test_the_sweep_table_says_it_in_words_without_colour() -> None:
     assert "✗target" in text and "ok" in text and "the server lagged its own model" in text
 
 
+def _lowest_group_priority(pid: int) -> None:
+    """The simulator runs in a session of its own, and with the kernel's autogroup scheduling a
+XX
+    priority for its group (nice 19) lets the hogs starve it, as a busy host does."""
+    autogroup = Path(f"/proc/{pid}/autogroup")
+    if autogroup.exists():
+        with contextlib.suppress(OSError):
+            autogroup.write_text("10")
+
+
 def _hog(cpu: int) -> None:
     os.sched_setaffinity(0, {cpu})
     while True:
@@ -83,6 +94,7 @@ def test_a_starved_simulator_is_marked_target_lagging(tmp_path: Path, capsys: py
     context = multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork")
     with SimProcess(SimSpec("llama2-7b-h100", SimOptions())) as sim:
         os.sched_setaffinity(sim.pid, {sim_cpu})
+        _lowest_group_priority(sim.pid)
         original = os.sched_getaffinity(0)
         hogs = [context.Process(target=_hog, args=(sim_cpu,), daemon=True) for _ in range(6)]
         try:
@@ -100,6 +112,8 @@ def test_a_starved_simulator_is_marked_target_lagging(tmp_path: Path, capsys: py
     assert code == 0
     result = json.loads((tmp_path / "summary.json").read_text())
     assert result["target"]["lag_fraction"] > 0.05, result["target"]
-    assert result["validity"]["verdict"] == "target_lagging"
-    printed = capsys.readouterr().out.replace("\n", " ")
-    assert "verdict: INVALID: the simulated server ran" in printed
+    # the server's own counters decide the mark; the verdict is the first mark, and a starved
+    # server's bursts may also make loadgen's reads late (client_saturated comes first then)
+    assert "target_lagging" in result["validity"]["marks"] and not result["validity"]["valid"]
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "verdict: INVALID:" in printed and "the simulated server ran" in printed
