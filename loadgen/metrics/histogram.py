@@ -8,6 +8,7 @@ same read) is recorded as 0, which HdrHistogram keeps exactly.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -33,6 +34,16 @@ class Stats:
     max: float | None
 
 
+def without_cycle(hdr: HdrHistogram) -> HdrHistogram:
+    """hdrh's histogram and its encoder point at each other, a reference cycle only the cyclic
+    garbage collector frees; during a load that collector is held back (``quiet_garbage_collector``),
+    so every closed interval's histograms piled up (about 1.5 MiB/s, 530 MiB over a million
+    requests). The encoder's pointer back becomes a weak one: reference counting frees both the
+    moment the histogram is dropped."""
+    hdr.encoder.histogram = weakref.proxy(hdr)
+    return hdr
+
+
 class Histogram:
     """Records values in the caller's unit; ``unit_per_count`` of them make one recorded count.
 
@@ -44,7 +55,7 @@ class Histogram:
         self._unit_per_count = unit_per_count
         self._display_per_count = display_per_count
         self._highest_count = highest_count
-        self._hdr = HdrHistogram(1, highest_count, SIGNIFICANT_DIGITS)
+        self._hdr = without_cycle(HdrHistogram(1, highest_count, SIGNIFICANT_DIGITS))
         self._pending: list[float] = []
         self._out_of_range = 0
 
@@ -118,7 +129,7 @@ class Histogram:
     def add_encoded(self, encoded: str, out_of_range: int = 0) -> None:
         """Merge a histogram encoded by ``encode`` (of the same kind), exactly."""
         self._out_of_range += out_of_range
-        other = HdrHistogram.decode(encoded.encode("ascii"))
+        other = without_cycle(HdrHistogram.decode(encoded.encode("ascii")))
         if other.get_total_count():
             self.hdr.add(other)
 

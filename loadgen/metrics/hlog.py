@@ -14,7 +14,7 @@ from pathlib import Path
 from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader
 
-from loadgen.metrics.histogram import SIGNIFICANT_DIGITS
+from loadgen.metrics.histogram import SIGNIFICANT_DIGITS, without_cycle
 
 LATENCY_HIGHEST_US = 3_600_000_000  # latencies are logged in µs, up to an hour
 
@@ -32,7 +32,7 @@ def read_intervals(path: Path, highest: int = LATENCY_HIGHEST_US) -> Iterator[In
         # the reader adds the file's StartTime to each interval's own time
         start_s = round(interval.get_start_time_stamp() / 1000.0 - reader.base_time_sec, 3)
         end_s = round(interval.get_end_time_stamp() / 1000.0 - reader.base_time_sec, 3)
-        yield Interval(start_s, end_s, interval)
+        yield Interval(start_s, end_s, without_cycle(interval))
 
 
 def merged_intervals(paths: Iterable[Path], highest: int = LATENCY_HIGHEST_US) -> HdrHistogram:

@@ -86,3 +86,27 @@ def test_batched_recording_and_numpy_reads_match_hdrh_value_by_value() -> None:
     assert _mean(reference) == reference.get_mean_value()
     wanted = [*PERCENTILES, 0.0, 12.5, 100.0]
     assert _percentiles(reference, wanted) == {p: reference.get_value_at_percentile(p) for p in wanted}
+
+
+def test_a_dropped_histogram_is_freed_without_the_cycle_collector() -> None:
+    """hdrh's histogram and its encoder referred to each other: each closed interval waited for a
+    full collection, which a load holds back (RSS grew 63 → 530 MiB over a million requests)."""
+    import gc
+    import weakref
+
+    from loadgen.metrics.histogram import Histogram
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        histogram = Histogram.latency()
+        histogram.record(1_000_000)
+        assert histogram.encode()  # the encoder still works through its weak pointer back
+        copy = Histogram.latency()
+        copy.add_encoded(histogram.encode())
+        references = [weakref.ref(histogram.hdr), weakref.ref(copy.hdr)]
+        del histogram, copy
+        assert all(reference() is None for reference in references)
+    finally:
+        if enabled:
+            gc.enable()
