@@ -168,8 +168,8 @@ def run_import(args: argparse.Namespace, console: Console) -> int:
         itl_is=args.itl_is,
     )
     directory = Path(args.output)
-    prepare_output_dir(directory)
-    path = write_sweep(sweep, directory)
+    with prepare_output_dir(directory):
+        path = write_sweep(sweep, directory)
     table = Table(title=f"imported from {sweep.tool}: {len(sweep.levels)} levels (latencies in ms)",
                   title_justify="left", padding=(0, 1), pad_edge=False)  # fmt: skip
     for column in ("load", "req/s", "out tok/s", "out tok/req", "latency figures"):

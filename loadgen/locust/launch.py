@@ -58,7 +58,7 @@ def launch(plan: Plan, load: LoadConfig, locust_command: Callable[[str], list[st
     with contextlib.ExitStack() as stack:
         endpoint = stack.enter_context(simulated_or_given(plan, events))
         endpoint = run_loop(prepare_target(plan, endpoint, events, asyncio.Event())).endpoint
-        prepare_output_dir(plan.output_dir)
+        stack.enter_context(prepare_output_dir(plan.output_dir))
         job_file = stack.enter_context(_job_file(plan, endpoint, load))
         if web_ui is not None:
             events.say(f"Locust web UI on {web_ui} (Ctrl-C to stop)")

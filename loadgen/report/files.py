@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import time
@@ -48,7 +49,7 @@ class RecordWriter:
     def __init__(self, path: Path, failures: WriteFailures | None = None) -> None:
         self.path = path
         self._failures = failures or WriteFailures()
-        self._file: IO[bytes] = path.open("wb", buffering=0)
+        self._file: IO[bytes] = open_for_writing(path, "wb", buffering=0)
         self._good_bytes = 0  # the file ends after a whole line here
         self._lines: list[bytes] = []
         self._pending_bytes = 0
@@ -114,10 +115,11 @@ class HlogWriter:
                  failures: WriteFailures | None = None) -> None:  # fmt: skip
         self._failures = failures or WriteFailures()
         self._files: dict[str, IO[str]] = {}
+        self._paths = {name: directory / f"{name}.hlog" for name in names}
         self._writers: dict[str, HistogramLogWriter] = {}
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(run_start_epoch_s))
         for name in names:
-            handle = (directory / f"{name}.hlog").open("w", encoding="utf-8")
+            handle = open_for_writing(self._paths[name], "w")
             unit = {"output_tokens_per_s": "thousandths of a token/s", "confidence": "thousandths"}.get(
                 name, "microseconds"
             )
@@ -138,15 +140,15 @@ class HlogWriter:
                     writer.output_interval_histogram(histogram.hdr, start_ns / 1e9 or 1e-9, end_ns / 1e9, 1000.0)
                     self._files[name].flush()
                 except OSError as error:  # that file stops here; the totals still reach the summary
-                    self._failures.note(Path(self._files[name].name), error)
+                    self._failures.note(self._paths[name], error)
                     del self._writers[name]
 
     def close(self) -> None:
-        for handle in self._files.values():
+        for name, handle in self._files.items():
             try:
                 handle.close()
             except OSError as error:
-                self._failures.note(Path(handle.name), error, 0)
+                self._failures.note(self._paths[name], error, 0)
 
 
 def read_records(path: Path) -> Iterator[dict[str, Any]]:
@@ -163,18 +165,67 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
                 pending = (number, line)
 
 
-def prepare_output_dir(directory: Path) -> None:
-    """Creates ``--output`` and checks that files can be written there, before any load: a
-    directory that cannot take results is one line now, not a lost run later."""
+LOCK_FILE = ".loadgen.lock"
+
+
+class OutputLock:
+    """``--output`` held by one command at a time: an exclusive ``flock`` on a file in it, released
+    when the command ends (the kernel releases it even when the process is killed)."""
+
+    def __init__(self, directory: Path) -> None:
+        path = directory / LOCK_FILE
+        try:
+            self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as error:
+            raise ConfigError(f"--output {directory}: cannot write there ({error.strerror or error})") from None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._fd)
+            self._fd = None
+            raise ConfigError(f"--output {directory}: another loadgen command is writing its results there; "
+                              "give another directory") from None  # fmt: skip
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> OutputLock:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+def prepare_output_dir(directory: Path) -> OutputLock:
+    """Creates ``--output``, checks that files can be written there and takes it for this command
+    (``OutputLock``), before any load: a directory that cannot take results, or that another run is
+    writing to, is one line now, not a lost run later."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
         probe = directory / ".loadgen-write-check"
-        probe.write_bytes(b"")
+        with open_for_writing(probe, "wb"):
+            pass
         probe.unlink()
     except FileExistsError:
         raise ConfigError(f"--output {directory}: a file is there; give a directory") from None
     except OSError as error:
         raise ConfigError(f"--output {directory}: cannot write there ({error.strerror or error})") from None
+    return OutputLock(directory)
+
+
+def open_for_writing(path: Path, mode: str = "wb", buffering: int = -1) -> IO[Any]:
+    """``path`` opened to be written from its start, never through a symbolic link planted where a
+    result file goes (its target would be overwritten): such a link is an ``OutputError``."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise OutputError(f"cannot write {path}: it is a symbolic link, and loadgen never writes through "
+                              "one (remove it, or give another --output)") from None  # fmt: skip
+        raise
+    return os.fdopen(fd, mode, buffering=buffering, encoding=None if "b" in mode else "utf-8")
 
 
 def _write_all(file: IO[bytes], data: bytes) -> None:
@@ -192,7 +243,7 @@ def write_json(path: Path, data: object) -> None:
     naming the file and the reason, and leaves no temporary file behind."""
     temporary = path.with_name(path.name + ".tmp")
     try:
-        with temporary.open("w", encoding="utf-8") as handle:
+        with open_for_writing(temporary, "w") as handle:
             json.dump(data, handle, indent=2, allow_nan=False)
             handle.write("\n")
             handle.flush()

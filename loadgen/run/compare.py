@@ -24,7 +24,7 @@ from loadgen.errors import ConfigError
 from loadgen.eventloop import run_loop
 from loadgen.metrics.comparison import ComparedLevel, CompareResult, VariantRecord, compare_level
 from loadgen.metrics.results import RunSummary
-from loadgen.report.files import write_json
+from loadgen.report.files import prepare_output_dir, write_json
 from loadgen.run.collect import LevelSpec
 from loadgen.run.events import Finished, RunEvents, SilentEvents, Tone
 from loadgen.run.level import LevelResult, level_directory_name, measure_level
@@ -127,13 +127,13 @@ def compare_variants(plan: Plan, variants: list[Variant] | None = None, events: 
 async def run_compare(plan: Plan, variants: list[Variant], events: RunEvents) -> CompareRun:
     """Each level: every variant in turn (``measure_level``), then the comparison; compare.json
     rewritten each level; one exit decision over every variant's levels."""
-    plan.output_dir.mkdir(parents=True, exist_ok=True)
     stop = asyncio.Event()
     stop_on_signals(stop)
     records = tuple(VariantRecord(name=v.name, target=v.target, extra_body=dict(v.extra_body)) for v in variants)
     result = CompareResult(baseline=variants[0].name, variants=records)
     measured: list[tuple[str, RunSummary]] = []
     with contextlib.ExitStack() as stack:
+        stack.enter_context(prepare_output_dir(plan.output_dir))
         targets = await _prepare_targets(plan, variants, events, stop, stack)
         if targets is not None:
             config = config_json(plan, targets[variants[0].name].endpoint)

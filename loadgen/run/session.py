@@ -42,8 +42,7 @@ def run(plan: Plan, events: RunEvents | None = None) -> RunResult:
     ``loadgen run`` and ``loadgen sweep`` write them. ``events`` None: nothing is said."""
     events = events if events is not None else SilentEvents()
     check_load_fits(plan.levels, plan.workers or 1)
-    prepare_output_dir(plan.output_dir)
-    with simulated_or_given(plan, events) as endpoint:
+    with prepare_output_dir(plan.output_dir), simulated_or_given(plan, events) as endpoint:
         return run_loop(_run_levels(plan, endpoint, events))
 
 

@@ -44,7 +44,7 @@ from loadgen.metrics.validity import DEFAULT_MAX_ERROR_RATE
 from loadgen.prompts import Prompt
 from loadgen.prompts.trace import load_trace
 from loadgen.records import RequestRecord
-from loadgen.report.files import HlogWriter, read_records, write_json
+from loadgen.report.files import HlogWriter, open_for_writing, read_records, write_json
 from loadgen.run.collect import LevelSpec, Sections, SharedStart, collect_level, summarize, write_summary
 from loadgen.run.events import Progress, SilentEvents
 from loadgen.run.loop import stop_on_signals
@@ -252,7 +252,7 @@ def _stop_reason(lost: bool, partial: bool) -> StopReason:
 
 
 def _merge_records(directories: list[Path], level_dir: Path) -> None:
-    with (level_dir / "requests.jsonl").open("wb") as merged:
+    with open_for_writing(level_dir / "requests.jsonl") as merged:
         for directory in directories:
             if (directory / "requests.jsonl").is_file():
                 with (directory / "requests.jsonl").open("rb") as part:

@@ -11,8 +11,8 @@ Its first line is ``{"ready": true, "unavailable": {…}}``.
 from __future__ import annotations
 
 import json
+import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from loadgen.config import TelemetryConfig
@@ -25,7 +25,9 @@ def main() -> None:
     settings = json.loads(sys.argv[1])
     fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in settings["config"].items()}
     config = TelemetryConfig(**fields)
-    with Path(settings["output"]).open("a", encoding="utf-8", buffering=1) as output:
+    # never through a symbolic link planted where the results go
+    descriptor = os.open(settings["output"], os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(descriptor, "a", encoding="utf-8", buffering=1) as output:
 
         def write(sample: Sample) -> None:
             output.write(json.dumps(sample.to_json_dict(), separators=(",", ":")) + "\n")

@@ -43,7 +43,6 @@ class SidecarSampler:
         self.final_stats: dict[str, Any] | None = None
 
     def start(self) -> dict[str, str]:
-        self.output.touch()
         settings = {
             "config": dataclasses.asdict(self._config), "output": str(self.output),
             "endpoint_url": self._endpoint_url, "client_pid": self._client_pid,

@@ -75,3 +75,34 @@ def test_a_failing_listener_is_said_in_the_console_and_the_summary(
     assert "results incomplete at c=1: records were lost" in out
     assert "records failed in RecordWriter: RuntimeError: records cannot be serialised" in out
     assert json.loads((output / "summary.json").read_text())["listener_failures"]["RecordWriter"] >= 3
+
+
+def test_an_output_directory_holds_one_command_at_a_time(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from loadgen.cli import main
+    from loadgen.report.files import prepare_output_dir
+
+    output = tmp_path / "out"
+    with prepare_output_dir(output):  # another command is writing there
+        code = main(["run", "--sim-profile", "fixed:1,0", "--requests", "2", "--max-tokens", "2", "--quiet",
+                     "--output", str(output)])  # fmt: skip
+    error = capsys.readouterr().err
+    assert code == 2 and "another loadgen command is writing its results there" in error
+    assert not (output / "summary.json").exists()
+    assert main(["run", "--sim-profile", "fixed:1,0", "--requests", "2", "--max-tokens", "2", "--quiet",
+                 "--output", str(output)]) == 0  # fmt: skip  # released: the next one may
+
+
+def test_a_symbolic_link_in_the_output_is_never_written_through(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from loadgen.cli import main
+
+    output, precious = tmp_path / "out", tmp_path / "precious.txt"
+    output.mkdir()
+    precious.write_text("keep me")
+    (output / "requests.jsonl").symlink_to(precious)
+    code = main(["run", "--sim-profile", "fixed:1,0", "--requests", "2", "--max-tokens", "2", "--quiet",
+                 "--output", str(output)])  # fmt: skip
+    error = capsys.readouterr().err
+    assert precious.read_text() == "keep me"
+    assert code == 74 and "is a symbolic link" in error and "Traceback" not in error

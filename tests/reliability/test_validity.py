@@ -73,8 +73,8 @@ def test_the_sweep_table_says_it_in_words_without_colour() -> None:
 
 def _lowest_group_priority(pid: int) -> None:
     """The simulator runs in a session of its own, and with the kernel's autogroup scheduling a
-XX
-    priority for its group (nice 19) lets the hogs starve it, as a busy host does."""
+    XX
+        priority for its group (nice 19) lets the hogs starve it, as a busy host does."""
     autogroup = Path(f"/proc/{pid}/autogroup")
     if autogroup.exists():
         with contextlib.suppress(OSError):
