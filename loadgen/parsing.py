@@ -6,6 +6,7 @@ file/key it came from and turn it into a ``ConfigError``.
 
 from __future__ import annotations
 
+import base64
 import difflib
 import re
 from collections.abc import Iterable
@@ -170,4 +171,7 @@ def url_secrets(url: str) -> list[str]:
     except ValueError:
         return []
     values = [value for _, value in parse_qsl(parts.query)]
-    return [unquote(secret) for secret in (password, username, *values) if secret]
+    secrets = [unquote(secret) for secret in (password, username, *values) if secret]
+    if username:  # the transport sends them as Basic auth: its token is a secret too
+        secrets.append(base64.b64encode(f"{unquote(username)}:{unquote(password or '')}".encode()).decode())
+    return secrets

@@ -8,6 +8,7 @@ between a read and its stamp, so parsing time never lands in the measured latenc
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,19 @@ class RequestContext:
     save_text: bool = False
     max_whole_body_bytes: int = 256 * 1024 * 1024  # a non-streamed answer is held whole: see body_limit_bytes
     stop_at_first_token: bool = False  # the preflight: the run's own request, read until its first token
+
+
+MAX_ERROR_CHARS = 300
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def shorten(message: str, limit: int = MAX_ERROR_CHARS) -> str:
+    return message if len(message) <= limit else message[: limit - 1] + "…"
+
+
+def printable(message: str) -> str:
+    """Control characters (terminal escape sequences among them) shown as ``?``."""
+    return CONTROL_CHARACTERS.sub("?", message)
 
 
 class Attempt:
@@ -101,10 +115,12 @@ class Attempt:
 
     def fail(self, kind: ErrorKind, message: str) -> None:
         """The first failure wins; its message is redacted here, so a server's own error text (an
-        error event echoing the request, with its key) is covered like loadgen's messages."""
+        error event echoing the request, with its key) is covered like loadgen's messages, and
+        only then shortened (a secret cut in two would no longer match) and cleaned of control
+        characters (a server's terminal escape sequences never reach the terminal)."""
         if self.error_kind is None:
             self.error_kind = kind
-            self.error = self.redact(message) if self.redact is not None else message
+            self.error = printable(shorten(self.redact(message) if self.redact is not None else message))
 
     def on_read(self, events: list[Any], t_ns: int) -> bool:
         """One read of the body, stamped ``t_ns``, decoded into ``events``; True once the response is whole."""

@@ -112,4 +112,4 @@ def _read(response: requests.Response, ctx: BlockingContext, attempt: Attempt, d
 
 
 def _describe(exc: BaseException) -> str:
-    return " ".join((str(exc) or type(exc).__name__).split())[:200]
+    return " ".join((str(exc) or type(exc).__name__).split())  # shortened after redaction

@@ -134,8 +134,9 @@ def preview(data: str | bytes, limit: int = 80) -> str:
     return data[:limit] if isinstance(data, str) else data[:limit].decode("utf-8", "replace")
 
 
-def error_message_from_body(body: bytes, limit: int = 300) -> str:
-    """The ``error``/``message``/``detail`` field of a JSON error body, else the text, shortened."""
+def error_message_from_body(body: bytes) -> str:
+    """The ``error``/``message``/``detail`` field of a JSON error body, else the text, whole: it
+    is shortened after redaction (``engine.request``), so a secret is never cut in two first."""
     text = body.decode("utf-8", "replace").strip()
     try:
         data = json.loads(text)
@@ -150,9 +151,8 @@ def error_message_from_body(body: bytes, limit: int = 300) -> str:
                 text = str(value)
                 break
     elif text.lower().startswith(("<!doctype", "<html")):
-        text = "HTML page: " + " ".join(text.split())[:200]
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+        text = "HTML page: " + text
+    return " ".join(text.split())
 
 
 def merge_batch_events(events: list[StreamEvent]) -> list[StreamEvent]:

@@ -52,4 +52,4 @@ def _describe(headers: dict[str, object], payload: bytes) -> str:
         message = detail.get("Message") or detail.get("message") or payload.decode("utf-8", "replace")
     except (ValueError, AttributeError):
         message = payload.decode("utf-8", "replace")
-    return f"{kind}: {message}"[:300]
+    return f"{kind}: {message}"  # shortened after redaction, by the engine

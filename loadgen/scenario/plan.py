@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -82,9 +83,10 @@ def plan_from_flags(flags: Mapping[str, object], scenario_path: str | None = Non
     settings = resolve(converted, scenario)
     levels = _levels(settings, sweep)
     headers = list(settings.header)
-    # a header's whole value, and each long word of it ("Bearer KEY": the key alone may be echoed)
+    # a header's whole value, and each long word of it ("Bearer KEY": the key alone may be echoed;
+    # "Cookie: session=VALUE; other=…": each cookie's value alone too)
     secrets = [value for _, value in headers]
-    secrets += [word for _, value in headers for word in value.split() if len(word) >= 8]
+    secrets += [word for _, value in headers for word in re.split(r"[\s;,=]+", value) if len(word) >= 8]
     if settings.api_key_env:
         key = os.environ.get(settings.api_key_env)
         if not key:

@@ -67,7 +67,7 @@ def _failure_kind(code: grpc.StatusCode) -> ErrorKind:
 
 
 def _describe(error: grpc.aio.AioRpcError) -> str:
-    details = " ".join((error.details() or "").split())[:200]
+    details = " ".join((error.details() or "").split())  # shortened after redaction, by the engine
     return f"gRPC {error.code().name}: {details}"
 
 

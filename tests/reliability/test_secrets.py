@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -74,3 +75,60 @@ def test_aws_key_id_secret_and_session_token_are_secrets(monkeypatch: pytest.Mon
         "example-secret-access-key",
         "example-session-token-value",
     }
+
+
+def refusing_with(message: object) -> web.Application:
+    """Refuses every request with HTTP 401, its error message ``message(request)``."""
+
+    async def chat(request: web.Request) -> web.Response:
+        return web.json_response({"error": {"message": message(request)}}, status=401)  # type: ignore[operator]
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    return app
+
+
+def refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], app: web.Application, *flags: str,
+            user: str = "") -> str:  # fmt: skip
+    """What the console and the result files hold after a preflight the server refused."""
+    with serve_in_thread(app) as url:
+        url = url.replace("http://", f"http://{user}@") if user else url
+        code = main(["run", "--endpoint", url, "--model", "m", "--requests", "1", "--output",
+                     str(tmp_path / "out"), *flags])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 1
+    files = "".join(path.read_text() for path in (tmp_path / "out").rglob("*") if path.is_file())
+    return captured.out + captured.err + files
+
+
+def test_a_secret_cut_by_the_message_limit_shows_no_prefix(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setenv("THE_KEY", KEY)
+    app = refusing_with(lambda request: "x" * 284 + " " + request.headers["Authorization"])  # the key across 300
+    printed = refused(tmp_path, capsys, app, "--api-key-env", "THE_KEY")
+    assert "refused the credentials" in printed
+    assert KEY[:6] not in printed
+
+
+def test_url_credentials_sent_as_basic_auth_are_redacted_in_that_form_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
+    app = refusing_with(lambda request: f"bad credentials {request.headers.get('Authorization')}")
+    printed = refused(tmp_path, capsys, app, user=f"alice:{PASSWORD}")
+    assert "bad credentials" in printed
+    assert token not in printed and PASSWORD not in printed
+
+
+def test_a_cookie_value_echoed_alone_is_redacted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    app = refusing_with(lambda request: f"unknown session {request.cookies.get('session')}")
+    printed = refused(tmp_path, capsys, app, "--header", "Cookie: session=sess-9f8e7d6c5b; theme=dark")
+    assert "unknown session" in printed and "sess-9f8e7d6c5b" not in printed
+
+
+def test_terminal_escape_sequences_from_a_server_never_reach_the_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = refusing_with(lambda request: "\x1b[2J\x1b]0;pwned\x07 denied")
+    printed = refused(tmp_path, capsys, app)
+    assert "denied" in printed and "\x1b" not in printed and "\x07" not in printed

@@ -71,7 +71,7 @@ class TritonGrpcCodec:
         return TritonGrpcDecoder(self._pb, self.options.output_name, stream, input_length)
 
     def error_message(self, status: int, body: bytes) -> str:
-        return " ".join(body.decode("utf-8", "replace").split())[:300]
+        return " ".join(body.decode("utf-8", "replace").split())  # shortened after redaction, by the engine
 
 
 def _fill_contents(contents: Any, tensor: Tensor) -> None:
