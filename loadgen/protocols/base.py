@@ -41,9 +41,18 @@ class ContentChunk(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """Token counts as the server reports them; a count that is not a whole number ≥ 0 is the
+    server's error (``ProtocolError``), never a figure (a negative count made negative tokens/s)."""
+
     prompt_tokens: int | None
     completion_tokens: int | None
     cached_prompt_tokens: int | None = None  # prompt tokens the server served from its prefix cache
+
+    def __post_init__(self) -> None:
+        for name in ("prompt_tokens", "completion_tokens", "cached_prompt_tokens"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ProtocolError(f"the server reported {name} {value!r}: expected a whole number ≥ 0")
 
 
 @dataclass(frozen=True, slots=True)

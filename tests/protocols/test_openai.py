@@ -156,3 +156,19 @@ def test_usage_says_how_much_of_the_prompt_came_from_the_prefix_cache() -> None:
     assert decoder.feed(b'data: {"choices":[],"usage":{"prompt_tokens":150,"completion_tokens":8}}\n\n') == [
         Usage(150, 8, None)
     ]
+
+
+@pytest.mark.parametrize("usage", ['"completion_tokens":-4048', '"prompt_tokens":-1', '"completion_tokens":8,'
+                                   '"prompt_tokens_details":{"cached_tokens":-3}'])  # fmt: skip
+def test_a_negative_token_count_is_the_servers_error_not_a_figure(usage: str) -> None:
+    decoder = get_codec("openai-chat").decoder(stream=True)
+    with pytest.raises(ProtocolError, match="expected a whole number ≥ 0"):
+        decoder.feed(b'data: {"choices":[],"usage":{' + usage.encode() + b"}}\n\n")
+
+
+@pytest.mark.parametrize("generated", ["-5", '"7"', "2.5", "true"])
+def test_tgi_generated_tokens_must_be_a_count(generated: str) -> None:
+    decoder = get_codec("tgi").decoder(stream=True)
+    final = '{"token":{"id":1,"text":"a","special":false},"generated_text":"a","details":{"finish_reason":"length",'
+    with pytest.raises(ProtocolError):
+        decoder.feed(f'data: {final}"generated_tokens":{generated}}}}}\n\n'.encode())
