@@ -27,17 +27,34 @@ except ImportError:  # pragma: no cover - not on Windows
     resource = None  # type: ignore[assignment]  # a platform without it: the limit is left as it is
 
 
-def concurrent_requests(load: LoadConfig) -> int | None:
-    """The most requests one level can have in flight (None: unbounded open loop)."""
+OPEN_LOOP_INFLIGHT = 10_000  # open loop without --max-inflight
+
+
+def concurrent_requests(load: LoadConfig) -> int:
+    """The most requests one level can have in flight: closed loop, its users; open loop,
+    ``--max-inflight``, else ``open_loop_inflight()``. Beyond it an arrival waits for a slot and
+    the wait counts as latency (send lag): a rate the client cannot hold shows in the figures and
+    the verdict, never as memory that grows until the machine gives out."""
     if load.mode is LoadMode.CLOSED:
         peak = max((round(stage.target) for stage in load.stages), default=0)
         return max(load.concurrency, peak)
-    return load.max_inflight
+    return load.max_inflight or open_loop_inflight()
+
+
+def open_loop_inflight() -> int:
+    """``OPEN_LOOP_INFLIGHT``, or fewer where this machine's file limit or memory hold fewer."""
+    ceiling = OPEN_LOOP_INFLIGHT
+    if resource is not None:
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        if hard != resource.RLIM_INFINITY:
+            ceiling = min(ceiling, hard - FILES_SPARE)
+    memory = int(psutil.virtual_memory().available / 2 / BYTES_PER_USER)
+    return max(1, min(ceiling, memory))
 
 
 def check_load_fits(loads: Iterable[LoadConfig], workers: int = 1) -> None:
     """Raise ``ConfigError`` when the largest level cannot run here; may raise the soft file limit."""
-    known = [n for n in (concurrent_requests(load) for load in loads) if n is not None]
+    known = [concurrent_requests(load) for load in loads]
     if not known:
         return
     users = max(known)

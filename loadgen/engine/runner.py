@@ -21,6 +21,7 @@ from typing import Any
 
 from loadgen.config import LoadConfig, LoadMode
 from loadgen.engine.arrivals import arrival_gaps_ns, stage_target, staged_arrival_offsets_ns
+from loadgen.engine.limits import concurrent_requests
 from loadgen.engine.request import RequestContext, execute_request
 from loadgen.prompts import Prompt, PromptPicker
 from loadgen.prompts.trace import TraceEntry
@@ -208,7 +209,7 @@ class LoadRunner:
     async def _dispatch(self) -> None:
         load = self._load
         now_ns = self._ctx.clock.now_ns
-        slots = asyncio.Semaphore(load.max_inflight) if load.max_inflight else None
+        slots = asyncio.Semaphore(concurrent_requests(load))
         start_ns = now_ns() if self._schedule_origin_ns is None else self._schedule_origin_ns
         share, of = load.worker_index, load.worker_count
         for position, (offset_ns, prompt) in enumerate(self._arrivals()):

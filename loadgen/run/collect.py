@@ -112,8 +112,7 @@ async def collect_level(target: Target, spec: LevelSpec, shared: SharedStart | N
     level that breaks off with an exception still writes the summary of what it measured."""
     spec.directory.mkdir(parents=True, exist_ok=True)
     clock, load = MonotonicClock(), spec.load
-    connections = load.concurrency if load.mode is LoadMode.CLOSED else (load.max_inflight or 10_000)
-    transport = target.transport(max(1, connections))
+    transport = target.transport(max(1, concurrent_requests(load)))
     await transport.connect(_connections_ahead(load))
     transport.start_load()
     run_start_ns = clock.now_ns() if shared is None else shared.run_start_ns
@@ -124,7 +123,7 @@ async def collect_level(target: Target, spec: LevelSpec, shared: SharedStart | N
     stop_reason = StopReason.INTERRUPTED
     try:
         context = target.request_context(transport, clock, run_start_ns,
-                                         concurrent_requests(load) or OPEN_LOOP_CONNECTIONS_AHEAD)  # fmt: skip
+                                         concurrent_requests(load))  # fmt: skip
         watch = ProbeWatch(target, load, recording.aggregator) if target.plan.find_max is not None else None
         runner = LoadRunner(load, context, PromptPicker(target.plan.prompts, load.seed),
                             recording.publisher.publish, watch.stop if watch is not None else target.stop,

@@ -33,7 +33,8 @@ def test_more_users_than_files_is_one_line_naming_the_limit(soft_file_limit: int
     with pytest.raises(ConfigError, match=r"open files per process.*ulimit -n"):
         limits.check_load_fits([LoadConfig(concurrency=too_many, requests=1)])
     # an open loop without --max-inflight has no bound to check in advance
-    assert limits.concurrent_requests(LoadConfig(mode=LoadMode.OPEN, rate_rps=5, duration_s=1)) is None
+    unbounded = LoadConfig(mode=LoadMode.OPEN, rate_rps=5, duration_s=1)
+    assert 1 <= limits.concurrent_requests(unbounded) == limits.open_loop_inflight() <= limits.OPEN_LOOP_INFLIGHT
 
 
 def test_a_load_over_half_the_memory_is_refused(monkeypatch: pytest.MonkeyPatch, soft_file_limit: int) -> None:
