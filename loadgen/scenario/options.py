@@ -257,7 +257,14 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("arrival", _choice(*(a.value for a in Arrival)), "poisson", "open-loop arrival process", "KIND"),
     Option("burstiness", _positive_float, 1.0, "gamma shape: 1 = Poisson, <1 burstier, >1 smoother", "B"),
-    Option("max_inflight", _int(1), None, "open loop: cap on requests in flight (waiting counts as latency)", "N"),
+    Option(
+        "max_inflight",
+        _int(1),
+        None,
+        "open loop: cap on requests in flight (waiting counts as latency; "
+        "without it 10,000, or fewer where the file limit or memory hold fewer)",
+        "N",
+    ),
     Option("ramp_up", parse_duration_s, 0.0, "closed loop: start the users evenly over this time", "T"),
     Option(
         "stages", _stages, None, "load stages with linear ramps: 30s:c=16,1m:c=64 (users) or 30s:r=5 (req/s)", "LIST"
