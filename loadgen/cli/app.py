@@ -206,7 +206,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             from loadgen.report.html import render_report
 
-            html = render_report([Path(directory) for directory in args.directories], merge=args.merge)
+            notes: list[str] = []
+            html = render_report([Path(directory) for directory in args.directories], merge=args.merge, notes=notes)
+            for note in notes:
+                error_console.print(f"loadgen: {note}", style="yellow", soft_wrap=True, markup=False)
             Path(args.output).parent.mkdir(parents=True, exist_ok=True)
             Path(args.output).write_text(html, encoding="utf-8")
             console.print(f"Report in {args.output}")

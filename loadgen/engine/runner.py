@@ -38,6 +38,7 @@ class StopReason(str, enum.Enum):
     STOPPED_EARLY = "stopped_early_over_slo"  # a find-max probe that could not meet the SLOs
     WORKER_LOST = "worker_lost"  # a worker process (--workers, or a Locust worker) died mid-level
     LOCUST_STOPPED = "locust_stopped"  # Locust ended the test (its run time, or the web UI's stop)
+    NO_SUMMARY = "ended_without_summary"  # the command was killed: rebuilt afterwards from its records
 
 
 @dataclass(frozen=True, slots=True)

@@ -122,3 +122,36 @@ def test_no_child_outlives_a_killed_loadgen(command: str, tmp_path: Path) -> Non
     for child in alive:
         child.kill()
     assert not alive, [child.cmdline() for child in alive]
+
+
+@pytest.mark.slow
+def test_records_left_by_a_killed_sweep_are_reported_and_said_to_be_rebuilt(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from loadgen.cli import main
+    from loadgen.report.rebuild import rebuilt_levels
+
+    output = tmp_path / "out"
+    process = subprocess.Popen(
+        loadgen_command("sweep", "--concurrency", "1,2", "--sim-profile", "fixed:2,20", "--requests", "400",
+                        "--warmup", "0", "--max-tokens", "20", "--output", str(output)),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not records_written(output):
+            assert time.monotonic() < deadline and process.poll() is None, "the load never got going"
+            time.sleep(0.1)
+        time.sleep(1)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # nothing gets to write a summary
+        process.wait()
+    level = next(output.glob("level-01-*"))
+    on_disk = sum(1 for line in (level / "requests.jsonl").read_text().splitlines() if line.endswith("}"))
+    assert not (level / "summary.json").exists() and on_disk
+    (rebuilt,) = rebuilt_levels(output, None)
+    assert rebuilt.partial and rebuilt.stop_reason == "ended_without_summary" and rebuilt.derived
+    assert rebuilt.completed + rebuilt.failed == on_disk and rebuilt.load.concurrency == 1
+    assert main(["report", str(output), "--output", str(tmp_path / "report.html")]) == 0
+    assert "rebuilt from requests.jsonl" in capsys.readouterr().err
+    assert "rebuilt from requests.jsonl" in (tmp_path / "report.html").read_text()

@@ -13,7 +13,7 @@ from pathlib import Path
 from loadgen import __version__
 from loadgen.errors import ConfigError
 from loadgen.metrics.comparison import read_compare
-from loadgen.metrics.results import read_config, read_summary, read_sweep
+from loadgen.metrics.results import RunConfig, SweepResult, read_config, read_summary, read_sweep
 from loadgen.report.html.blocks import STYLE
 from loadgen.report.html.compare import compare_page
 from loadgen.report.html.plan import plan_section
@@ -21,10 +21,11 @@ from loadgen.report.html.run import merged_section, run_page
 from loadgen.report.html.sweep import sweep_page
 from loadgen.report.plan import read_plan
 from loadgen.report.plots import plotly_script
+from loadgen.report.rebuild import REBUILT, rebuilt_levels
 
 
-def _section(directory: Path, number: int) -> str:
-    html = _results_section(directory, number)
+def _section(directory: Path, number: int, notes: list[str]) -> str:
+    html = _results_section(directory, number, notes)
     if (directory / "plan.json").is_file():
         plan = read_plan(directory / "plan.json")
         html += f"<h2>capacity plan: {escape(str(directory))}</h2>" + plan_section(plan, f"r{number}")
@@ -33,7 +34,7 @@ def _section(directory: Path, number: int) -> str:
     return html
 
 
-def _results_section(directory: Path, number: int) -> str:
+def _results_section(directory: Path, number: int, notes: list[str]) -> str:
     prefix = f"r{number}"
     config = read_config(directory / "config.json") if (directory / "config.json").is_file() else None
     if (directory / "compare.json").is_file():
@@ -42,17 +43,30 @@ def _results_section(directory: Path, number: int) -> str:
         return sweep_page(directory, read_sweep(directory / "sweep.json"), config, prefix)
     if (directory / "summary.json").is_file():
         return run_page(directory, read_summary(directory / "summary.json"), config, prefix)
+    rebuilt = rebuilt_levels(directory, config)  # a command killed before it wrote its summaries
+    if rebuilt:
+        notes.append(f"{directory}: {len(rebuilt)} level(s) {REBUILT}")
+    if len(rebuilt) == 1 and (directory / "requests.jsonl").is_file():
+        return REBUILT_NOTE + run_page(directory, rebuilt[0], config, prefix)
+    if rebuilt:
+        return REBUILT_NOTE + sweep_page(directory, SweepResult(config=config or RunConfig(), levels=tuple(rebuilt)),
+                                         config, prefix)  # fmt: skip
     return ""
+
+
+REBUILT_NOTE = f"<p><b>partial:</b> {escape(REBUILT)}</p>"
 
 
 RESULT_FILES = ("summary.json", "sweep.json", "compare.json", "plan.json")
 
 
-def render_report(directories: list[Path], merge: bool = False) -> str:
+def render_report(directories: list[Path], merge: bool = False, notes: list[str] | None = None) -> str:
     """With ``merge``, directories that hold only interval logs (a Locust worker's, copied from
-    its machine) join the merged section without a section of their own."""
+    its machine) join the merged section without a section of their own. ``notes`` gets a line
+    for each directory whose levels were rebuilt from their records."""
+    notes = notes if notes is not None else []
     shown = [d for d in directories if not merge or any((d / name).is_file() for name in RESULT_FILES)]
-    sections = "".join(_section(directory, number) for number, directory in enumerate(shown, 1))
+    sections = "".join(_section(directory, number, notes) for number, directory in enumerate(shown, 1))
     if merge:
         sections = merged_section(directories) + sections
     return (
