@@ -116,7 +116,10 @@ class PrometheusSource:
             raise SourceUnavailable(str(exc)) from None
 
     def open(self) -> None:
-        values = parse_exposition(self._scrape(), self._extra)
+        try:
+            values = parse_exposition(self._scrape(), self._extra)
+        except ValueError as exc:  # an HTML page, JSON, a login form: not this source, not the run's end
+            raise SourceUnavailable(f"{self.url} is not Prometheus text ({' '.join(str(exc).split())[:120]})") from None
         if not values:
             raise SourceUnavailable(f"{self.url} exposes none of the known server metrics")
 

@@ -108,3 +108,19 @@ def test_the_servers_own_latency_means_and_llama_cpp_batch() -> None:
         assert msgspec.to_builtins(server.own_latency_ms["ttft"]) == {"mean": 50.0, "count": 10}  # 0.5 s over 10
         assert server.own_latency_ms["itl"].mean == 5.0
         assert server.batch_per_decode.mean == 3.5
+
+
+def test_a_page_that_is_not_prometheus_text_makes_the_source_unavailable_not_the_run() -> None:
+    from aiohttp import web
+
+    from loadgen.telemetry.model import SourceUnavailable
+    from loadgen.telemetry.prometheus import PrometheusSource
+    from tests.threaded_server import serve_in_thread
+
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "m"}]})
+
+    app = web.Application()
+    app.router.add_get("/metrics", models)
+    with serve_in_thread(app) as url, pytest.raises(SourceUnavailable, match="is not Prometheus text"):
+        PrometheusSource(url + "/metrics").open()
