@@ -24,6 +24,9 @@ async def discover_model(transport: Transport, url: str) -> str | None:
         body = await response.read_body(1 << 20)
     except TransportFailure as failure:
         raise EndpointError(f"cannot reach {url}: {failure.message}") from None
+    if response.status >= 500:  # a broken server, not one without the route: never guess silently
+        raise EndpointError(f"{url}/v1/models answered HTTP {response.status} when asked which model it serves: "
+                            "give --model")  # fmt: skip
     if response.status != 200:
         return None
     try:

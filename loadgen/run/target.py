@@ -130,6 +130,9 @@ async def prepare_target(plan: Plan, endpoint: EndpointConfig, events: RunEvents
             if model is not None:
                 endpoint = replace(endpoint, model=model)
                 events.say(f"Model: {model} (the one the server lists)", Tone.NOTE)
+            else:
+                events.say("No --model, and the server lists none at /v1/models: requests name no model",
+                           Tone.WARNING)  # fmt: skip
         if api_spec(endpoint.api).triton:
             endpoint = await _check_triton(target, endpoint, transport)
         target = replace(target, endpoint=endpoint)

@@ -130,3 +130,16 @@ def test_the_preflight_sends_the_runs_own_max_tokens(tmp_path: Path, capsys: pyt
     assert refused == 1 and "max_tokens must be at most 2048" in err and "Traceback" not in err
     assert not (tmp_path / "a" / "summary.json").exists()  # no load was sent
     assert accepted == 0
+
+
+def test_a_model_list_that_fails_is_one_line_not_a_silent_guess(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"error": "database down"}, status=500)
+
+    app = refusing_app(lambda number, body: None)
+    app.router.add_get("/v1/models", models)
+    with serve_in_thread(app) as url:
+        code = main(["run", "--endpoint", url, "--requests", "1", "--output", str(tmp_path / "out")])
+    assert code == 1 and "/v1/models answered HTTP 500" in capsys.readouterr().err
