@@ -172,10 +172,16 @@ class HttpConnection:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(ErrorKind.PROTOCOL_ERROR, "the server switched protocols")
-        except httptools.HttpParserError as exc:
-            self._fail(ErrorKind.STREAM_BROKEN, f"stream broken: invalid HTTP from the server ({exc})")
         except _SinkFailed as failed:
             self._fail_with(failed.error)
+        except httptools.HttpParserError as exc:
+            # httptools may wrap what a callback raised (the decoder's own error) in a callback error:
+            # that is the decoder's failure, counted as its kind, not as invalid HTTP
+            failed = exc.__cause__ or exc.__context__
+            if isinstance(failed, _SinkFailed):
+                self._fail_with(failed.error)
+            else:
+                self._fail(ErrorKind.STREAM_BROKEN, f"stream broken: invalid HTTP from the server ({exc})")
 
     def _tls_unwrap(self, data: bytes | memoryview) -> bytes:
         assert self._tls is not None and self._tls_in is not None

@@ -407,3 +407,29 @@ def test_tls_through_memory_bios_keeps_kernel_stamps(tls_server_context: ssl.SSL
 
         failure = asyncio.run(refused())
     assert failure.kind is ErrorKind.CONNECT and "TLS" in failure.message
+
+
+def test_a_decoders_error_mid_body_is_its_own_not_invalid_http() -> None:
+    """httptools wraps what its body callback raised in a callback error: the decoder's error (a
+    protocol error, a body over its limit) must reach the request as itself, not as a broken stream."""
+    from loadgen.errors import ProtocolError
+
+    def script(conn: socket.socket, sent: list[int]) -> None:
+        read_request(conn)
+        conn.sendall(CHUNKED_HEAD)
+        time.sleep(0.3)  # the body comes once the request reads it: through httptools' callback
+        conn.sendall(chunk(b"data: {not json\n\n") + b"0\r\n\r\n")
+
+    def sink(arrival_ns: int, data: bytes) -> bool:
+        raise ProtocolError("the decoder refused this chunk")
+
+    async def read() -> None:
+        http = transport(url)
+        try:
+            response = await http.open(REQUEST)
+            await response.deliver(sink)
+        finally:
+            await http.close()
+
+    with scripted_server(script) as (url, _, _), pytest.raises(ProtocolError, match="decoder refused"):
+        asyncio.run(read())
