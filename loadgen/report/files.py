@@ -173,13 +173,15 @@ class OutputLock:
     when the command ends (the kernel releases it even when the process is killed)."""
 
     def __init__(self, directory: Path) -> None:
-        path = directory / LOCK_FILE
+        self._path = path = directory / LOCK_FILE
         try:
             self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         except OSError as error:
             raise ConfigError(f"--output {directory}: cannot write there ({error.strerror or error})") from None
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.fstat(self._fd).st_ino != os.stat(path, follow_symlinks=False).st_ino:
+                raise OSError("the lock file was released and removed meanwhile")  # its holder just finished
         except OSError:
             os.close(self._fd)
             self._fd = None
@@ -187,7 +189,10 @@ class OutputLock:
                               "give another directory") from None  # fmt: skip
 
     def release(self) -> None:
+        """Removes the lock file (results hold only results), then lets go of the lock."""
         if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._path)
             os.close(self._fd)
             self._fd = None
 

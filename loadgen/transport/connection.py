@@ -177,9 +177,9 @@ class HttpConnection:
         except httptools.HttpParserError as exc:
             # httptools may wrap what a callback raised (the decoder's own error) in a callback error:
             # that is the decoder's failure, counted as its kind, not as invalid HTTP
-            failed = exc.__cause__ or exc.__context__
-            if isinstance(failed, _SinkFailed):
-                self._fail_with(failed.error)
+            wrapped = exc.__cause__ or exc.__context__
+            if isinstance(wrapped, _SinkFailed):
+                self._fail_with(wrapped.error)
             else:
                 self._fail(ErrorKind.STREAM_BROKEN, f"stream broken: invalid HTTP from the server ({exc})")
 
