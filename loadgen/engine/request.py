@@ -55,7 +55,12 @@ CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def shorten(message: str, limit: int = MAX_ERROR_CHARS) -> str:
-    return message if len(message) <= limit else message[: limit - 1] + "…"
+    """At most ``limit`` characters: its start and its end (a server's traceback says what went
+    wrong in its last line), joined by an ellipsis."""
+    if len(message) <= limit:
+        return message
+    head = limit // 3
+    return message[:head] + " … " + message[-(limit - head - 3) :]
 
 
 def printable(message: str) -> str:
