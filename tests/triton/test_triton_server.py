@@ -41,11 +41,18 @@ def test_streaming_latencies_match_the_model(
     assert summary["tokens"]["output_total"] == requests * TOKENS
     latency = summary["latency_ms"]
     ttft, itl = triton_server.ttft_ms, triton_server.itl_ms
-    assert ttft - 1 <= latency["ttft"]["min"]
-    assert ttft <= latency["ttft"]["p50"] <= ttft + 40
-    assert itl * 0.9 <= latency["itl"]["p50"] <= itl + 6
     expected_e2e = ttft + (TOKENS - 1) * itl
-    assert expected_e2e <= latency["e2e"]["p50"] <= expected_e2e + 80
+    # never faster than the model: loadgen cannot see a token before the server sends it
+    assert ttft - 1 <= latency["ttft"]["min"] and ttft <= latency["ttft"]["p50"]
+    assert itl * 0.9 <= latency["itl"]["p50"] and itl * 0.9 <= latency["tpot"]["p50"]
+    assert expected_e2e <= latency["e2e"]["p50"]
+    # and, with one stream, no slower: at 16 streams pytriton's Python proxy itself falls behind the
+    # model on a busy 2-core machine (ITL p50 29-40 ms for a 20 ms model, with loadgen's code of
+    # before and after), so there the upper bounds would test the server's speed, not loadgen's truth
+    if concurrency == 1:
+        assert latency["ttft"]["p50"] <= ttft + 40
+        assert latency["itl"]["p50"] <= itl + 6 and latency["tpot"]["p50"] <= itl + 6
+        assert latency["e2e"]["p50"] <= expected_e2e + 80
 
 
 @pytest.mark.parametrize("api", ["triton-generate", "triton-grpc"])
