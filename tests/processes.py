@@ -51,3 +51,17 @@ def signal_group_when(line: list[str], ready: Callable[[], bool], signum: int) -
     _, alive = psutil.wait_procs(started, timeout=5)
     left = [" ".join(child.cmdline()) for child in alive if child.status() != psutil.STATUS_ZOMBIE]
     return Signalled(process.returncode, printed, left)
+
+
+def started_until(line: list[str], ready: Callable[[], bool]) -> subprocess.Popen[bytes]:
+    """Starts ``line`` in a process group of its own (its output discarded) and returns once
+    ``ready()``; the caller ends it."""
+    process = subprocess.Popen(line, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + READY_WAIT_S
+    while not ready():
+        if time.monotonic() > deadline or process.poll() is not None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise AssertionError("the command never got there")
+        time.sleep(0.1)
+    return process

@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from loadgen.metrics.results import RunSummary
-from tests.processes import loadgen_command, records_written, signal_group_when
+from tests.processes import loadgen_command, records_written, signal_group_when, started_until
 
 
 def test_ctrl_c_during_the_preflight_ends_the_run_at_once(tmp_path: Path) -> None:
@@ -101,16 +101,10 @@ def test_no_child_outlives_a_killed_loadgen(command: str, tmp_path: Path) -> Non
     """SIGKILL to loadgen alone (the OOM killer, ``kill -9``): the simulator, the sidecar, the
     worker processes and Locust it started all end (the parent-death signal), none keeps sending load."""
     output = tmp_path / "out"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "loadgen", *KILLED_PARENT_COMMANDS[command], "--sim-profile", "fixed:2,20",
-         "--requests", "4000", "--warmup", "0", "--max-tokens", "20", "--output", str(output)],  # minutes of load
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+    load = ["--sim-profile", "fixed:2,20", "--requests", "4000", "--warmup", "0", "--max-tokens", "20"]  # minutes
+    line = loadgen_command(*KILLED_PARENT_COMMANDS[command], *load, "--output", str(output))
+    process = started_until(line, lambda: records_written(output))
     try:
-        deadline = time.monotonic() + 120
-        while not records_written(output):
-            assert time.monotonic() < deadline and process.poll() is None, "the load never got going"
-            time.sleep(0.1)
         children = psutil.Process(process.pid).children(recursive=True)
         assert len(children) >= 2  # the simulator and the sidecar or Locust, at least
         process.kill()
@@ -132,16 +126,10 @@ def test_records_left_by_a_killed_sweep_are_reported_and_said_to_be_rebuilt(
     from loadgen.report.rebuild import rebuilt_levels
 
     output = tmp_path / "out"
-    process = subprocess.Popen(
-        loadgen_command("sweep", "--concurrency", "1,2", "--sim-profile", "fixed:2,20", "--requests", "400",
-                        "--warmup", "0", "--max-tokens", "20", "--output", str(output)),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+    line = loadgen_command("sweep", "--concurrency", "1,2", "--sim-profile", "fixed:2,20", "--requests", "400",
+                           "--warmup", "0", "--max-tokens", "20", "--output", str(output))  # fmt: skip
+    process = started_until(line, lambda: records_written(output))
     try:
-        deadline = time.monotonic() + 120
-        while not records_written(output):
-            assert time.monotonic() < deadline and process.poll() is None, "the load never got going"
-            time.sleep(0.1)
         time.sleep(1)
     finally:
         os.killpg(process.pid, signal.SIGKILL)  # nothing gets to write a summary
