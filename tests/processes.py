@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -37,10 +38,7 @@ def signal_group_when(line: list[str], ready: Callable[[], bool], signum: int) -
     process = subprocess.Popen(line, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)  # fmt: skip
     try:
-        deadline = time.monotonic() + READY_WAIT_S
-        while not ready():
-            assert time.monotonic() < deadline and process.poll() is None, "the command never got there"
-            time.sleep(0.1)
+        _wait_until_ready(process, ready)
         started = psutil.Process(process.pid).children(recursive=True)
         os.killpg(process.pid, signum)
         printed, _ = process.communicate(timeout=120)
@@ -57,11 +55,17 @@ def started_until(line: list[str], ready: Callable[[], bool]) -> subprocess.Pope
     """Starts ``line`` in a process group of its own (its output discarded) and returns once
     ``ready()``; the caller ends it."""
     process = subprocess.Popen(line, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait_until_ready(process, ready)
+    except AssertionError:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
+    return process
+
+
+def _wait_until_ready(process: subprocess.Popen[Any], ready: Callable[[], bool]) -> None:
     deadline = time.monotonic() + READY_WAIT_S
     while not ready():
-        if time.monotonic() > deadline or process.poll() is not None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            raise AssertionError("the command never got there")
+        assert time.monotonic() < deadline and process.poll() is None, "the command never got there"
         time.sleep(0.1)
-    return process

@@ -112,7 +112,8 @@ async def collect_level(target: Target, spec: LevelSpec, shared: SharedStart | N
     level that breaks off with an exception still writes the summary of what it measured."""
     spec.directory.mkdir(parents=True, exist_ok=True)
     clock, load = MonotonicClock(), spec.load
-    transport = target.transport(max(1, concurrent_requests(load)))
+    inflight = concurrent_requests(load)  # the connection pool and the body budget share one bound
+    transport = target.transport(max(1, inflight))
     await transport.connect(_connections_ahead(load))
     transport.start_load()
     run_start_ns = clock.now_ns() if shared is None else shared.run_start_ns
@@ -122,8 +123,7 @@ async def collect_level(target: Target, spec: LevelSpec, shared: SharedStart | N
     monitor = ClientMonitor(on_warning=lambda message: target.events.say(f"warning: {message}", Tone.WARNING))
     stop_reason = StopReason.INTERRUPTED
     try:
-        context = target.request_context(transport, clock, run_start_ns,
-                                         concurrent_requests(load))  # fmt: skip
+        context = target.request_context(transport, clock, run_start_ns, inflight)
         watch = ProbeWatch(target, load, recording.aggregator) if target.plan.find_max is not None else None
         runner = LoadRunner(load, context, PromptPicker(target.plan.prompts, load.seed),
                             recording.publisher.publish, watch.stop if watch is not None else target.stop,

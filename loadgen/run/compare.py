@@ -26,12 +26,12 @@ from loadgen.metrics.comparison import ComparedLevel, CompareResult, VariantReco
 from loadgen.metrics.results import RunSummary
 from loadgen.report.files import prepare_output_dir, write_json
 from loadgen.run.collect import LevelSpec
-from loadgen.run.events import Finished, RunEvents, SilentEvents, Tone
+from loadgen.run.events import Finished, RunEvents, SilentEvents
 from loadgen.run.level import LevelResult, level_directory_name, measure_level
-from loadgen.run.loop import stop_on_signals, until_stopped
+from loadgen.run.loop import stop_on_signals
 from loadgen.run.outcome import decide
 from loadgen.run.session import config_json
-from loadgen.run.target import Target, prepare_target
+from loadgen.run.target import Target, prepared_unless_stopped
 from loadgen.scenario.plan import Plan
 from loadgen.sim.process import SimProcess, SimSpec
 from loadgen.sim.server import SimOptions
@@ -164,10 +164,9 @@ async def _prepare_targets(plan: Plan, variants: list[Variant], events: RunEvent
             endpoint = replace(endpoint, url=variant.target)
         generation = replace(plan.generation, extra_body=plan.generation.extra_body + variant.extra_body)
         variant_plan = replace(plan, sweep=True, generation=generation)
-        target = await until_stopped(prepare_target(variant_plan, endpoint, events, stop, name=variant.name,
-                                                    speculation=True), stop)  # fmt: skip
+        target = await prepared_unless_stopped(variant_plan, endpoint, events, stop, name=variant.name,
+                                               speculation=True)  # fmt: skip
         if target is None:
-            events.say("interrupted during the preflight: no load was sent", Tone.WARNING)
             return None
         targets[variant.name] = target
     return targets

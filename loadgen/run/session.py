@@ -21,9 +21,9 @@ from loadgen.run.collect import LevelSpec
 from loadgen.run.events import Finished, RunEvents, SilentEvents, Tone
 from loadgen.run.find_max import MaxLoadSearch
 from loadgen.run.level import level_directory_name, measure_level
-from loadgen.run.loop import stop_on_signals, until_stopped
+from loadgen.run.loop import stop_on_signals
 from loadgen.run.outcome import ExitCode, decide
-from loadgen.run.target import prepare_target, simulated_or_given, telemetry_sidecar
+from loadgen.run.target import prepared_unless_stopped, simulated_or_given, telemetry_sidecar
 from loadgen.scenario.plan import Plan
 
 
@@ -49,9 +49,8 @@ def run(plan: Plan, events: RunEvents | None = None) -> RunResult:
 async def _run_levels(plan: Plan, endpoint: EndpointConfig, events: RunEvents) -> RunResult:
     stop = asyncio.Event()
     stop_on_signals(stop)
-    target = await until_stopped(prepare_target(plan, endpoint, events, stop), stop)
+    target = await prepared_unless_stopped(plan, endpoint, events, stop)
     if target is None:
-        events.say("interrupted during the preflight: no load was sent", Tone.WARNING)
         return RunResult(ExitCode.INTERRUPTED, (), plan.output_dir)
     lengths = dict(plan.config_record).get("synthetic_input_tokens")
     if isinstance(lengths, dict):

@@ -28,6 +28,7 @@ from loadgen.protocols.base import GenerationParams
 from loadgen.protocols.triton import parse_triton_options, uses_token_ids
 from loadgen.redact import redactor
 from loadgen.run.events import RunEvents, Tone
+from loadgen.run.loop import until_stopped
 from loadgen.scenario.plan import Plan
 from loadgen.sim.process import SimProcess, SimSpec
 from loadgen.sim.server import SimOptions
@@ -142,6 +143,17 @@ async def prepare_target(plan: Plan, endpoint: EndpointConfig, events: RunEvents
         await transport.close()
     probes = ServerProbes(await _triton_metrics_url(target), await _counters_url(endpoint, speculation), endpoint.model)
     return replace(target, probes=probes)
+
+
+async def prepared_unless_stopped(plan: Plan, endpoint: EndpointConfig, events: RunEvents, stop: asyncio.Event, *,
+                                  name: str | None = None, speculation: bool = False) -> Target | None:  # fmt: skip
+    """``prepare_target``, or None (said) when a stop comes first: Ctrl-C must not wait out a
+    preflight against a server that never answers."""
+    target = await until_stopped(prepare_target(plan, endpoint, events, stop, name=name, speculation=speculation),
+                                 stop)  # fmt: skip
+    if target is None:
+        events.say("interrupted during the preflight: no load was sent", Tone.WARNING)
+    return target
 
 
 async def _check_triton(target: Target, endpoint: EndpointConfig, transport: Transport) -> EndpointConfig:
