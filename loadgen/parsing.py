@@ -146,6 +146,12 @@ def parse_header(text: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
+def url_with_path(url: str, path: str) -> str:
+    """``path`` appended to the URL's own path, before its query string (``?api-version=``, a key)."""
+    base, question, query = url.partition("?")
+    return base.rstrip("/") + path + question + query
+
+
 def public_url(url: str) -> str:
     """The URL without ``user:password@`` or a query string (either may hold keys); robust to
     URLs that do not parse, for error messages about them."""

@@ -41,7 +41,7 @@ def fetch_json(url: str) -> object:
 
 SLOW_PATHS = ("tests/vllm/", "tests/triton/", "tests/locust/test_launch.py", "tests/locust/test_hosts.py",
               "tests/run/test_selftest.py", "tests/plan/test_fidelity.py", "tests/reliability/test_dead_worker.py",
-              "tests/reliability/test_closing_server.py")  # fmt: skip
+              "tests/reliability/test_closing_server.py", "tests/reliability/test_hostile_locust.py")  # fmt: skip
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

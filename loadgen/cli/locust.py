@@ -7,6 +7,7 @@ Locust with it. Locust's own options not listed here pass through unchanged.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from rich.console import Console
@@ -14,11 +15,17 @@ from rich.console import Console
 from loadgen.cli.console import ConsoleEvents
 from loadgen.cli.plan import build_plan
 from loadgen.errors import ConfigError
+from loadgen.locust.guard import listens_beyond_this_machine
 from loadgen.locust.launch import LOCUSTFILE, launch
+from loadgen.locust.webui import WEB_PASSWORD_ENV
+from loadgen.parsing import public_url
+from loadgen.run.events import Tone
 
 
 def add_locust_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("Locust (other Locust options pass through, e.g. --web-login)")
+    group = parser.add_argument_group(
+        f"Locust (other Locust options pass through, e.g. --web-login, which asks for ${WEB_PASSWORD_ENV})"
+    )
     group.add_argument("--headless", action="store_true", help="no web UI: start at once, stop after --run-time")
     group.add_argument("--users", "-u", type=int, help="peak users (default: the largest --concurrency, else 1)")
     group.add_argument("--spawn-rate", "-r", type=float, help="users started per second (default: all at once)")
@@ -89,5 +96,19 @@ def run_locust(args: argparse.Namespace, extra: list[str], console: Console) -> 
     given = dict(plan.config_record).get("concurrency")  # set by the scenario or a flag, not the sweep default
     users = args.users if args.users is not None else int(load.concurrency) if given else 1
     web_ui = None if args.worker or args.headless else f"http://{args.web_host}:{args.web_port}"
-    command = lambda url: locust_command(args, url, users, extra)  # noqa: E731
-    return launch(plan, load, command, ConsoleEvents(console), worker=args.worker, web_ui=web_ui)
+    events = ConsoleEvents(console)
+    if web_ui is not None:
+        _check_web_access(args.web_host, "--web-login" in extra, events)
+    # Locust shows and reports its --host: the URL without credentials or query (the Locust
+    # processes read the whole one from the job file)
+    command = lambda url: locust_command(args, public_url(url), users, extra)  # noqa: E731
+    return launch(plan, load, command, events, worker=args.worker, web_ui=web_ui)
+
+
+def _check_web_access(web_host: str, login: bool, events: ConsoleEvents) -> None:
+    if login and not os.environ.get(WEB_PASSWORD_ENV):
+        raise ConfigError(f"--web-login: set the password in the environment variable {WEB_PASSWORD_ENV}")
+    if listens_beyond_this_machine(web_host) and not login:
+        warning = (f"the web UI listens on {web_host}: anyone who reaches this machine can start load with your "
+                   f"keys; --web-login (password in ${WEB_PASSWORD_ENV}) or a firewall keeps them out")  # fmt: skip
+        events.say(warning, Tone.WARNING)

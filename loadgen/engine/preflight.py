@@ -14,7 +14,8 @@ from loadgen.records import RequestRecord
 from loadgen.transport.base import Transport, TransportFailure
 
 PREFLIGHT_ATTEMPTS = 3
-TRANSIENT = (ErrorKind.HTTP_5XX, ErrorKind.TIMEOUT, ErrorKind.STREAM_BROKEN, ErrorKind.SERVER_ERROR)
+# tried again; a timeout is not: it has already waited the whole --first-token-timeout
+TRANSIENT = (ErrorKind.HTTP_5XX, ErrorKind.STREAM_BROKEN, ErrorKind.SERVER_ERROR)
 
 
 async def discover_model(transport: Transport, url: str) -> str | None:

@@ -31,6 +31,8 @@ from loadgen.imports.model import ImportedLevel, ImportedSweep, lacking
 FORMATS = ("auto", "aiperf", "genai-perf", "vllm-bench", "guidellm", "table")
 
 TPOT_DEFINITION = "(end-to-end − TTFT) ÷ (output tokens − 1) per request"
+MAX_FILE_BYTES = 512 * 1024 * 1024
+MAX_LEVELS = 10_000  # per file: a sweep, not a request log
 _UNIT_TO_MS = {"ms": 1.0, "msec": 1.0, "milliseconds": 1.0, "s": 1000.0, "sec": 1000.0, "secs": 1000.0,
                "seconds": 1000.0, "us": 0.001, "µs": 0.001, "usec": 0.001, "ns": 1e-6}  # fmt: skip
 
@@ -49,8 +51,7 @@ def read_results(paths: list[Path], fmt: str = "auto", loads: list[float] | None
         text = _read_text(path)
         kind = _detect(path, text) if fmt == "auto" else fmt
         load = loads[number] if loads is not None else None
-        reader = READERS[kind]
-        sweeps.append(reader(path, text, _Hint(load, load_mode, output_tokens, input_tokens, itl_is)))
+        sweeps.append(_read_one(path, text, kind, _Hint(load, load_mode, output_tokens, input_tokens, itl_is)))
     tools = {sweep.tool for sweep in sweeps}
     if len(tools) != 1:
         raise ConfigError(f"the files come from different tools ({', '.join(sorted(tools))}); import them apart")
@@ -65,6 +66,25 @@ def read_results(paths: list[Path], fmt: str = "auto", loads: list[float] | None
     return ImportedSweep(first.tool, [str(p) for p in paths], levels, first.definitions, lacks, assumptions)
 
 
+def _read_one(path: Path, text: str, kind: str, hint: _Hint) -> ImportedSweep:
+    """One file through its reader. The readers check the fields they read; a file whose shape
+    they did not foresee (a list where an object belongs …) is still one line naming it."""
+    try:
+        sweep = READERS[kind](path, text, hint)
+    except (TypeError, AttributeError, KeyError, IndexError, OverflowError) as error:
+        raise ConfigError(f"{path}: not the shape of a {kind} result ({type(error).__name__}: "
+                          f"{str(error)[:120]})") from None  # fmt: skip
+    for level in sweep.levels:
+        if not level.load > 0:
+            raise ConfigError(f"{level.where}: load {level.load:g}; a concurrency or rate is above 0")
+    return sweep
+
+
+def _at_most_levels(path: Path, count: int) -> None:
+    if count > MAX_LEVELS:
+        raise ConfigError(f"{path}: {count:,} levels; at most {MAX_LEVELS:,} per file (a sweep, not a request log)")
+
+
 class _Hint:
     """What the command line says about files that do not say it themselves."""
 
@@ -77,6 +97,8 @@ class _Hint:
 
 def _read_text(path: Path) -> str:
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ConfigError(f"{path}: over {MAX_FILE_BYTES >> 20} MiB; a result file is smaller")
         return path.read_text(encoding="utf-8-sig")
     except OSError as error:
         raise ConfigError(f"{path}: cannot read it ({error.strerror or error})") from None
@@ -121,23 +143,46 @@ def _fill_lengths(level: ImportedLevel, hint: _Hint) -> None:
 def _json(path: Path, text: str) -> Any:
     try:
         return json.loads(text)
-    except ValueError as error:
-        raise ConfigError(f"{path}: not valid JSON ({error})") from None
+    except ValueError as error:  # huge integers too (Python's limit on digits)
+        raise ConfigError(f"{path}: not valid JSON ({str(error)[:160]})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: JSON nested too deeply to be a result file") from None
 
 
 def _number(value: object, where: str) -> float | None:
-    """A figure, or None for a missing one (null, empty, a dash, n/a); text that is not a number is an error."""
+    """A figure (finite, ≥ 0: every figure imported is a time, a rate or a count), or None for a
+    missing one (null, empty, a dash, n/a); anything else is an error."""
     if value is None or isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        return None if math.isnan(value) else float(value)
-    text = str(value).strip().replace(",", "").replace("_", "")
-    if text.lower() in ("", "-", "–", "—", "n/a", "na", "none", "null", "nan"):
+    if isinstance(value, float) and math.isnan(value):
         return None
+    if isinstance(value, int | float):
+        figure = _finite(value, where)
+    elif isinstance(value, str):
+        text = value.strip().replace(",", "").replace("_", "")
+        if text.lower() in ("", "-", "–", "—", "n/a", "na", "none", "null", "nan"):
+            return None
+        try:
+            figure = float(text)
+        except ValueError:
+            raise ConfigError(f"{where}: {_shown(value)} is not a number") from None
+    else:
+        raise ConfigError(f"{where}: {_shown(value)} is not a number")
+    if not math.isfinite(figure) or figure < 0:
+        raise ConfigError(f"{where}: {_shown(value)}: expected a finite figure ≥ 0")
+    return figure
+
+
+def _finite(value: int | float, where: str) -> float:
     try:
-        return float(text)
-    except ValueError:
-        raise ConfigError(f"{where}: {value!r} is not a number") from None
+        return float(value)
+    except OverflowError:
+        raise ConfigError(f"{where}: a number too large to be a figure") from None
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _to_ms(unit: str | None, where: str) -> float:
@@ -336,6 +381,9 @@ def read_vllm_bench(path: Path, text: str, hint: _Hint) -> ImportedSweep:
         total_in = _number(data.get("total_input_tokens"), f"{path}: total_input_tokens")
         level.output_tokens_per_request = total_out / completed if total_out is not None else None
         level.input_tokens_per_request = total_in / completed if total_in is not None else None
+        if total_in is not None and level.duration_s:
+            level.input_tokens_per_s = total_in / level.duration_s
+            level.derived.append("input_tokens_per_s = total_input_tokens ÷ duration")
     _fill_lengths(level, hint)
     definitions = {"ttft": "vllm bench TTFT", "tpot": f"vllm bench TPOT: {TPOT_DEFINITION}",
                    "itl_chunk": "vllm bench ITL (gaps between streamed chunks)", "e2e": "vllm bench E2EL",
@@ -368,6 +416,7 @@ def read_guidellm(path: Path, text: str, hint: _Hint) -> ImportedSweep:
     benchmarks = data.get("benchmarks") if isinstance(data, dict) else None
     if not isinstance(benchmarks, list) or not benchmarks:
         raise ConfigError(f"{path}: no benchmarks (a GuideLLM benchmarks.json?)")
+    _at_most_levels(path, len(benchmarks))
     levels, assumptions = [], []
     for number, benchmark in enumerate(benchmarks, 1):
         where = f"{path}: benchmark {number}"
@@ -378,10 +427,12 @@ def read_guidellm(path: Path, text: str, hint: _Hint) -> ImportedSweep:
         kind = str(strategy.get("type_") or strategy.get("type") or "")
         if kind == "synchronous":
             mode, load = "closed", 1.0
-        elif kind == "concurrent" and strategy.get("streams"):
-            mode, load = "closed", float(strategy["streams"])
-        elif kind in ("constant", "poisson", "async") and strategy.get("rate"):
-            mode, load = "open", float(strategy["rate"])
+        elif kind == "concurrent" and (streams := _number(strategy.get("streams"), f"{where}: strategy.streams")):
+            mode, load = "closed", streams
+        elif kind in ("constant", "poisson", "async") and (
+            rate := _number(strategy.get("rate"), f"{where}: strategy.rate")
+        ):
+            mode, load = "open", rate
         elif kind == "throughput":
             mean = _number(_successful(metrics, "request_concurrency").get("mean"), f"{where}: request_concurrency")
             if mean is None:
@@ -436,6 +487,7 @@ def _table_rows(path: Path, text: str) -> tuple[list[str], list[tuple[int, list[
         rows = [(number, [cell.strip() for cell in row]) for (number, _), row in zip(lines, reader, strict=False)]
     if len(rows) < 2:
         raise ConfigError(f"{path}: a table needs a header row and at least one row of figures")
+    _at_most_levels(path, len(rows) - 1)
     return rows[0][1], rows[1:]
 
 

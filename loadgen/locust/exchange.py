@@ -16,6 +16,7 @@ import requests
 from loadgen.clock import MonotonicClock
 from loadgen.engine.request import ERROR_BODY_LIMIT_BYTES, Attempt, to_record
 from loadgen.errors import ErrorKind, ProtocolError
+from loadgen.parsing import url_with_path
 from loadgen.prompts import Prompt
 from loadgen.protocols.base import Codec, Decoder, GenerationParams
 from loadgen.records import RequestRecord
@@ -68,8 +69,9 @@ def _exchange(session: requests.Session, ctx: BlockingContext, prompt: Prompt, a
     try:
         headers = {**ctx.headers, **dict(request.headers)}
         response = session.request(
-            request.method, ctx.base_url + request.path, data=request.body, headers=headers, stream=True,
+            request.method, url_with_path(ctx.base_url, request.path), data=request.body, headers=headers, stream=True,
             timeout=(ctx.connect_timeout_s, ctx.read_timeout_s), verify=ctx.verify_tls,
+            allow_redirects=False,  # a redirect would carry the key to another host; it counts as an error
         )  # fmt: skip
     except requests.Timeout:
         attempt.fail(ErrorKind.TIMEOUT, f"no response within {ctx.read_timeout_s:g}s")

@@ -8,6 +8,8 @@ accepts state changes only from the UI's own origin.
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,9 +23,30 @@ def state_change_refusal(host: str, origin: str | None, path: str, new_target: s
     web_host = getattr(options, "web_host", "127.0.0.1") or "127.0.0.1"
     if origin is not None and origin != "null" and urlsplit(origin).netloc != host:
         return f"refused: a request from {origin} to this UI at {host}"
-    if web_host in ("127.0.0.1", "localhost", "::1") and host not in {f"127.0.0.1:{port}", f"localhost:{port}",
-                                                                        f"[::1]:{port}"}:  # fmt: skip
+    if web_host in LOOPBACK_NAMES and host not in {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"}:
         return f"refused: this UI serves 127.0.0.1:{port}, not {host}"
-    if path.rstrip("/") == "/swarm" and pinned and new_target and new_target.rstrip("/") != pinned.rstrip("/"):
+    if web_host not in LOOPBACK_NAMES and not _names_this_machine(host, web_host):
+        # a name that is not this machine's reached it: DNS rebinding, or a proxy that should say so
+        return f"refused: {host} is not an address or name of this machine"
+    if path.rstrip("/") == "/swarm" and pinned and new_target and public_url(new_target) != public_url(pinned):
         return f"refused: the target is pinned to {public_url(pinned)}; restart loadgen locust to change it"
     return None
+
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def listens_beyond_this_machine(web_host: str) -> bool:
+    return web_host not in LOOPBACK_NAMES
+
+
+def _names_this_machine(host: str, web_host: str) -> bool:
+    """An IP address (a rebinding attack needs a name), this machine's own name, or --web-host."""
+    name = urlsplit(f"//{host}").hostname or ""
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        pass
+    own = {socket.gethostname().lower(), socket.getfqdn().lower(), "localhost", web_host.lower()}
+    return name.lower() in own

@@ -51,6 +51,7 @@ from loadgen.prompts.loaders import load_prompts
 from loadgen.protocols import endpoint_codec
 from loadgen.protocols.base import GenerationParams
 from loadgen.records import RequestRecord
+from loadgen.redact import redact_logs, redactor
 from loadgen.run.judge import Judgement
 from loadgen.tokenizer import TokenCounter, load_token_counter
 
@@ -392,8 +393,6 @@ def _codec(endpoint: EndpointConfig, token_counter: TokenCounter | None) -> Any:
 
 
 def _redactor(secrets: tuple[str, ...]) -> Any:
-    from loadgen.redact import redactor
-
     return redactor(secrets)
 
 
@@ -425,6 +424,7 @@ def _on_init(environment: Environment, **_: object) -> None:
         PROCESS.batch_size = plan.levels[0].batch_size
         PROCESS.judgement = Judgement(plan.max_error_rate, plan.fail_on)
         PROCESS.interrupted_mark = interrupted_mark(Path(os.environ[JOB_ENV]))
+        redact_logs(redactor(plan.secrets))
     runner = environment.runner
     if isinstance(runner, MasterRunner):
 

@@ -5,13 +5,18 @@
   ``/loadgen/history``); Locust's extended tabs draw tables only, so a small script put into the
   UI's page adds the frame while the tab is shown;
 - the "Download Data" tab gets the LLM stats CSVs;
-- state changes (start, stop, a new host) are refused unless they come from the UI's own page.
+- state changes (start, stop, a new host) are refused unless they come from the UI's own page;
+- ``--web-login``: Locust's login page, checked against ``LOADGEN_WEB_PASSWORD`` (an environment
+  variable, never a command-line argument that ``ps`` would show).
 """
 
 from __future__ import annotations
 
 import functools
+import hmac
 import json
+import os
+import secrets
 import threading
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Protocol
@@ -38,6 +43,7 @@ class LiveSource(Protocol):
     def extended_stats(self) -> list[dict[str, object]]: ...
 
 
+WEB_PASSWORD_ENV = "LOADGEN_WEB_PASSWORD"
 TAB_KEY = "loadgen"
 TAB_SCRIPT = b'<script defer src="./loadgen/tab.js"></script>'
 
@@ -118,6 +124,32 @@ def extend_web_ui(environment: Environment, process: LiveSource) -> None:
     app.add_url_rule("/loadgen/history", view_func=guarded(loadgen_history))
     app.add_url_rule("/loadgen/llm_stats.csv", view_func=guarded(loadgen_stats_csv))
     app.add_url_rule("/loadgen/llm_stats_history.csv", view_func=guarded(loadgen_history_csv))
+    if web_ui.web_login:
+        _enable_login(web_ui, os.environ.get(WEB_PASSWORD_ENV, ""))
+
+
+def _enable_login(web_ui: Any, password: str) -> None:
+    """Locust's login page, with one password (any user name); a session lasts while this process
+    runs (its signing key is made here). Without a password no login succeeds."""
+    from flask import redirect, request, session, url_for
+    from flask_login import UserMixin, login_user
+
+    class Operator(UserMixin):  # type: ignore[misc]  # flask_login is untyped: UserMixin is Any
+        id = "loadgen"
+
+    web_ui.app.config["SECRET_KEY"] = secrets.token_hex(32)
+    web_ui.login_manager.user_loader(lambda user_id: Operator() if user_id == Operator.id else None)
+    web_ui.auth_args = {"username_password_callback": "./loadgen/login"}
+
+    def login_submit() -> Any:
+        given = request.form.get("password", "").encode()
+        if password and hmac.compare_digest(given, password.encode()):
+            login_user(Operator())
+            return redirect(url_for("locust.index"))
+        session["auth_error"] = "wrong password"
+        return redirect(url_for("locust.login"))
+
+    web_ui.app.add_url_rule("/loadgen/login", view_func=login_submit, methods=["POST"])
 
 
 def _download(text: str, name: str) -> Any:

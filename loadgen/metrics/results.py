@@ -211,6 +211,7 @@ class Connections(Section, frozen=True, kw_only=True):
     opened_before_load: int = 0
     reconnects: int = 0
     retried_requests: int = 0
+    closes_announced: int = 0  # responses that said Connection: close: those reconnects were asked for
     connect_ms: Distribution | None = None
 
 

@@ -185,6 +185,7 @@ def build_summary(aggregator: Aggregator, info: RunInfo) -> RunSummary:
                 opened_before_load=transport.connections_before_load,
                 reconnects=transport.reconnects,
                 retried_requests=transport.retries,
+                closes_announced=transport.closes_announced,
                 connect_ms=_connect_stats(transport.connect_ns),
             ),
         ),
@@ -221,7 +222,8 @@ def client_lag_warnings(summary: RunSummary) -> list[str]:
         warnings.append(f"{clock.stamp_anomalies} kernel stamps were later than their read (a wall-clock step?); "
                         "those reads used user-space stamps")  # fmt: skip
     connections = client.connections or Connections()
-    completed, reconnects = summary.completed, connections.reconnects
+    completed = summary.completed
+    reconnects = connections.reconnects - connections.closes_announced  # closes nobody announced
     if completed >= MIN_REQUESTS_FOR_CLOSE_CHECK and reconnects >= completed / 2:
         warnings.append(f"the server closed the connection after most responses ({reconnects} reconnects for "
                         f"{completed} requests) although HTTP/1.1 keeps it open (llama-server does after each "

@@ -21,7 +21,7 @@ from loadgen.engine.request import RequestContext, body_limit_bytes
 from loadgen.errors import ConfigError
 from loadgen.metrics.results import TargetLag, TritonFigures, TritonModelFigures
 from loadgen.metrics.validity import target_lag
-from loadgen.parsing import public_url
+from loadgen.parsing import public_url, url_with_path
 from loadgen.protocols import endpoint_codec
 from loadgen.protocols.apis import TransportKind, api_spec
 from loadgen.protocols.base import GenerationParams
@@ -119,12 +119,18 @@ def unprepared_target(plan: Plan, events: RunEvents, stop: asyncio.Event) -> Tar
     return Target(plan, plan.endpoint, events, stop, token_counter, redactor(plan.secrets))
 
 
+PREFLIGHT_QUIET_S = 5.0  # a preflight still unanswered after this long is said, not waited out in silence
+
+
 async def prepare_target(plan: Plan, endpoint: EndpointConfig, events: RunEvents, stop: asyncio.Event, *,
                          name: str | None = None, speculation: bool = False) -> Target:  # fmt: skip
     """The endpoint after the preflight request (with model discovery and Triton's checks) and
     the server metrics it offers. ``speculation``: also read its speculative-decoding counters."""
     target = replace(unprepared_target(plan, events, stop), endpoint=endpoint, name=name)
     transport = make_transport(endpoint, 2)
+    waiting = f"waiting for {public_url(endpoint.url)} to answer the preflight request (up to "
+    waiting += f"{endpoint.first_token_timeout_s:g} s, --first-token-timeout; Ctrl-C stops)"
+    quiet = asyncio.get_running_loop().call_later(PREFLIGHT_QUIET_S, events.say, waiting, Tone.NOTE)
     try:
         if endpoint.model is None and api_spec(endpoint.api).lists_models:
             model = await discover_model(transport, public_url(endpoint.url))
@@ -140,6 +146,7 @@ async def prepare_target(plan: Plan, endpoint: EndpointConfig, events: RunEvents
         await preflight(target.request_context(transport, MonotonicClock()), plan.prompts[0],
                         public_url(endpoint.url), endpoint.api)  # fmt: skip
     finally:
+        quiet.cancel()
         await transport.close()
     probes = ServerProbes(await _triton_metrics_url(target), await _counters_url(endpoint, speculation), endpoint.model)
     return replace(target, probes=probes)
@@ -197,7 +204,7 @@ async def _counters_url(endpoint: EndpointConfig, speculation: bool) -> str | No
     always; speculative decoding's (vLLM, llama.cpp) when comparing."""
     if not (speculation or api_spec(endpoint.api).simulated):
         return None
-    url = endpoint.url.rstrip("/") + "/metrics"
+    url = url_with_path(endpoint.url, "/metrics")
     counters = await _scrape_quietly(url)
     return url if counters else None
 
@@ -248,7 +255,8 @@ def make_transport(endpoint: EndpointConfig, max_connections: int) -> Transport:
 
         return GrpcTransport(endpoint.url, MonotonicClock(), max_streams=max_connections,
                              headers=dict(endpoint.headers), total_timeout_s=endpoint.total_timeout_s,
-                             first_response_timeout_s=endpoint.first_token_timeout_s)  # fmt: skip
+                             first_response_timeout_s=endpoint.first_token_timeout_s,
+                             max_message_bytes=body_limit_bytes(max_connections))  # fmt: skip
     http = HttpTransport(endpoint.url, MonotonicClock(), max_connections=max_connections,
                          headers=dict(endpoint.headers), connect_timeout_s=endpoint.connect_timeout_s,
                          read_timeout_s=endpoint.first_token_timeout_s, total_timeout_s=endpoint.total_timeout_s,

@@ -283,6 +283,7 @@ def merged_transport(summaries: list[RunSummary]) -> TransportReport:
         connections_opened=sum(c.opened for c in connections),
         connections_before_load=sum(c.opened_before_load for c in connections),
         retries=sum(c.retried_requests for c in connections),
+        closes_announced=sum(c.closes_announced for c in connections),
         read_pauses=sum(clock.read_batching_pauses for clock in clocks),
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from loadgen.config import TelemetryConfig
+from loadgen.parsing import url_with_path
 from loadgen.telemetry.gpu import NvmlSource
 from loadgen.telemetry.host import HostSource, ProcessSource
 from loadgen.telemetry.model import Source
@@ -22,7 +23,7 @@ def build_sources(config: TelemetryConfig, endpoint_url: str, client_pid: int | 
     if "host" in config.sources:
         sources += [HostSource(), ProcessSource(client_pid)]
     if "server" in config.sources:
-        url = config.server_metrics_url or endpoint_url.rstrip("/") + "/metrics"
+        url = config.server_metrics_url or url_with_path(endpoint_url, "/metrics")
         sources.append(PrometheusSource(url, config.server_metric_names))
     if config.remote_url:
         sources.append(RemoteSource(config.remote_url))

@@ -67,6 +67,7 @@ class TransportReport:
     connections_opened: int = 0
     connections_before_load: int = 0
     retries: int = 0  # re-sent once on a fresh connection: a reused one failed before any response byte
+    closes_announced: int = 0  # responses that said Connection: close (the client may have asked)
     connect_ns: tuple[int, ...] | None = None  # each connection's connect time; None: not measured
     read_pauses: int = 0  # loop pauses taken to batch reads (transport.batching)
 

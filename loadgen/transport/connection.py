@@ -34,6 +34,9 @@ _READ_BUFFER = memoryview(bytearray(READ_BUFFER_BYTES))
 _now_ns = time.perf_counter_ns
 DRAIN_LIMIT_S = 0.05  # after the decoder saw the response end, how long to wait for the HTTP message end
 DECOMPRESS_PIECE_BYTES = 1 << 20
+# the status line and headers of one response, at most (nginx's large buffers hold 32 KiB, Go's
+# server 1 MiB); llhttp itself sets no bound, and an endless header would grow until the timeout
+HEADER_LIMIT_BYTES = 256 * 1024
 
 
 class HttpConnection:
@@ -41,8 +44,8 @@ class HttpConnection:
 
     ``send`` writes a request and resolves when the status line and headers are in; the body then
     goes to the sink given to ``attach`` (pieces that came before it are kept and replayed). A
-    connection goes back to its pool through ``on_idle`` once a response has been read to its end
-    and both sides allow keep-alive."""
+    connection goes back to its pool through ``on_release`` once a response has been read to its end;
+    ``keeps_alive`` then says whether the response allowed keep-alive."""
 
     def __init__(
         self,
@@ -53,7 +56,7 @@ class HttpConnection:
         tls: ssl.SSLObject | None,
         tls_in: ssl.MemoryBIO | None,
         tls_out: ssl.MemoryBIO | None,
-        on_idle: Callable[[HttpConnection], None],
+        on_release: Callable[[HttpConnection], None],
     ) -> None:
         self._loop = loop
         self._sock = sock
@@ -61,7 +64,7 @@ class HttpConnection:
         self._stamper = stamper
         self._batcher = batcher
         self._tls, self._tls_in, self._tls_out = tls, tls_in, tls_out
-        self._on_idle = on_idle
+        self._on_release = on_release
         self._parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.requests_sent = 0
@@ -72,7 +75,7 @@ class HttpConnection:
         self._busy = False
         self._read_ns = 0
         self._headers: dict[str, str] = {}
-        self._header_name = ""
+        self._header_bytes = 0
         self._headers_future: asyncio.Future[None] | None = None
         self._body_future: asyncio.Future[None] | None = None
         self._sink: BodySink | None = None
@@ -168,6 +171,9 @@ class HttpConnection:
             data = self._tls_unwrap(data)
             if not data:
                 return
+        headers_future = self._headers_future
+        if headers_future is not None and not headers_future.done():
+            self._header_bytes += len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -182,6 +188,10 @@ class HttpConnection:
                 self._fail_with(wrapped.error)
             else:
                 self._fail(ErrorKind.STREAM_BROKEN, f"stream broken: invalid HTTP from the server ({exc})")
+            return
+        if self._header_bytes > HEADER_LIMIT_BYTES and headers_future is not None and not headers_future.done():
+            self._fail(ErrorKind.PROTOCOL_ERROR, f"the response's headers ran over {HEADER_LIMIT_BYTES // 1024} KiB "
+                                                 "(a server bug or a hostile server)")  # fmt: skip
 
     def _tls_unwrap(self, data: bytes | memoryview) -> bytes:
         assert self._tls is not None and self._tls_in is not None
@@ -224,6 +234,7 @@ class HttpConnection:
         self._encoding = self._headers.get("content-encoding", "").strip().lower()
         if self.status < 200:  # 1xx: an interim response; the real one follows on the same parser
             self._headers = {}
+            self._header_bytes = 0
             return
         future = self._headers_future
         if future is not None and not future.done():
@@ -262,10 +273,12 @@ class HttpConnection:
     def _release(self) -> None:
         """The response was read to its end and handed over: the connection is free again."""
         self._busy = False
-        if self._keep_alive and not self.closed:
-            self._on_idle(self)
-        else:
-            self._close_quietly()
+        self._on_release(self)
+
+    @property
+    def keeps_alive(self) -> bool:
+        """The last response allowed the connection to carry another request."""
+        return self._keep_alive
 
     # --- the body, for the request's task -----------------------------------------------------------
 

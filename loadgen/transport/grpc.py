@@ -29,7 +29,7 @@ from loadgen.transport.base import BodySink, TransportFailure, TransportReport, 
 from loadgen.transport.stamps import StampSource
 
 STREAMS_PER_CHANNEL = 100
-_CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+DEFAULT_MESSAGE_LIMIT_BYTES = 256 * 1024 * 1024
 _HTTP_STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
     grpc.StatusCode.FAILED_PRECONDITION: 400,
@@ -64,6 +64,11 @@ def _failure_kind(code: grpc.StatusCode) -> ErrorKind:
     if status is not None:
         return ErrorKind.from_http_status(status)
     return ErrorKind.SERVER_ERROR
+
+
+def _over_limit(error: grpc.aio.AioRpcError) -> bool:
+    """gRPC refused a reply larger than the channel's receive limit (its own words, no code of its own)."""
+    return error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in (error.details() or "")
 
 
 def _describe(error: grpc.aio.AioRpcError) -> str:
@@ -106,6 +111,8 @@ class GrpcResponseStream:
         except grpc.aio.AioRpcError as error:
             if self._aborted:
                 raise TransportFailure(ErrorKind.STREAM_BROKEN, "stream closed by the client") from None
+            if _over_limit(error):
+                raise TransportFailure(ErrorKind.PROTOCOL_ERROR, _describe(error)) from None
             raise TransportFailure(_failure_kind(error.code()), _describe(error)) from None
         finally:
             call.cancel()  # a no-op once the call has ended
@@ -132,15 +139,20 @@ class GrpcTransport:
         headers: dict[str, str],
         total_timeout_s: float,
         first_response_timeout_s: float | None = None,
+        max_message_bytes: int = DEFAULT_MESSAGE_LIMIT_BYTES,
     ) -> None:
         """``first_response_timeout_s``: the deadline of a unary call, whose one reply is its first
-        token too (default: ``total_timeout_s``); streams are watched by the engine instead."""
+        token too (default: ``total_timeout_s``); streams are watched by the engine instead.
+        ``max_message_bytes``: the largest reply message taken (a larger one fails its request as
+        a protocol error before gRPC holds it whole)."""
         self._target, self._tls = grpc_target(url)
         self._clock = clock
         self._metadata = tuple((name.lower(), value) for name, value in headers.items())
         self._channel_count = max(1, math.ceil(max_streams / STREAMS_PER_CHANNEL))
         self._timeout_s = total_timeout_s
         self._unary_timeout_s = min(total_timeout_s, first_response_timeout_s or total_timeout_s)
+        self._options = [("grpc.max_receive_message_length", max_message_bytes),
+                         ("grpc.max_send_message_length", -1)]  # fmt: skip
         self._channels: list[grpc.aio.Channel] = []
         self._next = itertools.cycle(range(self._channel_count))
 
@@ -148,7 +160,7 @@ class GrpcTransport:
         if not self._channels:
             for index in range(self._channel_count):
                 # a distinct option per channel keeps gRPC from sharing one connection among them
-                options = [*_CHANNEL_OPTIONS, ("loadgen.channel", index)]
+                options = [*self._options, ("loadgen.channel", index)]
                 if self._tls:
                     channel = grpc.aio.secure_channel(self._target, grpc.ssl_channel_credentials(), options=options)
                 else:
@@ -173,6 +185,8 @@ class GrpcTransport:
             code = error.code()
             if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 raise TransportFailure(_failure_kind(code), _describe(error)) from None
+            if _over_limit(error):
+                raise TransportFailure(ErrorKind.PROTOCOL_ERROR, _describe(error)) from None
             status = _HTTP_STATUS.get(code, 500)
             return GrpcResponseStream(None, self._clock, status, error_body=_describe(error).encode())
         return GrpcResponseStream(None, self._clock, unary_reply=(arrived_ns, reply))

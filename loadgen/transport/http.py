@@ -147,12 +147,14 @@ class HttpTransport:
         self._host = parts.hostname
         self._port = port or (443 if self._tls_context else 80)
         self._base_path = parts.path.rstrip("/")
+        self._query = parts.query  # e.g. Azure's ?api-version=: sent with every request
         self._max_connections = max_connections
         self._connect_timeout_s = connect_timeout_s
         self._read_timeout_ns = round(read_timeout_s * 1e9) if read_timeout_s > 0 else None
         self._total_timeout_ns = round(total_timeout_s * 1e9) if total_timeout_s > 0 else None
         self._read_timeout_s, self._total_timeout_s = read_timeout_s, total_timeout_s
         self._headers = _default_headers(self._host, port, parts.username, parts.password, headers)
+        self._client_closes = self._headers.get("connection", ("", ""))[1].strip().lower() == "close"
         use_kernel = kernel_stamps and isinstance(clock, MonotonicClock) and kernel_stamps_available()
         self._stamper = ArrivalStamper() if use_kernel else None
         self._batch_reads = batch_reads
@@ -166,6 +168,7 @@ class HttpTransport:
         self.connections_opened = 0
         self.connections_before_load = 0
         self.retries = 0
+        self.closes_announced = 0
 
     # --- the pool ----------------------------------------------------------------------------------
 
@@ -199,9 +202,17 @@ class HttpTransport:
             return
         self._idle.append(connection)
 
-    async def _acquire(self) -> tuple[HttpConnection, int | None]:
+    def _released(self, connection: HttpConnection) -> None:
+        if self._client_closes or not connection.keeps_alive:  # Connection: close, asked or answered
+            self.closes_announced += 1
+            connection.abort()
+            self._connections.discard(connection)
+            return
+        self._put_idle(connection)
+
+    async def _acquire(self, fresh: bool = False) -> tuple[HttpConnection, int | None]:
         idle = self._idle
-        while idle:
+        while idle and not fresh:
             connection = idle.pop()
             if not connection.closed:
                 return connection, None
@@ -264,7 +275,7 @@ class HttpTransport:
                 raise
         if stamper is not None and self._batcher is None and self._batch_reads:
             self._batcher = ReadBatcher(loop)
-        return HttpConnection(loop, sock, stamper, self._batcher, tls, tls_in, tls_out, self._put_idle)
+        return HttpConnection(loop, sock, stamper, self._batcher, tls, tls_in, tls_out, self._released)
 
     # --- requests ----------------------------------------------------------------------------------
 
@@ -272,7 +283,8 @@ class HttpTransport:
         data = self._serialize(request)
         loop = asyncio.get_running_loop()
         for attempt in range(2):
-            connection, connect_ns = await self._acquire()
+            # a re-send goes on a new connection: the next idle one may be as dead as the first
+            connection, connect_ns = await self._acquire(fresh=attempt > 0)
             limits = _Limits(loop, connection, self._read_timeout_ns, self._total_timeout_ns,
                              self._read_timeout_s, self._total_timeout_s)  # fmt: skip
             try:
@@ -305,9 +317,14 @@ class HttpTransport:
         body = request.body
         if body or request.method in ("POST", "PUT", "PATCH"):
             headers["content-length"] = ("Content-Length", str(len(body)))
-        lines = [f"{request.method} {self._base_path}{request.path} HTTP/1.1"]
+        lines = [f"{request.method} {self._target(request.path)} HTTP/1.1"]
         lines += [f"{name}: {value}" for name, value in headers.values()]
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+    def _target(self, path: str) -> str:
+        if not self._query:
+            return self._base_path + path
+        return f"{self._base_path}{path}{'&' if '?' in path else '?'}{self._query}"
 
     def report(self) -> TransportReport:
         stamper = self._stamper
@@ -318,6 +335,7 @@ class HttpTransport:
             connections_opened=self.connections_opened,
             connections_before_load=self.connections_before_load,
             retries=self.retries,
+            closes_announced=self.closes_announced,
             connect_ns=tuple(self._connect_times),
             read_pauses=self._batcher.pauses if self._batcher is not None else 0,
         )

@@ -18,9 +18,14 @@ from loadgen.transport.base import TransportFailure
 from loadgen.transport.grpc import GrpcTransport, grpc_target
 from tests.conftest import free_port
 
+BIG_BYTES = 3 << 20  # over the transport's limit in these tests
+LIMIT_BYTES = 2 << 20
+
 
 async def _stream(request_iterator: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
     request = b"".join([message async for message in request_iterator])
+    if request == b"big":
+        yield b"x" * BIG_BYTES
     if request == b"fail-midway":
         yield b"one"
         await context.abort(grpc.StatusCode.INTERNAL, "model crashed")
@@ -34,6 +39,8 @@ async def _unary(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         await context.abort(grpc.StatusCode.NOT_FOUND, "no such model")
     if request == b"slow":
         await asyncio.sleep(2)
+    if request == b"big":
+        return b"x" * BIG_BYTES
     return request[::-1]
 
 
@@ -51,7 +58,8 @@ async def _with_server(check) -> None:  # type: ignore[no-untyped-def]
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     transport = GrpcTransport(f"grpc://127.0.0.1:{port}", MonotonicClock(), max_streams=8, headers={},
-                              total_timeout_s=10, first_response_timeout_s=0.5)  # fmt: skip
+                              total_timeout_s=10, first_response_timeout_s=0.5,
+                              max_message_bytes=LIMIT_BYTES)  # fmt: skip
     try:
         await check(transport)
     finally:
@@ -97,6 +105,21 @@ def test_unary_status_codes_deadline_and_abort() -> None:
         with pytest.raises(TransportFailure) as aborted:
             _ = [item async for item in response.chunks()]
         assert aborted.value.kind is ErrorKind.STREAM_BROKEN
+
+    asyncio.run(_with_server(check))
+
+
+def test_a_reply_over_the_message_limit_is_a_protocol_error_never_held_whole() -> None:
+    """Before: no receive limit (one 800 MB message took 3.5 GB)."""
+
+    async def check(transport: GrpcTransport) -> None:
+        with pytest.raises(TransportFailure) as unary:
+            await transport.open(HttpRequest(GRPC_UNARY, "/test.Echo/Unary", (), b"big"))
+        assert unary.value.kind is ErrorKind.PROTOCOL_ERROR and "larger than max" in unary.value.message
+        response = await transport.open(HttpRequest(GRPC_STREAM, "/test.Echo/Stream", (), b"big"))
+        with pytest.raises(TransportFailure) as streamed:
+            _ = [item async for item in response.chunks()]
+        assert streamed.value.kind is ErrorKind.PROTOCOL_ERROR
 
     asyncio.run(_with_server(check))
 

@@ -64,6 +64,7 @@ def test_vllm_bench_infinite_rate_with_max_concurrency_is_closed_loop(tmp_path: 
     assert {key: level["requests"][key] for key in ("completed", "failed", "error_rate")} == {
         "completed": 199, "failed": 1, "error_rate": 0.005}  # fmt: skip
     assert level["tokens"]["output_per_request"] == pytest.approx(50944 / 199)
+    assert level["throughput"]["input_tokens_per_s"] == pytest.approx(101888 / 150.87)  # was null
     assert any("32 concurrent users" in item for item in sweep["imported"]["assumptions"])
 
 

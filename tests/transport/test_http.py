@@ -239,6 +239,35 @@ def test_retry_happens_once_and_only_before_any_response_byte() -> None:
     assert http.report().retries == 1 and connections[0] == 2
 
 
+def test_the_retry_goes_on_a_new_connection_not_on_another_idle_one() -> None:
+    """llama-server under load: every idle connection may be as dead as the first (before, the
+    re-send took the next idle one, met end-of-stream again, and failed as stream_broken)."""
+    lock = threading.Lock()
+    served = [0]
+
+    def script(conn: socket.socket, sent: list[int]) -> None:
+        with lock:
+            served[0] += 1
+            number = served[0]
+        read_request(conn)
+        if number <= 3:  # the connections opened ahead of the load: dead by the time they are used
+            conn.shutdown(socket.SHUT_RDWR)
+            return
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    with scripted_server(script) as (url, _, connections):
+        http = transport(url)
+
+        async def run() -> bytes:
+            assert await http.connect(3) == 3
+            body = await (await http.open(REQUEST)).read_body(10)
+            await http.close()
+            return body
+
+        assert asyncio.run(run()) == b"ok"
+    assert http.report().retries == 1 and connections[0] == 4
+
+
 def test_bodies_by_length_by_chunks_until_close_and_gzip() -> None:
     compressed = gzip.compress(b"data: zipped\n\n")
     replies = [
