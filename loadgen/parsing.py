@@ -146,6 +146,14 @@ def parse_header(text: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
+def port(text: str) -> int:
+    """An argparse type: a TCP port, 0 to 65535 (argparse says "invalid port value" otherwise)."""
+    number = int(text)
+    if not 0 <= number <= 65535:
+        raise ValueError(text)
+    return number
+
+
 def url_with_path(url: str, path: str) -> str:
     """``path`` appended to the URL's own path, before its query string (``?api-version=``, a key)."""
     base, question, query = url.partition("?")

@@ -22,7 +22,7 @@ from loadgen.cli.plan import build_plan
 from loadgen.errors import ConfigError, LoadgenError, OutputError
 from loadgen.extras import require
 from loadgen.imports.readers import FORMATS
-from loadgen.parsing import did_you_mean
+from loadgen.parsing import did_you_mean, port
 from loadgen.run.compare import compare_variants, parse_variants
 from loadgen.run.outcome import ExitCode
 from loadgen.run.session import run
@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim = commands.add_parser("serve-sim", help="serve the built-in simulated LLM (OpenAI and TGI APIs)")
     sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--port", type=int, default=8000)
+    sim.add_argument("--port", type=port, default=8000)
     sim.add_argument("--profile", default="llama2-7b-h100", help="simulator profile, or fixed:TTFT_MS,ITL_MS")
     sim.add_argument("--model", default="sim-llm")
     sim.add_argument("--error-rate", type=float, default=0.0, help="fraction of requests answered with HTTP 500")
@@ -204,14 +204,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "import":
             return run_import(args, console)
         if args.command == "report":
+            from loadgen.report.files import write_text
             from loadgen.report.html import render_report
 
             notes: list[str] = []
             html = render_report([Path(directory) for directory in args.directories], merge=args.merge, notes=notes)
             for note in notes:
                 error_console.print(f"loadgen: {note}", style="yellow", soft_wrap=True, markup=False)
-            Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.output).write_text(html, encoding="utf-8")
+            write_text(Path(args.output), html)
             console.print(f"Report in {args.output}")
             if args.export is not None:
                 from loadgen.report.export import export_csv, export_parquet

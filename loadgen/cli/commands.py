@@ -107,6 +107,9 @@ def run_plan(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+IMPORT_ROWS_SHOWN = 40  # the first and last 20 levels of a longer import
+
+
 def _with_simulated_setup(request: PlanRequest, profiles: ProfileSet, console: Console) -> PlanRequest:
     """A sweep of the simulator knows what it modelled: fill in --measured-on, --model, --max-batch."""
     from loadgen.hardware.profiles import load_profile_file
@@ -174,7 +177,16 @@ def run_import(args: argparse.Namespace, console: Console) -> int:
                   title_justify="left", padding=(0, 1), pad_edge=False)  # fmt: skip
     for column in ("load", "req/s", "out tok/s", "out tok/req", "latency figures"):
         table.add_column(column, justify="left" if column in ("load", "latency figures") else "right")
-    for level in sorted(sweep.levels, key=lambda level: level.load):
+    levels = sorted(sweep.levels, key=lambda level: level.load)
+    shown = (
+        levels
+        if len(levels) <= IMPORT_ROWS_SHOWN
+        else levels[: IMPORT_ROWS_SHOWN // 2] + levels[-IMPORT_ROWS_SHOWN // 2 :]
+    )
+    for number, level in enumerate(shown):
+        if len(shown) < len(levels) and number == IMPORT_ROWS_SHOWN // 2:
+            table.add_row("…", "", "", "", "")
+            table.caption = f"… {len(levels) - len(shown):,} levels not shown here: all are in sweep.json"
         label = f"c={level.load:g}" if level.mode == "closed" else f"r={level.load:g}"
         figures = "; ".join(f"{metric} {', '.join(stats)}" for metric, stats in level.latency_ms.items())
         table.add_row(label, f"{level.requests_per_s:.3g}", f"{level.output_tokens_per_s:,.0f}",

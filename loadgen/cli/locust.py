@@ -18,7 +18,7 @@ from loadgen.errors import ConfigError
 from loadgen.locust.guard import listens_beyond_this_machine
 from loadgen.locust.launch import LOCUSTFILE, launch
 from loadgen.locust.webui import WEB_PASSWORD_ENV
-from loadgen.parsing import public_url
+from loadgen.parsing import port, public_url
 from loadgen.run.events import Tone
 
 
@@ -31,13 +31,13 @@ def add_locust_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--spawn-rate", "-r", type=float, help="users started per second (default: all at once)")
     group.add_argument("--run-time", "-t", help="stop after this long, e.g. 60s or 5m (headless)")
     group.add_argument("--web-host", default="127.0.0.1", help="web UI address (default 127.0.0.1)")
-    group.add_argument("--web-port", type=int, default=8089, help="web UI port")
+    group.add_argument("--web-port", type=port, default=8089, help="web UI port")
     group.add_argument("--master", action="store_true", help="run as Locust master; workers join it")
     group.add_argument("--master-bind-host", default="127.0.0.1", help="master: address workers connect to")
-    group.add_argument("--master-bind-port", type=int, default=5557)
+    group.add_argument("--master-bind-port", type=port, default=5557)
     group.add_argument("--worker", action="store_true", help="run as a Locust worker of --master-host")
     group.add_argument("--master-host", default="127.0.0.1", help="worker: the master's address")
-    group.add_argument("--master-port", type=int, default=5557)
+    group.add_argument("--master-port", type=port, default=5557)
     group.add_argument("--expect-workers", type=int, help="master, headless: wait for this many workers")
     group.add_argument("--processes", type=int, help="run a master and this many workers on this machine")
     # Locust's own options that take a value: declared, so that their value is not taken for the

@@ -517,6 +517,8 @@ def convert_result(data: object, kind: type[Result], where: str) -> Result:
         return msgspec.convert(data, kind)
     except msgspec.ValidationError as error:
         raise ConfigError(f"{where}: {error}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: JSON nested too deeply to be a loadgen result") from None
 
 
 def read_json_file(path: Path) -> object:
@@ -528,6 +530,8 @@ def read_json_file(path: Path) -> object:
         raise ConfigError(f"{path}: cannot read it ({error.strerror or error})") from None
     except msgspec.DecodeError as error:
         raise ConfigError(f"{path}: not valid JSON ({error}); was the run cut off?") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: JSON nested too deeply to be a loadgen result") from None
 
 
 def read_summary(path: Path) -> RunSummary:

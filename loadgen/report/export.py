@@ -9,12 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from loadgen.errors import ConfigError
+from loadgen.errors import ConfigError, OutputError
 from loadgen.metrics.comparison import read_compare
 from loadgen.metrics.request_metrics import RequestFigures
 from loadgen.metrics.results import RunSummary, read_summary, read_sweep
-from loadgen.records import RequestRecord
-from loadgen.report.files import read_records
+from loadgen.report.files import open_for_writing, read_request_records
 
 SUMMARY_COLUMNS = (
     "source", "mode", "concurrency", "rate", "completed", "failed", "error_rate", "requests_per_s",
@@ -68,26 +67,44 @@ def _rows(directories: list[Path]) -> Iterator[tuple[str, dict[str, object]]]:
             own = source / "requests.jsonl"
             # a distributed Locust test keeps each worker's records beside the master's summary
             for path in [own] if own.is_file() else sorted(source.glob("worker-*/requests.jsonl")):
-                for data in read_records(path):
+                for record in read_request_records(path):
+                    data = record.to_json_dict()
                     row = {column: data.get(column) for column in RECORD_COLUMNS}
-                    figures = RequestFigures.of(RequestRecord.from_json_dict(data))
+                    figures = RequestFigures.of(record)
                     derived = {"ttft_ms": figures.ttft_ms, "tpot_ms": figures.tpot_ms, "e2e_ms": figures.e2e_ms}
-                    yield "record", {**row, "source": str(path.parent), "chunks": len(data["chunk_ns"]), **derived}
+                    yield "record", {**row, "source": str(path.parent), "chunks": len(record.chunk_ns), **derived}
 
 
 def export_csv(directories: list[Path], output: Path) -> tuple[Path, Path]:
-    output.mkdir(parents=True, exist_ok=True)
     summaries_path, records_path = output / "summaries.csv", output / "requests.csv"
-    with summaries_path.open("w", newline="") as summaries, records_path.open("w", newline="") as records:
-        writers = {
-            "summary": csv.DictWriter(summaries, SUMMARY_COLUMNS),
-            "record": csv.DictWriter(records, RECORD_COLUMNS),
-        }
-        for writer in writers.values():
-            writer.writeheader()
-        for kind, row in _rows(directories):
-            writers[kind].writerow(row)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        with (
+            open_for_writing(summaries_path, "w", newline="") as summaries,
+            open_for_writing(records_path, "w", newline="") as records,
+        ):
+            writers = {
+                "summary": csv.DictWriter(summaries, SUMMARY_COLUMNS),
+                "record": csv.DictWriter(records, RECORD_COLUMNS),
+            }
+            for writer in writers.values():
+                writer.writeheader()
+            for kind, row in _rows(directories):
+                writers[kind].writerow({name: spreadsheet_safe(value) for name, value in row.items()})
+    except OSError as error:
+        raise OutputError(f"cannot write {output}: {error.strerror or error}") from None
     return summaries_path, records_path
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """Text a spreadsheet would run as a formula (a prompt id "=HYPERLINK(…)", a directory named
+    "+cmd") gets a leading apostrophe, as OWASP advises; numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 PARQUET_BATCH_ROWS = 50_000

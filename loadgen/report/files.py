@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import msgspec
 import orjson
 from hdrh.log import HistogramLogWriter
 
@@ -152,17 +153,36 @@ class HlogWriter:
 
 
 def read_records(path: Path) -> Iterator[dict[str, Any]]:
-    """The records of a ``requests.jsonl``; a cut-off last line (a crash mid-write) is skipped, a
+    """The JSON objects of a ``.jsonl`` file; a cut-off last line (a crash mid-write) is skipped, a
     bad line elsewhere is one line naming it."""
+    for _, record in _json_lines(path):
+        yield record
+
+
+def read_request_records(path: Path) -> Iterator[RequestRecord]:
+    """The records of a ``requests.jsonl``, each checked field by field (one line naming the line
+    and the field when one does not fit)."""
+    for number, data in _json_lines(path):
+        try:
+            yield RequestRecord.from_json_dict(data)
+        except msgspec.ValidationError as error:
+            raise ConfigError(f"{path}:{number}: not a request record ({error})") from None
+
+
+def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     with path.open(encoding="utf-8") as lines:
         pending: tuple[int, str] | None = None
         for number, line in enumerate(lines, 1):
             if pending is not None:
                 raise ConfigError(f"{path}:{pending[0]}: not a JSON record: {pending[1][:80]!r}")
             try:
-                yield json.loads(line)
-            except ValueError:
+                record = json.loads(line)
+            except (ValueError, RecursionError):
                 pending = (number, line)
+                continue
+            if not isinstance(record, dict):
+                raise ConfigError(f"{path}:{number}: not a JSON record (an object): {line[:80]!r}")
+            yield number, record
 
 
 LOCK_FILE = ".loadgen.lock"
@@ -220,7 +240,7 @@ def prepare_output_dir(directory: Path) -> OutputLock:
     return OutputLock(directory)
 
 
-def open_for_writing(path: Path, mode: str = "wb", buffering: int = -1) -> IO[Any]:
+def open_for_writing(path: Path, mode: str = "wb", buffering: int = -1, newline: str | None = None) -> IO[Any]:
     """``path`` opened to be written from its start, never through a symbolic link planted where a
     result file goes (its target would be overwritten): such a link is an ``OutputError``."""
     try:
@@ -230,7 +250,7 @@ def open_for_writing(path: Path, mode: str = "wb", buffering: int = -1) -> IO[An
             raise OutputError(f"cannot write {path}: it is a symbolic link, and loadgen never writes through "
                               "one (remove it, or give another --output)") from None  # fmt: skip
         raise
-    return os.fdopen(fd, mode, buffering=buffering, encoding=None if "b" in mode else "utf-8")
+    return os.fdopen(fd, mode, buffering=buffering, encoding=None if "b" in mode else "utf-8", newline=newline)
 
 
 def _write_all(file: IO[bytes], data: bytes) -> None:
@@ -243,14 +263,31 @@ def _write_all(file: IO[bytes], data: bytes) -> None:
         view = view[written:]
 
 
+def write_text(path: Path, text: str) -> None:
+    """A page or table written whole (atomically, never through a link); an ``OSError`` (a
+    read-only disk, a directory that cannot be made) is one ``OutputError`` line."""
+    temporary = path.with_name(path.name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open_for_writing(temporary, "wb") as handle:
+            _write_all(handle, text.encode("utf-8"))
+        os.replace(temporary, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise OutputError(f"cannot write {path}: {error.strerror or error}") from None
+
+
 def write_json(path: Path, data: object) -> None:
     """Atomically (a temporary file, fsynced, then renamed); an ``OSError`` becomes ``OutputError``
     naming the file and the reason, and leaves no temporary file behind."""
     temporary = path.with_name(path.name + ".tmp")
     try:
-        with open_for_writing(temporary, "w") as handle:
-            json.dump(data, handle, indent=2, allow_nan=False)
-            handle.write("\n")
+        # orjson: json.dump with an indent runs in Python, one write per token (10,000 levels took
+        # 25 s); a figure that is not finite becomes null, never invalid JSON
+        text = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
+        with open_for_writing(temporary, "wb") as handle:
+            _write_all(handle, text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)

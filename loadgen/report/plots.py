@@ -124,11 +124,34 @@ class Chart:
             "legend": {"orientation": "h", "y": -0.25}, "shapes": self.shapes, "annotations": self.annotations,
             "hovermode": "closest", "plot_bgcolor": "#fff",
         }  # fmt: skip
-        spec = json.dumps({"data": self.traces, "layout": layout}, allow_nan=False)
+        spec = json.dumps({"data": [_plain_trace(trace) for trace in self.traces], "layout": _plain_layout(layout)},
+                          allow_nan=False)  # fmt: skip
         spec = spec.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
         chart_id = escape(self.chart_id)
         script = f'<script type="application/json" class="plot-spec" data-target="{chart_id}">{spec}</script>'
         return f'<div class="chart" id="{chart_id}"></div>{script}'
+
+
+def _plain(value: Any) -> Any:
+    """Text from results shown as text: Plotly reads tags in labels (``<a href>`` makes a link), so
+    ``<`` and ``&`` become entities, which it shows as the characters themselves."""
+    if isinstance(value, str):
+        return escape(value, quote=False)
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _plain_trace(trace: dict[str, Any]) -> dict[str, Any]:
+    return {key: _plain(value) if key in ("name", "text", "x", "y") else value for key, value in trace.items()}
+
+
+def _plain_layout(layout: dict[str, Any]) -> dict[str, Any]:
+    annotations = [{**note, "text": _plain(note["text"])} for note in layout["annotations"]]
+    titled = {key: {**layout[key], "title": {"text": _plain(layout[key]["title"]["text"])}}
+              for key in ("xaxis", "yaxis")}  # fmt: skip
+    return {**layout, **titled, "title": {**layout["title"], "text": _plain(layout["title"]["text"])},
+            "annotations": annotations}  # fmt: skip
 
 
 def long_tail(values: Sequence[float | None]) -> bool:

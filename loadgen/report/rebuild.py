@@ -18,8 +18,7 @@ from loadgen.metrics.aggregate import Aggregator
 from loadgen.metrics.results import RunConfig, RunSummary
 from loadgen.metrics.summary import RunInfo, build_summary
 from loadgen.metrics.validity import level_validity
-from loadgen.records import RequestRecord
-from loadgen.report.files import read_records
+from loadgen.report.files import read_request_records
 
 REBUILT = ("rebuilt from requests.jsonl: the command ended without writing this summary (killed?); telemetry, "
            "client lag and server metrics were not written and are missing")  # fmt: skip
@@ -37,8 +36,8 @@ def rebuilt_levels(directory: Path, config: RunConfig | None) -> list[RunSummary
 
 def rebuild_level(directory: Path, config: RunConfig | None) -> RunSummary:
     aggregator = Aggregator(())
-    for data in read_records(directory / "requests.jsonl"):
-        aggregator.on_record(RequestRecord.from_json_dict(data))
+    for record in read_request_records(directory / "requests.jsonl"):
+        aggregator.on_record(record)
     config = config or RunConfig()
     options = config.options
     info = RunInfo(

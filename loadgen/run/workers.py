@@ -43,8 +43,7 @@ from loadgen.metrics.thresholds import parse_threshold
 from loadgen.metrics.validity import DEFAULT_MAX_ERROR_RATE
 from loadgen.prompts import Prompt
 from loadgen.prompts.trace import load_trace
-from loadgen.records import RequestRecord
-from loadgen.report.files import HlogWriter, open_for_writing, read_records, write_json
+from loadgen.report.files import HlogWriter, open_for_writing, read_request_records, write_json
 from loadgen.run.collect import LevelSpec, Sections, SharedStart, collect_level, summarize, write_summary
 from loadgen.run.events import Progress, SilentEvents
 from loadgen.run.loop import stop_on_signals
@@ -223,8 +222,8 @@ def _merge(target: Target, spec: LevelSpec, start: WorkersStart) -> RunSummary:
             # a worker that died (killed, out of memory): its records on disk are rebuilt into the
             # same histograms; what it had not yet written is lost, and the level is partial
             if (directory / "requests.jsonl").is_file():
-                for record in read_records(directory / "requests.jsonl"):
-                    aggregator.on_record(RequestRecord.from_json_dict(record))
+                for record in read_request_records(directory / "requests.jsonl"):
+                    aggregator.on_record(record)
             continue
         merge_state(aggregator, json.loads((directory / "state.json").read_text()))
         summaries.append(read_summary(directory / "summary.json"))

@@ -204,8 +204,17 @@ async def _drive_ui(url: str, sim_url: str, screenshot: Path) -> dict[str, Any]:
         seen["chart_traces"] = await page.evaluate(f"{chart}.data.length")
         seen["chart_ttft_p50"] = await page.evaluate(f"{chart}.data[0].y.filter(v => v !== null).at(-1)")
         await page.screenshot(screenshot, full_page=True)
-        await page.evaluate(button("/^stop$/i") + ".click()")  # stop from the UI, as a user would
-        await page.wait_for("/stopped/i.test(document.body.innerText)", timeout_s=30)
+        # stop from the UI, as a user would; a click that lands while the page redraws its buttons is
+        # lost (the test stayed "running" for 30 s on a busy machine), so it is clicked until Locust stops
+        for attempt in range(3):
+            await page.evaluate(f"{button('/^stop$/i')}?.click()")
+            try:
+                await page.wait_for("/stopped/i.test(document.body.innerText)", timeout_s=20)
+                break
+            except TimeoutError:
+                await page.screenshot(screenshot.with_name(f"stop-attempt-{attempt}.png"))
+                if attempt == 2:
+                    raise
     return seen
 
 

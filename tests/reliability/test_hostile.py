@@ -3,8 +3,10 @@ in one of its modes and asserts what the server saw and what loadgen wrote."""
 
 from __future__ import annotations
 
+import csv
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +170,117 @@ def test_hostile_result_files_are_one_line(case: str, tmp_path: Path, capsys: py
     assert code == 2, error
     assert error.count("\n") == 1 and "Traceback" not in error
     assert re.search(message, error), error
+
+
+# --- hostile results and outputs for `loadgen report`, `plan` and `serve-sim` ----------------------
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    output = tmp_path_factory.mktemp("hostile") / "run"
+    with hostile_server(stream) as server:
+        assert main([*RUN, "--endpoint", server.url, "--requests", "3", "--output", str(output)]) == 0
+    return output
+
+
+def _copy_of(run: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    return copy
+
+
+@pytest.mark.parametrize(
+    "file, text, message",
+    [
+        ("config.json", '{"options": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+        ("summary.json", "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ("config.json", '{"endpoint": {"a": 1}}', "Expected `str | null`, got `object` - at `$.endpoint`"),
+        ("requests.jsonl", "[1, 2]\n", "requests.jsonl:1: not a JSON record (an object)"),
+        ("requests.jsonl", '{"index": "x"}\n', "requests.jsonl:1: not a request record (Expected `int`, got `str`"),
+        ("requests.jsonl", "[" * 100_000 + "]" * 100_000 + "\n{}\n", "requests.jsonl:1: not a JSON record"),
+    ],
+    ids=[
+        "nested_config",
+        "nested_summary",
+        "config_wrong_type",
+        "record_not_object",
+        "record_wrong_type",
+        "record_nested",
+    ],
+)
+def test_crafted_result_files_are_one_line(finished_run: Path, tmp_path: Path, file: str, text: str, message: str,
+                                           capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """Before: report exited 70 (an internal error) on a crafted config.json or a deeply nested summary.json."""
+    run = _copy_of(finished_run, tmp_path)
+    (run / file).write_text(text)
+    code = main(["report", str(run), "--output", str(tmp_path / "r.html"), "--export", "csv"])
+    error = capsys.readouterr().err
+    assert code == 2 and message in error and error.count("\n") == 1, error
+
+
+def test_a_report_that_cannot_be_written_is_one_line(finished_run: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """Before: a read-only place for --output was "internal error" (exit 70)."""
+    (tmp_path / "a-file").write_text("")
+    assert main(["report", str(finished_run), "--output", str(tmp_path / "a-file" / "r.html")]) == 74
+    assert "cannot write " in capsys.readouterr().err
+
+
+def test_report_is_linear_in_levels(tmp_path: Path) -> None:
+    """Before: 20,000 levels still rendering after 400 s (a per-level scan of every level). Counted
+    with a counter, not a clock: the per-metric statistic choice is made once per metric."""
+    from loadgen.metrics.results import Latency
+
+    table = "users,TTFT p50 (ms),TTFT p99 (ms),req/s,output tokens\n"
+    table += "".join(f"{n},{20 + n / 100},{40 + n / 100},{1 + n / 1000},100\n" for n in range(1, 3001))
+    (tmp_path / "levels.csv").write_text(table)
+    assert main(["import", str(tmp_path / "levels.csv"), "--output", str(tmp_path / "sweep")]) == 0
+    calls = [0]
+    original = Latency.metric
+
+    def counted(self: Latency, name: str) -> Any:
+        calls[0] += 1
+        return original(self, name)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Latency, "metric", counted)
+        assert main(["report", str(tmp_path / "sweep"), "--output", str(tmp_path / "r.html")]) == 0
+    assert calls[0] < 30 * 3000  # a few per level; quadratic was over 18,000,000
+
+
+def test_csv_export_never_writes_a_formula(finished_run: Path, tmp_path: Path) -> None:
+    """Before: prompt ids, finish reasons and directory names starting with = + - @ were written as they are."""
+    run = _copy_of(finished_run, tmp_path / "+cmd")
+    lines = (run / "requests.jsonl").read_text().splitlines()
+    record = json.loads(lines[0])
+    record["prompt_id"], record["finish_reason"] = '=HYPERLINK("http://evil.example","x")', "@SUM(A1)"
+    (run / "requests.jsonl").write_text("\n".join([json.dumps(record), *lines[1:]]) + "\n")
+    assert main(["report", str(run), "--output", str(tmp_path / "r.html"), "--export", "csv"]) == 0
+    with (tmp_path / "requests.csv").open() as rows:
+        first = next(csv.DictReader(rows))
+    assert first["prompt_id"] == '\'=HYPERLINK("http://evil.example","x")'
+    assert first["finish_reason"] == "'@SUM(A1)" and first["source"].startswith(str(tmp_path))
+    with (tmp_path / "summaries.csv").open() as rows:
+        assert all(not value.startswith(("=", "+", "@")) for row in csv.DictReader(rows) for value in row.values())
+
+
+def test_a_profile_name_cannot_plant_a_link_in_a_chart(tmp_path: Path) -> None:
+    """Before: a profile named '<a href=…>' became a live link in the plan page's cost chart."""
+    from loadgen.report.plots import Chart
+
+    hostile = '<a href="http://evil.example">cheap</a>'
+    page = Chart("cost", hostile, "profile", "$").bars("cost", [hostile], [1.0]).mark(0, 1.0, hostile).html()
+    spec = json.loads(page.split('class="plot-spec" data-target="cost">')[1].removesuffix("</script>"))
+    assert spec["data"][0]["x"] == ['&lt;a href="http://evil.example"&gt;cheap&lt;/a&gt;']
+    assert spec["layout"]["title"]["text"].startswith("&lt;a href")
+    assert spec["layout"]["annotations"][0]["text"].startswith("&lt;a href")
+    assert "<a" not in page
+
+
+@pytest.mark.parametrize("port", ["99999", "-1"])
+def test_a_port_out_of_range_is_one_line(port: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: serve-sim --port 99999 was "internal error: OverflowError" (exit 70)."""
+    with pytest.raises(SystemExit) as exited:
+        main(["serve-sim", "--port", port])
+    assert exited.value.code == 2
+    assert f"argument --port: invalid port value: '{port}'" in capsys.readouterr().err

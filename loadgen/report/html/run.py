@@ -13,11 +13,10 @@ from loadgen.errors import ConfigError
 from loadgen.metrics.hlog import merged_intervals, read_intervals
 from loadgen.metrics.request_metrics import RequestFigures
 from loadgen.metrics.results import RunConfig, RunSummary
-from loadgen.records import RequestRecord
 from loadgen.report.console import (
     level_label,
 )
-from loadgen.report.files import read_records
+from loadgen.report.files import read_records, read_request_records
 from loadgen.report.html.blocks import html_table, metadata_block
 from loadgen.report.plots import Chart, long_tail
 
@@ -116,8 +115,7 @@ def per_request_views(directory: Path, prefix: str) -> str:
     inputs: list[float] = []
     ttfts: list[float] = []
     gaps_by_position: dict[int, list[float]] = {}
-    for data in read_records(path):
-        record = RequestRecord.from_json_dict(data)
+    for record in read_request_records(path):
         ttft_ms = RequestFigures.of(record).ttft_ms
         if record.warmup or record.error_kind or ttft_ms is None:
             continue

@@ -3,6 +3,7 @@ table, telemetry per level, find-max probes, each level over time)."""
 
 from __future__ import annotations
 
+import functools
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ def sweep_section(levels: list[RunSummary], prefix: str, slos: list[tuple[str, s
     closed = levels[0].load.closed
     x_label = "prompts per request" if by_batch else "concurrent users" if closed else "offered requests/s"
 
+    @functools.cache  # asked once per level and cell: without it the page is quadratic in levels
     def shown(metric: str, key: str) -> str:
         """The statistic shown for ``key``: an imported table may carry the mean instead of the median."""
         if key == "p50" and all(s.latency_ms.metric(metric).p50 is None for s in levels):
