@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -22,7 +24,8 @@ from loadgen.cli.plan import build_plan
 from loadgen.errors import ConfigError, LoadgenError, OutputError
 from loadgen.extras import require
 from loadgen.imports.readers import FORMATS
-from loadgen.parsing import did_you_mean, port
+from loadgen.parsing import did_you_mean, port, url_secrets
+from loadgen.redact import redactor
 from loadgen.run.compare import compare_variants, parse_variants
 from loadgen.run.outcome import ExitCode
 from loadgen.run.session import run
@@ -228,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return ExitCode.USAGE
     except LoadgenError as exc:
-        error_console.print(f"loadgen: error: {exc}", style="bold red", soft_wrap=True, markup=False)
+        redact = redactor(secrets_in_arguments(args))
+        error_console.print(redact(f"loadgen: error: {exc}"), style="bold red", soft_wrap=True, markup=False)
         if isinstance(exc, ConfigError):
             return ExitCode.USAGE
         return ExitCode.OUTPUT if isinstance(exc, OutputError) else ExitCode.UNUSABLE_ENDPOINT
@@ -236,9 +240,11 @@ def main(argv: list[str] | None = None) -> int:
         error_console.print("loadgen: interrupted", style="bold yellow")
         return ExitCode.INTERRUPTED
     except Exception as exc:  # the one boundary for what should not happen: a line, and the traceback in a file
-        log = _write_crash_log(exc)
-        error_console.print(f"loadgen: internal error: {type(exc).__name__}: {exc} (traceback in {log}); results "
-                            "written so far are kept", style="bold red", soft_wrap=True, markup=False)  # fmt: skip
+        redact = redactor(secrets_in_arguments(args))
+        log = _write_crash_log(exc, redact)
+        line = f"loadgen: internal error: {type(exc).__name__}: {exc} (traceback in {log})"
+        line += "; results written so far are kept"
+        error_console.print(redact(line), style="bold red", soft_wrap=True, markup=False)
         return ExitCode.INTERNAL
 
 
@@ -250,11 +256,29 @@ def _subparser(parser: argparse.ArgumentParser, command: str | None) -> argparse
     return parser
 
 
-def _write_crash_log(exc: BaseException) -> Path:
+def _write_crash_log(exc: BaseException, redact: Callable[[str], str]) -> Path:
     handle, name = tempfile.mkstemp(prefix="loadgen-crash-", suffix=".log")
     with os.fdopen(handle, "w", encoding="utf-8") as log:
-        log.write("".join(traceback.format_exception(exc)))
+        log.write(redact("".join(traceback.format_exception(exc))))
     return Path(name)
+
+
+def secrets_in_arguments(args: argparse.Namespace) -> tuple[str, ...]:
+    """What the command line holds that must not be shown, for the lines written before (or
+    without) a plan: header values and their long words, URL credentials and query values, the
+    API key an environment variable names."""
+    secrets: list[str] = []
+    for header in getattr(args, "header", None) or []:
+        value = header.partition(":")[2].strip()
+        secrets += [value, *(word for word in re.split(r"[\s;,=]+", value) if len(word) >= 8)]
+    for name in ("endpoint", "endpoint_url", "telemetry_url"):
+        url = getattr(args, name, None)
+        if isinstance(url, str):
+            secrets += url_secrets(url)
+    key_env = getattr(args, "api_key_env", None)
+    if key_env and os.environ.get(key_env):
+        secrets.append(os.environ[key_env])
+    return tuple(secret for secret in secrets if secret)
 
 
 if __name__ == "__main__":

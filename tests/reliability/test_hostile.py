@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from loadgen.cli import main
+from loadgen.errors import ConfigError
 from tests.reliability.hostile import (
     after_preflight,
     answer_and_close,
@@ -284,3 +285,24 @@ def test_a_port_out_of_range_is_one_line(port: str, capsys: pytest.CaptureFixtur
         main(["serve-sim", "--port", port])
     assert exited.value.code == 2
     assert f"argument --port: invalid port value: '{port}'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("error", [RuntimeError, ConfigError], ids=["internal_error", "one_line_error"])
+def test_errors_and_crash_files_are_redacted(error: type[Exception], monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """Redaction on every path: the error line and the crash file's traceback too."""
+    key, password, query = "sk-crash-0f3e9a", "pw-crash-77b1", "qk-crash-5c2d"
+
+    def failing(*_: object, **__: object) -> None:
+        raise error(f"failed with Bearer {key} at http://me:{password}@h/?key={query}")
+
+    monkeypatch.setattr("loadgen.cli.app.build_plan", failing)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    code = main(["run", "--header", f"Authorization: Bearer {key}", "--endpoint",
+                 f"http://me:{password}@127.0.0.1:1/?key={query}"])  # fmt: skip
+    printed = capsys.readouterr().err
+    crash_files = "".join(path.read_text() for path in tmp_path.glob("loadgen-crash-*.log"))
+    assert code == (70 if error is RuntimeError else 2)
+    assert bool(crash_files) == (error is RuntimeError)
+    for secret in (key, password, query):
+        assert secret not in printed + crash_files

@@ -59,10 +59,15 @@ GROUP_SIGNAL_COMMANDS = {
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 @pytest.mark.parametrize("command", list(GROUP_SIGNAL_COMMANDS))
-def test_a_signal_to_the_whole_group_ends_cleanly(command: str, signum: int, tmp_path: Path) -> None:
+def test_a_signal_to_the_whole_group_ends_cleanly(command: str, signum: int, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     """Ctrl-C in a terminal signals the whole process group (the simulator, the telemetry sidecar
     and Locust included); ``timeout`` sends SIGTERM. Either way: exit 130, no traceback, no process
-    left, and every level that completed keeps a valid summary.json (the cut one is partial)."""
+    left, no job file (it holds keys) left in the temporary directory, and every level that
+    completed keeps a valid summary.json (the cut one is partial)."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temporary))
     output = tmp_path / "out"
     line = loadgen_command(*GROUP_SIGNAL_COMMANDS[command], "--sim-profile", "fixed:2,20", "--requests", "24",
                            "--warmup", "0", "--max-tokens", "20", "--output", str(output))  # fmt: skip
@@ -72,6 +77,7 @@ def test_a_signal_to_the_whole_group_ends_cleanly(command: str, signum: int, tmp
     assert signalled.returncode == 130, signalled.printed[-3000:]
     assert "Traceback" not in signalled.printed and "internal error" not in signalled.printed
     assert not signalled.left_running
+    assert not list(temporary.glob("loadgen-locust-*"))
     summaries = {path: RunSummary.from_json(json.loads(path.read_text())) for path in output.rglob("summary.json")}
     completed = [summary for path, summary in summaries.items() if "level-01" in str(path)]
     if sweeping:
