@@ -22,8 +22,7 @@ def test_batch_size_sweep(start_sim: SimFactory, tmp_path: Path) -> None:
     assert four["tokens"]["output_total"] == 4 * one["tokens"]["output_total"] == 4 * 6 * 10
     assert four["throughput"]["sequences_per_s"] == pytest.approx(4 * four["throughput"]["requests_per_s"], rel=1e-3)
     assert four["latency_ms"]["tpot"]["count"] == 0  # answers read whole: no per-token timing claimed
-    expected_e2e = 20 + 9 * 5
-    assert expected_e2e <= four["latency_ms"]["e2e"]["p50"] <= expected_e2e + 30
+    assert four["latency_ms"]["e2e"]["min"] >= 20 + 9 * 5  # never faster than the server's 20 ms + 9 × 5 ms
 
 
 @pytest.mark.parametrize(

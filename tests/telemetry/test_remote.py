@@ -25,14 +25,15 @@ def test_clock_offset_and_samples_moved_onto_the_local_clock(monitor: tuple[str,
     url, buffer = monitor
     source = RemoteSource(url)
     source.open()
-    assert source.offset_ns == pytest.approx(REMOTE_AHEAD_NS, abs=source.uncertainty_ns + 2_000_000)
-    assert source.uncertainty_ns < 50_000_000
+    # within the uncertainty it reports (half the round trip, however long a busy machine makes it)
+    assert source.offset_ns == pytest.approx(REMOTE_AHEAD_NS, abs=source.uncertainty_ns + 1_000)
+    assert 0 < source.uncertainty_ns < 1_000_000_000
     remote_now = time.perf_counter_ns() + REMOTE_AHEAD_NS
     buffer.add(Sample(remote_now, "gpu", "0", {"power_w": 300.0}))
     buffer.add(Sample(remote_now + 1, "gpu", "1", {"power_w": 200.0}))
     samples = source.read(0)
     assert [s.device for s in samples] == ["0", "1"]
-    assert abs(samples[0].t_ns - (remote_now - REMOTE_AHEAD_NS)) < 5_000_000
+    assert abs(samples[0].t_ns - (remote_now - REMOTE_AHEAD_NS)) <= source.uncertainty_ns + 1_000
     assert source.read(0) == []  # only new samples each poll
     buffer.add(Sample(remote_now + 2, "host", "", {"cpu_percent": 5.0}))
     assert [s.source for s in source.read(0)] == ["host"]

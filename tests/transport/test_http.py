@@ -137,9 +137,10 @@ def test_a_late_read_keeps_the_kernel_arrival_time() -> None:
 
         pieces, response, _ = asyncio.run(run())
     assert [data for _, data in pieces] == [b"data: one\n\n", b"data: two\n\n"]
-    # read 130 ms after it arrived, the first chunk is still stamped within 2 ms of its send
-    assert abs(pieces[0][0] - sent[0]) < 2 * MS
-    assert abs(pieces[1][0] - sent[1]) < 2 * MS
+    # read 150 ms after it arrived, the first chunk is still stamped at its arrival: well within
+    # half of that of its send, however busy the machine (a read-time stamp would be 150 ms late)
+    assert abs(pieces[0][0] - sent[0]) < 75 * MS
+    assert abs(pieces[1][0] - sent[1]) < 75 * MS
     assert response.read_lag_max_ns is not None and response.read_lag_max_ns > 100 * MS  # type: ignore[attr-defined]
     report = http.report()
     assert report.stamp_source == StampSource.KERNEL.value and report.kernel_stamped_reads >= 2
@@ -424,7 +425,7 @@ def test_tls_through_memory_bios_keeps_kernel_stamps(tls_server_context: ssl.SSL
 
         pieces = asyncio.run(run())
     assert b"".join(data for _, data in pieces) == b"data: secret\n\n"
-    assert abs(pieces[0][0] - sent[0]) < 5 * MS
+    assert abs(pieces[0][0] - sent[0]) < 50 * MS  # the loop was blocked 100 ms: stamped at arrival, not read
     with scripted_server(script, tls=tls_server_context) as (url, _, _):
         strict = transport(url, verify_tls=True)
 

