@@ -50,7 +50,9 @@ def test_sampler_polls_counts_errors_and_reports_unavailable_sources() -> None:
     source = CountingSource(fail_every=3)
     sampler = Sampler([source, BrokenSource()], interval_s=0.01, sink=seen.append)
     assert sampler.start() == {"broken": "no such device"}
-    time.sleep(0.2)
+    deadline = time.monotonic() + 60  # waits for polls, not for a time: a busy machine polls late
+    while sampler.stats().polls < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
     sampler.sample_now()
     sampler.stop()
     stats = sampler.stats()
