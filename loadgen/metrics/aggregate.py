@@ -72,6 +72,9 @@ class Aggregator:
         self.method_pairs: dict[str, list[int]] = {}
         self.window_start_ns: int | None = None
         self.window_end_ns: int | None = None
+        self.arrivals = 0  # measured requests due to be sent (cancelled ones too): the offered load
+        self.first_intended_ns: int | None = None
+        self.last_intended_ns: int | None = None
 
     @staticmethod
     def new_histogram(name: str) -> Histogram:
@@ -82,6 +85,7 @@ class Aggregator:
         if record.warmup:
             self.warmup += 1
             return
+        self._count_arrival(record.intended_ns)
         kind = record.error_kind
         if kind is ErrorKind.CANCELLED:
             self.cancelled += 1
@@ -169,6 +173,22 @@ class Aggregator:
     def _meets_slo(self, record: RequestRecord) -> bool:
         return all(rm.meets_slo(record, target.metric, target.threshold_ns) for target in self._per_request_slo)
 
+    def _count_arrival(self, intended_ns: int) -> None:
+        self.arrivals += 1
+        if self.first_intended_ns is None or intended_ns < self.first_intended_ns:
+            self.first_intended_ns = intended_ns
+        if self.last_intended_ns is None or intended_ns > self.last_intended_ns:
+            self.last_intended_ns = intended_ns
+
+    @property
+    def arrivals_per_s(self) -> float | None:
+        """Requests offered per second, as they were due (not as set): between the first and
+        the last intended send, (arrivals − 1) gaps."""
+        if self.first_intended_ns is None or self.last_intended_ns is None or self.arrivals < 2:
+            return None
+        span = self.last_intended_ns - self.first_intended_ns
+        return (self.arrivals - 1) / (span / 1e9) if span > 0 else None
+
     def _widen_window(self, record: RequestRecord) -> None:
         start = record.intended_ns
         end = record.end_ns if record.end_ns is not None else start
@@ -238,6 +258,7 @@ COUNTERS = (
     "zero_gaps",
     "answers_checked",
     "answers_correct",
+    "arrivals",
 )
 COUNTER_MAPS = ("errors_by_kind", "output_methods", "input_methods", "itl_splits", "finish_reasons")
 
@@ -258,6 +279,8 @@ def aggregator_state(aggregator: Aggregator, close_interval: bool = True) -> dic
         "method_pairs": aggregator.method_pairs,
         "window_start_ns": aggregator.window_start_ns,
         "window_end_ns": aggregator.window_end_ns,
+        "first_intended_ns": aggregator.first_intended_ns,
+        "last_intended_ns": aggregator.last_intended_ns,
         "histograms": {name: {"encoded": h.encode(), "out_of_range": h.out_of_range} for name, h in histograms.items()},
     }
 
@@ -272,8 +295,9 @@ def merge_state(aggregator: Aggregator, state: dict[str, Any]) -> None:
     for method, (requests, usage, other) in state["method_pairs"].items():
         pair = aggregator.method_pairs.setdefault(method, [0, 0, 0])
         pair[0], pair[1], pair[2] = pair[0] + requests, pair[1] + usage, pair[2] + other
-    for edge, pick in (("window_start_ns", min), ("window_end_ns", max)):
-        mine, theirs = getattr(aggregator, edge), state[edge]
+    edges = (("window_start_ns", min), ("window_end_ns", max), ("first_intended_ns", min), ("last_intended_ns", max))
+    for edge, pick in edges:
+        mine, theirs = getattr(aggregator, edge), state.get(edge)
         if theirs is not None:
             setattr(aggregator, edge, theirs if mine is None else pick(mine, theirs))
     for name, histogram in state["histograms"].items():

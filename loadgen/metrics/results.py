@@ -161,7 +161,8 @@ class Throughput(Section, frozen=True, kw_only=True):
     output_tokens_per_s: float | None = None
     input_tokens_per_s: float | None = None
     sequences_per_s: float | None = None
-    offered_requests_per_s: float | None = None  # open loop: what was offered
+    offered_requests_per_s: float | None = None  # open loop: the rate that was set
+    arrived_requests_per_s: float | None = None  # open loop: the rate requests were due, as measured
 
 
 class Requests(Section, frozen=True, kw_only=True):

@@ -141,6 +141,7 @@ def build_summary(aggregator: Aggregator, info: RunInfo) -> RunSummary:
             sequences_per_s=per_second(aggregator.completed * load.batch_size),
             # open loop: what was offered, beside what was achieved over the window (which includes the drain)
             offered_requests_per_s=load.rate_rps if open_loop else None,
+            arrived_requests_per_s=_rounded(aggregator.arrivals_per_s) if open_loop else None,
         ),
         requests=Requests(
             completed=aggregator.completed,
@@ -276,3 +277,7 @@ def _connect_stats(connect_ns: tuple[int, ...] | None) -> Distribution | None:
     histogram = Histogram.latency()
     histogram.record_many(connect_ns)
     return Distribution.of(histogram.stats())
+
+
+def _rounded(value: float | None, digits: int = 3) -> float | None:
+    return round(value, digits) if value is not None else None

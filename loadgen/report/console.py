@@ -292,7 +292,7 @@ def sweep_table(summaries: Sequence[RunSummary], slo: Sequence[SloTarget] = ()) 
     with_tpot = any(summary.latency_ms.tpot.p50 is not None for summary in summaries)
     columns = ["level", "req/s", "out\ntok/s", "TTFT\np50", "TTFT\np99", "TPOT\np50", "TPOT\np99", "E2E\np50", "fail"]
     open_loop = any(summary.throughput.offered_requests_per_s for summary in summaries)
-    if open_loop:  # achieved req/s beside the offered rate: the window includes the drain
+    if open_loop:  # the rate requests were due (the label says the setting) beside the achieved one
         columns.insert(1, "offered\nreq/s")
     if not with_tpot:  # not streamed: TTFT is end-to-end and there is no TPOT
         columns = [c for c in columns if not c.startswith("TPOT")]
@@ -314,7 +314,7 @@ def sweep_table(summaries: Sequence[RunSummary], slo: Sequence[SloTarget] = ()) 
         )
         row = [
             level_label(summary) + marks,
-            *((_number(throughput.offered_requests_per_s, 2),) if open_loop else ()),
+            *((_number(throughput.arrived_requests_per_s, 2),) if open_loop else ()),
             _number(throughput.requests_per_s, 2),
             _number(throughput.output_tokens_per_s, 0),
             _ms(latency.ttft.p50),

@@ -31,8 +31,10 @@ def test_aiperf_json_maps_inter_token_latency_to_tpot(tmp_path: Path) -> None:
     assert level["latency_ms"]["ttft"]["p99"] == 4119.33 and level["latency_ms"]["ttft"]["mean"] == 1588.8
     assert level["latency_ms"]["tpot"]["p50"] == 51.98  # AIPerf's inter_token_latency is loadgen's TPOT
     assert level["latency_ms"]["e2e"]["p95"] == 8980.84
-    assert level["throughput"] == {"requests_per_s": 13.16, "output_tokens_per_s": 1274.63, "input_tokens_per_s": None,
-                                   "sequences_per_s": 13.16, "offered_requests_per_s": None}  # fmt: skip
+    assert level["throughput"] == {
+        "requests_per_s": 13.16, "output_tokens_per_s": 1274.63, "input_tokens_per_s": None, "sequences_per_s": 13.16,
+        "offered_requests_per_s": None, "arrived_requests_per_s": None,
+    }  # fmt: skip
     assert level["tokens"]["output_per_request"] == 96.85 and level["requests"]["completed"] == 200
     assert "TPOT" not in sweep["imported"]["definitions"]["ttft"]
     assert "(end-to-end − TTFT) ÷ (output tokens − 1)" in sweep["imported"]["definitions"]["tpot"]

@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from loadgen.config import LoadConfig, SloTarget
+from loadgen.config import LoadConfig, LoadMode, SloTarget
 from loadgen.engine.monitor import ClientReport
 from loadgen.errors import ErrorKind
 from loadgen.metrics.aggregate import Aggregator
@@ -13,7 +13,11 @@ from tests.records import MS, record
 
 
 def summarize(aggregator: Aggregator) -> dict:
-    info = RunInfo(
+    return build_summary(aggregator, _info()).to_json()  # as summary.json has it
+
+
+def _info() -> RunInfo:
+    return RunInfo(
         endpoint="http://127.0.0.1:1",
         api="openai-chat",
         model="m",
@@ -28,7 +32,6 @@ def summarize(aggregator: Aggregator) -> dict:
         tokenizer=None,
         listener_failures={},
     )
-    return build_summary(aggregator, info).to_json()  # as summary.json has it
 
 
 def test_summary_math_on_hand_computed_requests() -> None:
@@ -158,3 +161,19 @@ def test_cached_prompt_tokens_are_summed_when_the_server_reports_them() -> None:
     for cached in (140, 150, None):
         aggregator.on_record(dataclasses.replace(record(chunks_ms=(10, 20), end_ms=21), cached_input_tokens=cached))
     assert (aggregator.cached_input_tokens, aggregator.cached_input_known) == (290, 2)
+
+
+def test_the_offered_rate_is_measured_from_when_requests_were_due() -> None:
+    """An open-loop level at 16 req/s whose Poisson draw brought 13.65/s said 16.00: now the rate
+    the requests were due at (warm-up out, a request cancelled at the end in) beside the setting."""
+    aggregator = Aggregator(())
+    aggregator.on_record(record(intended_ms=-50, sent_ms=-50, chunks_ms=(-40,), end_ms=-30, warmup=True))
+    for intended in (0, 100, 250):
+        aggregator.on_record(record(intended_ms=intended, sent_ms=intended, chunks_ms=(intended + 10,),
+                                    end_ms=intended + 20, output_tokens=1))  # fmt: skip
+    aggregator.on_record(record(intended_ms=400, sent_ms=400, error=ErrorKind.CANCELLED))
+    assert aggregator.arrivals == 4
+    assert aggregator.arrivals_per_s == pytest.approx(3 / 0.4)
+    info = dataclasses.replace(_info(), load=LoadConfig(mode=LoadMode.OPEN, rate_rps=16.0, requests=4))
+    throughput = build_summary(aggregator, info).throughput
+    assert (throughput.offered_requests_per_s, throughput.arrived_requests_per_s) == (16.0, 7.5)

@@ -112,6 +112,8 @@ def test_report_pages_render_in_chromium(start_sim: SimFactory, tmp_path: Path) 
                     assert await page.evaluate("document.querySelectorAll('script:not([type])').length") == 2
                 if name == "sweep":
                     assert "✗target" in text and "the server lagged its own model" in text
+                    # the header's verdict is every level's, not the first one's (it said "valid")
+                    assert "2 of 3 levels valid · INVALID at c=16: the simulated server ran 41% behind" in text
                     assert await page.evaluate("document.getElementById('r1-pareto').data[1].name") == "not valid"
                 if name == "compare":
                     assert "failed base/cand" in text and "ok" in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 from typing import Any
 
@@ -44,7 +45,9 @@ def html_table(headers: list[str], rows: list[list[object]], table_id: str, text
     return f'<table id="{escape(table_id)}">{header_row}{body}</table>'
 
 
-def metadata_block(summary: RunSummary, config: RunConfig | None) -> str:
+def metadata_block(summary: RunSummary, config: RunConfig | None, levels: Sequence[RunSummary] = ()) -> str:
+    """The run's metadata from ``summary`` (a sweep's first level); the verdict from every one of
+    ``levels`` (default: ``summary`` alone), each as it was judged."""
     rows: list[list[object]] = [
         ["endpoint", summary.endpoint],
         ["API", summary.api],
@@ -54,9 +57,9 @@ def metadata_block(summary: RunSummary, config: RunConfig | None) -> str:
         ["token counting", summary.token_counting.output_method],
         ["stamps", (summary.clock.stamp_source if summary.clock else None) or "user space (before kernel stamps)"],
     ]
-    validity = summary.validity
-    if validity:
-        rows.append(["verdict", "valid" if validity.valid else "INVALID: " + "; ".join(validity.reasons)])
+    verdict = _verdict(levels or (summary,))
+    if verdict:
+        rows.append(["verdict", verdict])
     lost = [f"{name}: {detail.error}" for name, detail in (summary.output_errors or {}).items()]
     lost += [f"worker {name} died" for name in summary.lost_workers]
     if lost:
@@ -68,6 +71,20 @@ def metadata_block(summary: RunSummary, config: RunConfig | None) -> str:
         if slos:
             html += f"<p>SLOs: {escape(', '.join(text for text, *_ in slos))}</p>"
     return html
+
+
+def _verdict(levels: Sequence[RunSummary]) -> str | None:
+    judged = [level for level in levels if level.validity is not None]
+    if not judged:
+        return None
+    invalid = [level for level in judged if level.validity is not None and not level.validity.valid]
+    if len(judged) == 1:
+        validity = judged[0].validity
+        assert validity is not None
+        return "valid" if validity.valid else "INVALID: " + "; ".join(validity.reasons)
+    head = f"{len(judged) - len(invalid)} of {len(judged)} levels valid"
+    reasons = [f"{level.label}: {'; '.join(level.validity.reasons)}" for level in invalid if level.validity]
+    return head + (" · INVALID at " + " · ".join(reasons) if reasons else "")
 
 
 def imported_block(source: ImportedSource) -> str:

@@ -190,7 +190,7 @@ def find_max_block(found: FindMaxOutcome, levels: list[RunSummary], config: RunC
 def sweep_page(directory: Path, sweep: SweepResult, config: RunConfig | None, prefix: str) -> str:
     """A sweep: where its figures came from, its levels against load, find-max, each level over time."""
     levels = list(sweep.levels)
-    about = imported_block(sweep.imported) if sweep.imported else metadata_block(levels[0], config)
+    about = imported_block(sweep.imported) if sweep.imported else metadata_block(levels[0], config, levels)
     html = f"<h2>sweep: {escape(str(directory))}</h2>" + about + sweep_section(levels, prefix, slo_texts(config))
     if sweep.find_max:
         html += find_max_block(sweep.find_max, levels, config, prefix)
