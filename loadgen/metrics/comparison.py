@@ -4,7 +4,8 @@
 Speedups (baseline ÷ candidate) of TTFT, TPOT and end-to-end medians with 95 % block-bootstrap
 intervals (1,000 resamples, seeded), the throughput ratio, and a paired comparison: request i
 carries the same prompt in every variant, so the share of requests the candidate served faster
-end to end. The crossover is the first level where the end-to-end speedup falls below 1.
+end to end. A crossover is the first level where the candidate no longer helps (95 % interval of
+the end-to-end speedup above 1×), after one where it did (``candidate_verdict``).
 """
 
 from __future__ import annotations
@@ -212,10 +213,48 @@ def compare_level(base_dir: Path, cand_dir: Path, base: RunSummary, cand: RunSum
     )
 
 
-def crossover(levels: list[ComparedLevel]) -> str | None:
-    """The first level where the candidate's end-to-end speedup falls below 1."""
-    for level in levels:
-        speedup = level.comparison.e2e.speedup
-        if speedup is not None and speedup < 1:
-            return level.level
-    return None
+def _helped(level: ComparedLevel) -> bool:
+    """Faster end to end beyond doubt: the whole 95 % interval of the speedup above 1×."""
+    e2e = level.comparison.e2e
+    return e2e.low is not None and e2e.low > 1
+
+
+def _fair(level: ComparedLevel) -> bool:
+    """Both variants' levels valid (a level judged by neither counts as fair: nothing said otherwise)."""
+    return all(validity is None or validity.valid for validity in level.comparison.validity.values())
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateVerdict:
+    """What a candidate's levels add up to, decided once here and only rendered elsewhere."""
+
+    text: str
+    crossover: str | None = None  # the first fair level where it stopped helping, after one where it helped
+    fair: bool = True  # False: no level was valid for both variants; no winner can be named
+
+
+def candidate_verdict(levels: list[ComparedLevel], candidate: str) -> CandidateVerdict:
+    """A winner only among levels valid for both variants; a crossover only between a level where
+    the candidate helped (95 % interval above 1×) and a later one where it did not."""
+    fair = [level for level in levels if _fair(level)]
+    excluded = len(levels) - len(fair)
+    if not fair:
+        return CandidateVerdict(f"no verdict: no level was valid for both variants ({len(levels)} INVALID), so "
+                                "neither is faster here", fair=False)  # fmt: skip
+    note = f" ({excluded} INVALID level{'s' if excluded > 1 else ''} left out)" if excluded else ""
+    helped = [level for level in fair if _helped(level)]
+    if len(helped) == len(fair):
+        return CandidateVerdict(f"{candidate} is faster end to end at every valid level measured{note}")
+    if not helped:
+        slower = [level.level for level in fair if (e2e := level.comparison.e2e).high is not None and e2e.high < 1]
+        if slower:
+            return CandidateVerdict(f"{candidate} never helped end to end: slower at {', '.join(slower)}{note}")
+        return CandidateVerdict(f"{candidate} was not faster beyond doubt at any valid level (every interval "
+                                f"reaches 1× or there is none){note}")  # fmt: skip
+    first_helped = fair.index(helped[0])
+    stopped = next((level for level in fair[first_helped + 1 :] if not _helped(level)), None)
+    if stopped is not None and all(not _helped(level) for level in fair[fair.index(stopped) :]):
+        return CandidateVerdict(f"crossover: {candidate} helps end to end up to {helped[-1].level} and no longer at "
+                                f"{stopped.level}{note}", crossover=stopped.level)  # fmt: skip
+    return CandidateVerdict(f"{candidate} is faster end to end at {', '.join(level.level for level in helped)} only"
+                            f"{note}")  # fmt: skip

@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 
-from loadgen.metrics.comparison import ComparedLevel, CompareResult, Speedup, crossover
+from loadgen.metrics.comparison import ComparedLevel, CompareResult, Speedup, candidate_verdict
 from loadgen.report.console import invalid_variants
 
 
@@ -50,14 +50,8 @@ def compare_lines(result: CompareResult, candidate: str) -> list[Text]:
                           "summary.json validity", style="bold red"))  # fmt: skip
     unknown = [row for row in rows if row.comparison.e2e.speedup is None]
     lines += [Text(f"{row.level}: no speedup: {row.comparison.e2e.reason}", style="yellow") for row in unknown]
-    point = crossover(rows)
-    if point:
-        lines.append(Text(f"crossover: {candidate} stops helping end to end at {point}"))
-    elif unknown and len(unknown) < len(rows):
-        lines.append(Text(f"{candidate} is faster end to end at the levels with a speedup; {len(unknown)} level(s) "
-                          "gave none"))  # fmt: skip
-    elif rows and not unknown:
-        lines.append(Text(f"{candidate} is faster end to end at every level measured"))
+    verdict = candidate_verdict(rows, candidate)
+    lines.append(Text(verdict.text, style="" if verdict.fair else "bold red"))
     return lines + _warnings(rows, candidate)
 
 

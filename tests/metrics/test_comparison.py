@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from loadgen.metrics.comparison import ComparedLevel, CompareResult, Comparison, Speedup, compare_level, crossover
-from loadgen.metrics.results import RunSummary
+from loadgen.metrics.comparison import (
+    ComparedLevel,
+    CompareResult,
+    Comparison,
+    Speedup,
+    candidate_verdict,
+    compare_level,
+)
+from loadgen.metrics.results import RunSummary, Validity
 from loadgen.records import RequestRecord, TokenMethod
 
 
@@ -52,12 +59,37 @@ def test_unequal_lengths_are_flagged(tmp_path: Path) -> None:
     assert compare_level(tmp_path / "base", tmp_path / "cand", summary(1), summary(1), 0).lengths_match is False
 
 
-def test_crossover() -> None:
-    def row(level: str, speedup: float) -> ComparedLevel:
-        return ComparedLevel(level=level, candidate="fast", comparison=Comparison(e2e=Speedup(speedup=speedup)))
+def _row(level: str, speedup: float, low: float, high: float, valid: bool = True) -> ComparedLevel:
+    validity = Validity(verdict="valid" if valid else "client_saturated", valid=valid)
+    comparison = Comparison(e2e=Speedup(speedup=speedup, low=low, high=high),
+                            validity={"base": validity, "fast": validity})  # fmt: skip
+    return ComparedLevel(level=level, candidate="fast", comparison=comparison)
 
-    assert crossover([row("c=1", 1.8), row("c=64", 1.2), row("c=128", 0.9), row("c=256", 0.7)]) == "c=128"
-    assert crossover([row("c=1", 1.8)]) is None
+
+def test_a_crossover_needs_a_level_where_the_candidate_helped_and_a_later_one_where_it_did_not() -> None:
+    rows = [_row("c=1", 1.8, 1.6, 2.0), _row("c=64", 1.2, 1.1, 1.3), _row("c=128", 0.9, 0.8, 1.0),
+            _row("c=256", 0.7, 0.6, 0.8)]  # fmt: skip
+    verdict = candidate_verdict(rows, "fast")
+    assert verdict.crossover == "c=128"
+    assert verdict.text == "crossover: fast helps end to end up to c=64 and no longer at c=128"
+
+
+def test_a_candidate_that_never_helped_has_no_crossover() -> None:
+    """Before: "draft stops helping end to end at c=1" for a draft at 0.56× that never helped."""
+    verdict = candidate_verdict([_row("c=1", 0.56, 0.5, 0.6), _row("c=8", 0.8, 0.7, 0.9)], "draft")
+    assert verdict.crossover is None
+    assert verdict.text == "draft never helped end to end: slower at c=1, c=8"
+    unsure = candidate_verdict([_row("c=1", 1.05, 0.95, 1.2)], "draft")
+    assert unsure.crossover is None and "not faster beyond doubt" in unsure.text
+
+
+def test_no_winner_among_invalid_levels() -> None:
+    """Before: "assisted is faster at every level measured" when every level was INVALID."""
+    verdict = candidate_verdict([_row("c=1", 1.8, 1.6, 2.0, valid=False), _row("c=4", 1.7, 1.5, 1.9, valid=False)],
+                                "assisted")  # fmt: skip
+    assert not verdict.fair and verdict.text.startswith("no verdict: no level was valid for both variants")
+    mixed = candidate_verdict([_row("c=1", 1.8, 1.6, 2.0), _row("c=4", 0.5, 0.4, 0.6, valid=False)], "assisted")
+    assert mixed.text == "assisted is faster end to end at every valid level measured (1 INVALID level left out)"
 
 
 def test_requests_that_ran_in_one_batch_are_resampled_together(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ def _results_section(directory: Path, number: int, notes: list[str]) -> str:
     prefix = f"r{number}"
     config = read_config(directory / "config.json") if (directory / "config.json").is_file() else None
     if (directory / "compare.json").is_file():
-        return compare_page(directory, read_compare(directory / "compare.json"), prefix)
+        return compare_page(directory, read_compare(directory / "compare.json"), prefix, config)
     if (directory / "sweep.json").is_file():
         return sweep_page(directory, read_sweep(directory / "sweep.json"), config, prefix)
     if (directory / "summary.json").is_file():

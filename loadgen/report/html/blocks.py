@@ -110,6 +110,8 @@ def as_flags(options: dict[str, Any]) -> str:
             flags.append(flag)
         elif name == "slo":
             flags.append(f"{flag} " + ",".join(_slo_flag(t) for t in value if isinstance(t, dict)))
+        elif isinstance(value, list) and all(isinstance(item, dict) and "text" in item for item in value):
+            flags.append(f"{flag} " + ",".join(str(item["text"]) for item in value))  # --fail-on as typed
         elif isinstance(value, list):
             flags.append(f"{flag} " + ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value))
         else:

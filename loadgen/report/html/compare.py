@@ -3,19 +3,22 @@ own latencies)."""
 
 from __future__ import annotations
 
+import json
 from html import escape
 from pathlib import Path
 
-from loadgen.metrics.comparison import SPEEDUP_METRICS, CompareResult, Comparison
+from loadgen.metrics.comparison import SPEEDUP_METRICS, CompareResult, Comparison, candidate_verdict
 from loadgen.metrics.results import (
+    RunConfig,
     RunSummary,
     read_summary,
 )
+from loadgen.parsing import public_url
 from loadgen.report.console import (
     invalid_variants,
     level_label,
 )
-from loadgen.report.html.blocks import html_table, percent_text
+from loadgen.report.html.blocks import as_flags, html_table, percent_text
 from loadgen.report.html.sweep import level_x
 from loadgen.report.plots import Chart
 
@@ -48,7 +51,8 @@ def compare_section(report: CompareResult, prefix: str, directory: Path) -> str:
     for candidate in {level.candidate for level in report.levels}:
         rows = report.rows(candidate)
         xs = [float(row.level.split("=")[1].rstrip("*")) for row in rows]
-        crossing = next((x for x, row in zip(xs, rows, strict=True) if (row.comparison.e2e.speedup or 2) < 1), None)
+        verdict = candidate_verdict(rows, candidate)
+        crossing = next((x for x, row in zip(xs, rows, strict=True) if row.level == verdict.crossover), None)
         html += f"<h3>{escape(candidate)} against {escape(report.baseline)}</h3>"
         chart = Chart(f"{prefix}-speedup-{candidate}", f"speedup of {candidate} (baseline ÷ candidate, 95% CI)",
                       "load (log)", "speedup ×", log_x=True)  # fmt: skip
@@ -95,16 +99,32 @@ def compare_section(report: CompareResult, prefix: str, directory: Path) -> str:
         for row in unknown:
             reason = row.comparison.e2e.reason or "no successful requests"
             html += f'<p class="warn">{escape(row.level)}: no speedup: {escape(reason)}</p>'
-        if crossing:
-            html += f"<p><b>crossover:</b> {escape(candidate)} stops helping at load {crossing:g}</p>"
-        elif unknown:
-            html += f"<p>{escape(candidate)} is faster at the levels with a speedup; {len(unknown)} gave none</p>"
-        else:
-            html += f"<p>{escape(candidate)} is faster at every level measured</p>"
+        invalid = [f"{row.level} ({mark})" for row in rows if (mark := invalid_variants(row.comparison))]
+        if invalid:
+            html += (f'<p class="warn"><b>INVALID levels, not a fair comparison:</b> {escape(", ".join(invalid))} '
+                     "(see each level's summary.json validity)</p>")  # fmt: skip
+        html += f"<p{'' if verdict.fair else ' class=warn'}><b>verdict:</b> {escape(verdict.text)}</p>"
         if any(not row.comparison.lengths_match for row in rows):
             html += '<p class="warn">output lengths differ between variants: not like for like</p>'
     return html
 
 
-def compare_page(directory: Path, report: CompareResult, prefix: str) -> str:
-    return f"<h2>comparison: {escape(str(directory))}</h2>" + compare_section(report, prefix, directory)
+def compare_page(directory: Path, report: CompareResult, prefix: str, config: RunConfig | None = None) -> str:
+    header = f"<h2>comparison: {escape(str(directory))}</h2>" + _compare_about(directory, report, config)
+    return header + compare_section(report, prefix, directory)
+
+
+def _compare_about(directory: Path, report: CompareResult, config: RunConfig | None) -> str:
+    """What was compared, when, with which options: the variants and the baseline's first level."""
+    rows: list[list[object]] = [["baseline", report.baseline]]
+    for variant in report.variants:
+        extra = f" with {json.dumps(variant.extra_body)}" if variant.extra_body else ""
+        rows.append([f"variant {variant.name}", f"{public_url(variant.target)}{extra}"])
+    first = next(iter(_variant_levels(directory, report.baseline)), None)
+    if first is not None:
+        rows += [["API", first.api], ["model", first.model], ["started", first.started_at],
+                 ["loadgen", first.loadgen_version]]  # fmt: skip
+    html = html_table(["", ""], rows, "compare-about", text_columns=2)
+    if config:
+        html += f"<p>options: <code>{escape(as_flags(config.options))}</code></p>"
+    return html
