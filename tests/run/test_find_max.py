@@ -1,6 +1,6 @@
 from loadgen.config import LoadConfig, LoadMode, SloTarget
 from loadgen.metrics.results import RunSummary
-from loadgen.plan.knee import knee_index
+from loadgen.plan.knee import knee_index, sweep_knee
 from loadgen.run.find_max import MaxLoadSearch
 
 SLO = (SloTarget("ttft", 500_000_000, 99.0),)
@@ -77,3 +77,29 @@ def test_clearly_over_slo_needs_enough_requests_and_a_median_twice_over() -> Non
     for index in range(10):
         calm.on_record(record(intended_ms=0, chunks_ms=(600.0,), end_ms=700.0, index=index))
     assert clearly_over_slo(calm, SLO, min_requests=10) is None  # over the SLO, but not twice over
+
+
+def _level(
+    load: float, tokens_per_s: float, e2e_ms: float, *, open_loop: bool = False, valid: bool = True
+) -> RunSummary:
+    return RunSummary.from_json({
+        "load": {"mode": "open" if open_loop else "closed", "concurrency": None if open_loop else int(load),
+                 "rate": load if open_loop else None},
+        "throughput": {"output_tokens_per_s": tokens_per_s}, "latency_ms": {"e2e": {"p50": e2e_ms}},
+        "validity": {"verdict": "valid" if valid else "client_saturated", "valid": valid},
+    })  # fmt: skip
+
+
+def test_a_sweep_that_never_saturates_has_no_knee() -> None:
+    """Before: --rate 1..16 marked r=8 as the knee while throughput doubled again at r=16 with flat latency."""
+    rising = [_level(rate, 100 * rate, 1000 + rate, open_loop=True) for rate in (1, 2, 4, 8, 16)]
+    rising[3] = _level(8, 760, 1050, open_loop=True)  # a dip that makes a kneedle "knee"
+    assert sweep_knee(rising) is None
+
+
+def test_a_saturating_sweep_has_its_knee_and_invalid_levels_are_left_out() -> None:
+    levels = [_level(c, t, e) for c, t, e in ((1, 100, 1000), (4, 390, 1050), (16, 1400, 1200), (32, 1500, 2300),
+                                              (64, 1520, 4500))]  # fmt: skip
+    assert sweep_knee(levels) == 2
+    levels[2] = _level(16, 1400, 1200, valid=False)
+    assert sweep_knee(levels) != 2
