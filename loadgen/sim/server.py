@@ -80,6 +80,7 @@ class SimOptions:
 class RequestLog:
     received_ns: int
     chunk_ns: list[int] = field(default_factory=list)
+    end_ns: int | None = None  # just before the closing bytes (usage, [DONE]) were written
     first_word: str = ""  # of the prompt: lets a benchmark match its records with this log
 
 
@@ -229,6 +230,8 @@ class SimServer:
                     log.chunk_ns.append(time.perf_counter_ns())
                 await response.write(frame)
                 position += count
+            if self.options.keep_log:
+                log.end_ns = time.perf_counter_ns()  # the last bytes (usage, [DONE]) go now
             await response.write(formatter.closing(position))
             await response.write_eof()
         except ConnectionError:
@@ -277,7 +280,8 @@ class SimServer:
 
     async def _log(self, request: web.Request) -> web.Response:
         return web.json_response([{"received_ns": entry.received_ns, "chunk_ns": entry.chunk_ns,
-                                   "first_word": entry.first_word} for entry in self.log])  # fmt: skip
+                                   "end_ns": entry.end_ns, "first_word": entry.first_word}
+                                  for entry in self.log])  # fmt: skip
 
     async def _metrics(self, request: web.Request) -> web.Response:
         lines = []

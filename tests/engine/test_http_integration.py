@@ -27,26 +27,18 @@ def read_records(tmp_path: Path) -> list[dict]:
     return [json.loads(line) for line in lines]
 
 
-def matched_to_the_server_log(records: list[dict], server_log: list[dict], origin_ns: int) -> list[tuple[dict, dict]]:
-    """Each record with the server's entry whose chunk times are closest to its arrival stamps
-    (greedy, closest pairs first): at 16 streams, first chunks a few microseconds apart may reach
-    the client in another order than the server wrote them."""
+def unique_prompts(tmp_path: Path, count: int) -> Path:
+    """Prompts whose first words tell the requests apart in the server's log (``first_word``)."""
+    path = tmp_path / "prompts.jsonl"
+    path.write_text("".join(json.dumps({"id": f"q{i}", "prompt": f"q{i} say something"}) + "\n" for i in range(count)))
+    return path
 
-    def distance(record: dict, entry: dict) -> int:
-        return max(abs(origin_ns + arrival - written)
-                   for arrival, written in zip(record["chunk_ns"], entry["chunk_ns"], strict=True))  # fmt: skip
 
-    candidates = sorted((distance(record, entry), r, e) for r, record in enumerate(records)
-                        for e, entry in enumerate(server_log))  # fmt: skip
-    taken_records: set[int] = set()
-    taken_entries: set[int] = set()
-    pairs = []
-    for _, r, e in candidates:
-        if r not in taken_records and e not in taken_entries:
-            taken_records.add(r)
-            taken_entries.add(e)
-            pairs.append((records[r], server_log[e]))
-    assert len(pairs) == len(records) == len(server_log)
+def matched_to_the_server_log(records: list[dict], server_log: list[dict]) -> list[tuple[dict, dict]]:
+    """Each record with the server's entry for the same request (its prompt's first word)."""
+    served = {entry["first_word"]: entry for entry in server_log}
+    pairs = [(record, served[record["prompt_id"]]) for record in records]
+    assert len(pairs) == len(server_log)
     return pairs
 
 
@@ -61,6 +53,7 @@ def test_measured_ttft_and_itl_match_the_server_timings(
     code, summary = run_cli(
         tmp_path, "--endpoint", sim.url, "--model", "sim-llm", "--concurrency", str(concurrency),
         "--requests", str(3 * concurrency), "--warmup", "0", "--max-tokens", "12", "--ramp-up", "100ms",
+        "--prompts", str(unique_prompts(tmp_path, 3 * concurrency)),
     )  # fmt: skip
     assert code == 0
     assert summary["requests"]["completed"] == 3 * concurrency
@@ -70,7 +63,7 @@ def test_measured_ttft_and_itl_match_the_server_timings(
     assert latency["ttft"]["min"] >= 39.9
     origin = summary["clock"]["monotonic_start_ns"]
     server_log = [entry for entry in fetch_json(sim.url + "/sim/log") if len(entry["chunk_ns"]) == 12]  # type: ignore[union-attr]
-    pairs = matched_to_the_server_log(read_records(tmp_path), server_log, origin)
+    pairs = matched_to_the_server_log(read_records(tmp_path), server_log)
     # loadgen's own error: each chunk's arrival stamp against the time the server wrote it
     delays_ms = [(origin + arrival - written) / MS for record, entry in pairs
                  for arrival, written in zip(record["chunk_ns"], entry["chunk_ns"], strict=True)]  # fmt: skip
@@ -78,7 +71,8 @@ def test_measured_ttft_and_itl_match_the_server_timings(
     assert statistics.median(delays_ms) < 2.0
     # the gaps loadgen reports are the gaps the server made (ITL per chunk, TPOT per request)
     server_gaps_ms = [(later - earlier) / MS for _, entry in pairs for earlier, later in pairwise(entry["chunk_ns"])]
-    server_tpot_ms = [(entry["chunk_ns"][-1] - entry["chunk_ns"][0]) / MS / 11 for _, entry in pairs]
+    # TPOT runs to the answer's last byte (e2e − TTFT): the server's own end, its closing write
+    server_tpot_ms = [(entry["end_ns"] - entry["chunk_ns"][0]) / MS / 11 for _, entry in pairs]
     assert latency["itl"]["p50"] == pytest.approx(statistics.median(server_gaps_ms), abs=0.5)
     assert latency["tpot"]["p50"] == pytest.approx(statistics.median(server_tpot_ms), abs=0.3)
     # and every TTFT is at least the server's own time from receiving the request to its first chunk
