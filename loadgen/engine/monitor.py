@@ -24,6 +24,7 @@ class ClientReport:
     cpu_percent_max: float | None
     cpu_saturated: bool
     rss_bytes_max: int | None
+    host_cpu_percent_max: float | None = None  # the whole machine's, all cores (100 = every core busy)
 
 
 class ClientMonitor:
@@ -32,12 +33,14 @@ class ClientMonitor:
         self._on_warning = on_warning
         self._process = psutil.Process()
         self._samples: list[float] = []
+        self._host_samples: list[float] = []
         self._rss_max = 0
         self._streak = 0
         self.saturated = False
 
     async def run(self) -> None:
         self._process.cpu_percent(None)
+        psutil.cpu_percent(None)
         while True:
             await asyncio.sleep(self._interval_s)
             self.sample()
@@ -45,6 +48,7 @@ class ClientMonitor:
     def sample(self) -> None:
         cpu = self._process.cpu_percent(None)
         self._samples.append(cpu)
+        self._host_samples.append(psutil.cpu_percent(None))
         self._rss_max = max(self._rss_max, self._process.memory_info().rss)
         self._streak = self._streak + 1 if cpu >= CPU_LIMIT_PERCENT else 0
         if self._streak >= SUSTAINED_SAMPLES and not self.saturated:
@@ -62,4 +66,5 @@ class ClientMonitor:
             cpu_percent_max=round(max(samples), 1) if samples else None,
             cpu_saturated=self.saturated,
             rss_bytes_max=self._rss_max or None,
+            host_cpu_percent_max=round(max(self._host_samples), 1) if self._host_samples else None,
         )

@@ -219,6 +219,7 @@ class Connections(Section, frozen=True, kw_only=True):
 class Client(Section, frozen=True, kw_only=True):
     cpu_percent: float | None = None
     cpu_percent_max: float | None = None
+    host_cpu_percent_max: float | None = None  # the whole machine, all cores: 100 = every core busy
     rss_bytes_max: int | None = None
     saturated: bool = False
     cpu_saturated: bool = False
@@ -344,7 +345,7 @@ class TargetLag(Section, frozen=True, kw_only=True):
 
 
 class Validity(Section, frozen=True, kw_only=True):
-    verdict: str  # valid, mostly_failed, client_saturated, target_lagging
+    verdict: str  # valid, mostly_failed, client_saturated, host_busy, target_lagging
     valid: bool
     marks: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()

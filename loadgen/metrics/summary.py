@@ -171,6 +171,7 @@ def build_summary(aggregator: Aggregator, info: RunInfo) -> RunSummary:
         client=Client(
             cpu_percent=info.client.cpu_percent_mean,
             cpu_percent_max=info.client.cpu_percent_max,
+            host_cpu_percent_max=info.client.host_cpu_percent_max,
             rss_bytes_max=info.client.rss_bytes_max,
             saturated=info.client.cpu_saturated or lag_saturated or read_lag_saturated,
             cpu_saturated=info.client.cpu_saturated,

@@ -3,7 +3,9 @@ its own delay, the target's own lag (the simulator's, or any server that exports
 counters) and the error rate, so a run never looks clean when it is not.
 
 Verdicts, the first that applies: ``mostly_failed`` (errors over the limit, or nothing completed),
-``client_saturated`` (loadgen was the bottleneck: ``summary.client.saturated``),
+``client_saturated`` (loadgen was the bottleneck: ``summary.client.saturated``), or ``host_busy``
+(loadgen was late while using little CPU itself and the machine's CPUs were all busy: other work
+delayed it, and its latencies include that delay),
 ``target_lagging`` (the simulated server fell behind its own model by more than
 ``TARGET_LAG_LIMIT``: its latencies are its host's, not the modelled hardware's), else ``valid``.
 ``partial`` (a level cut short) is a mark beside the verdict, not a verdict.
@@ -16,7 +18,9 @@ from loadgen.metrics.results import Client, RunSummary, TargetLag, Validity
 
 TARGET_LAG_LIMIT = 0.05  # of the modelled engine time
 DEFAULT_MAX_ERROR_RATE = 0.05
-VERDICTS = ("valid", "mostly_failed", "client_saturated", "target_lagging")
+VERDICTS = ("valid", "mostly_failed", "client_saturated", "host_busy", "target_lagging")
+HOST_BUSY_PERCENT = 90.0  # the whole machine's CPU
+CLIENT_IDLE_PERCENT = 50.0  # of one core: loadgen itself was not what used it
 
 
 def target_lag(before: dict[str, float] | None, after: dict[str, float] | None) -> TargetLag | None:
@@ -44,8 +48,9 @@ def level_validity(summary: RunSummary, max_error_rate: float = DEFAULT_MAX_ERRO
         reasons.append(failing)
     client = summary.client
     if client.saturated:
-        marks.append("client_saturated")
-        reasons.append(_client_reason(client))
+        busy_host = _busy_host(client)
+        marks.append("host_busy" if busy_host else "client_saturated")
+        reasons.append(busy_host or _client_reason(client))
     target = summary.target
     lag = target.lag_fraction if target is not None else None
     if target is not None and target.lag_fraction > TARGET_LAG_LIMIT:
@@ -74,6 +79,26 @@ def failed_requests(summary: RunSummary, max_error_rate: float) -> str | None:
         return (f"{failed} of {total} requests failed ({100 * failed / total:.1f}%, over --max-error-rate "
                 f"{100 * max_error_rate:g}%){cause}")  # fmt: skip
     return None
+
+
+def _busy_host(client: Client) -> str | None:
+    """Why the machine, not loadgen, was the bottleneck, or None: late sends or reads while loadgen
+    used little CPU and every core was busy."""
+    host, own = client.host_cpu_percent_max, client.cpu_percent_max
+    if client.cpu_saturated or host is None or host < HOST_BUSY_PERCENT or (own or 0.0) >= CLIENT_IDLE_PERCENT:
+        return None
+    late = _lateness(client)
+    return (f"the machine was busy with other work (CPU {host:.0f}% of all cores, loadgen at most {own or 0:.0f}% of "
+            f"one): {late} were its delay, included in every latency; measure on a quieter machine")  # fmt: skip
+
+
+def _lateness(client: Client) -> str:
+    parts = []
+    if client.schedule_lag_saturated:
+        parts.append(f"send lag p99 {client.send_lag_ms.p99 or 0:.1f} ms")
+    if client.read_lag_saturated:
+        parts.append(f"read lag p95 {client.read_lag_ms.p95 or 0:.1f} ms")
+    return " and ".join(parts) or "its lags"
 
 
 def _client_reason(client: Client) -> str:

@@ -233,12 +233,12 @@ def facts_lines(summary: RunSummary) -> list[Text]:
     return lines
 
 
-VALIDITY_CODES = {"mostly_failed": "✗failed", "client_saturated": "✗client", "target_lagging": "✗target",
-                  "partial": "part"}  # fmt: skip
+VALIDITY_CODES = {"mostly_failed": "✗failed", "client_saturated": "✗client", "host_busy": "✗host",
+                  "target_lagging": "✗target", "partial": "part"}  # fmt: skip
 
 
-VALIDITY_LEGEND = ("valid: ✗client = loadgen was the bottleneck, ✗target = the server lagged its own model, "
-                   "✗failed = mostly failed, part = cut short")  # fmt: skip
+VALIDITY_LEGEND = ("valid: ✗client = loadgen was the bottleneck, ✗host = the machine was busy with other work, "
+                   "✗target = the server lagged its own model, ✗failed = mostly failed, part = cut short")  # fmt: skip
 
 
 def validity_cell(summary: RunSummary) -> str:

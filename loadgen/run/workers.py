@@ -266,6 +266,9 @@ def _merged_client(clients: list[Client]) -> ClientReport:
         cpu_percent_max=max((c.cpu_percent_max for c in clients if c.cpu_percent_max is not None), default=None),
         cpu_saturated=any(c.cpu_saturated for c in clients),
         rss_bytes_max=max((c.rss_bytes_max for c in clients if c.rss_bytes_max is not None), default=None),
+        host_cpu_percent_max=max(
+            (c.host_cpu_percent_max for c in clients if c.host_cpu_percent_max is not None), default=None
+        ),
     )
 
 

@@ -47,6 +47,24 @@ def test_verdicts_in_their_order() -> None:
     assert cut.valid and cut.marks == ("partial",)
 
 
+def test_a_busy_machine_is_not_blamed_on_loadgen() -> None:
+    """Before: "loadgen was the bottleneck" at c=1 while the host's CPU was at 100 % and loadgen's at 3.6 %."""
+    late = {"saturated": True, "cpu_saturated": False, "schedule_lag_saturated": True, "read_lag_saturated": False,
+            "send_lag_ms": {"p99": 12.5}, "cpu_percent_max": 3.6}  # fmt: skip
+    busy = level_validity(RunSummary.from_json({"requests": {"completed": 100}, "client": {
+        **late, "host_cpu_percent_max": 100.0}}))  # fmt: skip
+    assert busy.verdict == "host_busy" and busy.marks == ("host_busy",)
+    assert busy.reasons[0] == ("the machine was busy with other work (CPU 100% of all cores, loadgen at most 4% of "
+                               "one): send lag p99 12.5 ms were its delay, included in every latency; measure on a "
+                               "quieter machine")  # fmt: skip
+    quiet_host = level_validity(RunSummary.from_json({"requests": {"completed": 100}, "client": {
+        **late, "host_cpu_percent_max": 40.0}}))  # fmt: skip
+    assert quiet_host.verdict == "client_saturated" and quiet_host.reasons[0].startswith("loadgen was the bottleneck")
+    own_cpu = level_validity(RunSummary.from_json({"requests": {"completed": 100}, "client": {
+        **late, "cpu_saturated": True, "cpu_percent_max": 99.0, "host_cpu_percent_max": 100.0}}))  # fmt: skip
+    assert own_cpu.verdict == "client_saturated"
+
+
 def test_target_lag_between_two_scrapes() -> None:
     before = {"target_modelled_seconds_total": 10.0, "target_late_seconds_total": 1.0}
     after = {"target_modelled_seconds_total": 12.0, "target_late_seconds_total": 1.5}

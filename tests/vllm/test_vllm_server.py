@@ -53,7 +53,7 @@ def test_both_openai_apis_streamed_and_not(vllm_servers: VllmServers, tmp_path: 
         assert latency["tpot"]["count"] == 8 and latency["itl"]["count"] == 8 * 23
     else:  # a whole answer says nothing per token: no TPOT or ITL is claimed
         assert latency["tpot"]["count"] == 0 and latency["itl"]["count"] == 0
-    assert summary["validity"]["verdict"] in ("valid", "client_saturated")
+    assert summary["validity"]["verdict"] in ("valid", "client_saturated", "host_busy")
 
 
 def test_sweep_with_server_telemetry_and_the_models_tokenizer(vllm_servers: VllmServers, tmp_path: Path) -> None:
