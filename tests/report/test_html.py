@@ -195,3 +195,27 @@ def test_invalid_levels_are_marked_in_the_report(tmp_path: Path) -> None:
     levels[1]["validity"] = verdict({"requests": {"completed": 100, "failed": 0}, "target": lagging})
     html = render_report([Path(write_sweep(tmp_path / "s", levels))])
     assert "✗target" in html and "the server lagged its own model" in html
+
+
+def test_the_run_page_says_what_the_run_delivered(start_sim: SimFactory, tmp_path: Path) -> None:
+    """Before: no throughput at all on the run page (req/s, tok/s, completed/failed, goodput,
+    thresholds), and --fail-on printed as Python dicts."""
+    import html as html_module
+    import re
+
+    sim = start_sim("fixed:2,1")
+    output = tmp_path / "run"
+    assert main(["run", "--quiet", "--endpoint", sim.url, "--requests", "6", "--max-tokens", "4", "--warmup", "0",
+                 "--slo", "ttft=10s", "--fail-on", "ttft_p99>1ms", "--output", str(output)]) == 99  # fmt: skip
+    assert main(["report", str(output), "--output", str(tmp_path / "r.html")]) == 0
+    page = (tmp_path / "r.html").read_text()
+    text = html_module.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.sub(r"<script.*?</script>", "", page,
+                                                                                       flags=re.S))))  # fmt: skip
+    summary = json.loads((output / "summary.json").read_text())
+    assert "requests completed / failed 6 / 0" in text
+    assert f"requests/s {summary['throughput']['requests_per_s']:,.2f}" in text
+    assert "goodput (ttft ≤ 10000 ms) 6 requests (100.0%)" in text
+    assert "--fail-on ttft_p99>1ms BREACHED: ttft_p99>1ms (> 1 ms fails)" in text
+    options = text.split("options:")[1][:300]
+    assert "--requests 6 --warmup 0 --max-tokens 4" in options and "--fail-on ttft_p99>1ms" in options
+    assert "{" not in options

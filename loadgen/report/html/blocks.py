@@ -108,6 +108,8 @@ def as_flags(options: dict[str, Any]) -> str:
         flag = "--" + name.replace("_", "-")
         if value is True:
             flags.append(flag)
+        elif name == "warmup" and isinstance(value, list) and len(value) == 2:  # (requests, seconds)
+            flags.append(f"{flag} {value[1]:g}s" if value[1] else f"{flag} {value[0]}")
         elif name == "slo":
             flags.append(f"{flag} " + ",".join(_slo_flag(t) for t in value if isinstance(t, dict)))
         elif isinstance(value, list) and all(isinstance(item, dict) and "text" in item for item in value):

@@ -183,6 +183,31 @@ def telemetry_over_time(directory: Path, levels: Sequence[RunSummary], prefix: s
     return f'<h3>telemetry over time</h3><div class="charts">{charts}</div>' if charts else ""
 
 
+def throughput_block(summary: RunSummary, table_id: str) -> str:
+    """What the run delivered: requests and tokens per second over the measured window, what
+    completed and failed, goodput under the SLOs and each --fail-on threshold (as judged)."""
+    throughput, requests = summary.throughput, summary.requests
+    rows: list[list[object]] = [
+        ["requests completed / failed", f"{requests.completed} / {requests.failed}"],
+        ["requests/s", throughput.requests_per_s],
+        ["output tokens/s", throughput.output_tokens_per_s],
+        ["input tokens/s", throughput.input_tokens_per_s],
+        ["measured window (s)", summary.measured_window_s],
+    ]
+    if throughput.arrived_requests_per_s is not None:
+        rows.insert(1, ["offered requests/s (due; set)", f"{throughput.arrived_requests_per_s:,.2f}; "
+                                                         f"{throughput.offered_requests_per_s or 0:,.2f}"])  # fmt: skip
+    goodput = summary.goodput
+    if goodput is not None:
+        within = ", ".join(f"{metric} ≤ {limit:g} ms" for metric, limit in goodput.slo_ms.items())
+        share = f" ({goodput.fraction:.1%})" if goodput.fraction is not None else ""
+        rows.append([f"goodput ({within})", f"{goodput.good_requests} requests{share}, "
+                                            f"{goodput.requests_per_s or 0:,.2f}/s"])  # fmt: skip
+    for outcome in summary.thresholds or ():
+        rows.append([f"--fail-on {outcome.threshold}", ("passed: " if outcome.passed else "BREACHED: ") + outcome.line])
+    return html_table(["", ""], rows, table_id, text_columns=1)
+
+
 def errors_block(summary: RunSummary) -> str:
     errors = summary.requests.errors_by_kind
     if not errors:
@@ -252,6 +277,7 @@ def run_page(directory: Path, summary: RunSummary, config: RunConfig | None, pre
     return (
         f"<h2>run: {escape(str(directory))}</h2>"
         + metadata_block(summary, config)
+        + throughput_block(summary, f"{prefix}-throughput")
         + latency_table(summary, f"{prefix}-latency")
         + f'<div class="charts">{distributions}</div>'
         + "<h3>over time and per request</h3>"
