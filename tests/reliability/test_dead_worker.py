@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 
 from tests.conftest import SimFactory
+from tests.processes import READY_WAIT_S
 
 
 def test_a_killed_worker_leaves_a_partial_merged_level(start_sim: SimFactory, tmp_path: Path) -> None:
@@ -20,20 +21,21 @@ def test_a_killed_worker_leaves_a_partial_merged_level(start_sim: SimFactory, tm
     output = tmp_path / "out"
     run = subprocess.Popen(
         [sys.executable, "-m", "loadgen", "sweep", "--endpoint", sim.url, "--workers", "2", "--concurrency", "4,2",
-         "--duration", "4s", "--max-tokens", "10", "--quiet", "--output", str(output)],
+         "--duration", "6s", "--max-tokens", "10", "--quiet", "--output", str(output)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 20
-        workers: list[psutil.Process] = []
-        while len(workers) < 2 and time.monotonic() < deadline:
-            workers = [p for p in psutil.Process(run.pid).children(recursive=True)
-                       if "loadgen.run.workers" in " ".join(p.cmdline())]  # fmt: skip
-            time.sleep(0.1)
-        assert len(workers) == 2, "the worker processes never started"
-        time.sleep(2.0)  # into the measured load
+        # killed once its records show it is in the measured load (a recorded fact, not a sleep: on a
+        # busy machine workers take seconds to start, and one killed before the load is another case)
+        deadline = time.monotonic() + READY_WAIT_S
+        while not any(path.stat().st_size for path in output.glob("level-01-*/workers/w*/requests.jsonl")):
+            assert time.monotonic() < deadline and run.poll() is None, "the workers never reached the load"
+            time.sleep(0.05)
+        workers = [p for p in psutil.Process(run.pid).children(recursive=True)
+                   if "loadgen.run.workers" in " ".join(p.cmdline())]  # fmt: skip
+        assert len(workers) == 2
         workers[0].send_signal(signal.SIGKILL)
-        output_text, _ = run.communicate(timeout=60)
+        output_text, _ = run.communicate(timeout=120)
     finally:
         run.kill()
     assert run.returncode == 3, output_text
