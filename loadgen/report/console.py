@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -288,7 +289,9 @@ def sweep_table(summaries: Sequence[RunSummary], slo: Sequence[SloTarget] = ()) 
     with_goodput = any(summary.goodput for summary in summaries)
     with_server = any(_server_model(summary) for summary in summaries)
     with_batches = any(summary.load.batch_size > 1 for summary in summaries)
-    table = Table(title="sweep (latencies in ms)", title_justify="left", padding=(0, 1), pad_edge=False)
+    # no vertical rules: the headline sweep fits 80 columns uncut (they took 11 of them)
+    table = Table(title="sweep (latencies in ms)", title_justify="left", padding=(0, 1), pad_edge=False,
+                  box=box.SIMPLE_HEAD)  # fmt: skip
     with_tpot = any(summary.latency_ms.tpot.p50 is not None for summary in summaries)
     columns = ["level", "req/s", "out\ntok/s", "TTFT\np50", "TTFT\np99", "TPOT\np50", "TPOT\np99", "E2E\np50", "fail"]
     open_loop = any(summary.throughput.offered_requests_per_s for summary in summaries)
@@ -335,7 +338,7 @@ def sweep_table(summaries: Sequence[RunSummary], slo: Sequence[SloTarget] = ()) 
         if with_validity:
             row.append(validity_cell(summary))
         invalid = summary.validity is not None and not summary.validity.valid
-        table.add_row(*row, style="red" if invalid else "yellow" if summary.client.saturated else None)
+        table.add_row(*row, style="red" if invalid else None)  # the valid column says why without colour
     notes = []
     if knee is not None:
         notes.append("◆ knee of throughput vs latency")
@@ -343,8 +346,6 @@ def sweep_table(summaries: Sequence[RunSummary], slo: Sequence[SloTarget] = ()) 
         notes.append("✓ within the SLOs")
     if any(summary.partial for summary in summaries):
         notes.append("*: interrupted, partial")
-    if any(summary.client.saturated for summary in summaries):
-        notes.append("yellow: the client was saturated at that level")
     if with_validity and any(validity_cell(summary) != "ok" for summary in summaries):
         notes.append(VALIDITY_LEGEND)
     if with_batches:

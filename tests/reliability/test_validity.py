@@ -135,3 +135,24 @@ def test_a_starved_simulator_is_marked_target_lagging(tmp_path: Path, capsys: py
     assert "target_lagging" in result["validity"]["marks"] and not result["validity"]["valid"]
     printed = " ".join(capsys.readouterr().out.split())
     assert "verdict: INVALID:" in printed and "the simulated server ran" in printed
+
+
+def test_the_headline_sweep_table_fits_80_columns_uncut() -> None:
+    """Before: an 80-column terminal cut the headline table ('1,9…', 'c=3…'). The widest figures a
+    headline sweep (1..64 users against the simulator) prints, in every cell."""
+    levels = []
+    for concurrency in (1, 2, 4, 8, 16, 32, 64):
+        valid = concurrency < 64
+        validity = summary() if valid else summary(saturated=True)
+        levels.append({"load": {"mode": "closed", "concurrency": concurrency, "rate": None, "batch_size": 1},
+                       "partial": False, "client": {"saturated": not valid}, "requests": {"failed": 12},
+                       "throughput": {"requests_per_s": 36.41, "output_tokens_per_s": 9321.4},
+                       "latency_ms": {m: {"p50": 1234.5, "p99": 2345.6} for m in ("ttft", "tpot", "e2e")},
+                       "validity": msgspec.to_builtins(level_validity(validity))})  # fmt: skip
+    output = io.StringIO()
+    typed = [RunSummary.from_json(level) for level in levels]
+    Console(file=output, width=80, color_system=None).print(sweep_table(typed, ()))
+    rows = [line for line in output.getvalue().splitlines() if line.lstrip().startswith("c=")]
+    assert len(rows) == 7 and "…" not in output.getvalue()
+    assert all("36.41" in row and "9,321" in row and "1,234" in row and "2,346" in row for row in rows)
+    assert "✗client" in rows[-1] and max(len(line) for line in output.getvalue().splitlines()) <= 80
