@@ -92,22 +92,22 @@ def _busy_host(client: Client) -> str | None:
             f"one): {late} were its delay, included in every latency; measure on a quieter machine")  # fmt: skip
 
 
-def _lateness(client: Client) -> str:
+def _lags(client: Client, coalesced: bool = False) -> list[str]:
+    """The client lags over their limits, as figures."""
     parts = []
     if client.schedule_lag_saturated:
         parts.append(f"send lag p99 {client.send_lag_ms.p99 or 0:.1f} ms")
     if client.read_lag_saturated:
-        parts.append(f"read lag p95 {client.read_lag_ms.p95 or 0:.1f} ms")
-    return " and ".join(parts) or "its lags"
+        merged = f", {client.coalesced_chunk_share:.1%} of chunk gaps merged into one read" if coalesced else ""
+        parts.append(f"read lag p95 {client.read_lag_ms.p95 or 0:.1f} ms{merged}")
+    return parts
+
+
+def _lateness(client: Client) -> str:
+    return " and ".join(_lags(client)) or "its lags"
 
 
 def _client_reason(client: Client) -> str:
-    parts = []
-    if client.cpu_saturated:
-        parts.append(f"loadgen's CPU at {client.cpu_percent_max or 0:.0f}% of a core")
-    if client.schedule_lag_saturated:
-        parts.append(f"send lag p99 {client.send_lag_ms.p99 or 0:.1f} ms")
-    if client.read_lag_saturated:
-        parts.append(f"read lag p95 {client.read_lag_ms.p95 or 0:.1f} ms, "
-                     f"{client.coalesced_chunk_share:.1%} of chunk gaps merged into one read")  # fmt: skip
+    parts = [f"loadgen's CPU at {client.cpu_percent_max or 0:.0f}% of a core"] if client.cpu_saturated else []
+    parts += _lags(client, coalesced=True)
     return "loadgen was the bottleneck: " + (", ".join(parts) or "its own checks")

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+
+from tests.threaded_server import accepting
 
 HOSTILE_LIMIT_BYTES = 8 << 20
 FRAMES = [{"choices": [{"index": 0, "text": word, "finish_reason": None}]} for word in (" a", " b")] + [
@@ -37,7 +38,7 @@ class Seen:
 class Hostile:
     url: str
     seen: list[Seen] = field(default_factory=list)
-    connections: int = 0
+    accepted: list[int] = field(default_factory=lambda: [0])  # connections accepted so far
     redirect_to: str = ""  # mode "redirect": where generation requests are sent
 
     def generation_requests(self) -> list[Seen]:
@@ -170,30 +171,8 @@ def _serve_connection(conn: socket.socket, mode: Mode, server: Hostile) -> None:
 
 @contextmanager
 def hostile_server(mode: Mode, redirect_to: str = "") -> Iterator[Hostile]:
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    listener.settimeout(0.2)
-    server = Hostile(f"http://127.0.0.1:{listener.getsockname()[1]}", redirect_to=redirect_to)
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            conn.settimeout(30)
-            server.connections += 1
-            threading.Thread(target=_serve_connection, args=(conn, mode, server), daemon=True).start()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
+    server = Hostile("", redirect_to=redirect_to)
+    with accepting(lambda conn: _serve_connection(conn, mode, server)) as (url, accepted):
+        server.url = url
+        server.accepted = accepted
         yield server
-    finally:
-        stop.set()
-        thread.join(5)
-        listener.close()

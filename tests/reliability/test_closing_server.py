@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from loadgen.cli import main
+from tests.threaded_server import accepting
 
 FRAMES = [{"choices": [{"index": 0, "text": word, "finish_reason": None}]} for word in (" a", " b")] + [
     {"choices": [{"index": 0, "text": " c", "finish_reason": "length"}]},
@@ -45,27 +45,8 @@ def _answer(conn: socket.socket) -> None:
 
 @contextmanager
 def closing_server() -> Iterator[str]:
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=_answer, args=(conn,), daemon=True).start()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        stop.set()
-        listener.close()
-        thread.join(timeout=5)
+    with accepting(_answer) as (url, _):
+        yield url
 
 
 def test_a_server_that_closes_after_each_stream(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -24,6 +24,7 @@ from loadgen.protocols.base import HttpRequest
 from loadgen.transport.base import TransportFailure
 from loadgen.transport.http import HttpTransport
 from loadgen.transport.stamps import StampSource, kernel_stamps_available
+from tests.threaded_server import accepting
 
 MS = 1_000_000
 REQUEST = HttpRequest("POST", "/v1/completions", (("Content-Type", "application/json"),), b'{"prompt":"hi"}')
@@ -55,13 +56,7 @@ def chunk(payload: bytes) -> bytes:
 @contextmanager
 def scripted_server(script: Script, tls: ssl.SSLContext | None = None) -> Iterator[tuple[str, list[int], list[int]]]:
     """Yields (base URL, send times, connection count); each accepted connection runs ``script``."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    listener.settimeout(0.2)
     sent: list[int] = []
-    connections = [0]
-    stop = threading.Event()
 
     def handle(conn: socket.socket) -> None:
         try:
@@ -72,26 +67,8 @@ def scripted_server(script: Script, tls: ssl.SSLContext | None = None) -> Iterat
         except OSError:  # ssl.SSLError too: a client that refused the certificate
             conn.close()
 
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            conn.settimeout(10)
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            connections[0] += 1
-            threading.Thread(target=handle, args=(conn,), daemon=True).start()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    scheme = "https" if tls else "http"
-    try:
-        yield f"{scheme}://127.0.0.1:{listener.getsockname()[1]}", sent, connections
-    finally:
-        stop.set()
-        thread.join(5)
-        listener.close()
+    with accepting(handle, "https" if tls else "http") as (url, connections):
+        yield url, sent, connections
 
 
 def transport(url: str, **options: object) -> HttpTransport:
