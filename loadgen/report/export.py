@@ -19,7 +19,7 @@ SUMMARY_COLUMNS = (
     "source", "mode", "concurrency", "rate", "completed", "failed", "error_rate", "requests_per_s",
     "output_tokens_per_s", "input_tokens_per_s", "ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms", "tpot_p50_ms",
     "tpot_p99_ms", "itl_p50_ms", "itl_p99_ms", "e2e_p50_ms", "e2e_p99_ms", "schedule_lag_p99_ms",
-    "goodput_fraction", "output_token_method", "partial",
+    "goodput_fraction", "output_token_method", "partial", "valid", "verdict", "validity_marks",
 )  # fmt: skip
 RECORD_COLUMNS = (
     "source", "index", "prompt_id", "warmup", "intended_ns", "sent_ns", "first_byte_ns", "first_token_ns", "end_ns",
@@ -56,6 +56,10 @@ def summary_row(source: Path, summary: RunSummary) -> dict[str, object]:
         **{f"{metric}_{key}_ms": latency.metric(metric).statistic(key) for metric, key in LATENCY_COLUMNS},
         "goodput_fraction": summary.goodput.fraction if summary.goodput else None,
         "output_token_method": summary.token_counting.output_method, "partial": summary.partial,
+        # the level's verdict as it was judged: a figure from an INVALID level says so in its own row
+        "valid": summary.validity.valid if summary.validity else None,
+        "verdict": summary.validity.verdict if summary.validity else None,
+        "validity_marks": " ".join(summary.validity.marks) if summary.validity else None,
     }  # fmt: skip
 
 
@@ -151,7 +155,8 @@ def _arrow_types() -> tuple[dict[str, Any], dict[str, Any]]:
         return {}, {}
     text, integer, flag, number = pa.string(), pa.int64(), pa.bool_(), pa.float64()
     summary = {"source": text, "mode": text, "concurrency": integer, "completed": integer, "failed": integer,
-               "output_token_method": text, "partial": flag}  # fmt: skip
+               "output_token_method": text, "partial": flag, "valid": flag, "verdict": text,
+               "validity_marks": text}  # fmt: skip
     record = {"source": text, "prompt_id": text, "warmup": flag, "output_token_method": text, "finish_reason": text,
               "error_kind": text, "mean_logprob": number, "correct": flag, "ttft_ms": number, "tpot_ms": number,
               "e2e_ms": number}  # fmt: skip

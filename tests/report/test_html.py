@@ -137,6 +137,8 @@ def test_csv_export_of_a_sweep(start_sim: SimFactory, tmp_path: Path) -> None:
     summaries = list(csv.DictReader((out / "summaries.csv").open()))
     assert [row["concurrency"] for row in summaries] == ["1", "2"]
     assert all(float(row["ttft_p50_ms"]) > 0 and row["completed"] == "4" for row in summaries)
+    levels = json.loads((sweep / "sweep.json").read_text())["levels"]
+    assert [row["verdict"] for row in summaries] == [level["validity"]["verdict"] for level in levels]  # was missing
     requests = list(csv.DictReader((out / "requests.csv").open()))
     assert len(requests) == 4 + 1 + 4 + 2  # measured plus warm-up, both levels
     assert {row["chunks"] for row in requests if row["warmup"] == "False"} == {"5"}
