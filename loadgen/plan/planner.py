@@ -61,6 +61,7 @@ class CandidatePlan:
     capacity_rps: float
     capacity_rps_low: float
     capacity_rps_high: float | None
+    capacity_users: float | None = None  # closed-loop sweeps: the users one replica holds within the SLOs
     replicas: int | None = None
     replicas_range: tuple[int, int | None] | None = None
     instances: int | None = None
@@ -282,7 +283,8 @@ def _measured_plan(
             f"--replica-accelerators {request.replica_accelerators}: {hardware.name} has {hardware.accelerators}"
         )
     replicas, replica_range, instances, instance_range = _sizing(request, rps, low, high, measured.users, per_instance)
-    base.update(replicas=replicas, replicas_range=replica_range, instances=instances, instances_range=instance_range)
+    base.update(replicas=replicas, replicas_range=replica_range, instances=instances, instances_range=instance_range,
+                capacity_users=round(measured.users, 2) if measured.users else None)  # fmt: skip
     _costs(request, base, hardware, output_tokens)
     return CandidatePlan(feasible=True, **base)
 
@@ -374,7 +376,8 @@ def _what_if(
     replicas, replica_range, instances, instance_range = _sizing(
         request, rps, low, high, users, profile.accelerators // size
     )
-    base.update(replicas=replicas, replicas_range=replica_range, instances=instances, instances_range=instance_range)
+    base.update(replicas=replicas, replicas_range=replica_range, instances=instances, instances_range=instance_range,
+                capacity_users=round(users, 2) if users else None)  # fmt: skip
     base["notes"].append(f"estimate: roofline at batch {modelled.batch}, step {modelled.step_time_s * 1000:.1f} ms")
     _costs(request, base, profile, output_tokens)
     return CandidatePlan(feasible=True, **base)

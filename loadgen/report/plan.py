@@ -68,24 +68,31 @@ def _range(low: object, high: object) -> str:
     return str(low) if low == high else f"{low}–{high}"
 
 
+def _capacity_cell(candidate: CandidatePlan, users: bool) -> str:
+    if users and candidate.capacity_users is not None:
+        return f"{candidate.capacity_users:g}\n[dim]{candidate.capacity_rps:.2f} req/s[/dim]"
+    bracket = (f"{candidate.capacity_rps_low:.1f}–{candidate.capacity_rps_high:.1f}"
+               if candidate.capacity_rps_high is not None else f"≥{candidate.capacity_rps_low:.1f}")  # fmt: skip
+    return f"{candidate.capacity_rps:.2f}\n[dim]{bracket}[/dim]"
+
+
 def print_plan(console: Console, plan: Plan) -> None:
     request = plan.request
     target = f"{request.peak_rps:g} req/s peak" if request.peak_rps is not None else f"{request.users} users"
     slo = ", ".join(target.describe() for target in request.slo)
     table = Table(title=f"capacity plan: {target}, {slo}", title_justify="left", box=box.SIMPLE_HEAD,
                   collapse_padding=True, padding=(0, 1), pad_edge=False)  # fmt: skip
-    for column in ("hardware", "req/s\n/replica", "binds", "repl.", "inst.", "$/month", "$/M\nout tok"):
+    per_replica = "users\n/replica" if request.users is not None else "req/s\n/replica"  # what replicas are sized by
+    for column in ("hardware", per_replica, "binds", "repl.", "inst.", "$/month", "$/M\nout tok"):
         table.add_column(column, justify="left" if column[0] in "hb" else "right", no_wrap=True)
     for candidate in plan.candidates:
         name = f"{candidate.profile}{MARKS.get(candidate.basis, '')}"
         if not candidate.feasible:
             table.add_row(name, "–", candidate.binding, "cannot", "–", "–", "–", style="dim")
             continue
-        bracket = (f"{candidate.capacity_rps_low:.1f}–{candidate.capacity_rps_high:.1f}"
-                   if candidate.capacity_rps_high is not None else f"≥{candidate.capacity_rps_low:.1f}")  # fmt: skip
         table.add_row(
             name,
-            f"{candidate.capacity_rps:.2f}\n[dim]{bracket}[/dim]",
+            _capacity_cell(candidate, request.users is not None),
             candidate.binding.replace("_p", " p").replace("_mean", " mean").replace("max_batch", "batch"),
             _range(candidate.replicas, candidate.replicas_range[1] if candidate.replicas_range else None),
             _range(candidate.instances, candidate.instances_range[1] if candidate.instances_range else None),

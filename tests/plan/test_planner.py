@@ -1,12 +1,15 @@
+import io
 import math
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from loadgen.config import SloTarget
 from loadgen.errors import ConfigError
 from loadgen.hardware.profiles import load_profiles
 from loadgen.plan.planner import PlanRequest, make_plan, replica_size
+from loadgen.report.plan import print_plan
 from tests.plan.sweeps import level, write_sweep
 
 MS = 1_000_000
@@ -41,6 +44,12 @@ def test_replicas_instances_and_costs_by_hand(tmp_path: Path) -> None:
 def test_target_users_and_output_length_rescaling(tmp_path: Path) -> None:
     users = make_plan(PlanRequest(sweeps=(sweep(tmp_path),), slo=SLO, users=100, headroom=0.0), PROFILES)
     assert users.candidates[0].replicas == math.ceil(100 / 24)  # 24 users per replica at the crossing
+    assert users.candidates[0].capacity_users == 24
+    # the console says what replicas were sized by: users per replica, not req/s (it said req/s)
+    shown = io.StringIO()
+    print_plan(Console(file=shown, width=120, color_system=None), users)
+    header = " ".join(shown.getvalue().split())
+    assert "users $/M hardware /replica" in header and "req/s" not in header.split("hardware")[0] and " 24 " in header
     longer = make_plan(PlanRequest(sweeps=(sweep(tmp_path),), slo=SLO, peak_rps=10, output_tokens=400), PROFILES)
     assert longer.candidates[0].capacity_rps == pytest.approx(3.5)  # twice the tokens: half the requests/s
     assert any("scaled by 0.500" in assumption for assumption in longer.assumptions)

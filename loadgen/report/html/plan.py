@@ -23,14 +23,15 @@ def plan_section(plan: PlanDocument, prefix: str) -> str:
             if headroom is not None else f"<p>SLOs: {escape(slo)}</p>")  # fmt: skip
     rows: list[list[object]] = [
         [c.profile, c.basis or ("estimate" if c.estimate else "measured"), "yes" if c.feasible else "cannot",
-         _binding_text(c.binding), _capacity_text(c),
+         _binding_text(c.binding), _capacity_text(c, plan.target.users is not None),
          range_text(c.replicas, c.replicas_range[1] if c.replicas_range else None),
          range_text(c.instances, c.instances_range[1] if c.instances_range else None),
          "–" if c.cost_per_month is None else f"${c.cost_per_month:,.0f}",
          "–" if c.cost_per_million_output_tokens is None else f"${c.cost_per_million_output_tokens:.2f}"]
         for c in plan.candidates
     ]  # fmt: skip
-    headers = ["hardware", "basis", "feasible", "binding constraint", "req/s per replica (bracket)", "replicas",
+    per_replica = "users per replica" if plan.target.users is not None else "req/s per replica (bracket)"
+    headers = ["hardware", "basis", "feasible", "binding constraint", per_replica, "replicas",
                "instances", "cost per month", "cost per M output tokens"]  # fmt: skip
     costs = [(c, c.cost_per_month) for c in plan.candidates if c.cost_per_month is not None]
     chart = Chart(f"{prefix}-plan-cost", "cost per month of each feasible option", "", "$ per month")
@@ -45,9 +46,11 @@ def _binding_text(binding: str | None) -> str:
     return (binding or "–").replace("_p", " p").replace("_mean", " mean").replace("max_batch", "engine max batch")
 
 
-def _capacity_text(candidate: CandidatePlan) -> str:
+def _capacity_text(candidate: CandidatePlan, users: bool) -> str:
     if not candidate.feasible:
         return "–"
+    if users and candidate.capacity_users is not None:
+        return f"{candidate.capacity_users:g} users ({candidate.capacity_rps:.2f} req/s)"
     low, high = candidate.capacity_rps_low, candidate.capacity_rps_high
     bracket = f" ({low:.2f}–{high:.2f})" if high is not None else f" (≥ {low:.2f})"
     return f"{candidate.capacity_rps:.2f} req/s{bracket}"
