@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
+MAX_LEVEL_TICKS = 12
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf", "#7f7f7f")
 LOADER = """
 document.querySelectorAll('script.plot-spec').forEach(function (spec) {
@@ -112,14 +113,24 @@ class Chart:
                                  "ay": -30, "font": {"size": 11}})  # fmt: skip
         return self
 
+    def _log_ticks(self) -> dict[str, Any]:
+        """A log axis labelled at the levels themselves (1 2 4 … 64), or at powers of ten: Plotly's
+        own minor labels read "5 2 100 5 2"."""
+        xs = sorted({x for trace in self.traces for x in trace.get("x", ()) if isinstance(x, int | float) and x > 0})
+        if 0 < len(xs) <= MAX_LEVEL_TICKS:
+            return {"tickvals": xs, "ticktext": [f"{x:g}" for x in xs]}
+        return {"dtick": 1}
+
     def html(self) -> str:
         if not any(trace.get("x") for trace in self.traces):
             return f'<div class="chart empty" id="{escape(self.chart_id)}">{escape(self.title)}: no data</div>'
         axis = {"gridcolor": "#eee", "zeroline": False, "automargin": True}
         layout = {
             "title": {"text": self.title, "font": {"size": 14}, "x": 0.02},
-            "xaxis": {**axis, "title": {"text": self.x_title}, "type": "log" if self.log_x else "-"},
-            "yaxis": {**axis, "title": {"text": self.y_title}, "type": "log" if self.log_y else "-"},
+            "xaxis": {**axis, "title": {"text": self.x_title}, "type": "log" if self.log_x else "-",
+                      **(self._log_ticks() if self.log_x else {})},
+            "yaxis": {**axis, "title": {"text": self.y_title}, "type": "log" if self.log_y else "-",
+                      **({"dtick": 1} if self.log_y else {})},
             "height": self.height, "margin": {"l": 60, "r": 20, "t": 40, "b": 50},
             "legend": {"orientation": "h", "y": -0.25}, "shapes": self.shapes, "annotations": self.annotations,
             "hovermode": "closest", "plot_bgcolor": "#fff",

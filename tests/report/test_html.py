@@ -221,3 +221,17 @@ def test_the_run_page_says_what_the_run_delivered(start_sim: SimFactory, tmp_pat
     options = text.split("options:")[1][:300]
     assert "--requests 6 --warmup 0 --max-tokens 4" in options and "--fail-on ttft_p99>1ms" in options
     assert "{" not in options
+
+
+def test_log_axes_are_labelled_at_the_levels_or_powers_of_ten() -> None:
+    """Before: Plotly's minor labels on log axes read "5 2 100 5 2"."""
+    from loadgen.report.plots import Chart
+
+    chart = Chart("c", "t", "users (log)", "ms (log)", log_x=True, log_y=True).line(
+        "p50", [1, 2, 4, 64], [5, 9, 30, 900]
+    )
+    spec = json.loads(chart.html().split('data-target="c">')[1].removesuffix("</script>"))
+    assert spec["layout"]["xaxis"]["tickvals"] == [1, 2, 4, 64] and spec["layout"]["xaxis"]["ticktext"][-1] == "64"
+    assert spec["layout"]["yaxis"]["dtick"] == 1
+    many = Chart("d", "t", "x", "y", log_x=True).line("p50", list(range(1, 40)), list(range(1, 40))).html()
+    assert json.loads(many.split('data-target="d">')[1].removesuffix("</script>"))["layout"]["xaxis"]["dtick"] == 1
