@@ -122,7 +122,7 @@ class Chart:
         return {"dtick": 1}
 
     def html(self) -> str:
-        if not any(trace.get("x") for trace in self.traces):
+        if not any(_has_points(trace) for trace in self.traces):  # e.g. an imported sweep without E2E
             return f'<div class="chart empty" id="{escape(self.chart_id)}">{escape(self.title)}: no data</div>'
         axis = {"gridcolor": "#eee", "zeroline": False, "automargin": True}
         layout = {
@@ -141,6 +141,12 @@ class Chart:
         chart_id = escape(self.chart_id)
         script = f'<script type="application/json" class="plot-spec" data-target="{chart_id}">{spec}</script>'
         return f'<div class="chart" id="{chart_id}"></div>{script}'
+
+
+def _has_points(trace: dict[str, Any]) -> bool:
+    ys = trace.get("y") or [None] * len(trace.get("x") or ())
+    return any(x is not None and (y is not None or trace.get("type") == "bar")
+               for x, y in zip(trace.get("x") or (), ys, strict=False))  # fmt: skip
 
 
 def _plain(value: Any) -> Any:

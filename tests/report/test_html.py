@@ -235,3 +235,11 @@ def test_log_axes_are_labelled_at_the_levels_or_powers_of_ten() -> None:
     assert spec["layout"]["yaxis"]["dtick"] == 1
     many = Chart("d", "t", "x", "y", log_x=True).line("p50", list(range(1, 40)), list(range(1, 40))).html()
     assert json.loads(many.split('data-target="d">')[1].removesuffix("</script>"))["layout"]["xaxis"]["dtick"] == 1
+
+
+def test_a_chart_with_no_point_says_so() -> None:
+    """Before: an imported sweep without end-to-end latencies drew an empty Pareto chart."""
+    from loadgen.report.plots import Chart
+
+    empty = Chart("p", "throughput against latency (Pareto)", "e2e", "tok/s").line("levels", [None, None], [10, 20])
+    assert empty.html() == '<div class="chart empty" id="p">throughput against latency (Pareto): no data</div>'
