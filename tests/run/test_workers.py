@@ -41,8 +41,14 @@ def test_closed_loop_in_two_workers_matches_one_process(start_sim: SimFactory, t
     for key in ("completed", "failed", "warmup_excluded"):
         assert multi["requests"][key] == single["requests"][key]
     assert multi["latency_ms"]["itl"]["count"] == single["latency_ms"]["itl"]["count"] == 30 * 9
-    assert multi["latency_ms"]["ttft"]["p50"] == pytest.approx(single["latency_ms"]["ttft"]["p50"], abs=3)
-    assert multi["latency_ms"]["tpot"]["p50"] == pytest.approx(2.0, abs=0.5)
+    # the merged histograms hold exactly the workers' records (not the single run's timings, which
+    # a busy machine moves): their TTFT and TPOT medians, recomputed from requests.jsonl
+    measured = [r for r in multi_records if not r["warmup"] and r["error_kind"] is None]
+    ttft_ms = sorted((r["first_token_ns"] - r["intended_ns"]) / 1e6 for r in measured)
+    tpot_ms = sorted((r["end_ns"] - r["first_token_ns"]) / 1e6 / (r["output_tokens"] - 1) for r in measured)
+    middle = (len(measured) + 1) // 2 - 1  # HDR's p50: the smallest value with half the samples at or below it
+    assert multi["latency_ms"]["ttft"]["p50"] == pytest.approx(ttft_ms[middle], rel=2e-3)
+    assert multi["latency_ms"]["tpot"]["p50"] == pytest.approx(tpot_ms[middle], rel=2e-3)
     assert set(multi) == set(single) and single["workers"] is None  # the same form
     assert hlog_count(tmp_path / "two" / "itl.hlog") == multi["latency_ms"]["itl"]["count"]
     assert not (tmp_path / "two" / "workers" / "w0" / "requests.jsonl").exists()  # merged, not duplicated
