@@ -42,10 +42,11 @@ def test_streaming_latencies_match_the_model(
     latency = summary["latency_ms"]
     ttft, itl = triton_server.ttft_ms, triton_server.itl_ms
     expected_e2e = ttft + (TOKENS - 1) * itl
-    # never faster than the model: loadgen cannot see a token before the server sends it
+    # never faster than the model: loadgen cannot see a token before the server makes it (the gaps
+    # between tokens have no such bound: a proxy that falls behind delivers two at once)
     assert ttft - 1 <= latency["ttft"]["min"] and ttft <= latency["ttft"]["p50"]
-    assert itl * 0.9 <= latency["itl"]["p50"] and itl * 0.9 <= latency["tpot"]["p50"]
-    assert expected_e2e <= latency["e2e"]["p50"]
+    assert expected_e2e - 1 <= latency["e2e"]["min"]
+    assert latency["itl"]["count"] == requests * (TOKENS - 1) and latency["tpot"]["count"] == requests
     # no upper bounds here: pytriton's Python proxy itself falls behind the model on a busy machine
     # (ITL p50 29-40 ms for a 20 ms model at 16 streams), so they would test the server's speed;
     # loadgen's own error is held against servers that log their send times (the lean simulator's
