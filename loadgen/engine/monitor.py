@@ -36,11 +36,13 @@ class ClientMonitor:
         self._host_samples: list[float] = []
         self._rss_max = 0
         self._streak = 0
+        self._started = False
         self.saturated = False
 
     async def run(self) -> None:
         self._process.cpu_percent(None)
         psutil.cpu_percent(None)
+        self._started = True
         while True:
             await asyncio.sleep(self._interval_s)
             self.sample()
@@ -60,6 +62,8 @@ class ClientMonitor:
                 )
 
     def report(self) -> ClientReport:
+        if not self._samples and self._started:
+            self.sample()  # a level shorter than one interval: its CPU over the whole level
         samples = self._samples
         return ClientReport(
             cpu_percent_mean=round(sum(samples) / len(samples), 1) if samples else None,
