@@ -69,6 +69,16 @@ def test_measured_ttft_and_itl_match_the_server_timings(
     delays_ms = [(origin + arrival - written) / MS for record, entry in pairs
                  for arrival, written in zip(record["chunk_ns"], entry["chunk_ns"], strict=True)]  # fmt: skip
     assert min(delays_ms) > 0  # causality: nothing arrives before it was sent
+    # and every TTFT is at least the server's own time from receiving the request to its first chunk
+    for record, entry in pairs:
+        server_ttft_ns = entry["chunk_ns"][0] - entry["received_ns"]
+        assert record["chunk_ns"][0] - record["intended_ns"] >= server_ttft_ns
+    # the accuracy bounds where the level measured a core to spare (client.host_cpu_percent_max): on
+    # a saturated machine the kernel defers loopback delivery and the server's own stamps drift
+    host_cpu = summary["client"]["host_cpu_percent_max"]
+    assert host_cpu is not None
+    if host_cpu >= HOST_BUSY_PERCENT:
+        return
     assert statistics.median(delays_ms) < 2.0
     # the gaps loadgen reports are the gaps the server made (ITL per chunk, TPOT per request)
     server_gaps_ms = [(later - earlier) / MS for _, entry in pairs for earlier, later in pairwise(entry["chunk_ns"])]
@@ -76,10 +86,6 @@ def test_measured_ttft_and_itl_match_the_server_timings(
     server_tpot_ms = [(entry["end_ns"] - entry["chunk_ns"][0]) / MS / 11 for _, entry in pairs]
     assert latency["itl"]["p50"] == pytest.approx(statistics.median(server_gaps_ms), abs=0.5)
     assert latency["tpot"]["p50"] == pytest.approx(statistics.median(server_tpot_ms), abs=0.3)
-    # and every TTFT is at least the server's own time from receiving the request to its first chunk
-    for record, entry in pairs:
-        server_ttft_ns = entry["chunk_ns"][0] - entry["received_ns"]
-        assert record["chunk_ns"][0] - record["intended_ns"] >= server_ttft_ns
 
 
 def test_tgi_and_non_streaming(start_sim: SimFactory, tmp_path: Path) -> None:
