@@ -139,8 +139,10 @@ def test_web_ui_numbers_are_true_and_the_loadgen_charts_update(start_sim: SimFac
     try:
         _wait_http(f"http://127.0.0.1:{port}/")
         seen = asyncio.run(_drive_ui(f"http://127.0.0.1:{port}/", sim.url, screenshot))
-    finally:
-        log = _stop(ui)
+    except BaseException:
+        print(_stop(ui)[-8000:])  # Locust's own output (a traceback behind a stuck state), shown with the failure
+        raise
+    log = _stop(ui)
     # Locust's current RPS averages the 10 whole seconds before the last 2: the simulator's log, the same span
     assert seen["header_rps"] == pytest.approx(seen["sim_rps"], rel=0.05), seen
     assert seen["statistics_rows"] == ["openai-chat", "Aggregated"], seen
