@@ -189,3 +189,17 @@ def url_secrets(url: str) -> list[str]:
     if username:  # the transport sends them as Basic auth: its token is a secret too
         secrets.append(base64.b64encode(f"{unquote(username)}:{unquote(password or '')}".encode()).decode())
     return secrets
+
+
+def request_secrets(header_values: Iterable[str], urls: Iterable[str | None], api_key: str | None = None) -> list[str]:
+    """What a command's requests carry that must never be shown: each header's whole value and
+    each long word of it ("Bearer KEY": the key alone may be echoed; "Cookie: session=VALUE;
+    other=…": each cookie's value alone too), the URLs' credentials and query values, the API key."""
+    values = list(header_values)
+    secrets = [*values, *(word for value in values for word in re.split(r"[\s;,=]+", value) if len(word) >= 8)]
+    if api_key:
+        secrets.append(api_key)
+    for url in urls:
+        if url:
+            secrets += url_secrets(url)
+    return secrets

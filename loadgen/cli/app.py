@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import tempfile
 import traceback
@@ -24,7 +23,7 @@ from loadgen.cli.plan import build_plan
 from loadgen.errors import ConfigError, LoadgenError, OutputError
 from loadgen.extras import require
 from loadgen.imports.readers import FORMATS
-from loadgen.parsing import did_you_mean, port, url_secrets
+from loadgen.parsing import did_you_mean, port, request_secrets
 from loadgen.redact import redactor
 from loadgen.run.compare import compare_variants, parse_variants
 from loadgen.run.outcome import ExitCode
@@ -265,20 +264,11 @@ def _write_crash_log(exc: BaseException, redact: Callable[[str], str]) -> Path:
 
 def secrets_in_arguments(args: argparse.Namespace) -> tuple[str, ...]:
     """What the command line holds that must not be shown, for the lines written before (or
-    without) a plan: header values and their long words, URL credentials and query values, the
-    API key an environment variable names."""
-    secrets: list[str] = []
-    for header in getattr(args, "header", None) or []:
-        value = header.partition(":")[2].strip()
-        secrets += [value, *(word for word in re.split(r"[\s;,=]+", value) if len(word) >= 8)]
-    for name in ("endpoint", "endpoint_url", "telemetry_url"):
-        url = getattr(args, name, None)
-        if isinstance(url, str):
-            secrets += url_secrets(url)
+    without) a plan (``parsing.request_secrets``, as the plan gathers them)."""
+    headers = [header.partition(":")[2].strip() for header in getattr(args, "header", None) or []]
+    urls = [getattr(args, name, None) for name in ("endpoint", "endpoint_url", "telemetry_url")]
     key_env = getattr(args, "api_key_env", None)
-    if key_env and os.environ.get(key_env):
-        secrets.append(os.environ[key_env])
-    return tuple(secret for secret in secrets if secret)
+    return tuple(filter(None, request_secrets(headers, urls, os.environ.get(key_env) if key_env else None)))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from rich.text import Text
 
 from loadgen.config import SloTarget
 from loadgen.metrics.aggregate import LiveSnapshot
-from loadgen.metrics.comparison import Comparison
+from loadgen.metrics.comparison import ComparedLevel, Comparison
 from loadgen.metrics.results import (
     LATENCY_NAMES,
     GpuFigures,
@@ -257,6 +257,11 @@ def invalid_variants(comparison: Comparison) -> str:
     """'baseline ✗target' for the variants of a compared level whose level was not valid, or ''."""
     judged = comparison.validity.items()
     return ", ".join(f"{name} {verdict_cell(v)}" for name, v in judged if v and not v.valid)
+
+
+def invalid_levels(rows: Sequence[ComparedLevel]) -> list[str]:
+    """'c=128 (assisted ✗client)' for each compared level a variant's verdict made unfair."""
+    return [f"{row.level} ({mark})" for row in rows if (mark := invalid_variants(row.comparison))]
 
 
 def print_run(console: Console, summary: RunSummary) -> None:

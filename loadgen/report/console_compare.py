@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from loadgen.metrics.comparison import ComparedLevel, CompareResult, Speedup, candidate_verdict
-from loadgen.report.console import invalid_variants
+from loadgen.report.console import invalid_levels, invalid_variants
 
 
 def compare_table(baseline: str, candidate: str, rows: list[ComparedLevel]) -> Table:
@@ -44,7 +44,7 @@ def compare_lines(result: CompareResult, candidate: str) -> list[Text]:
     """What a candidate's rows mean (the crossover, or faster at every level) and what to doubt in them."""
     rows = result.rows(candidate)
     lines: list[Text] = []
-    invalid = [f"{row.level} ({mark})" for row in rows if (mark := invalid_variants(row.comparison))]
+    invalid = invalid_levels(rows)
     if invalid:
         lines.append(Text(f"INVALID levels, not a fair comparison: {', '.join(invalid)}: see each level's "
                           "summary.json validity", style="bold red"))  # fmt: skip

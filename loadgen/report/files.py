@@ -264,30 +264,29 @@ def _write_all(file: IO[bytes], data: bytes) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
-    """A page or table written whole (atomically, never through a link); an ``OSError`` (a
-    read-only disk, a directory that cannot be made) is one ``OutputError`` line."""
-    temporary = path.with_name(path.name + ".tmp")
+    """A page or table written whole (``write_atomically``), its directory made first."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open_for_writing(temporary, "wb") as handle:
-            _write_all(handle, text.encode("utf-8"))
-        os.replace(temporary, path)
     except OSError as error:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
         raise OutputError(f"cannot write {path}: {error.strerror or error}") from None
+    write_atomically(path, text.encode("utf-8"))
 
 
 def write_json(path: Path, data: object) -> None:
-    """Atomically (a temporary file, fsynced, then renamed); an ``OSError`` becomes ``OutputError``
-    naming the file and the reason, and leaves no temporary file behind."""
+    """JSON, indented (``write_atomically``). orjson: json.dump with an indent runs in Python, one
+    write per token (10,000 levels took 25 s); a figure that is not finite becomes null, never
+    invalid JSON."""
+    write_atomically(path, orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE
+                                        | orjson.OPT_NON_STR_KEYS))  # fmt: skip
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """A temporary file, fsynced, then renamed, never through a link; an ``OSError`` becomes one
+    ``OutputError`` naming the file and the reason, and leaves no temporary file behind."""
     temporary = path.with_name(path.name + ".tmp")
     try:
-        # orjson: json.dump with an indent runs in Python, one write per token (10,000 levels took
-        # 25 s); a figure that is not finite becomes null, never invalid JSON
-        text = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
         with open_for_writing(temporary, "wb") as handle:
-            _write_all(handle, text)
+            _write_all(handle, data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)

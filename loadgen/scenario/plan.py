@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,7 +12,7 @@ from typing import Any
 from loadgen.config import Arrival, EndpointConfig, GenerationConfig, LoadConfig, LoadMode, SloTarget, TelemetryConfig
 from loadgen.errors import ConfigError
 from loadgen.extras import require
-from loadgen.parsing import url_secrets
+from loadgen.parsing import request_secrets
 from loadgen.prompts import Prompt
 from loadgen.prompts.loaders import load_prompts
 from loadgen.prompts.synthetic import achieved_lengths, parse_synthetic, synthesize
@@ -83,19 +82,15 @@ def plan_from_flags(flags: Mapping[str, object], scenario_path: str | None = Non
     settings = resolve(converted, scenario)
     levels = _levels(settings, sweep)
     headers = list(settings.header)
-    # a header's whole value, and each long word of it ("Bearer KEY": the key alone may be echoed;
-    # "Cookie: session=VALUE; other=…": each cookie's value alone too)
-    secrets = [value for _, value in headers]
-    secrets += [word for _, value in headers for word in re.split(r"[\s;,=]+", value) if len(word) >= 8]
+    key = None
     if settings.api_key_env:
         key = os.environ.get(settings.api_key_env)
         if not key:
             raise ConfigError(f"--api-key-env {settings.api_key_env}: environment variable is not set")
+    secrets = request_secrets([value for _, value in headers],
+                              (settings.endpoint, settings.endpoint_url, settings.telemetry_url), key)  # fmt: skip
+    if key:
         headers.append(("Authorization", f"Bearer {key}"))
-        secrets.append(key)
-    for url_option in (settings.endpoint, settings.endpoint_url, settings.telemetry_url):
-        if url_option:
-            secrets += url_secrets(url_option)
     url = settings.endpoint
     region = settings.region
     spec = api_spec(settings.api)

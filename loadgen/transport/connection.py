@@ -172,7 +172,8 @@ class HttpConnection:
             if not data:
                 return
         headers_future = self._headers_future
-        if headers_future is not None and not headers_future.done():
+        in_headers = headers_future is not None and not headers_future.done()
+        if in_headers:
             self._header_bytes += len(data)
         try:
             self._parser.feed_data(data)
@@ -189,7 +190,7 @@ class HttpConnection:
             else:
                 self._fail(ErrorKind.STREAM_BROKEN, f"stream broken: invalid HTTP from the server ({exc})")
             return
-        if self._header_bytes > HEADER_LIMIT_BYTES and headers_future is not None and not headers_future.done():
+        if in_headers and self._header_bytes > HEADER_LIMIT_BYTES and headers_future and not headers_future.done():
             self._fail(ErrorKind.PROTOCOL_ERROR, f"the response's headers ran over {HEADER_LIMIT_BYTES // 1024} KiB "
                                                  "(a server bug or a hostile server)")  # fmt: skip
 

@@ -15,6 +15,7 @@ from loadgen.metrics.results import (
 )
 from loadgen.parsing import public_url
 from loadgen.report.console import (
+    invalid_levels,
     invalid_variants,
     level_label,
 )
@@ -99,7 +100,7 @@ def compare_section(report: CompareResult, prefix: str, directory: Path) -> str:
         for row in unknown:
             reason = row.comparison.e2e.reason or "no successful requests"
             html += f'<p class="warn">{escape(row.level)}: no speedup: {escape(reason)}</p>'
-        invalid = [f"{row.level} ({mark})" for row in rows if (mark := invalid_variants(row.comparison))]
+        invalid = invalid_levels(rows)
         if invalid:
             html += (f'<p class="warn"><b>INVALID levels, not a fair comparison:</b> {escape(", ".join(invalid))} '
                      "(see each level's summary.json validity)</p>")  # fmt: skip
