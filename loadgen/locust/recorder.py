@@ -19,9 +19,10 @@ from loadgen.config import LoadConfig, LoadMode, SloTarget
 from loadgen.engine.monitor import ClientReport
 from loadgen.engine.runner import StopReason
 from loadgen.metrics.aggregate import HISTOGRAM_NAMES, Aggregator, aggregator_state, merge_state
-from loadgen.metrics.results import LocustTest, LostWrites, RunSummary
+from loadgen.metrics.results import Distribution, LocustTest, LostWrites, RunSummary
 from loadgen.metrics.summary import RunInfo
 from loadgen.records import RequestRecord
+from loadgen.report.console import THIN_LEGEND, THIN_MARK
 from loadgen.report.files import HlogWriter, RecordWriter, WriteFailures
 from loadgen.run.collect import Sections, conclude, summarize
 from loadgen.run.judge import Judgement
@@ -110,18 +111,27 @@ def write_summary(aggregator: Aggregator, directory: Path, *, endpoint: str, api
 def table_rows(aggregator: Aggregator) -> list[dict[str, Any]]:
     """The rows of the web UI's loadgen tab: exact percentiles from the HDR histograms."""
 
+    thin = False
+
     def row(metric: str, name: str, scale: float = 1.0, unit: str = "ms") -> dict[str, Any]:
-        stats = aggregator.histogram(name).stats()
+        nonlocal thin
+        stats = Distribution.of(aggregator.histogram(name).stats())
+        thin = thin or bool(stats.thin_percentiles)
 
         def fmt(value: float | int | None) -> str:
             return "" if value is None else f"{float(value) * scale:,.2f}"
 
-        return {"metric": f"{metric} ({unit})", "count": stats.count, "mean": fmt(stats.mean), "p50": fmt(stats.p50),
-                "p90": fmt(stats.p90), "p99": fmt(stats.p99), "p999": fmt(stats.p99_9),
+        def percentile(key: str) -> str:
+            return fmt(stats.statistic(key)) + (THIN_MARK if stats.thin(key) else "")
+
+        return {"metric": f"{metric} ({unit})", "count": stats.count, "mean": fmt(stats.mean), "p50": percentile("p50"),
+                "p90": percentile("p90"), "p99": percentile("p99"), "p999": percentile("p99_9"),
                 "max": fmt(stats.max)}  # fmt: skip
 
     rows = [row(label, name) for name, label in TABLE_METRICS]
     rows.append(row("Output tokens/s per request", "output_tokens_per_s", unit="tok/s"))
+    if thin:
+        rows.append({"metric": THIN_LEGEND})
     window = aggregator.window_s
     rate = f"{aggregator.output_tokens / window:,.1f}" if window else ""
     rows.append({"metric": "Output tokens/s, all requests", "count": aggregator.output_tokens, "mean": rate})

@@ -198,7 +198,17 @@ def build_summary(aggregator: Aggregator, info: RunInfo) -> RunSummary:
     )
 
 
-def client_lag_warnings(summary: RunSummary) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class LagWarning:
+    """A client delay large enough to matter: ``text`` says the figures and what they mean,
+    ``brief`` the figures alone, for the levels after the one where it was first said."""
+
+    kind: str
+    text: str
+    brief: str
+
+
+def client_lag_warnings(summary: RunSummary) -> list[LagWarning]:
     """What the console says when loadgen's own delays are large enough to matter."""
     client, clock = summary.client, summary.clock or Clock()
     warnings = []
@@ -210,27 +220,37 @@ def client_lag_warnings(summary: RunSummary) -> list[str]:
             if kernel
             else "chunk times are read times here (no kernel stamps), so they include this delay"
         )
-        warnings.append(
-            f"read lag p99 {read_lag.p99 or 0:.2f} ms (max {read_lag.max or 0:.2f} ms) is over "
-            f"{READ_LAG_WARNING_P99_MS:g} ms: loadgen read bytes that late; {consequence} "
-            "(fewer users per process or --workers lower it)"
-        )
+        figures = f"read lag p99 {read_lag.p99 or 0:.2f} ms (max {read_lag.max or 0:.2f} ms)"
+        warnings.append(LagWarning(
+            "read_lag",
+            f"{figures} is over {READ_LAG_WARNING_P99_MS:g} ms: loadgen read bytes that late; {consequence} "
+            "(fewer users per process or --workers lower it)",
+            f"{figures}, over {READ_LAG_WARNING_P99_MS:g} ms (see above)",
+        ))  # fmt: skip
     if client.schedule_lag_saturated:
-        warnings.append(
-            f"send lag p99 {send_lag.p99 or 0:.2f} ms is over {LAG_SATURATION_P99_MS:g} ms: requests left later than "
-            "intended, and every latency includes that delay (use fewer users per process or --workers)"
-        )
+        figures = f"send lag p99 {send_lag.p99 or 0:.2f} ms"
+        warnings.append(LagWarning(
+            "send_lag",
+            f"{figures} is over {LAG_SATURATION_P99_MS:g} ms: requests left later than intended, and every latency "
+            "includes that delay (use fewer users per process or --workers)",
+            f"{figures}, over {LAG_SATURATION_P99_MS:g} ms (see above)",
+        ))  # fmt: skip
     if clock.stamp_anomalies:
-        warnings.append(f"{clock.stamp_anomalies} kernel stamps were later than their read (a wall-clock step?); "
-                        "those reads used user-space stamps")  # fmt: skip
+        figures = f"{clock.stamp_anomalies} kernel stamps were later than their read"
+        warnings.append(LagWarning("stamp_anomalies", f"{figures} (a wall-clock step?); those reads used user-space "
+                                   "stamps", f"{figures} (see above)"))  # fmt: skip
     connections = client.connections or Connections()
     completed = summary.completed
     reconnects = connections.reconnects - connections.closes_announced  # closes nobody announced
     if completed >= MIN_REQUESTS_FOR_CLOSE_CHECK and reconnects >= completed / 2:
-        warnings.append(f"the server closed the connection after most responses ({reconnects} reconnects for "
-                        f"{completed} requests) although HTTP/1.1 keeps it open (llama-server does after each "
-                        "stream): each request then pays a connect, measured apart in latency_ms.connect; "
-                        f"{connections.retried_requests} requests were re-sent on a fresh connection")  # fmt: skip
+        figures = f"{reconnects} reconnects for {completed} requests"
+        warnings.append(LagWarning(
+            "reconnects",
+            f"the server closed the connection after most responses ({figures}) although HTTP/1.1 keeps it open "
+            "(llama-server does after each stream): each request then pays a connect, measured apart in "
+            f"latency_ms.connect; {connections.retried_requests} requests were re-sent on a fresh connection",
+            f"{figures}: the server closes connections (see above)",
+        ))  # fmt: skip
     return warnings
 
 

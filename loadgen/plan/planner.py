@@ -156,6 +156,7 @@ def make_plan(request: PlanRequest, profiles: ProfileSet) -> Plan:
     elif profiles.hardware and (model is None or hardware is None):
         assumptions.append("no what-if for other hardware: give --measured-on PROFILE and --model NAME")
     ranked = sorted(candidates, key=lambda c: (not c.feasible, c.cost_per_month is None, c.cost_per_month or 0.0))
+    assumptions += _price_kinds(ranked)
     return Plan(request, measured, output_tokens, input_tokens or None, calibration, ranked, assumptions)
 
 
@@ -229,6 +230,25 @@ def _sizing(
         return None if count is None else math.ceil(count / replicas_per_instance)
 
     return replicas, (fewest, most), instances, (to_instances(fewest) or 0, to_instances(most))
+
+
+PRICE_KIND_TEXTS = {"on_demand": "on-demand cloud prices", "spot": "spot prices", "reserved": "reserved prices",
+                    "owned": "owned hardware (purchase spread over its life, plus power)"}  # fmt: skip
+
+
+def _price_kinds(candidates: list[CandidatePlan]) -> list[str]:
+    """What the costs are prices of; a warning when they are of different kinds (not like for like)."""
+    kinds: dict[str, list[str]] = {}
+    for candidate in candidates:
+        if candidate.price_kind is not None:
+            kinds.setdefault(candidate.price_kind, []).append(candidate.profile)
+    if len(kinds) <= 1:
+        return [f"costs are {PRICE_KIND_TEXTS.get(kind, kind)}" for kind in kinds]
+    each = "; ".join(f"{PRICE_KIND_TEXTS.get(kind, kind)}: {', '.join(names)}" for kind, names in kinds.items())
+    return [
+        f"WARNING: the costs mix kinds of price, so they are not like for like ({each}); compare within a kind "
+        "(--price names the kind wanted)"
+    ]
 
 
 def _costs(request: PlanRequest, plan: dict[str, Any], profile: HardwareProfile | None, output_tokens: float) -> None:

@@ -20,6 +20,8 @@ from loadgen.metrics.aggregate import LiveSnapshot
 from loadgen.metrics.comparison import ComparedLevel, Comparison
 from loadgen.metrics.results import (
     LATENCY_NAMES,
+    PERCENTILES,
+    Distribution,
     GpuFigures,
     HostFigures,
     MeanMax,
@@ -29,6 +31,7 @@ from loadgen.metrics.results import (
     Telemetry,
     TritonModelFigures,
     Validity,
+    samples_needed,
 )
 from loadgen.plan.knee import level_passes, sweep_knee
 
@@ -140,26 +143,37 @@ class LiveStatus:
 def run_table(summary: RunSummary) -> Table:
     latency = summary.latency_ms
     table = Table(
-        title=f"{summary.api} · {summary.model or 'default model'} · {_load_label(summary)}", title_justify="left"
+        title=f"{summary.api} · {summary.model or 'default model'} · {_load_label(summary)}",
+        title_justify="left",
+        caption_justify="left",
     )
     table.add_column("latency (ms)")
     for column in ("count", "mean", "p50", "p90", "p99", "p99.9", "max"):
         table.add_column(column, justify="right")
+    thin = False
     for key, label in LATENCY_ROWS:
         stats = latency.metric(key)
         if not stats.known or (key == "read_lag" and not stats.count):
             continue  # a result from before read lag was measured, or not kernel-stamped
-        table.add_row(
-            label,
-            str(stats.count),
-            _ms(stats.mean),
-            _ms(stats.p50),
-            _ms(stats.p90),
-            _ms(stats.p99),
-            _ms(stats.p99_9),
-            _ms(stats.max),
-        )
+        table.add_row(label, str(stats.count), _ms(stats.mean), *(percentile_cell(stats, name) for name in
+                      ("p50", "p90", "p99", "p99_9")), _ms(stats.max))  # fmt: skip
+        thin = thin or bool(stats.thin_percentiles)
+    if thin:
+        table.caption = THIN_LEGEND
     return table
+
+
+THIN_MARK = "~"
+THIN_LEGEND = (
+    f"{THIN_MARK} too few samples for that percentile: its 95 % interval reaches past the largest sample "
+    f"(p99 needs {samples_needed(PERCENTILES['p99']):,}, p99.9 {samples_needed(PERCENTILES['p99_9']):,})"
+)
+
+
+def percentile_cell(stats: Distribution, name: str) -> str:
+    """A percentile in ms, marked when too few samples stand behind it (``Distribution.thin``)."""
+    value = _ms(stats.statistic(name))
+    return value + THIN_MARK if stats.thin(name) else value
 
 
 def facts_lines(summary: RunSummary) -> list[Text]:
@@ -215,7 +229,8 @@ def facts_lines(summary: RunSummary) -> list[Text]:
         share = f" ({cached / prompt:.0%} of the prompt tokens)" if prompt else ""
         lines.append(Text(f"prefix cache: {cached:,} prompt tokens served from the server's cache{share}: TTFT "
                           "is then partly a cache hit, not prefill", style="yellow"))  # fmt: skip
-    if summary.client.saturated:
+    validity = summary.validity
+    if summary.client.saturated and not validity:  # a judged level's verdict names the cause, once
         lines.append(
             Text(
                 "warning: the load generator was saturated (CPU or schedule lag): latencies include client delay",
@@ -224,7 +239,6 @@ def facts_lines(summary: RunSummary) -> list[Text]:
         )
     if summary.partial:
         lines.append(Text("partial result: the run was interrupted", style="bold yellow"))
-    validity = summary.validity
     if validity:
         checked = f"checked: {', '.join(validity.checked)}, error rate"
         if validity.valid:
@@ -296,7 +310,7 @@ def sweep_table(summaries: Sequence[RunSummary], slo: Sequence[SloTarget] = ()) 
     with_batches = any(summary.load.batch_size > 1 for summary in summaries)
     # no vertical rules: the headline sweep fits 80 columns uncut (they took 11 of them)
     table = Table(title="sweep (latencies in ms)", title_justify="left", padding=(0, 1), pad_edge=False,
-                  box=box.SIMPLE_HEAD)  # fmt: skip
+                  box=box.SIMPLE_HEAD, caption_justify="left")  # fmt: skip
     with_tpot = any(summary.latency_ms.tpot.p50 is not None for summary in summaries)
     columns = ["level", "req/s", "out\ntok/s", "TTFT\np50", "TTFT\np99", "TPOT\np50", "TPOT\np99", "E2E\np50", "fail"]
     open_loop = any(summary.throughput.offered_requests_per_s for summary in summaries)
@@ -326,8 +340,8 @@ def sweep_table(summaries: Sequence[RunSummary], slo: Sequence[SloTarget] = ()) 
             _number(throughput.requests_per_s, 2),
             _number(throughput.output_tokens_per_s, 0),
             _ms(latency.ttft.p50),
-            _ms(latency.ttft.p99),
-            *((_ms(latency.tpot.p50), _ms(latency.tpot.p99)) if with_tpot else ()),
+            percentile_cell(latency.ttft, "p99"),
+            *((_ms(latency.tpot.p50), percentile_cell(latency.tpot, "p99")) if with_tpot else ()),
             _ms(latency.e2e.p50),
             str(summary.requests.failed),
         ]
@@ -351,6 +365,8 @@ def sweep_table(summaries: Sequence[RunSummary], slo: Sequence[SloTarget] = ()) 
         notes.append("✓ within the SLOs")
     if any(summary.partial for summary in summaries):
         notes.append("*: interrupted, partial")
+    if any(summary.latency_ms.ttft.thin("p99") or summary.latency_ms.tpot.thin("p99") for summary in summaries):
+        notes.append(THIN_LEGEND)
     if with_validity and any(validity_cell(summary) != "ok" for summary in summaries):
         notes.append(VALIDITY_LEGEND)
     if with_batches:

@@ -20,6 +20,7 @@ SUMMARY_COLUMNS = (
     "output_tokens_per_s", "input_tokens_per_s", "ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms", "tpot_p50_ms",
     "tpot_p99_ms", "itl_p50_ms", "itl_p99_ms", "e2e_p50_ms", "e2e_p99_ms", "schedule_lag_p99_ms",
     "goodput_fraction", "output_token_method", "partial", "valid", "verdict", "validity_marks",
+    "ttft_count", "tpot_count", "itl_count", "e2e_count", "thin_percentiles",
 )  # fmt: skip
 RECORD_COLUMNS = (
     "source", "index", "prompt_id", "warmup", "intended_ns", "sent_ns", "first_byte_ns", "first_token_ns", "end_ns",
@@ -60,6 +61,10 @@ def summary_row(source: Path, summary: RunSummary) -> dict[str, object]:
         "valid": summary.validity.valid if summary.validity else None,
         "verdict": summary.validity.verdict if summary.validity else None,
         "validity_marks": " ".join(summary.validity.marks) if summary.validity else None,
+        # the samples behind each metric's percentiles, and the exported percentiles too few stand behind
+        **{f"{metric}_count": latency.metric(metric).count for metric in ("ttft", "tpot", "itl", "e2e")},
+        "thin_percentiles": " ".join(f"{metric}_{key}_ms" for metric, key in LATENCY_COLUMNS
+                                     if latency.metric(metric).thin(key)),
     }  # fmt: skip
 
 
@@ -156,7 +161,8 @@ def _arrow_types() -> tuple[dict[str, Any], dict[str, Any]]:
     text, integer, flag, number = pa.string(), pa.int64(), pa.bool_(), pa.float64()
     summary = {"source": text, "mode": text, "concurrency": integer, "completed": integer, "failed": integer,
                "output_token_method": text, "partial": flag, "valid": flag, "verdict": text,
-               "validity_marks": text}  # fmt: skip
+               "validity_marks": text, "thin_percentiles": text, "ttft_count": integer, "tpot_count": integer,
+               "itl_count": integer, "e2e_count": integer}  # fmt: skip
     record = {"source": text, "prompt_id": text, "warmup": flag, "output_token_method": text, "finish_reason": text,
               "error_kind": text, "mean_logprob": number, "correct": flag, "ttft_ms": number, "tpot_ms": number,
               "e2e_ms": number}  # fmt: skip

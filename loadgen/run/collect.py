@@ -22,7 +22,7 @@ from loadgen.engine.publisher import Publisher
 from loadgen.engine.runner import LoadRunner, StopReason, quiet_garbage_collector
 from loadgen.metrics.aggregate import HISTOGRAM_NAMES, Aggregator
 from loadgen.metrics.results import LocustTest, LostWrites, RunSummary, TargetLag, Telemetry, Workers
-from loadgen.metrics.summary import RunInfo, build_summary, client_lag_warnings
+from loadgen.metrics.summary import LagWarning, RunInfo, build_summary, client_lag_warnings
 from loadgen.parsing import public_url
 from loadgen.prompts import PromptPicker
 from loadgen.report.files import HlogWriter, RecordWriter, WriteFailures, write_json
@@ -151,10 +151,18 @@ async def collect_level(target: Target, spec: LevelSpec, shared: SharedStart | N
 
 def _summary(target: Target, spec: LevelSpec, recording: Recording, info: RunInfo) -> RunSummary:
     summary = summarize(recording.aggregator, info)
-    for message in client_lag_warnings(summary):
-        target.events.say(f"warning: {spec.label}: {message}", Tone.WARNING)
+    for line in lag_lines(client_lag_warnings(summary), target.explained):
+        target.events.say(f"warning: {spec.label}: {line}", Tone.WARNING)
     recording.hlog.close()
     return replace(summary, output_errors=recording.lost_writes(target, spec.label))
+
+
+def lag_lines(warnings: list[LagWarning], explained: set[str]) -> list[str]:
+    """A level's client-lag warnings: what a lag means is said once a command (``explained``
+    remembers), its figures at every level."""
+    lines = [warning.brief if warning.kind in explained else warning.text for warning in warnings]
+    explained.update(warning.kind for warning in warnings)
+    return lines
 
 
 async def _drive(target: Target, progress: Progress, runner: LoadRunner, monitor: ClientMonitor,

@@ -93,6 +93,7 @@ class Target:
     probes: ServerProbes = ServerProbes()
     sidecar: SidecarSampler | None = None
     name: str | None = None
+    explained: set[str] = field(default_factory=set)  # the client-lag warnings already said in full
 
     def transport(self, max_connections: int) -> Transport:
         return make_transport(self.endpoint, max_connections)

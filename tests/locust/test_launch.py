@@ -151,6 +151,7 @@ def test_web_ui_numbers_are_true_and_the_loadgen_charts_update(start_sim: SimFac
         assert metric in rows, seen["loadgen_table"]
     assert TTFT_MS <= float(rows["TTFT (ms)"][2]) <= TTFT_MS + 20  # p50
     assert seen["chart_points"][1] > seen["chart_points"][0] > 0, seen  # new points came in while we looked
+    assert seen["rate_charts"] == [["output tok/s"], ["requests/s"]], seen
     assert seen["chart_traces"] >= 2 and seen["chart_ttft_p50"] == pytest.approx(TTFT_MS, abs=15), seen
     assert screenshot.stat().st_size > 10_000
     summary = json.loads((tmp_path / "ui" / "summary.json").read_text())  # written when the test stopped
@@ -211,6 +212,10 @@ async def _drive_ui(url: str, sim_url: str, screenshot: Path) -> dict[str, Any]:
         chart = f"{FRAME}.contentDocument.getElementById('ttft')"
         seen["chart_traces"] = await page.evaluate(f"{chart}.data.length")
         seen["chart_ttft_p50"] = await page.evaluate(f"{chart}.data[0].y.filter(v => v !== null).at(-1)")
+        # tokens/s and requests/s on charts of their own: on one, the same shape twice, one line hid the other
+        seen["rate_charts"] = await page.evaluate(
+            f"['throughput', 'requests'].map(id => {FRAME}.contentDocument.getElementById(id).data.map(t => t.name))"
+        )
         await page.screenshot(screenshot, full_page=True)
         # stop from the UI, as a user would; a click that lands while the page redraws its buttons is
         # lost (the test stayed "running" for 30 s on a busy machine), so it is clicked until Locust stops

@@ -140,10 +140,12 @@ def test_summary_names_the_stamp_source_and_carries_send_and_read_lag() -> None:
     late = summary_for(3.0, StampSource.KERNEL)
     assert late["client"]["read_lag_high"] and not late["client"]["saturated"]
     warning = client_lag_warnings(RunSummary.from_json(late))[0]
-    assert "read lag p99 3.00 ms" in warning and "stay true" in warning
+    assert "read lag p99 3.00 ms" in warning.text and "stay true" in warning.text
+    assert warning.brief.startswith("read lag p99 3.00 ms") and "stay true" not in warning.brief
     # without kernel stamps the same lag is in every chunk time: the run is saturated
     user = summary_for(3.0, StampSource.USER)
-    assert user["client"]["saturated"] and "include this delay" in client_lag_warnings(RunSummary.from_json(user))[0]
+    assert user["client"]["saturated"]
+    assert "include this delay" in client_lag_warnings(RunSummary.from_json(user))[0].text
     # 20 ms late, kernel-stamped: saturated only once a stream's chunks piled up into one read
     spread = summary_for(20.0, StampSource.KERNEL)
     assert spread["client"]["coalesced_chunk_share"] == 0.0 and not spread["client"]["saturated"]
@@ -177,3 +179,19 @@ def test_the_offered_rate_is_measured_from_when_requests_were_due() -> None:
     info = dataclasses.replace(_info(), load=LoadConfig(mode=LoadMode.OPEN, rate_rps=16.0, requests=4))
     throughput = build_summary(aggregator, info).throughput
     assert (throughput.offered_requests_per_s, throughput.arrived_requests_per_s) == (16.0, 7.5)
+
+
+def test_a_lag_is_explained_once_a_command_and_its_figures_given_at_every_level() -> None:
+    from loadgen.metrics.summary import LagWarning
+    from loadgen.run.collect import lag_lines
+
+    def read_lag(p99: float) -> LagWarning:
+        figures = f"read lag p99 {p99} ms"
+        return LagWarning("read_lag", f"{figures}: loadgen read bytes that late; …", figures)
+
+    explained: set[str] = set()
+    first = lag_lines([read_lag(6.0)], explained)
+    later = lag_lines([read_lag(9.0), LagWarning("send_lag", "send lag p99 3 ms: every latency …", "send lag")],
+                      explained)  # fmt: skip
+    assert first == ["read lag p99 6.0 ms: loadgen read bytes that late; …"]
+    assert later == ["read lag p99 9.0 ms", "send lag p99 3 ms: every latency …"]

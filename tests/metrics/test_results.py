@@ -65,3 +65,19 @@ def test_a_field_that_does_not_fit_is_one_line_naming_it(tmp_path: Path) -> None
     with pytest.raises(ConfigError, match=r"not valid JSON .*was the run cut off"):
         read_levels(cut)
     assert read_levels(tmp_path) is None
+
+
+def test_a_percentile_from_too_few_samples_is_marked_by_the_stated_rule() -> None:
+    """n ≥ 1.96²·p/(1−p): below it the 95 % interval of the percentile reaches past the largest sample."""
+    from loadgen.metrics.results import Distribution, samples_needed
+
+    assert [samples_needed(p) for p in (0.5, 0.9, 0.99, 0.999)] == [4, 35, 381, 3838]
+    few = Distribution(count=380, p50=1.0, p90=2.0, p99=3.0, p99_9=4.0)
+    enough = Distribution(count=381, p50=1.0, p90=2.0, p99=3.0, p99_9=4.0)
+    assert few.thin_percentiles == ("p99", "p99_9") and few.thin("p99") and not few.thin("p90")
+    assert enough.thin_percentiles == ("p99_9",)
+    # decided from the count wherever the distribution comes from: a file that says otherwise is overruled
+    read = Distribution.from_json({"count": 5000, "p99": 3.0, "p99_9": 4.0, "thin_percentiles": ["p99"]})
+    assert read.thin_percentiles == ()
+    assert Distribution(count=None, p99=3.0).thin_percentiles == ()  # an import that did not give its count
+    assert Distribution.from_json(few.to_json()) == few

@@ -27,6 +27,11 @@ def test_plan_prints_a_ranked_answer_and_writes_plan_json(tmp_path: Path, capsys
     typed = read_plan(tmp_path / "out" / "plan.json")  # what the report reads: the same figures, typed
     assert [c.replicas for c in typed.candidates] == [c["replicas"] for c in plan["candidates"]]
     assert typed.measured_capacity is not None and typed.measured_capacity.binding == "ttft_p95"
+    # the Dell servers are priced as owned hardware, the AWS instances on demand: said, not mixed silently
+    printed = " ".join(shown.split())
+    assert "WARNING: the costs mix kinds of price, so they are not like for like (" in printed
+    assert "owned hardware (purchase spread over its life, plus power): dell-" in printed
+    assert {c["price_kind"] for c in plan["candidates"] if c["price_kind"]} == {"owned", "on_demand"}
 
 
 @pytest.mark.parametrize(

@@ -107,6 +107,9 @@ def test_report_pages_render_in_chromium(start_sim: SimFactory, tmp_path: Path) 
                 for chart, count in EXPECTED_CHARTS[name].items():
                     assert traces.get(chart) == count, (name, chart, traces)
                 text = await page.evaluate("document.body.innerText")
+                if name in ("run", "sweep"):  # a p99 from a few requests is marked, and the mark explained
+                    assert await page.evaluate("document.querySelectorAll('span.thin').length") > 0
+                    assert "~ too few samples for that percentile: its 95 % interval reaches past" in text
                 if name == "run":
                     assert HOSTILE in text  # shown as text, never run
                     assert await page.evaluate("document.querySelectorAll('script:not([type])').length") == 2
@@ -115,10 +118,14 @@ def test_report_pages_render_in_chromium(start_sim: SimFactory, tmp_path: Path) 
                     # the header's verdict is every level's, not the first one's (it said "valid")
                     assert "2 of 3 levels valid · INVALID at c=16: the simulated server ran 41% behind" in text
                     assert await page.evaluate("document.getElementById('r1-pareto').data[1].name") == "not valid"
+                    # the frontier's line joins the 2 valid levels; it zig-zagged through the invalid one
+                    assert await page.evaluate("document.getElementById('r1-pareto').data[0].x.length") == 2
                 if name == "compare":
                     assert "failed base/cand" in text and "ok" in text
                 if name == "plan":
                     assert "True" not in text and "False" not in text and "ttft p99 ≤ 60 ms" in text
+                    # each price says its kind, and a plan that mixes owned and cloud prices warns
+                    assert "on-demand" in text and "owned" in text and "the costs mix kinds of price" in text
             assert page.console_errors() == []
             assert page.requested_urls() == [f"file://{path}" for path in pages.values()]  # nothing from the network
 
@@ -139,6 +146,10 @@ def test_csv_export_of_a_sweep(start_sim: SimFactory, tmp_path: Path) -> None:
     assert all(float(row["ttft_p50_ms"]) > 0 and row["completed"] == "4" for row in summaries)
     levels = json.loads((sweep / "sweep.json").read_text())["levels"]
     assert [row["verdict"] for row in summaries] == [level["validity"]["verdict"] for level in levels]  # was missing
+    # the samples behind the percentiles, and which ones too few stand behind (4 requests: p90 and above)
+    assert [row["ttft_count"] for row in summaries] == ["4", "4"]
+    assert summaries[0]["thin_percentiles"].split() == ["ttft_p90_ms", "ttft_p99_ms", "tpot_p99_ms", "itl_p99_ms",
+                                                         "e2e_p99_ms", "schedule_lag_p99_ms"]  # fmt: skip
     requests = list(csv.DictReader((out / "requests.csv").open()))
     assert len(requests) == 4 + 1 + 4 + 2  # measured plus warm-up, both levels
     assert {row["chunks"] for row in requests if row["warmup"] == "False"} == {"5"}

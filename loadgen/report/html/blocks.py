@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 
 from loadgen.config import SloTarget
 from loadgen.metrics.results import (
+    Distribution,
     ImportedSource,
     RunConfig,
     RunSummary,
 )
+from loadgen.report.console import THIN_LEGEND, THIN_MARK
 from loadgen.scenario.options import OPTIONS_BY_NAME
 
 STYLE = """
@@ -21,13 +24,35 @@ h3{font-size:15px}table{border-collapse:collapse;margin:8px 0}td,th{border:1px s
 text-align:right;font-size:13px}th{background:#f4f4f4}td.text,th.text{text-align:left}
 .chart{width:540px;max-width:100%;margin:8px 16px 8px 0}
 .chart.empty{color:#888;font-size:13px}.warn{color:#a60}.empty{color:#888}.charts{display:flex;flex-wrap:wrap}
-code{background:#f4f4f4;padding:1px 4px}
+code{background:#f4f4f4;padding:1px 4px}.thin{color:#a60}.note{color:#555;font-size:13px}
 """
+
+
+@dataclass(frozen=True, slots=True)
+class ThinPercentile:
+    """A percentile cell that too few samples stand behind (``Distribution.thin``)."""
+
+    value: float
+
+
+def percentile(stats: Distribution, name: str) -> object:
+    """A table cell for the percentile ``name`` of ``stats``: its value, marked when thin."""
+    value = stats.statistic(name)
+    return ThinPercentile(value) if value is not None and stats.thin(name) else value
+
+
+def thin_note(rows: Sequence[Sequence[object]]) -> str:
+    """The legend of the thin-percentile mark, under a table that has one."""
+    if any(isinstance(cell, ThinPercentile) for row in rows for cell in row):
+        return f'<p class="note">{escape(THIN_LEGEND)}</p>'
+    return ""
 
 
 def html_cell(value: object, digits: int = 2) -> str:
     if value is None:
         return "–"
+    if isinstance(value, ThinPercentile):
+        return f'<span class="thin" title="{escape(THIN_LEGEND)}">{value.value:,.{digits}f}{THIN_MARK}</span>'
     if isinstance(value, float):
         return f"{value:,.{digits}f}"
     return escape(str(value))

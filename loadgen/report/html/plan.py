@@ -26,20 +26,30 @@ def plan_section(plan: PlanDocument, prefix: str) -> str:
          _binding_text(c.binding), _capacity_text(c, plan.target.users is not None),
          range_text(c.replicas, c.replicas_range[1] if c.replicas_range else None),
          range_text(c.instances, c.instances_range[1] if c.instances_range else None),
+         _price_text(c),
          "–" if c.cost_per_month is None else f"${c.cost_per_month:,.0f}",
          "–" if c.cost_per_million_output_tokens is None else f"${c.cost_per_million_output_tokens:.2f}"]
         for c in plan.candidates
     ]  # fmt: skip
     per_replica = "users per replica" if plan.target.users is not None else "req/s per replica (bracket)"
     headers = ["hardware", "basis", "feasible", "binding constraint", per_replica, "replicas",
-               "instances", "cost per month", "cost per M output tokens"]  # fmt: skip
+               "instances", "price per hour", "cost per month", "cost per M output tokens"]  # fmt: skip
     costs = [(c, c.cost_per_month) for c in plan.candidates if c.cost_per_month is not None]
     chart = Chart(f"{prefix}-plan-cost", "cost per month of each feasible option", "", "$ per month")
     chart.bars("cost", [f"{c.profile}{' *' if c.estimate else ''}" for c, _ in costs], [cost for _, cost in costs],
                unit="$")  # fmt: skip
-    notes = "".join(f"<li>{escape(a)}</li>" for a in plan.assumptions)
+    notes = "".join(f'<li class="warn">{escape(a)}</li>' if a.startswith("WARNING: ") else f"<li>{escape(a)}</li>"
+                    for a in plan.assumptions)  # fmt: skip
     return (html + html_table(headers, rows, f"{prefix}-plan", text_columns=4)
             + f'<div class="charts">{chart.html()}</div>' + (f"<ul>{notes}</ul>" if notes else ""))  # fmt: skip
+
+
+def _price_text(candidate: CandidatePlan) -> str:
+    """An instance's hourly price and its kind: an owned machine's cost is not a cloud price."""
+    if candidate.price_per_hour is None:
+        return "–"
+    kind = (candidate.price_kind or "").replace("_", "-")
+    return f"${candidate.price_per_hour:,.2f} {kind}".strip()
 
 
 def _binding_text(binding: str | None) -> str:

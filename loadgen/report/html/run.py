@@ -17,7 +17,7 @@ from loadgen.report.console import (
     level_label,
 )
 from loadgen.report.files import read_records, read_request_records
-from loadgen.report.html.blocks import html_table, metadata_block
+from loadgen.report.html.blocks import html_table, metadata_block, percentile, thin_note
 from loadgen.report.plots import Chart, long_tail
 
 LATENCY_ROWS = (
@@ -37,8 +37,10 @@ def latency_table(summary: RunSummary, table_id: str) -> str:
         stats = summary.latency_ms.metric(key)
         if not stats.known:
             continue  # a result written before this metric existed
-        rows.append([label, stats.count, stats.mean, stats.p50, stats.p90, stats.p99, stats.p99_9, stats.max])
-    return html_table(["latency (ms)", "count", "mean", "p50", "p90", "p99", "p99.9", "max"], rows, table_id)
+        percentiles = (percentile(stats, name) for name in ("p50", "p90", "p99", "p99_9"))
+        rows.append([label, stats.count, stats.mean, *percentiles, stats.max])
+    headers = ["latency (ms)", "count", "mean", "p50", "p90", "p99", "p99.9", "max"]
+    return html_table(headers, rows, table_id) + thin_note(rows)
 
 
 def distribution_chart(directory: Path, name: str, label: str, chart_id: str) -> str:

@@ -23,7 +23,7 @@ from loadgen.report.console import (
     mean_of,
     validity_cell,
 )
-from loadgen.report.html.blocks import html_table, imported_block, metadata_block, slo_texts
+from loadgen.report.html.blocks import html_table, imported_block, metadata_block, percentile, slo_texts, thin_note
 from loadgen.report.html.run import over_time, server_table, telemetry_over_time
 from loadgen.report.plots import Chart, long_tail
 
@@ -84,7 +84,11 @@ def sweep_section(levels: list[RunSummary], prefix: str, slos: list[tuple[str, s
                    "output tokens/s")  # fmt: skip
     e2e = [s.latency_ms.e2e.statistic(shown("e2e", "p50")) for s in levels]
     tokens = [s.throughput.output_tokens_per_s for s in levels]
-    pareto.line("levels", e2e, tokens, text=labels, unit="tok/s")
+    # the frontier joins the valid levels only: a line through invalid ones zig-zagged through figures
+    # that are not the server's; those stand apart as red crosses
+    trusted = [index for index, s in enumerate(levels) if validity_cell(s) in ("ok", "–")]
+    pareto.line("levels", [e2e[i] for i in trusted], [tokens[i] for i in trusted], text=[labels[i] for i in trusted],
+                unit="tok/s")  # fmt: skip
     pareto.traces[-1]["mode"] = "lines+markers+text"
     pareto.traces[-1]["textposition"] = "top left"
     knee_e2e, knee_tokens = (e2e[knee], tokens[knee]) if knee is not None else (None, None)
@@ -99,9 +103,9 @@ def sweep_section(levels: list[RunSummary], prefix: str, slos: list[tuple[str, s
             s.throughput.sequences_per_s,
             s.throughput.output_tokens_per_s,
             s.latency_ms.ttft.statistic(shown("ttft", "p50")),
-            s.latency_ms.ttft.p99,
+            percentile(s.latency_ms.ttft, "p99"),
             s.latency_ms.tpot.statistic(shown("tpot", "p50")),
-            s.latency_ms.tpot.p99,
+            percentile(s.latency_ms.tpot, "p99"),
             s.latency_ms.e2e.statistic(shown("e2e", "p50")),
             s.requests.failed,
             validity_cell(s),
@@ -126,6 +130,7 @@ def sweep_section(levels: list[RunSummary], prefix: str, slos: list[tuple[str, s
         rows,
         f"{prefix}-levels",
     )
+    html += thin_note(rows)
     if any(validity_cell(s) not in ("ok", "–") for s in levels):
         html += f'<p class="warn">{escape(VALIDITY_LEGEND)}</p>'
     html += server_table(levels, prefix)
