@@ -80,6 +80,12 @@ def extend_web_ui(environment: Environment, process: LiveSource) -> None:
             return response
         if request.path == "/stats/requests":
             body = json.loads(response.get_data())
+            runner = environment.runner
+            if runner is not None:
+                _wait_out_stopping(runner)
+                # fresh, not Locust's answer of up to 2 s ago (it caches it): a "ready" cached before a
+                # start reached the page after the start and ended its polling, the page stuck at READY
+                body["state"], body["user_count"] = runner.state, runner.user_count
             body["extendedStats"] = process.extended_stats()
             response.set_data(json.dumps(body))
         elif request.path in ("/", "") and response.mimetype == "text/html":
@@ -126,6 +132,23 @@ def extend_web_ui(environment: Environment, process: LiveSource) -> None:
     app.add_url_rule("/loadgen/llm_stats_history.csv", view_func=guarded(loadgen_history_csv))
     if web_ui.web_login:
         _enable_login(web_ui, os.environ.get(WEB_PASSWORD_ENV, ""))
+
+
+STOPPING_WAIT_S = 30.0
+
+
+def _wait_out_stopping(runner: Any) -> None:
+    """Locust's page polls the test's state only while it spawns or runs: a poll answered in the
+    moment a stop cleans up ("cleanup", "stopping") ended the polling, and the page said CLEANUP
+    with a spinning Stop button for good (seen on a busy machine, where stopping the users takes
+    a while). Such an answer waits until the stop is done (at most ``STOPPING_WAIT_S``)."""
+    import gevent
+    from locust.runners import STATE_CLEANUP, STATE_STOPPING
+
+    waited = 0.0
+    while runner.state in (STATE_CLEANUP, STATE_STOPPING) and waited < STOPPING_WAIT_S:
+        gevent.sleep(0.05)
+        waited += 0.05
 
 
 def _enable_login(web_ui: Any, password: str) -> None:

@@ -105,6 +105,8 @@ def samples_needed(fraction: float) -> int:
     that rank is past n, the interval reaches beyond the largest sample: the true percentile may
     be any value above it. So n ≥ 1.96²·p/(1−p): 4 for p50, 35 for p90, 381 for p99, 3,838 for p99.9."""
     return math.ceil(CONFIDENCE_Z**2 * fraction / (1 - fraction))
+
+
 EMPTY = Distribution()
 
 

@@ -151,7 +151,10 @@ async def collect_level(target: Target, spec: LevelSpec, shared: SharedStart | N
 
 def _summary(target: Target, spec: LevelSpec, recording: Recording, info: RunInfo) -> RunSummary:
     summary = summarize(recording.aggregator, info)
-    for line in lag_lines(client_lag_warnings(summary), target.explained):
+    client = summary.client
+    said_by_verdict = {"read_lag": client.read_lag_saturated, "send_lag": client.schedule_lag_saturated}
+    warnings = [warning for warning in client_lag_warnings(summary) if not said_by_verdict.get(warning.kind)]
+    for line in lag_lines(warnings, target.explained):  # a lag that makes the level INVALID is in its verdict
         target.events.say(f"warning: {spec.label}: {line}", Tone.WARNING)
     recording.hlog.close()
     return replace(summary, output_errors=recording.lost_writes(target, spec.label))

@@ -176,59 +176,62 @@ FRAME = "document.getElementById('loadgen-charts')"
 async def _drive_ui(url: str, sim_url: str, screenshot: Path) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     async with open_page() as page:
-        await page.navigate(url)
-        await page.wait_for(f"!!{button('/^start$/i')}", timeout_s=60)
-        for attempt in range(3):  # a click that lands before the page's scripts are wired does nothing
-            await page.evaluate(f"{button('/^start$/i')}?.click()")
-            try:
-                await page.wait_for(f"!!{button('/loadgen/i')}", timeout_s=20)
-                break
-            except TimeoutError:
-                await page.screenshot(screenshot.with_name(f"start-attempt-{attempt}.png"))
-                if attempt == 2:
-                    raise
-        started = time.monotonic()
-        # past Locust's 12 s RPS window, so that it holds no start-up second even when the header shows a
-        # figure 4 s old (the page polls every 2 s, and the server caches its answer for 2 s)
-        await asyncio.sleep(19)
-        seen["header_rps"] = await page.wait_for(f"{HEADER_RPS} > 0 && {HEADER_RPS}", timeout_s=10)
-        now_ns = time.perf_counter_ns()
-        seen["sim_rps"] = _sim_rate(sim_url, now_ns - 12_000_000_000, now_ns - 2_000_000_000)
-        seen["running_s"] = time.monotonic() - started
-        seen["statistics_rows"] = await page.evaluate(
-            "Array.from(document.querySelector('table').querySelectorAll('tbody tr'))"
-            ".map(row => row.cells[1].innerText.trim())"
-        )
-        await page.evaluate(button("/loadgen/i") + ".click()")
-        table_text = (
-            "(() => { const t = Array.from(document.querySelectorAll('table')).find(t => /Metric/.test(t.innerText));"
-            " return t && /TTFT \\(ms\\)\\t[1-9]/.test(t.innerText) && t.innerText; })()"
-        )
-        seen["loadgen_table"] = await page.wait_for(table_text, timeout_s=30)
-        points = f"{FRAME}?.contentWindow?.loadgenChartPoints"
-        first = await page.wait_for(f"{points} > 0 && {points}", timeout_s=30)
-        await asyncio.sleep(5)
-        seen["chart_points"] = [first, await page.evaluate(points)]
-        chart = f"{FRAME}.contentDocument.getElementById('ttft')"
-        seen["chart_traces"] = await page.evaluate(f"{chart}.data.length")
-        seen["chart_ttft_p50"] = await page.evaluate(f"{chart}.data[0].y.filter(v => v !== null).at(-1)")
-        # tokens/s and requests/s on charts of their own: on one, the same shape twice, one line hid the other
-        seen["rate_charts"] = await page.evaluate(
-            f"['throughput', 'requests'].map(id => {FRAME}.contentDocument.getElementById(id).data.map(t => t.name))"
-        )
-        await page.screenshot(screenshot, full_page=True)
-        # stop from the UI, as a user would; a click that lands while the page redraws its buttons is
-        # lost (the test stayed "running" for 30 s on a busy machine), so it is clicked until Locust stops
-        for attempt in range(3):
-            await page.evaluate(f"{button('/^stop$/i')}?.click()")
-            try:
-                await page.wait_for("/stopped/i.test(document.body.innerText)", timeout_s=20)
-                break
-            except TimeoutError:
-                await page.screenshot(screenshot.with_name(f"stop-attempt-{attempt}.png"))
-                if attempt == 2:
-                    raise
+        await page.send("Runtime.enable")
+        await page.send("Network.enable")
+        try:
+            return await _drive(page, url, sim_url, screenshot, seen)
+        finally:  # what the page asked for and what came back: the record behind a stuck page
+            screenshot.with_name("page-events.json").write_text(json.dumps(page.events))
+
+
+async def _drive(page: Any, url: str, sim_url: str, screenshot: Path, seen: dict[str, Any]) -> dict[str, Any]:
+    await page.navigate(url)
+    await page.wait_for(f"!!{button('/^start$/i')}", timeout_s=60)
+    # one click each for start and stop, as a user would: the page once stayed at READY after a start
+    # and at CLEANUP after a stop on a busy machine (a poll answered mid-change ended its polling)
+    await page.evaluate(f"{button('/^start$/i')}.click()")
+    await _wait_or_shoot(page, f"!!{button('/loadgen/i')}", screenshot.with_name("after-start.png"))
+    started = time.monotonic()
+    # past Locust's 12 s RPS window, so that it holds no start-up second even when the header shows a
+    # figure 4 s old (the page polls every 2 s, and the server caches its answer for 2 s)
+    await asyncio.sleep(19)
+    seen["header_rps"] = await page.wait_for(f"{HEADER_RPS} > 0 && {HEADER_RPS}", timeout_s=10)
+    now_ns = time.perf_counter_ns()
+    seen["sim_rps"] = _sim_rate(sim_url, now_ns - 12_000_000_000, now_ns - 2_000_000_000)
+    seen["running_s"] = time.monotonic() - started
+    seen["statistics_rows"] = await page.evaluate(
+        "Array.from(document.querySelector('table').querySelectorAll('tbody tr'))"
+        ".map(row => row.cells[1].innerText.trim())"
+    )
+    await page.evaluate(button("/loadgen/i") + ".click()")
+    table_text = (
+        "(() => { const t = Array.from(document.querySelectorAll('table')).find(t => /Metric/.test(t.innerText));"
+        " return t && /TTFT \\(ms\\)\\t[1-9]/.test(t.innerText) && t.innerText; })()"
+    )
+    seen["loadgen_table"] = await page.wait_for(table_text, timeout_s=30)
+    points = f"{FRAME}?.contentWindow?.loadgenChartPoints"
+    first = await page.wait_for(f"{points} > 0 && {points}", timeout_s=30)
+    await asyncio.sleep(5)
+    seen["chart_points"] = [first, await page.evaluate(points)]
+    chart = f"{FRAME}.contentDocument.getElementById('ttft')"
+    seen["chart_traces"] = await page.evaluate(f"{chart}.data.length")
+    seen["chart_ttft_p50"] = await page.evaluate(f"{chart}.data[0].y.filter(v => v !== null).at(-1)")
+    # tokens/s and requests/s on charts of their own: on one, the same shape twice, one line hid the other
+    seen["rate_charts"] = await page.evaluate(
+        f"['throughput', 'requests'].map(id => {FRAME}.contentDocument.getElementById(id).data.map(t => t.name))"
+    )
+    await page.screenshot(screenshot, full_page=True)
+    await page.evaluate(f"{button('/^stop$/i')}.click()")
+    await _wait_or_shoot(page, "/stopped/i.test(document.body.innerText)", screenshot.with_name("after-stop.png"))
     return seen
+
+
+async def _wait_or_shoot(page: Any, expression: str, screenshot: Path) -> None:
+    try:
+        await page.wait_for(expression, timeout_s=60)
+    except TimeoutError:
+        await page.screenshot(screenshot)
+        raise
 
 
 def test_locust_options_that_take_a_value_are_not_read_as_the_scenario() -> None:

@@ -147,12 +147,12 @@ def test_the_headline_sweep_table_fits_80_columns_uncut() -> None:
         levels.append({"load": {"mode": "closed", "concurrency": concurrency, "rate": None, "batch_size": 1},
                        "partial": False, "client": {"saturated": not valid}, "requests": {"failed": 12},
                        "throughput": {"requests_per_s": 36.41, "output_tokens_per_s": 9321.4},
-                       "latency_ms": {m: {"p50": 1234.5, "p99": 2345.6} for m in ("ttft", "tpot", "e2e")},
+                       "latency_ms": {m: {"p50": 1234.5, "p99": 2345.6, "count": 40} for m in ("ttft", "tpot", "e2e")},
                        "validity": msgspec.to_builtins(level_validity(validity))})  # fmt: skip
     output = io.StringIO()
     typed = [RunSummary.from_json(level) for level in levels]
     Console(file=output, width=80, color_system=None).print(sweep_table(typed, ()))
     rows = [line for line in output.getvalue().splitlines() if line.lstrip().startswith("c=")]
     assert len(rows) == 7 and "…" not in output.getvalue()
-    assert all("36.41" in row and "9,321" in row and "1,234" in row and "2,346" in row for row in rows)
+    assert all("36.41" in row and "9,321" in row and "1,234" in row and "2,346~" in row for row in rows)  # p99 of 40
     assert "✗client" in rows[-1] and max(len(line) for line in output.getvalue().splitlines()) <= 80
