@@ -22,7 +22,7 @@ from loadgen.engine.publisher import Publisher
 from loadgen.engine.runner import LoadRunner, StopReason, quiet_garbage_collector
 from loadgen.metrics.aggregate import HISTOGRAM_NAMES, Aggregator
 from loadgen.metrics.results import LocustTest, LostWrites, RunSummary, TargetLag, Telemetry, Workers
-from loadgen.metrics.summary import LagWarning, RunInfo, build_summary, client_lag_warnings
+from loadgen.metrics.summary import RunInfo, build_summary, client_lag_warnings
 from loadgen.parsing import public_url
 from loadgen.prompts import PromptPicker
 from loadgen.report.files import HlogWriter, RecordWriter, WriteFailures, write_json
@@ -151,18 +151,19 @@ async def collect_level(target: Target, spec: LevelSpec, shared: SharedStart | N
 
 def _summary(target: Target, spec: LevelSpec, recording: Recording, info: RunInfo) -> RunSummary:
     summary = summarize(recording.aggregator, info)
-    client = summary.client
-    said_by_verdict = {"read_lag": client.read_lag_saturated, "send_lag": client.schedule_lag_saturated}
-    warnings = [warning for warning in client_lag_warnings(summary) if not said_by_verdict.get(warning.kind)]
-    for line in lag_lines(warnings, target.explained):  # a lag that makes the level INVALID is in its verdict
+    for line in lag_lines(summary, target.explained):
         target.events.say(f"warning: {spec.label}: {line}", Tone.WARNING)
     recording.hlog.close()
     return replace(summary, output_errors=recording.lost_writes(target, spec.label))
 
 
-def lag_lines(warnings: list[LagWarning], explained: set[str]) -> list[str]:
+def lag_lines(summary: RunSummary, explained: set[str]) -> list[str]:
     """A level's client-lag warnings: what a lag means is said once a command (``explained``
-    remembers), its figures at every level."""
+    remembers), its figures at every level; a lag that makes the level INVALID is said by its
+    verdict alone."""
+    client = summary.client
+    in_verdict = {"read_lag": client.read_lag_saturated, "send_lag": client.schedule_lag_saturated}
+    warnings = [warning for warning in client_lag_warnings(summary) if not in_verdict.get(warning.kind)]
     lines = [warning.brief if warning.kind in explained else warning.text for warning in warnings]
     explained.update(warning.kind for warning in warnings)
     return lines

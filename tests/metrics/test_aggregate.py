@@ -182,16 +182,16 @@ def test_the_offered_rate_is_measured_from_when_requests_were_due() -> None:
 
 
 def test_a_lag_is_explained_once_a_command_and_its_figures_given_at_every_level() -> None:
-    from loadgen.metrics.summary import LagWarning
     from loadgen.run.collect import lag_lines
 
-    def read_lag(p99: float) -> LagWarning:
-        figures = f"read lag p99 {p99} ms"
-        return LagWarning("read_lag", f"{figures}: loadgen read bytes that late; …", figures)
+    def level(read_p99: float, send_p99: float = 0.1, saturated: bool = False) -> RunSummary:
+        client = {"read_lag_high": True, "read_lag_ms": {"count": 50, "p99": read_p99, "max": read_p99},
+                  "schedule_lag_saturated": saturated, "saturated": saturated, "send_lag_ms": {"p99": send_p99}}
+        return RunSummary.from_json({"client": client, "clock": {"stamp_source": "kernel"}})  # fmt: skip
 
     explained: set[str] = set()
-    first = lag_lines([read_lag(6.0)], explained)
-    later = lag_lines([read_lag(9.0), LagWarning("send_lag", "send lag p99 3 ms: every latency …", "send lag")],
-                      explained)  # fmt: skip
-    assert first == ["read lag p99 6.0 ms: loadgen read bytes that late; …"]
-    assert later == ["read lag p99 9.0 ms", "send lag p99 3 ms: every latency …"]
+    first, later = lag_lines(level(6.0), explained), lag_lines(level(9.0), explained)
+    assert len(first) == 1 and first[0].startswith("read lag p99 6.00 ms (max 6.00 ms) is over 1 ms: loadgen read")
+    assert later == ["read lag p99 9.00 ms (max 9.00 ms), over 1 ms (see above)"]
+    # a send lag that makes the level INVALID is said by its verdict, not a second time here
+    assert lag_lines(level(9.0, send_p99=30.0, saturated=True), explained) == [later[0]]
