@@ -185,8 +185,13 @@ def test_a_lag_is_explained_once_a_command_and_its_figures_given_at_every_level(
     from loadgen.run.collect import lag_lines
 
     def level(read_p99: float, send_p99: float = 0.1, saturated: bool = False) -> RunSummary:
-        client = {"read_lag_high": True, "read_lag_ms": {"count": 50, "p99": read_p99, "max": read_p99},
-                  "schedule_lag_saturated": saturated, "saturated": saturated, "send_lag_ms": {"p99": send_p99}}
+        client = {
+            "read_lag_high": True,
+            "read_lag_ms": {"count": 50, "p99": read_p99, "max": read_p99},
+            "schedule_lag_saturated": saturated,
+            "saturated": saturated,
+            "send_lag_ms": {"p99": send_p99},
+        }
         return RunSummary.from_json({"client": client, "clock": {"stamp_source": "kernel"}})  # fmt: skip
 
     explained: set[str] = set()
