@@ -78,7 +78,10 @@ def extend_web_ui(environment: Environment, process: LiveSource) -> None:
     def add_loadgen(response: Any) -> Any:
         if response.status_code != 200 or response.direct_passthrough:
             return response
-        if request.path == "/stats/requests":
+        if request.path == "/swarm" and request.method == "POST":
+            if (response.get_json(silent=True) or {}).get("success"):
+                _wait_for_start(environment.runner)
+        elif request.path == "/stats/requests":
             body = json.loads(response.get_data())
             runner = environment.runner
             if runner is not None:
@@ -135,6 +138,21 @@ def extend_web_ui(environment: Environment, process: LiveSource) -> None:
 
 
 STOPPING_WAIT_S = 30.0
+STARTING_WAIT_S = 10.0
+
+
+def _wait_for_start(runner: Any) -> None:
+    """Locust answers a start before its runner has left "ready" (the start runs in a greenlet of
+    its own), and its page takes the answer's success for RUNNING: a poll answered after that but
+    before the runner started said "ready", and the page stopped polling, stuck at READY. The start's
+    answer waits until the runner has started (at most ``STARTING_WAIT_S``)."""
+    import gevent
+    from locust.runners import STATE_INIT, STATE_STOPPED
+
+    waited = 0.0
+    while runner is not None and runner.state in (STATE_INIT, STATE_STOPPED) and waited < STARTING_WAIT_S:
+        gevent.sleep(0.05)
+        waited += 0.05
 
 
 def _wait_out_stopping(runner: Any) -> None:
