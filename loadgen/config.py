@@ -79,6 +79,7 @@ class LoadConfig:
     stages: tuple[Stage, ...] = ()
     trace_file: str | None = None
     trace_speed: float = 1.0
+    trace_format: str | None = None  # None: recognised from the file
     worker_index: int = 0  # this process's share of a load split over worker_count processes
     worker_count: int = 1
     batch_size: int = 1  # prompts per request (a batch-size sweep)

@@ -86,7 +86,7 @@ def plan_from_job(job: dict[str, Any]) -> Plan:
     prompts = tuple(
         Prompt(**{**p, "messages": tuple(p["messages"]) if p["messages"] else None}) for p in job["prompts"]
     )
-    trace = load_trace(load.trace_file, load.trace_speed, load.seed) if load.trace_file else None
+    trace = load_trace(load.trace_file, load.trace_speed, load.seed, load.trace_format) if load.trace_file else None
     return Plan(
         endpoint=endpoint, generation=GenerationConfig(**generation_data), levels=(load,), prompts=prompts,
         output_dir=Path(job["output_dir"]), sweep=False, slo=tuple(SloTarget(**t) for t in job["slo"]),

@@ -269,7 +269,20 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "stages", _stages, None, "load stages with linear ramps: 30s:c=16,1m:c=64 (users) or 30s:r=5 (req/s)", "LIST"
     ),
-    Option("trace", _str, None, "replay a trace on its own schedule: loadgen JSONL, Mooncake JSONL, Azure CSV", "FILE"),
+    Option(
+        "trace",
+        _str,
+        None,
+        "replay a trace on its own schedule: loadgen or Mooncake JSONL, Azure or BurstGPT CSV",
+        "FILE",
+    ),
+    Option(
+        "trace_format",
+        _choice("loadgen", "mooncake", "azure", "burstgpt"),
+        None,
+        "the trace's format (default: recognised from the file)",
+        "NAME",
+    ),
     Option("trace_speed", _positive_float, 1.0, "replay the trace this many times faster", "X"),
     Option("requests", _int(1), None, "measured requests per level (default: 4 per user, at least 8)", "N"),
     Option("duration", parse_duration_s, None, "measure for this long per level instead, e.g. 60s", "T"),
@@ -404,6 +417,7 @@ class Settings:
     ramp_up: float
     stages: tuple[str, tuple[Stage, ...]] | None
     trace: str | None
+    trace_format: str | None
     trace_speed: float
     requests: int | None
     duration: float | None

@@ -150,7 +150,8 @@ def plan_from_flags(flags: Mapping[str, object], scenario_path: str | None = Non
         stream=not settings.no_stream,
         extra_body=tuple((settings.extra_body or {}).items()),
     )
-    trace = load_trace(settings.trace, settings.trace_speed, settings.seed) if settings.trace else None
+    trace = (load_trace(settings.trace, settings.trace_speed, settings.seed, settings.trace_format)
+             if settings.trace else None)  # fmt: skip
     lengths = None
     if settings.synthetic:
         counter = load_token_counter(settings.tokenizer) if settings.tokenizer else None
@@ -219,6 +220,7 @@ def _single_schedule(settings: Settings) -> LoadConfig | None:
             duration_s=settings.duration,
             trace_file=settings.trace,
             trace_speed=settings.trace_speed,
+            trace_format=settings.trace_format,
             **common,
         )
     if settings.stages:

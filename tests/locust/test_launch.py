@@ -169,6 +169,7 @@ def _sim_rate(sim_url: str, start_ns: int, end_ns: int) -> float:
     return sum(1 for entry in log if start_ns <= entry["received_ns"] < end_ns) / ((end_ns - start_ns) / 1e9)
 
 
+SETTLED = "new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(done, 0))))"
 HEADER_RPS = "parseFloat((document.body.innerText.match(/\\bRPS\\s+([0-9.]+)/) || [])[1])"
 FRAME = "document.getElementById('loadgen-charts')"
 
@@ -187,6 +188,13 @@ async def _drive_ui(url: str, sim_url: str, screenshot: Path) -> dict[str, Any]:
 async def _drive(page: Any, url: str, sim_url: str, screenshot: Path, seen: dict[str, Any]) -> dict[str, Any]:
     await page.navigate(url)
     await page.wait_for(f"!!{button('/^start$/i')}", timeout_s=60)
+    # Locust's page applies its first answer of the test's state ("ready") in an effect after the
+    # answer arrives; a start clicked before then ran, but the late "ready" overwrote the page's
+    # RUNNING and it stayed on the start form (a race in Locust's page, seen when the click came
+    # 0.2 s after loading on a busy machine). So the click waits until that answer is in and applied.
+    await page.wait_for("performance.getEntriesByType('resource').some(e => e.name.includes('/stats/requests')"
+                        " && e.responseEnd > 0)", timeout_s=60)  # fmt: skip
+    await page.evaluate(SETTLED)
     # one click each for start and stop, as a user would: the page once stayed at READY after a start
     # and at CLEANUP after a stop on a busy machine (a poll answered mid-change ended its polling)
     await page.evaluate(f"{button('/^start$/i')}.click()")
