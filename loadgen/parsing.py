@@ -24,7 +24,7 @@ _UNIT_NS = {
     "m": 60_000_000_000,
     "h": 3_600_000_000_000,
 }
-PER_REQUEST_SLO_METRICS = ("ttft", "tpot", "itl", "e2e")
+PER_REQUEST_SLO_METRICS = ("ttft", "ttfot", "tpot", "itl", "e2e")
 
 
 def did_you_mean(value: str, known: Iterable[str]) -> str:

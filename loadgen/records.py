@@ -53,6 +53,10 @@ class RequestRecord:
     connect_ns: int | None = None  # time spent opening a connection for it during the load (None: reused)
     read_lag_ns: int | None = None  # longest arrival-to-read delay of its bytes (kernel stamps only)
     cached_input_tokens: int | None = None  # prompt tokens served from the server's prefix cache (usage)
+    # reasoning models stream thinking before the answer: the first answer token, and how many of the
+    # output tokens were reasoning (None: the stream carried none)
+    first_answer_ns: int | None = None
+    reasoning_tokens: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -86,6 +90,8 @@ class RequestRecord:
             "connect_ns": self.connect_ns,
             "read_lag_ns": self.read_lag_ns,
             "cached_input_tokens": self.cached_input_tokens,
+            "first_answer_ns": self.first_answer_ns,
+            "reasoning_tokens": self.reasoning_tokens,
         }
 
     @classmethod

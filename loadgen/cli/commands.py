@@ -36,6 +36,7 @@ def serve_sim(args: argparse.Namespace) -> int:
         api_key=api_key,
         error_rate=args.error_rate,
         break_rate=args.break_rate,
+        reasoning_tokens=args.reasoning_tokens,
         seed=args.seed,
         keep_log=args.keep_log,
     )

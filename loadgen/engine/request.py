@@ -81,11 +81,15 @@ class Attempt:
         "error",
         "error_kind",
         "finish_reason",
+        "first_answer_ns",
         "first_byte_ns",
         "http_status",
         "logprob_count",
         "logprob_sum",
         "read_lag_ns",
+        "reasoning_chunks",
+        "reasoning_texts",
+        "reasoning_tokens",
         "redact",
         "sent_ns",
         "texts",
@@ -117,6 +121,10 @@ class Attempt:
         self.complete = False
         self.connect_ns: int | None = None
         self.read_lag_ns: int | None = None
+        self.first_answer_ns: int | None = None
+        self.reasoning_chunks = 0
+        self.reasoning_tokens: int | None = None  # the server's count (usage), when it gives one
+        self.reasoning_texts: list[str] | None = [] if keep_text else None
 
     def fail(self, kind: ErrorKind, message: str) -> None:
         """The first failure wins; its message is redacted here, so a server's own error text (an
@@ -144,6 +152,13 @@ class Attempt:
                     self.tokens_known = False
                 else:
                     self.chunk_tokens.append(event.tokens)
+                if event.reasoning:  # thinking before the answer: a token, not the answer's text
+                    self.reasoning_chunks += event.tokens if event.tokens is not None else 1
+                    if self.reasoning_texts is not None:
+                        self.reasoning_texts.append(event.text)
+                    continue
+                if self.first_answer_ns is None:
+                    self.first_answer_ns = t_ns
                 if self.texts is not None:
                     self.texts.append(event.text)
                 if event.logprob is not None:
@@ -156,6 +171,8 @@ class Attempt:
                     self.cached_input = event.cached_prompt_tokens
                 if event.completion_tokens is not None:
                     self.usage_output = event.completion_tokens
+                if event.reasoning_tokens is not None:
+                    self.reasoning_tokens = event.reasoning_tokens
             elif type(event) is Finish:
                 self.finish_reason = event.reason
             elif type(event) is ServerError:
@@ -310,8 +327,9 @@ def to_record(
 
     tokenizer_output = None
     text = "".join(attempt.texts) if attempt.texts is not None else None
+    reasoning_text = "".join(attempt.reasoning_texts) if attempt.reasoning_texts else ""
     if counter is not None and text is not None:
-        tokenizer_output = counter.count(text)
+        tokenizer_output = counter.count(text) + (counter.count(reasoning_text) if reasoning_text else 0)
     correct = None
     if prompt.expected is not None and text is not None and attempt.error_kind is None:
         correct = answer_is_correct(text, list(prompt.expected) if isinstance(prompt.expected, tuple)
@@ -359,4 +377,14 @@ def to_record(
         connect_ns=attempt.connect_ns,
         read_lag_ns=attempt.read_lag_ns,
         cached_input_tokens=attempt.cached_input,
+        first_answer_ns=rel(attempt.first_answer_ns),
+        reasoning_tokens=_reasoning_tokens(attempt),
     )
+
+
+def _reasoning_tokens(attempt: Attempt) -> int | None:
+    """The server's count of reasoning tokens when it gives one, else the reasoning chunks (one
+    token each, as vLLM and SGLang stream them); None when the stream carried no reasoning."""
+    if attempt.reasoning_tokens is not None:
+        return attempt.reasoning_tokens
+    return attempt.reasoning_chunks or None

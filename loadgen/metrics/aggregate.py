@@ -20,7 +20,7 @@ from loadgen.metrics import request_metrics as rm
 from loadgen.metrics.histogram import Histogram
 from loadgen.records import RequestRecord, TokenMethod
 
-LATENCY_METRICS = ("ttft", "itl", "itl_chunk", "tpot", "e2e", "schedule_lag", "read_lag", "connect")
+LATENCY_METRICS = ("ttft", "ttfot", "itl", "itl_chunk", "tpot", "e2e", "schedule_lag", "read_lag", "connect")
 HISTOGRAM_NAMES = (*LATENCY_METRICS, "output_tokens_per_s", "confidence")
 
 IntervalSink = Callable[[int, int, dict[str, Histogram]], None]
@@ -64,6 +64,8 @@ class Aggregator:
         self.zero_gaps = 0  # of those, chunks that arrived in the same read
         self.cached_input_tokens = 0
         self.cached_input_known = 0  # requests whose usage said how much of the prompt was cached
+        self.reasoning_tokens = 0
+        self.reasoning_requests = 0  # requests whose stream carried reasoning before the answer
         self.input_tokens_known = 0
         self.output_methods: Counter[str] = Counter()
         self.input_methods: Counter[str] = Counter()
@@ -115,6 +117,9 @@ class Aggregator:
         ttft = rm.ttft_ns(record)
         if ttft is not None:
             histograms["ttft"].record(ttft)
+        ttfot = rm.ttfot_ns(record)
+        if ttfot is not None:
+            histograms["ttfot"].record(ttfot)
         e2e = rm.e2e_ns(record)
         if e2e is not None:
             histograms["e2e"].record(e2e)
@@ -152,6 +157,9 @@ class Aggregator:
         if record.cached_input_tokens is not None:
             self.cached_input_tokens += record.cached_input_tokens
             self.cached_input_known += 1
+        if record.reasoning_tokens is not None:
+            self.reasoning_tokens += record.reasoning_tokens
+            self.reasoning_requests += 1
         if record.finish_reason:
             self.finish_reasons[record.finish_reason] += 1
         if record.correct is not None:
@@ -254,6 +262,8 @@ COUNTERS = (
     "input_tokens_known",
     "cached_input_tokens",
     "cached_input_known",
+    "reasoning_tokens",
+    "reasoning_requests",
     "gaps",
     "zero_gaps",
     "answers_checked",

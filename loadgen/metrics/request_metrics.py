@@ -34,6 +34,14 @@ def ttft_ns(record: RequestRecord) -> int | None:
     return record.first_token_ns - record.intended_ns
 
 
+def ttfot_ns(record: RequestRecord) -> int | None:
+    """Time to first *output* token: to the answer's first token, past a reasoning model's thinking
+    (the same as TTFT for a stream without reasoning)."""
+    if record.first_answer_ns is None:
+        return None
+    return record.first_answer_ns - record.intended_ns
+
+
 def e2e_ns(record: RequestRecord) -> int | None:
     if record.end_ns is None:
         return None
@@ -109,6 +117,8 @@ def meets_slo(record: RequestRecord, metric: str, threshold_ns: int) -> bool:
     value: float | None
     if metric == "ttft":
         value = ttft_ns(record)
+    elif metric == "ttfot":
+        value = ttfot_ns(record)
     elif metric == "tpot":
         value = tpot_ns(record)
     elif metric == "e2e":

@@ -163,6 +163,7 @@ class Clock(Section, frozen=True, kw_only=True):
 
 class Latency(Section, frozen=True, kw_only=True):
     ttft: Distribution = EMPTY
+    ttfot: Distribution = EMPTY  # to the first answer token, past reasoning
     itl: Distribution = EMPTY
     itl_chunk: Distribution = EMPTY
     tpot: Distribution = EMPTY
@@ -179,7 +180,7 @@ class Latency(Section, frozen=True, kw_only=True):
         return distribution
 
 
-LATENCY_NAMES = ("ttft", "itl", "itl_chunk", "tpot", "e2e", "schedule_lag", "read_lag", "connect")
+LATENCY_NAMES = ("ttft", "ttfot", "itl", "itl_chunk", "tpot", "e2e", "schedule_lag", "read_lag", "connect")
 
 
 class Throughput(Section, frozen=True, kw_only=True):
@@ -206,6 +207,8 @@ class Tokens(Section, frozen=True, kw_only=True):
     output_total: int | None = None
     input_total: int | None = None
     cached_input_total: int | None = None  # served from the server's prefix cache
+    reasoning_total: int | None = None  # of output_total, reasoning before the answer (None: no reasoning)
+    reasoning_requests: int | None = None
     output_per_request: float | None = None  # imported results: the source's mean lengths
     input_per_request: float | None = None
 

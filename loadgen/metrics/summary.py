@@ -158,6 +158,8 @@ def build_summary(aggregator: Aggregator, info: RunInfo) -> RunSummary:
             input_total=aggregator.input_tokens if aggregator.input_tokens_known else None,
             # prompt tokens the server served from its prefix cache (usage.prompt_tokens_details)
             cached_input_total=aggregator.cached_input_tokens if aggregator.cached_input_known else None,
+            reasoning_total=aggregator.reasoning_tokens if aggregator.reasoning_requests else None,
+            reasoning_requests=aggregator.reasoning_requests or None,
         ),
         goodput=_goodput(aggregator, info.slo, per_second),
         answers=Answers(

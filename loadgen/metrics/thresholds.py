@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from loadgen.metrics.results import RunSummary, ThresholdOutcome
 from loadgen.parsing import parse_duration_ns
 
-LATENCY = re.compile(r"^(ttft|itl|itl_chunk|tpot|e2e|schedule_lag)_(mean|p50|p90|p95|p99|p99_9|max)$")
+LATENCY = re.compile(r"^(ttft|ttfot|itl|itl_chunk|tpot|e2e|schedule_lag)_(mean|p50|p90|p95|p99|p99_9|max)$")
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
 }  # fmt: skip

@@ -47,9 +47,10 @@ class Usage:
     prompt_tokens: int | None
     completion_tokens: int | None
     cached_prompt_tokens: int | None = None  # prompt tokens the server served from its prefix cache
+    reasoning_tokens: int | None = None  # of the completion tokens, those spent reasoning
 
     def __post_init__(self) -> None:
-        for name in ("prompt_tokens", "completion_tokens", "cached_prompt_tokens"):
+        for name in ("prompt_tokens", "completion_tokens", "cached_prompt_tokens", "reasoning_tokens"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
                 raise ProtocolError(f"the server reported {name} {value!r}: expected a whole number ≥ 0")

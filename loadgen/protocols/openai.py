@@ -157,9 +157,12 @@ def _usage(usage: dict[str, object]) -> Usage:
     (``prompt_tokens_details.cached_tokens``, as vLLM and OpenAI report them)."""
     details = usage.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    completion_details = usage.get("completion_tokens_details")
+    reasoning = completion_details.get("reasoning_tokens") if isinstance(completion_details, dict) else None
     prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
     return Usage(prompt if isinstance(prompt, int) else None, completion if isinstance(completion, int) else None,
-                 cached if isinstance(cached, int) else None)  # fmt: skip
+                 cached if isinstance(cached, int) else None,
+                 reasoning if isinstance(reasoning, int) else None)  # fmt: skip
 
 
 def _append_generated(

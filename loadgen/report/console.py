@@ -37,6 +37,7 @@ from loadgen.plan.knee import level_passes, sweep_knee
 
 LATENCY_ROWS = (
     ("ttft", "TTFT"),
+    ("ttfot", "TTFOT (answer)"),
     ("tpot", "TPOT"),
     ("itl", "ITL"),
     ("itl_chunk", "ITL per chunk"),
@@ -155,6 +156,8 @@ def run_table(summary: RunSummary) -> Table:
         stats = latency.metric(key)
         if not stats.known or (key == "read_lag" and not stats.count):
             continue  # a result from before read lag was measured, or not kernel-stamped
+        if key == "ttfot" and not summary.tokens.reasoning_total:
+            continue  # no reasoning before the answers: TTFOT is TTFT
         table.add_row(label, str(stats.count), _ms(stats.mean), *(percentile_cell(stats, name) for name in
                       ("p50", "p90", "p99", "p99_9")), _ms(stats.max))  # fmt: skip
         thin = thin or bool(stats.thin_percentiles)
@@ -224,6 +227,12 @@ def facts_lines(summary: RunSummary) -> list[Text]:
         parts = [f"{metric.upper()} {figures.mean:.2f} ms (loadgen {ours.metric(metric).mean or 0:.2f})"
                  for metric, figures in own.items() if metric in LATENCY_NAMES]  # fmt: skip
         lines.append(Text("server's own means (its histograms, same window): " + " · ".join(parts), style="dim"))
+    reasoning, output = summary.tokens.reasoning_total, summary.tokens.output_total
+    if reasoning:
+        share = f" ({reasoning / output:.0%} of the output tokens)" if output else ""
+        lines.append(Text(f"reasoning: {reasoning:,} tokens of thinking before the answers in "
+                          f"{summary.tokens.reasoning_requests or 0:,} requests{share}: TTFT is the first token of "
+                          "any kind, TTFOT the answer's first; TPOT counts every token", style="dim"))  # fmt: skip
     cached, prompt = summary.tokens.cached_input_total, summary.tokens.input_total
     if cached:
         share = f" ({cached / prompt:.0%} of the prompt tokens)" if prompt else ""

@@ -83,6 +83,8 @@ def spec_to_args(spec: SimSpec) -> list[str]:
         str(options.error_rate),
         "--break-rate",
         str(options.break_rate),
+        "--reasoning-tokens",
+        str(options.reasoning_tokens),
         "--seed",
         str(options.seed),
     ]

@@ -71,6 +71,7 @@ class SimOptions:
     api_key: str | None = None
     error_rate: float = 0.0
     break_rate: float = 0.0
+    reasoning_tokens: int = 0  # chat streams: the first N tokens as reasoning_content, as vLLM's reasoning parsers
     seed: int = 0
     keep_log: bool = False
     lean: bool = False  # a fixed profile served by sim.lean (kernel-stamped arrivals) instead of aiohttp
@@ -203,7 +204,7 @@ class SimServer:
         break_after = None
         if self.options.break_rate and self._rng.random() < self.options.break_rate:
             break_after = self._rng.randint(1, max(1, parsed.max_tokens - 1))
-        formatter = _Formatter(parsed, request_id, self.options.model)
+        formatter = _Formatter(parsed, request_id, self.options.model, self.options.reasoning_tokens)
         if not parsed.stream:
             if parsed.batch:  # each prompt of the list is a sequence of its own, as in vLLM
                 parts = [dataclasses.replace(parsed, prompt_tokens=tokens, batch=()) for tokens in parsed.batch]
@@ -333,14 +334,17 @@ def _openai_error(status: int, message: str, kind: str) -> web.Response:
 class _Formatter:
     """Pre-built SSE frames; vocabulary words need no JSON escaping."""
 
-    def __init__(self, parsed: ParsedRequest, request_id: str, model: str) -> None:
+    def __init__(self, parsed: ParsedRequest, request_id: str, model: str, reasoning_tokens: int = 0) -> None:
         self.parsed = parsed
+        self.reasoning_tokens = reasoning_tokens if parsed.api == "chat" else 0
+        self.reasoning_sent = 0
         created = int(time.time())
         if parsed.api == "chat":
             self._head = (
                 f'data: {{"id":"{request_id}","object":"chat.completion.chunk","created":{created},'
                 f'"model":"{model}","choices":[{{"index":0,"delta":{{"content":"'
             )
+            self._reasoning_head = self._head.replace('"delta":{"content":"', '"delta":{"reasoning_content":"')
         else:
             self._head = (
                 f'data: {{"id":"{request_id}","object":"text_completion","created":{created},'
@@ -370,7 +374,11 @@ class _Formatter:
             ).encode()
         finish = '"length"' if last else "null"
         if self.parsed.api == "chat":
-            return (self._head + text + f'"}},"finish_reason":{finish}}}]}}\n\n').encode()
+            head = self._head
+            if position < self.reasoning_tokens and not last:  # thinking first; the last chunk always answers
+                head = self._reasoning_head
+                self.reasoning_sent += count
+            return (head + text + f'"}},"finish_reason":{finish}}}]}}\n\n').encode()
         return (self._head + text + f'","finish_reason":{finish}}}]}}\n\n').encode()
 
     def closing(self, tokens: int) -> bytes:
@@ -380,7 +388,13 @@ class _Formatter:
         if self.parsed.include_usage:
             usage = (
                 f'data: {self._prefix},"choices":[],"usage":{{"prompt_tokens":{self.parsed.prompt_tokens},'
-                f'"completion_tokens":{tokens},"total_tokens":{self.parsed.prompt_tokens + tokens}}}}}\n\n'
+                f'"completion_tokens":{tokens},"total_tokens":{self.parsed.prompt_tokens + tokens}'
+                + (
+                    f',"completion_tokens_details":{{"reasoning_tokens":{self.reasoning_sent}}}'
+                    if self.reasoning_sent
+                    else ""
+                )
+                + "}}\n\n"
             )
         return (usage + "data: [DONE]\n\n").encode()
 

@@ -22,6 +22,7 @@ from loadgen.report.plots import Chart, long_tail
 
 LATENCY_ROWS = (
     ("ttft", "TTFT"),
+    ("ttfot", "TTFOT (answer)"),
     ("tpot", "TPOT"),
     ("itl", "ITL"),
     ("itl_chunk", "ITL per chunk"),
@@ -35,8 +36,8 @@ def latency_table(summary: RunSummary, table_id: str) -> str:
     rows: list[list[object]] = []
     for key, label in LATENCY_ROWS:
         stats = summary.latency_ms.metric(key)
-        if not stats.known:
-            continue  # a result written before this metric existed
+        if not stats.known or (key == "ttfot" and not summary.tokens.reasoning_total):
+            continue  # a result written before this metric existed; TTFOT is TTFT without reasoning
         percentiles = (percentile(stats, name) for name in ("p50", "p90", "p99", "p99_9"))
         rows.append([label, stats.count, stats.mean, *percentiles, stats.max])
     headers = ["latency (ms)", "count", "mean", "p50", "p90", "p99", "p99.9", "max"]
