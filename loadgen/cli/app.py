@@ -117,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--model", default="sim-llm")
     sim.add_argument("--error-rate", type=float, default=0.0, help="fraction of requests answered with HTTP 500")
     sim.add_argument("--break-rate", type=float, default=0.0, help="fraction of streams cut off mid-way")
+    sim.add_argument("--prefix-cache", action="store_true",
+                     help="cache prompts' leading 16-token blocks: a hit skips that prefill (as vLLM's)")  # fmt: skip
     sim.add_argument("--reasoning-tokens", type=int, default=0,
                      help="chat streams: the first N tokens as reasoning_content (a reasoning model)")  # fmt: skip
     sim.add_argument("--api-key-env", default=None, help="require the API key held in this environment variable")

@@ -37,6 +37,7 @@ def serve_sim(args: argparse.Namespace) -> int:
         error_rate=args.error_rate,
         break_rate=args.break_rate,
         reasoning_tokens=args.reasoning_tokens,
+        prefix_cache=args.prefix_cache,
         seed=args.seed,
         keep_log=args.keep_log,
     )

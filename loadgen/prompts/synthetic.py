@@ -7,7 +7,10 @@ the simulator, about 1.3 Llama-3 tokens per word for these common words. The cha
 template's tokens on top (the server's usage counts them).
 ``dist=normal|uniform`` with ``spread=0.2`` varies both lengths: normal with a relative standard
 deviation of ``spread``, uniform within ±``spread``. ``count`` sets how many distinct prompts.
-Each prompt starts with its own random words so servers cannot serve it from a prefix cache.
+Each prompt starts with its own random words so servers cannot serve it from a prefix cache,
+unless ``prefixes=K,prefix_len=P`` asks for shared prefixes: K system prompts of P tokens each,
+prompt n starting with prefix n mod K, then its own ``input − P`` tokens (what chat traffic with a
+few system prompts looks like to a prefix cache; the summary says how much of it the server cached).
 """
 
 from __future__ import annotations
@@ -73,6 +76,8 @@ class SyntheticSpec:
     distribution: str = "fixed"
     spread: float = 0.0
     count: int = 256
+    prefixes: int = 0  # shared prefixes (0: none, every prompt its own from the first word)
+    prefix_tokens: int = 0
 
 
 def parse_synthetic(text: str) -> SyntheticSpec:
@@ -80,7 +85,7 @@ def parse_synthetic(text: str) -> SyntheticSpec:
         values = parse_key_values(text)
     except ValueError as exc:
         raise ConfigError(f"--synthetic: {exc}") from None
-    known = {"input", "output", "dist", "spread", "count"}
+    known = {"input", "output", "dist", "spread", "count", "prefixes", "prefix_len"}
     unknown = set(values) - known
     if unknown:
         raise ConfigError(f"--synthetic: unknown key {sorted(unknown)[0]!r}; expected {', '.join(sorted(known))}")
@@ -91,10 +96,12 @@ def parse_synthetic(text: str) -> SyntheticSpec:
             distribution=values.get("dist", "fixed"),
             spread=float(values.get("spread", "0")),
             count=int(values.get("count", "256")),
+            prefixes=int(values.get("prefixes", "0")),
+            prefix_tokens=int(values.get("prefix_len", "0")),
         )
     except ValueError:
         raise ConfigError(
-            f"--synthetic {text}: input, output and count must be whole numbers, spread a number"
+            f"--synthetic {text}: input, output, count, prefixes and prefix_len must be whole numbers, spread a number"
         ) from None
     if spec.input_tokens < 1 or spec.output_tokens < 1 or spec.count < 1:
         raise ConfigError(f"--synthetic {text}: input, output and count must be at least 1")
@@ -102,19 +109,34 @@ def parse_synthetic(text: str) -> SyntheticSpec:
         raise ConfigError(f"--synthetic: dist={spec.distribution!r}; expected one of {', '.join(DISTRIBUTIONS)}")
     if not 0 <= spec.spread < 1:
         raise ConfigError(f"--synthetic: spread={spec.spread}; expected 0 <= spread < 1")
+    if spec.prefixes < 0 or spec.prefix_tokens < 0 or (spec.prefixes > 0) != (spec.prefix_tokens > 0):
+        raise ConfigError(f"--synthetic {text}: prefixes=K and prefix_len=P go together, both at least 1")
+    if spec.prefixes and spec.prefix_tokens >= spec.input_tokens:
+        raise ConfigError(f"--synthetic {text}: prefix_len={spec.prefix_tokens} must be shorter than "
+                          f"input={spec.input_tokens} (each prompt adds its own tokens after the prefix)")  # fmt: skip
     return spec
 
 
 def synthesize(spec: SyntheticSpec, seed: int, counter: TokenCounter | None = None) -> list[Prompt]:
     rng = random.Random(f"synthetic:{seed}")
+    exact = counter is not None and counter.encode is not None and counter.decode is not None
+
+    def words(tokens: int, source: random.Random) -> str:
+        if exact:
+            assert counter is not None
+            return _exact_tokens(tokens, counter, source)
+        return " ".join(source.choice(WORDS) for _ in range(tokens))
+
+    shared = [words(spec.prefix_tokens, random.Random(f"synthetic-prefix:{seed}:{k}")) for k in range(spec.prefixes)]
     prompts = []
     for number in range(spec.count):
         input_tokens = _vary(spec.input_tokens, spec, rng)
         output_tokens = _vary(spec.output_tokens, spec, rng)
-        if counter is not None and counter.encode is not None and counter.decode is not None:
-            text = _exact_tokens(input_tokens, counter, rng)
+        if shared:
+            own = max(1, input_tokens - spec.prefix_tokens)
+            text = shared[number % len(shared)] + " " + words(own, rng)
         else:
-            text = " ".join(rng.choice(WORDS) for _ in range(input_tokens))
+            text = words(input_tokens, rng)
         prompts.append(Prompt(id=f"synthetic-{number}", text=text, max_tokens=output_tokens))
     return prompts
 

@@ -22,6 +22,7 @@ def main() -> None:
     parser.add_argument("--error-rate", type=float, default=0.0)
     parser.add_argument("--break-rate", type=float, default=0.0)
     parser.add_argument("--reasoning-tokens", type=int, default=0)
+    parser.add_argument("--prefix-cache", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep-log", action="store_true")
     parser.add_argument("--lean", action="store_true")
@@ -35,6 +36,7 @@ def main() -> None:
         error_rate=args.error_rate,
         break_rate=args.break_rate,
         reasoning_tokens=args.reasoning_tokens,
+        prefix_cache=args.prefix_cache,
         seed=args.seed,
         keep_log=args.keep_log,
         lean=args.lean,

@@ -11,10 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from loadgen.hardware.roofline import RooflineProfile
+
+PREFIX_BLOCK_TOKENS = 16  # vLLM's default KV block size: a prefix is cached in whole blocks
+
+
+def prefix_blocks(words: list[str]) -> tuple[int, ...]:
+    """The prompt's whole blocks, each named by a hash of everything up to its end (a block is
+    reused only behind the same prefix, as in vLLM's prefix cache)."""
+    hashes, running = [], 0
+    for start in range(0, len(words) - PREFIX_BLOCK_TOKENS + 1, PREFIX_BLOCK_TOKENS):
+        running = hash((running, *words[start : start + PREFIX_BLOCK_TOKENS]))
+        hashes.append(running)
+    return tuple(hashes)
 
 
 @dataclass(eq=False, slots=True)
@@ -24,6 +36,8 @@ class Sequence:
     generated: int = 0
     prefilled: bool = False
     deliveries: asyncio.Queue[int | None] = field(default_factory=asyncio.Queue)
+    blocks: tuple[int, ...] = ()  # prefix_blocks of its prompt (for the prefix cache)
+    cached_tokens: int = 0  # prompt tokens found in the prefix cache when it was admitted
 
     @property
     def kv_tokens(self) -> int:
@@ -39,6 +53,7 @@ class EngineStats:
     steps: int = 0
     tokens_generated: int = 0
     prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
     requests_finished: int = 0
     draft_tokens_proposed: int = 0
     draft_tokens_accepted: int = 0
@@ -47,8 +62,11 @@ class EngineStats:
 
 
 class BatchingEngine:
-    def __init__(self, profile: RooflineProfile, seed: int = 0) -> None:
+    def __init__(self, profile: RooflineProfile, seed: int = 0, prefix_cache: bool = False) -> None:
         self.profile = profile
+        # block hashes, least recently used first; as many as the KV cache holds blocks
+        self._prefix_cache: OrderedDict[int, None] | None = OrderedDict() if prefix_cache else None
+        self._cache_blocks = profile.kv_capacity_tokens // PREFIX_BLOCK_TOKENS
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []
         self.stats = EngineStats()
@@ -106,9 +124,29 @@ class BatchingEngine:
             self.waiting.popleft()
             self.running.append(candidate)
             self._reserved += candidate.reserved_tokens
-            prefill_tokens += candidate.prompt_tokens
+            candidate.cached_tokens = self._cached_prefix(candidate)
+            prefill_tokens += candidate.prompt_tokens - candidate.cached_tokens
             self.stats.prompt_tokens += candidate.prompt_tokens
+            self.stats.cached_prompt_tokens += candidate.cached_tokens
         return prefill_tokens
+
+    def _cached_prefix(self, sequence: Sequence) -> int:
+        """Prompt tokens a prefix cache holds (its leading blocks seen before; the last token is
+        always computed), then its blocks are remembered; 0 without the cache."""
+        cache = self._prefix_cache
+        if cache is None:
+            return 0
+        hits = 0
+        for block in sequence.blocks:
+            if block not in cache:
+                break
+            hits += 1
+        for block in sequence.blocks:
+            cache[block] = None
+            cache.move_to_end(block)
+        while len(cache) > self._cache_blocks:
+            cache.popitem(last=False)
+        return min(hits * PREFIX_BLOCK_TOKENS, sequence.prompt_tokens - 1)
 
     def _deliver(self) -> None:
         self.stats.steps += 1

@@ -90,6 +90,8 @@ def spec_to_args(spec: SimSpec) -> list[str]:
     ]
     if options.keep_log:
         args.append("--keep-log")
+    if options.prefix_cache:
+        args.append("--prefix-cache")
     if options.lean:
         args.append("--lean")
     return args

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from loadgen.hardware.roofline import RooflineProfile
-from loadgen.sim.batching import BatchingEngine, Sequence
+from loadgen.sim.batching import BatchingEngine, Sequence, prefix_blocks
 from loadgen.sim.profiles import FixedProfile, SimProfile
 
 VOCABULARY = [
@@ -71,6 +71,7 @@ class SimOptions:
     api_key: str | None = None
     error_rate: float = 0.0
     break_rate: float = 0.0
+    prefix_cache: bool = False  # roofline profiles: prompts' cached leading blocks skip prefill (as vLLM's)
     reasoning_tokens: int = 0  # chat streams: the first N tokens as reasoning_content, as vLLM's reasoning parsers
     seed: int = 0
     keep_log: bool = False
@@ -94,13 +95,15 @@ class ParsedRequest:
     include_usage: bool
     batch: tuple[int, ...] = ()  # prompt tokens of each prompt of a list (completions, not streamed)
     first_word: str = ""
+    blocks: tuple[int, ...] = ()  # the prompt's prefix blocks, when the prefix cache is on
 
 
 class SimServer:
     def __init__(self, profile: SimProfile, options: SimOptions) -> None:
         self.profile = profile
         self.options = options
-        self.engine = BatchingEngine(profile, options.seed) if isinstance(profile, RooflineProfile) else None
+        self.engine = (BatchingEngine(profile, options.seed, options.prefix_cache)
+                       if isinstance(profile, RooflineProfile) else None)  # fmt: skip
         self.log: list[RequestLog] = []
         self._rng = random.Random(options.seed)
         self._request_counter = 0
@@ -173,8 +176,9 @@ class SimServer:
         if isinstance(self.profile, FixedProfile) and self.profile.output_tokens:
             max_tokens = self.profile.output_tokens
         words = text.split()
+        blocks = prefix_blocks(words) if self.options.prefix_cache else ()
         return ParsedRequest(api, stream, max(1, len(words)), max_tokens, include_usage, batch,
-                             words[0][:64] if words else "")  # fmt: skip
+                             words[0][:64] if words else "", blocks)  # fmt: skip
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         return await self._serve(request, "chat")
@@ -210,7 +214,7 @@ class SimServer:
                 parts = [dataclasses.replace(parsed, prompt_tokens=tokens, batch=()) for tokens in parsed.batch]
                 counts = await asyncio.gather(*(self._count(part) for part in parts))
                 return web.json_response(formatter.whole_batch(list(counts)))
-            tokens = await self._count(parsed)
+            tokens = await self._count(parsed, formatter)
             text = "".join(vocabulary_words(0, tokens))
             return web.json_response(formatter.whole(text, tokens))
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
@@ -219,7 +223,7 @@ class SimServer:
             await response.write(formatter.role_chunk())
         position = 0
         try:
-            async for count in self._generate(parsed):
+            async for count in self._generate(parsed, formatter):
                 if break_after is not None and position >= break_after:
                     if request.transport is not None:
                         request.transport.close()
@@ -239,13 +243,13 @@ class SimServer:
             pass  # the client hung up (a cancelled request): its sequence has left the batch
         return response
 
-    async def _count(self, parsed: ParsedRequest) -> int:
+    async def _count(self, parsed: ParsedRequest, formatter: _Formatter | None = None) -> int:
         tokens = 0
-        async for count in self._generate(parsed):
+        async for count in self._generate(parsed, formatter):
             tokens += count
         return int(tokens)
 
-    async def _generate(self, parsed: ParsedRequest) -> AsyncIterator[int]:
+    async def _generate(self, parsed: ParsedRequest, formatter: _Formatter | None = None) -> AsyncIterator[int]:
         """Yields the number of new tokens at each moment the profile produces them."""
         profile = self.profile
         if isinstance(profile, FixedProfile):
@@ -256,7 +260,7 @@ class SimServer:
                 due += profile.itl_s
             return
         assert self.engine is not None
-        sequence = Sequence(parsed.prompt_tokens, parsed.max_tokens)
+        sequence = Sequence(parsed.prompt_tokens, parsed.max_tokens, blocks=parsed.blocks)
         try:
             self.engine.submit(sequence)
         except ValueError:
@@ -264,6 +268,8 @@ class SimServer:
         try:
             while True:
                 count = await sequence.deliveries.get()
+                if formatter is not None and self.options.prefix_cache:
+                    formatter.cached_tokens = sequence.cached_tokens  # known once it was admitted
                 if count is None:
                     return
                 yield count
@@ -338,6 +344,7 @@ class _Formatter:
         self.parsed = parsed
         self.reasoning_tokens = reasoning_tokens if parsed.api == "chat" else 0
         self.reasoning_sent = 0
+        self.cached_tokens: int | None = None  # prompt tokens the prefix cache held (None: no cache)
         created = int(time.time())
         if parsed.api == "chat":
             self._head = (
@@ -386,15 +393,14 @@ class _Formatter:
             return b""
         usage = ""
         if self.parsed.include_usage:
+            details = ""
+            if self.reasoning_sent:
+                details += f',"completion_tokens_details":{{"reasoning_tokens":{self.reasoning_sent}}}'
+            if self.cached_tokens is not None:
+                details += f',"prompt_tokens_details":{{"cached_tokens":{self.cached_tokens}}}'
             usage = (
                 f'data: {self._prefix},"choices":[],"usage":{{"prompt_tokens":{self.parsed.prompt_tokens},'
-                f'"completion_tokens":{tokens},"total_tokens":{self.parsed.prompt_tokens + tokens}'
-                + (
-                    f',"completion_tokens_details":{{"reasoning_tokens":{self.reasoning_sent}}}'
-                    if self.reasoning_sent
-                    else ""
-                )
-                + "}}\n\n"
+                f'"completion_tokens":{tokens},"total_tokens":{self.parsed.prompt_tokens + tokens}{details}}}}}\n\n'
             )
         return (usage + "data: [DONE]\n\n").encode()
 
@@ -412,11 +418,13 @@ class _Formatter:
                 "generated_text": text,
                 "details": {"finish_reason": "length", "generated_tokens": tokens, "seed": None},
             }
-        usage = {
+        usage: dict[str, object] = {
             "prompt_tokens": parsed.prompt_tokens,
             "completion_tokens": tokens,
             "total_tokens": parsed.prompt_tokens + tokens,
         }
+        if self.cached_tokens is not None:
+            usage["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
         if parsed.api == "chat":
             choice: dict[str, object] = {
                 "index": 0,

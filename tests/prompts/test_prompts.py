@@ -134,3 +134,28 @@ def test_synthetic_input_lengths_are_exact_tokens_with_a_tokenizer(tmp_path) -> 
     assert lengths["min"] >= 511 and lengths["max"] <= 513  # type: ignore[operator]
     words = synthesize(SyntheticSpec(input_tokens=512, output_tokens=16, count=3), seed=3)
     assert achieved_lengths(words, None)["min"] == 512  # without a tokenizer: one word per token
+
+
+def test_synthetic_shared_prefixes() -> None:
+    """prefixes=K,prefix_len=P: prompt n starts with prefix n mod K, then its own tokens."""
+    from loadgen.prompts.synthetic import parse_synthetic, synthesize
+
+    prompts = synthesize(parse_synthetic("input=100,output=8,prefixes=3,prefix_len=60,count=9"), seed=1)
+    words = [p.as_text().split() for p in prompts]
+    assert all(len(w) == 100 for w in words)  # one word a token: exact
+    assert words[0][:60] == words[3][:60] == words[6][:60] and words[0][:60] != words[1][:60]
+    assert words[0][60:] != words[3][60:]  # the rest is each prompt's own
+    plain = [p.as_text().split()[:16] for p in synthesize(parse_synthetic("input=100,output=8,count=9"), seed=1)]
+    assert len({" ".join(w) for w in plain}) == 9  # without prefixes no two share their first block
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [("input=100,prefixes=2", "go together"), ("input=100,prefixes=2,prefix_len=100", "must be shorter than input"),
+     ("input=100,prefixes=x,prefix_len=5", "whole numbers")],
+)  # fmt: skip
+def test_bad_shared_prefixes_are_one_line(spec: str, message: str) -> None:
+    from loadgen.prompts.synthetic import parse_synthetic
+
+    with pytest.raises(ConfigError, match=message):
+        parse_synthetic(spec)
