@@ -57,6 +57,8 @@ class RequestRecord:
     # output tokens were reasoning (None: the stream carried none)
     first_answer_ns: int | None = None
     reasoning_tokens: int | None = None
+    session: str | None = None  # a multi-turn session's instance, and the turn within it (1-based)
+    turn: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -92,6 +94,8 @@ class RequestRecord:
             "cached_input_tokens": self.cached_input_tokens,
             "first_answer_ns": self.first_answer_ns,
             "reasoning_tokens": self.reasoning_tokens,
+            "session": self.session,
+            "turn": self.turn,
         }
 
     @classmethod

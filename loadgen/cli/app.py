@@ -37,7 +37,8 @@ OPTION_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("target", ("endpoint", "api", "model", "model_version", "header", "api_key_env", "insecure", "sim_profile",
                 "triton", "schema")),
     ("load", ("concurrency", "rate", "batch_size", "arrival", "burstiness", "max_inflight", "ramp_up", "stages",
-              "trace", "trace_format", "trace_speed", "requests", "duration", "warmup", "workers", "seed")),
+              "trace", "trace_format", "trace_speed", "sessions", "history", "think_time", "session_header",
+              "requests", "duration", "warmup", "workers", "seed")),
     ("prompts and generation", ("prompts", "synthetic", "max_tokens", "ignore_eos", "temperature", "no_stream",
                                 "extra_body", "tokenizer", "save_text")),
     ("answers, SLOs and exit codes", ("slo", "find_max", "variants", "max_error_rate", "fail_on")),
@@ -53,7 +54,8 @@ NOT_FOR = {  # options a command does not use
     "sweep": {"variants"},
     "compare": {"find_max"},
     "locust": {"rate", "find_max", "variants", "workers", "arrival", "burstiness", "max_inflight", "trace",
-               "trace_format", "trace_speed", "stages", "batch_size"},
+               "trace_format", "trace_speed", "stages", "batch_size", "sessions", "history", "think_time",
+               "session_header"},
 }  # fmt: skip
 
 

@@ -8,6 +8,7 @@ between a read and its stamp, so parsing time never lands in the measured latenc
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ class RequestContext:
     save_text: bool = False
     max_whole_body_bytes: int = 256 * 1024 * 1024  # a non-streamed answer is held whole: see body_limit_bytes
     stop_at_first_token: bool = False  # the preflight: the run's own request, read until its first token
+    session_header: str | None = None  # sent with a session's id on each of its turns (KV-aware routers)
 
 
 MAX_ERROR_CHARS = 300
@@ -188,10 +190,13 @@ async def execute_request(
     intended_ns: int,
     warmup: bool,
     publish: Callable[[RequestRecord], None],
+    answer: list[str] | None = None,
 ) -> int | None:
     """Run one request to its end and publish its record; a cancelled request is published too.
-    Returns when it ended (the arrival of its last byte), on the context's clock."""
-    attempt = Attempt(ctx.token_counter is not None or ctx.save_text or prompt.expected is not None, ctx.redact)
+    Returns when it ended (the arrival of its last byte), on the context's clock. ``answer``: a list
+    the answer's text is appended to (a session's next turn sends it back)."""
+    keep_text = ctx.token_counter is not None or ctx.save_text or prompt.expected is not None or answer is not None
+    attempt = Attempt(keep_text, ctx.redact)
     try:
         await _exchange(ctx, prompt, attempt)
     except asyncio.CancelledError:
@@ -202,12 +207,17 @@ async def execute_request(
         )
         raise
     publish(to_record(ctx.run_start_ns, ctx.token_counter, ctx.save_text, index, prompt, intended_ns, warmup, attempt))
+    if answer is not None and attempt.texts is not None:
+        answer.append("".join(attempt.texts))
     return attempt.end_ns
 
 
 async def _exchange(ctx: RequestContext, prompt: Prompt, attempt: Attempt) -> None:
     codec = ctx.codec
     http_request = codec.build_request(prompt, ctx.params)
+    if ctx.session_header and prompt.session is not None:
+        http_request = dataclasses.replace(http_request, headers=(*http_request.headers,
+                                                                  (ctx.session_header, prompt.session)))  # fmt: skip
     decoder = codec.decoder(ctx.params.config.stream, prompt)
     now_ns = ctx.clock.now_ns
     attempt.sent_ns = now_ns()
@@ -379,6 +389,8 @@ def to_record(
         cached_input_tokens=attempt.cached_input,
         first_answer_ns=rel(attempt.first_answer_ns),
         reasoning_tokens=_reasoning_tokens(attempt),
+        session=prompt.session,
+        turn=prompt.turn,
     )
 
 

@@ -24,6 +24,7 @@ from loadgen.engine.arrivals import arrival_gaps_ns, stage_target, staged_arriva
 from loadgen.engine.limits import concurrent_requests
 from loadgen.engine.request import RequestContext, execute_request
 from loadgen.prompts import Prompt, PromptPicker
+from loadgen.prompts.sessions import SessionLoad
 from loadgen.prompts.trace import TraceEntry
 from loadgen.records import RequestRecord
 
@@ -109,12 +110,15 @@ class LoadRunner:
         stop: asyncio.Event,
         trace: Sequence[TraceEntry] | None = None,
         schedule_origin_ns: int | None = None,
+        sessions: SessionLoad | None = None,
     ) -> None:
         """``schedule_origin_ns``: when the open-loop schedule starts (shared by worker processes);
         by default the moment the run starts."""
         if load.requests is None and load.duration_s is None and trace is None and not load.stages:
             raise ValueError("a run needs a request count, a duration, stages or a trace")
         self._trace = trace
+        self._sessions = sessions
+        self._sessions_started = 0
         self._schedule_origin_ns = schedule_origin_ns
         self._retiring: set[int] = set()
         self._load = load
@@ -175,6 +179,9 @@ class LoadRunner:
         if start_delay_s > 0:
             await asyncio.sleep(start_delay_s)
         intended_ns = now_ns()
+        if self._sessions is not None:
+            await self._session_user(self._sessions, intended_ns, user_id)
+            return
         while not self._stop.is_set() and user_id not in self._retiring:
             ticket = self._tickets.take(intended_ns)
             if ticket is None:
@@ -190,6 +197,38 @@ class LoadRunner:
                 self._publish_soon,
             )
             intended_ns = ended_ns if ended_ns is not None else now_ns()
+
+    async def _session_user(self, plan: SessionLoad, intended_ns: int, user_id: int) -> None:
+        """One session at a time, turn after turn: each turn sends the history (the earlier turns and
+        their replies) and is due when the previous answer's last byte arrived, plus the user's
+        think time (which is not latency: a late send is still measured from when it was due)."""
+        now_ns = self._ctx.clock.now_ns
+        load = self._load
+        while not self._stop.is_set() and user_id not in self._retiring:
+            # the n-th session started, numbered across worker processes as a single one would
+            number = load.worker_index + self._sessions_started * load.worker_count
+            self._sessions_started += 1
+            session = plan.sessions[number % len(plan.sessions)]
+            instance = f"{session.id}/{number + 1}"
+            history: tuple[dict[str, str], ...] = ()
+            for turn_index, turn in enumerate(session.turns):
+                think_s = turn.think_s if turn.think_s is not None else (plan.think_s if turn_index else 0.0)
+                if think_s:
+                    intended_ns += round(think_s * 1e9)
+                    await _sleep_until(intended_ns, now_ns)
+                if self._stop.is_set():
+                    return
+                ticket = self._tickets.take(intended_ns)
+                if ticket is None:
+                    return
+                prompt = session.prompt(turn_index, history, instance)
+                answer: list[str] = []
+                ended_ns = await execute_request(self._ctx, ticket.index, prompt, intended_ns, ticket.warmup,
+                                                 self._publish_soon, answer)  # fmt: skip
+                recorded = plan.history == "recorded" and turn.assistant is not None
+                reply = turn.assistant if recorded else "".join(answer)
+                history = (*(prompt.messages or ()), {"role": "assistant", "content": reply or ""})
+                intended_ns = ended_ns if ended_ns is not None else now_ns()
 
     def _arrivals(self) -> Iterator[tuple[int, Prompt | None]]:
         """(offset from the start in ns, the prompt when the schedule brings its own)."""

@@ -66,6 +66,7 @@ class Aggregator:
         self.cached_input_known = 0  # requests whose usage said how much of the prompt was cached
         self.reasoning_tokens = 0
         self.reasoning_requests = 0  # requests whose stream carried reasoning before the answer
+        self.turns: dict[int, TurnTally] = {}  # multi-turn sessions: figures by turn (1-based)
         self.input_tokens_known = 0
         self.output_methods: Counter[str] = Counter()
         self.input_methods: Counter[str] = Counter()
@@ -110,6 +111,8 @@ class Aggregator:
         self.completed += 1
         self._record_latencies(record, histograms)
         self._count_tokens(record)
+        if record.turn is not None:
+            self._count_turn(record)
         if self._meets_slo(record):
             self.good += 1
 
@@ -177,6 +180,21 @@ class Aggregator:
                 pair[0] += 1
                 pair[1] += usage
                 pair[2] += value
+
+    def _count_turn(self, record: RequestRecord) -> None:
+        tally = self.turns.get(record.turn or 0)
+        if tally is None:
+            tally = self.turns[record.turn or 0] = TurnTally(Histogram.latency())
+        tally.requests += 1
+        ttft = rm.ttft_ns(record)
+        if ttft is not None:
+            tally.ttft.record(ttft)
+        if record.input_tokens is not None:
+            tally.input_tokens += record.input_tokens
+            tally.input_known += 1
+        if record.cached_input_tokens is not None:
+            tally.cached_tokens += record.cached_input_tokens
+            tally.cached_known += 1
 
     def _meets_slo(self, record: RequestRecord) -> bool:
         return all(rm.meets_slo(record, target.metric, target.threshold_ns) for target in self._per_request_slo)
@@ -270,6 +288,22 @@ COUNTERS = (
     "answers_correct",
     "arrivals",
 )
+
+
+@dataclass(slots=True)
+class TurnTally:
+    """One turn's figures over a level's sessions: how fast it started, how long its prompt was
+    (the history grows with the turn) and how much of it the server had cached."""
+
+    ttft: Histogram
+    requests: int = 0
+    input_tokens: int = 0
+    input_known: int = 0
+    cached_tokens: int = 0
+    cached_known: int = 0
+
+
+TURN_COUNTERS = ("requests", "input_tokens", "input_known", "cached_tokens", "cached_known")
 COUNTER_MAPS = ("errors_by_kind", "output_methods", "input_methods", "itl_splits", "finish_reasons")
 
 
@@ -292,7 +326,10 @@ def aggregator_state(aggregator: Aggregator, close_interval: bool = True) -> dic
         "first_intended_ns": aggregator.first_intended_ns,
         "last_intended_ns": aggregator.last_intended_ns,
         "histograms": {name: {"encoded": h.encode(), "out_of_range": h.out_of_range} for name, h in histograms.items()},
-    }
+        "turns": {str(turn): {**{name: getattr(tally, name) for name in TURN_COUNTERS},
+                              "ttft": {"encoded": tally.ttft.encode(), "out_of_range": tally.ttft.out_of_range}}
+                  for turn, tally in aggregator.turns.items()},
+    }  # fmt: skip
 
 
 def merge_state(aggregator: Aggregator, state: dict[str, Any]) -> None:
@@ -312,3 +349,8 @@ def merge_state(aggregator: Aggregator, state: dict[str, Any]) -> None:
             setattr(aggregator, edge, theirs if mine is None else pick(mine, theirs))
     for name, histogram in state["histograms"].items():
         aggregator.totals[name].add_encoded(histogram["encoded"], histogram["out_of_range"])
+    for turn, figures in state.get("turns", {}).items():
+        tally = aggregator.turns.setdefault(int(turn), TurnTally(Histogram.latency()))
+        for name in TURN_COUNTERS:
+            setattr(tally, name, getattr(tally, name) + figures[name])
+        tally.ttft.add_encoded(figures["ttft"]["encoded"], figures["ttft"]["out_of_range"])

@@ -213,6 +213,17 @@ class Tokens(Section, frozen=True, kw_only=True):
     input_per_request: float | None = None
 
 
+class TurnFigures(Section, frozen=True, kw_only=True):
+    """One turn of a level's sessions: its TTFT, and its prompt (the history grows with the turn)
+    and how much of it the server served from its prefix cache (from ``usage``)."""
+
+    turn: int
+    requests: int = 0
+    ttft_ms: Distribution = EMPTY
+    input_tokens_mean: float | None = None
+    cached_input_tokens_mean: float | None = None
+
+
 class Goodput(Section, frozen=True, kw_only=True):
     slo_ms: dict[str, float] = {}
     good_requests: int = 0
@@ -460,6 +471,7 @@ class RunSummary(Section, frozen=True, kw_only=True):
     locust: LocustTest | None = None
     imported: ImportedSource | None = None
     derived: tuple[str, ...] | None = None
+    turns: tuple[TurnFigures, ...] | None = None  # multi-turn sessions: by turn (1-based)
 
     @property
     def completed(self) -> int:

@@ -27,6 +27,7 @@ from loadgen.metrics.results import (
     Throughput,
     TokenCounting,
     Tokens,
+    TurnFigures,
 )
 from loadgen.transport.base import TransportReport
 from loadgen.transport.stamps import StampSource
@@ -162,6 +163,7 @@ def build_summary(aggregator: Aggregator, info: RunInfo) -> RunSummary:
             reasoning_requests=aggregator.reasoning_requests or None,
         ),
         goodput=_goodput(aggregator, info.slo, per_second),
+        turns=_turns(aggregator),
         answers=Answers(
             checked=aggregator.answers_checked,
             correct=aggregator.answers_correct,
@@ -254,6 +256,19 @@ def client_lag_warnings(summary: RunSummary) -> list[LagWarning]:
             f"{figures}: the server closes connections (see above)",
         ))  # fmt: skip
     return warnings
+
+
+def _turns(aggregator: Aggregator) -> tuple[TurnFigures, ...] | None:
+    if not aggregator.turns:
+        return None
+    return tuple(
+        TurnFigures(
+            turn=turn, requests=tally.requests, ttft_ms=Distribution.of(tally.ttft.stats()),
+            input_tokens_mean=round(tally.input_tokens / tally.input_known, 1) if tally.input_known else None,
+            cached_input_tokens_mean=round(tally.cached_tokens / tally.cached_known, 1) if tally.cached_known else None,
+        )
+        for turn, tally in sorted(aggregator.turns.items())
+    )  # fmt: skip
 
 
 def _goodput(aggregator: Aggregator, slo: tuple[SloTarget, ...],

@@ -18,6 +18,8 @@ class Prompt:
     expected: str | tuple[str, ...] | None = None  # an expected answer (see prompts.answers)
     match: str = "contains"
     batch: tuple[Prompt, ...] = ()  # several prompts sent in one request (--batch-size)
+    session: str | None = None  # a multi-turn session's id (this run's instance of it), and the turn (1-based)
+    turn: int | None = None
 
     @classmethod
     def batch_of(cls, prompts: Sequence[Prompt]) -> Prompt:

@@ -287,8 +287,28 @@ def invalid_levels(rows: Sequence[ComparedLevel]) -> list[str]:
     return [f"{row.level} ({mark})" for row in rows if (mark := invalid_variants(row.comparison))]
 
 
+def turn_table(summary: RunSummary) -> Table | None:
+    """Multi-turn sessions: each turn's TTFT beside its prompt, which grows with the history, and
+    how much of the prompt the server had cached."""
+    if not summary.turns:
+        return None
+    table = Table(title="by turn (sessions)", title_justify="left", box=box.SIMPLE_HEAD, caption_justify="left")
+    for column in ("turn", "requests", "TTFT p50 ms", "TTFT p99 ms", "input tok", "cached tok"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for figures in summary.turns:
+        table.add_row(str(figures.turn), str(figures.requests), _ms(figures.ttft_ms.p50),
+                      percentile_cell(figures.ttft_ms, "p99"), _number(figures.input_tokens_mean, 0),
+                      _number(figures.cached_input_tokens_mean, 0))  # fmt: skip
+    if any(figures.ttft_ms.thin("p99") for figures in summary.turns):
+        table.caption = THIN_LEGEND
+    return table
+
+
 def print_run(console: Console, summary: RunSummary) -> None:
     console.print(run_table(summary))
+    turns = turn_table(summary)
+    if turns is not None:
+        console.print(turns)
     for line in facts_lines(summary):
         console.print(line)
 

@@ -127,7 +127,8 @@ async def collect_level(target: Target, spec: LevelSpec, shared: SharedStart | N
         watch = ProbeWatch(target, load, recording.aggregator) if target.plan.find_max is not None else None
         runner = LoadRunner(load, context, PromptPicker(target.plan.prompts, load.seed),
                             recording.publisher.publish, watch.stop if watch is not None else target.stop,
-                            target.plan.trace, shared.schedule_origin_ns if shared is not None else None)  # fmt: skip
+                            target.plan.trace, shared.schedule_origin_ns if shared is not None else None,
+                            target.plan.sessions)  # fmt: skip
         elapsed_s = lambda: (clock.now_ns() - run_start_ns) / 1e9  # noqa: E731
         progress = Progress(spec.label, recording.aggregator.snapshot, elapsed_s, load)
         stop_reason = await _drive(target, progress, runner, monitor, watch)

@@ -111,6 +111,7 @@ class Target:
             redact=self.redact,
             save_text=self.plan.save_text,
             max_whole_body_bytes=body_limit_bytes(concurrency),
+            session_header=self.plan.session_header,
         )
 
 

@@ -42,6 +42,7 @@ from loadgen.metrics.summary import RunInfo
 from loadgen.metrics.thresholds import parse_threshold
 from loadgen.metrics.validity import DEFAULT_MAX_ERROR_RATE
 from loadgen.prompts import Prompt
+from loadgen.prompts.sessions import session_load
 from loadgen.prompts.trace import load_trace
 from loadgen.report.files import HlogWriter, open_for_writing, read_request_records, write_json
 from loadgen.run.collect import LevelSpec, Sections, SharedStart, collect_level, summarize, write_summary
@@ -71,7 +72,10 @@ def job_for(plan: Plan, endpoint: EndpointConfig, load: LoadConfig, directory: P
         "save_text": plan.save_text,
         "fail_on": [threshold.text for threshold in plan.fail_on],
         "max_error_rate": plan.max_error_rate,
-    }
+        "sessions": None if plan.sessions is None else {"file": plan.sessions.file, "history": plan.sessions.history,
+                                                         "think_s": plan.sessions.think_s},
+        "session_header": plan.session_header,
+    }  # fmt: skip
 
 
 def plan_from_job(job: dict[str, Any]) -> Plan:
@@ -87,6 +91,7 @@ def plan_from_job(job: dict[str, Any]) -> Plan:
         Prompt(**{**p, "messages": tuple(p["messages"]) if p["messages"] else None}) for p in job["prompts"]
     )
     trace = load_trace(load.trace_file, load.trace_speed, load.seed, load.trace_format) if load.trace_file else None
+    sessions = job.get("sessions")
     return Plan(
         endpoint=endpoint, generation=GenerationConfig(**generation_data), levels=(load,), prompts=prompts,
         output_dir=Path(job["output_dir"]), sweep=False, slo=tuple(SloTarget(**t) for t in job["slo"]),
@@ -94,6 +99,8 @@ def plan_from_job(job: dict[str, Any]) -> Plan:
         trace=tuple(trace) if trace is not None else None, save_text=job.get("save_text", False),
         fail_on=tuple(parse_threshold(text) for text in job.get("fail_on", ())),
         max_error_rate=job.get("max_error_rate", DEFAULT_MAX_ERROR_RATE),
+        sessions=session_load(sessions["file"], sessions["history"], sessions["think_s"]) if sessions else None,
+        session_header=job.get("session_header"),
     )  # fmt: skip
 
 

@@ -284,6 +284,18 @@ OPTIONS: tuple[Option, ...] = (
         "NAME",
     ),
     Option("trace_speed", _positive_float, 1.0, "replay the trace this many times faster", "X"),
+    Option(
+        "sessions", _str, None, "multi-turn sessions (JSONL): each user runs one at a time, turn after turn", "FILE"
+    ),
+    Option(
+        "history",
+        _choice("live", "recorded"),
+        "live",
+        "sessions: send back the server's own answers (live) or the file's recorded replies",
+        "MODE",
+    ),
+    Option("think_time", parse_duration_s, 0.0, "sessions: a user's pause before each turn after the first", "T"),
+    Option("session_header", _str, None, "sessions: send each session's id in this header (e.g. X-Session-ID)", "NAME"),
     Option("requests", _int(1), None, "measured requests per level (default: 4 per user, at least 8)", "N"),
     Option("duration", parse_duration_s, None, "measure for this long per level instead, e.g. 60s", "T"),
     Option(
@@ -419,6 +431,10 @@ class Settings:
     trace: str | None
     trace_format: str | None
     trace_speed: float
+    sessions: str | None
+    history: str
+    think_time: float
+    session_header: str | None
     requests: int | None
     duration: float | None
     warmup: tuple[int, float] | None

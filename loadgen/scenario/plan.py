@@ -15,6 +15,7 @@ from loadgen.extras import require
 from loadgen.parsing import request_secrets
 from loadgen.prompts import Prompt
 from loadgen.prompts.loaders import load_prompts
+from loadgen.prompts.sessions import SessionLoad, session_load
 from loadgen.prompts.synthetic import achieved_lengths, parse_synthetic, synthesize
 from loadgen.prompts.trace import TraceEntry, load_trace
 from loadgen.protocols.apis import BATCH_APIS, TransportKind, api_spec
@@ -52,6 +53,8 @@ class Plan:
     config_record: tuple[tuple[str, object], ...] = ()
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     trace: tuple[TraceEntry, ...] | None = None
+    sessions: SessionLoad | None = None  # multi-turn sessions instead of single prompts
+    session_header: str | None = None
     workers: int | None = 1  # None: enough for each level's load (engine.partition.default_workers)
     fail_on: tuple[Any, ...] = ()  # loadgen.metrics.thresholds.Threshold
     max_error_rate: float = 0.05  # a level whose failed share passes this fails the run (ExitCode.ERRORS)
@@ -153,7 +156,17 @@ def plan_from_flags(flags: Mapping[str, object], scenario_path: str | None = Non
     trace = (load_trace(settings.trace, settings.trace_speed, settings.seed, settings.trace_format)
              if settings.trace else None)  # fmt: skip
     lengths = None
-    if settings.synthetic:
+    sessions = session_load(settings.sessions, settings.history, settings.think_time) if settings.sessions else None
+    if sessions is not None and (
+        settings.trace or settings.synthetic or any(level.mode is not LoadMode.CLOSED for level in levels)
+    ):
+        raise ConfigError("--sessions run in closed loop (--concurrency or closed-loop --stages), without --trace "
+                          "or --synthetic")  # fmt: skip
+    if settings.session_header and sessions is None:
+        raise ConfigError("--session-header sends a session's id: give --sessions")
+    if sessions is not None:
+        prompts = [sessions.sessions[0].prompt(0, (), "preflight")]  # the preflight's prompt: a first turn
+    elif settings.synthetic:
         counter = load_token_counter(settings.tokenizer) if settings.tokenizer else None
         prompts = synthesize(parse_synthetic(settings.synthetic), settings.seed, counter)
         lengths = achieved_lengths(prompts, counter)
@@ -178,6 +191,8 @@ def plan_from_flags(flags: Mapping[str, object], scenario_path: str | None = Non
         quiet=settings.quiet,
         config_record=tuple(settings.recorded().items()) + ((("synthetic_input_tokens", lengths),) if lengths else ()),
         trace=tuple(trace) if trace is not None else None,
+        sessions=sessions,
+        session_header=settings.session_header,
         workers=settings.workers,
         fail_on=settings.fail_on,
         max_error_rate=settings.max_error_rate,

@@ -44,6 +44,31 @@ def latency_table(summary: RunSummary, table_id: str) -> str:
     return html_table(headers, rows, table_id) + thin_note(rows)
 
 
+def turns_block(summary: RunSummary, prefix: str) -> str:
+    """Multi-turn sessions: TTFT by turn beside the prompt's length and its cached share."""
+    if not summary.turns:
+        return ""
+    turns = summary.turns
+    rows: list[list[object]] = [
+        [
+            t.turn,
+            t.requests,
+            t.ttft_ms.p50,
+            percentile(t.ttft_ms, "p99"),
+            t.input_tokens_mean,
+            t.cached_input_tokens_mean,
+        ]
+        for t in turns
+    ]
+    chart = Chart(f"{prefix}-turns", "TTFT by turn", "turn", "ms")
+    numbers = [figures.turn for figures in turns]
+    chart.line("TTFT p50", numbers, [figures.ttft_ms.p50 for figures in turns], unit="ms")
+    chart.line("TTFT p99", numbers, [figures.ttft_ms.p99 for figures in turns], dashed=True, unit="ms")
+    headers = ["turn", "requests", "TTFT p50 (ms)", "TTFT p99 (ms)", "input tokens (mean)", "cached tokens (mean)"]
+    return ("<h3>by turn (sessions)</h3>" + html_table(headers, rows, f"{prefix}-turns-table") + thin_note(rows)
+            + f'<div class="charts">{chart.html()}</div>')  # fmt: skip
+
+
 def distribution_chart(directory: Path, name: str, label: str, chart_id: str) -> str:
     """The CDF of a metric from its .hlog file (all intervals merged), or its Locust workers' files."""
     own = directory / f"{name}.hlog"
@@ -282,6 +307,7 @@ def run_page(directory: Path, summary: RunSummary, config: RunConfig | None, pre
         + metadata_block(summary, config)
         + throughput_block(summary, f"{prefix}-throughput")
         + latency_table(summary, f"{prefix}-latency")
+        + turns_block(summary, prefix)
         + f'<div class="charts">{distributions}</div>'
         + "<h3>over time and per request</h3>"
         + f'<div class="charts">{over_time(directory, prefix, summary.load.warmup_s or None)}'

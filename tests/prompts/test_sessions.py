@@ -1,0 +1,107 @@
+"""Multi-turn sessions: the file, its errors, and the load they make (each turn sends the whole
+history; the server's own count of every turn's prompt is the fact checked)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from loadgen.cli import main
+from loadgen.errors import ConfigError
+from loadgen.prompts.sessions import load_sessions
+from tests.conftest import SimFactory
+from tests.reliability.hostile import hostile_server, stream
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "scenarios" / "sessions-example.jsonl"
+
+
+def write(tmp_path: Path, sessions: list[object]) -> str:
+    path = tmp_path / "sessions.jsonl"
+    path.write_text("".join(json.dumps(session) + "\n" for session in sessions))
+    return str(path)
+
+
+def test_the_example_file_loads() -> None:
+    sessions = load_sessions(str(EXAMPLE))
+    assert len(sessions) == 4 and [len(s.turns) for s in sessions] == [4, 3, 5, 2]
+    first = sessions[0].prompt(0, (), "support-order/1")
+    assert [m["role"] for m in first.as_messages()] == ["system", "user"] and first.turn == 1
+
+
+@pytest.mark.parametrize(
+    "session, message",
+    [
+        ({"id": "a", "turns": []}, "field 'turns' is []; expected a list of at least one turn"),
+        ({"id": "a"}, "field 'turns' is None"),
+        ({"turns": [{"user": "x", "messages": []}]}, "turn 1: expected 'user' (a text) or 'messages'"),
+        ({"turns": [{"user": "x", "voice": "y"}]}, "turn 1: unknown field 'voice'"),
+        ({"turns": [{"messages": [{"role": "robot", "content": "x"}]}]}, "turn 1: message {'role': 'robot'"),
+        ({"turns": [{"user": "x"}, {"user": "y", "think_s": -1}]}, "turn 2: field 'think_s' is -1"),
+        ({"turns": [{"user": "x", "max_tokens": 0}]}, "field 'max_tokens' is 0"),
+    ],
+)
+def test_bad_sessions_are_one_line(tmp_path: Path, session: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_sessions(write(tmp_path, [session]))
+
+
+SESSIONS = [
+    {"id": "a", "turns": [{"user": "one two three", "max_tokens": 4},
+                          {"user": "four five", "assistant": "r e c", "max_tokens": 4},
+                          {"user": "six", "max_tokens": 4}]},
+    {"id": "b", "turns": [{"user": "alpha beta", "max_tokens": 4}, {"user": "gamma", "assistant": "x", "max_tokens": 4},
+                          {"user": "delta epsilon zeta", "max_tokens": 4}]},
+]  # fmt: skip
+
+
+def expected_prompt_words(session: dict, turn: int, history: str) -> int:
+    """What the simulator counts (one word a token): every earlier turn's user words and reply, then this one's."""
+    words = 0
+    for earlier in session["turns"][: turn - 1]:
+        reply = earlier.get("assistant") if history == "recorded" and earlier.get("assistant") else None
+        words += len(earlier["user"].split()) + (len(reply.split()) if reply else earlier["max_tokens"])
+    return words + len(session["turns"][turn - 1]["user"].split())
+
+
+@pytest.mark.parametrize("history", ["live", "recorded"])
+def test_each_turn_sends_the_whole_history(start_sim: SimFactory, tmp_path: Path, history: str) -> None:
+    sim = start_sim("fixed:5,1")
+    output = tmp_path / "run"
+    assert main(["run", "--quiet", "--endpoint", sim.url, "--sessions", write(tmp_path, SESSIONS), "--history", history,
+                 "--concurrency", "2", "--requests", "12", "--warmup", "0", "--output", str(output)]) == 0  # fmt: skip
+    records = [json.loads(line) for line in (output / "requests.jsonl").read_text().splitlines()]
+    assert len(records) == 12 and {r["turn"] for r in records} == {1, 2, 3}
+    by_instance: dict[str, list[dict]] = {}
+    for record in sorted(records, key=lambda r: r["intended_ns"]):
+        by_instance.setdefault(record["session"], []).append(record)
+    for instance, turns in by_instance.items():
+        session = next(s for s in SESSIONS if instance.startswith(s["id"] + "/"))
+        assert [r["turn"] for r in turns] == list(range(1, len(turns) + 1))  # in order, one at a time
+        for record in turns:  # the server's own count of the prompt it was sent
+            assert record["input_tokens"] == expected_prompt_words(session, record["turn"], history), record
+        for earlier, later in itertools.pairwise(turns):
+            assert later["intended_ns"] >= earlier["end_ns"]  # the next turn waits for the answer
+    summary = json.loads((output / "summary.json").read_text())
+    turns = summary["turns"]
+    assert [t["turn"] for t in turns] == [1, 2, 3] and sum(t["requests"] for t in turns) == 12
+    assert turns[0]["input_tokens_mean"] < turns[1]["input_tokens_mean"] < turns[2]["input_tokens_mean"]
+
+
+def test_a_session_header_carries_each_sessions_id(tmp_path: Path) -> None:
+    with hostile_server(stream) as server:
+        assert main(["run", "--quiet", "--endpoint", server.url, "--api", "openai-completions", "--model", "m",
+                     "--sessions", write(tmp_path, SESSIONS), "--session-header", "X-Session-ID",
+                     "--concurrency", "1", "--requests", "6", "--warmup", "0",
+                     "--output", str(tmp_path / "run")]) == 0  # fmt: skip
+        ids = [seen.headers.get("x-session-id") for seen in server.generation_requests()]
+    assert ids[1:] == ["a/1", "a/1", "a/1", "b/2", "b/2", "b/2"]  # after the preflight: one id per session run
+
+
+def test_sessions_need_a_closed_loop(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--sessions", write(tmp_path, SESSIONS), "--rate", "2", "--requests", "4"]) == 2
+    assert "--sessions run in closed loop" in capsys.readouterr().err
+    assert main(["run", "--session-header", "X-Session-ID", "--requests", "4"]) == 2
