@@ -105,3 +105,17 @@ def test_sessions_need_a_closed_loop(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["run", "--sessions", write(tmp_path, SESSIONS), "--rate", "2", "--requests", "4"]) == 2
     assert "--sessions run in closed loop" in capsys.readouterr().err
     assert main(["run", "--session-header", "X-Session-ID", "--requests", "4"]) == 2
+
+
+def test_sessions_split_over_worker_processes_merge_by_turn(start_sim: SimFactory, tmp_path: Path) -> None:
+    sim = start_sim("fixed:5,1")
+    output = tmp_path / "run"
+    assert main(["run", "--quiet", "--endpoint", sim.url, "--sessions", write(tmp_path, SESSIONS), "--workers", "2",
+                 "--concurrency", "2", "--requests", "12", "--warmup", "0", "--output", str(output)]) == 0  # fmt: skip
+    records = [json.loads(line) for line in (output / "requests.jsonl").read_text().splitlines()]
+    summary = json.loads((output / "summary.json").read_text())
+    by_turn = {turn: sum(1 for r in records if r["turn"] == turn) for turn in (1, 2, 3)}
+    assert {t["turn"]: t["requests"] for t in summary["turns"]} == by_turn and sum(by_turn.values()) == 12
+    assert sum(t["ttft_ms"]["count"] for t in summary["turns"]) == 12
+    instances = {r["session"] for r in records}
+    assert {"a/1", "b/2"} <= instances  # the two workers ran the file's sessions in turn, not the same one twice
