@@ -124,7 +124,14 @@ def vllm_servers() -> Iterator[VllmServers]:
     if len(own_cpus) > 1:
         os.sched_setaffinity(0, own_cpus - {SERVER_CPU})
     processes = [
-        _start(python, model, ports[0], workdir / "plain.log", []),
+        # prefix caching with the cached count in usage, as a multi-turn session test reads it
+        _start(
+            python,
+            model,
+            ports[0],
+            workdir / "plain.log",
+            ["--enable-prefix-caching", "--enable-prompt-tokens-details"],
+        ),
         _start(python, model, ports[1], workdir / "ngram.log", ["--speculative-config", json.dumps(SPECULATIVE)]),
     ]
     try:

@@ -1,6 +1,7 @@
 """loadgen against a real vLLM (CPU wheel, tiny random Llama): both OpenAI APIs, streamed and not,
 token counts from usage and from the model's tokenizer, server telemetry over the load window,
-means held against vLLM's own histograms, and a comparison with n-gram speculative decoding."""
+means held against vLLM's own histograms, a comparison with n-gram speculative decoding, and
+multi-turn sessions against its prefix cache."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from loadgen.cli import main
+from loadgen.prompts.synthetic import WORDS
 from tests.vllm.conftest import VllmServers
 
 HISTOGRAMS = {  # loadgen metric → vLLM's own histogram of the same thing (seconds)
@@ -108,3 +110,25 @@ def test_compare_with_ngram_speculative_decoding(vllm_servers: VllmServers, tmp_
     assert level["requests"]["candidate"] == {"completed": 8, "failed": 0}, level["requests"]
     assert level["candidate_acceptance_rate"] is not None  # vLLM's own draft counters, scraped around the level
     assert level["e2e"]["speedup"] is not None
+
+
+def test_a_session_turn_by_turn_against_vllms_prefix_cache(vllm_servers: VllmServers, tmp_path: Path) -> None:
+    """Each turn resends the history: vLLM's own usage reports more of each later turn's prompt
+    served from its prefix cache (whole 16-token blocks), turn after turn."""
+    turns = [{"user": " ".join(WORDS[(turn * 5 + k) % len(WORDS)] for k in range(40)), "max_tokens": 16}
+             for turn in range(4)]  # fmt: skip
+    sessions = tmp_path / "sessions.jsonl"
+    sessions.write_text(json.dumps({"id": "s", "turns": turns}) + "\n")
+    summary = run(tmp_path, "sessions", "--endpoint", vllm_servers.url, "--sessions", str(sessions),
+                  "--concurrency", "1", "--requests", "8", "--warmup", "0", "--ignore-eos")  # fmt: skip
+    records = [json.loads(line) for line in (tmp_path / "sessions" / "requests.jsonl").read_text().splitlines()]
+    for instance in {r["session"] for r in records}:
+        runs = sorted((r for r in records if r["session"] == instance), key=lambda r: r["turn"])
+        prompts = [r["input_tokens"] for r in runs]
+        cached = [r["cached_input_tokens"] for r in runs]
+        assert prompts == sorted(prompts) and len(set(prompts)) == len(prompts), runs  # the history grows
+        assert all(value is not None for value in cached), runs  # vLLM said (--enable-prompt-tokens-details)
+        assert cached[1:] == sorted(cached[1:]) and cached[-1] > cached[1] > 0, runs  # more of it cached each turn
+        assert all(c < p for c, p in zip(cached, prompts, strict=True))
+    by_turn = {t["turn"]: t for t in summary["turns"]}
+    assert by_turn[4]["cached_input_tokens_mean"] > by_turn[2]["cached_input_tokens_mean"] > 0
