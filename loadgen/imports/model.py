@@ -31,7 +31,7 @@ from loadgen.metrics.results import (
 from loadgen.report.files import write_json
 
 STATISTICS = ("mean", "min", "p50", "p90", "p95", "p99", "p99_9", "max")
-METRICS = ("ttft", "tpot", "itl", "itl_chunk", "e2e")
+METRICS = ("ttft", "ttfot", "tpot", "itl", "itl_chunk", "e2e")
 ALWAYS_LACKING = ("hdr_histograms", "per_request_records", "interval_logs", "client_lag")
 
 

@@ -227,7 +227,7 @@ def _statistic(word: str) -> str | None:
 
 _PROFILE_METRICS = {  # their JSON key → loadgen metric
     "time_to_first_token": "ttft", "inter_token_latency": "tpot", "request_latency": "e2e",
-    "inter_chunk_latency": "itl_chunk",
+    "inter_chunk_latency": "itl_chunk", "time_to_first_output_token": "ttfot",
 }  # fmt: skip
 
 
@@ -236,6 +236,7 @@ def _nvidia_definitions(tool: str) -> dict[str, str]:
     return {"ttft": f"{name} time_to_first_token", "tpot": f"{name} inter_token_latency: {TPOT_DEFINITION}",
             "itl_chunk": f"{name} inter_chunk_latency (gaps between streamed chunks)",
             "e2e": f"{name} request_latency",
+            "ttfot": f"{name} time_to_first_output_token (the first non-reasoning token)",
             "throughput": f"{name} request_throughput and output_token_throughput"}  # fmt: skip
 
 
@@ -394,7 +395,8 @@ def read_vllm_bench(path: Path, text: str, hint: _Hint) -> ImportedSweep:
 # --- GuideLLM -------------------------------------------------------------------------------------
 
 _GUIDELLM_METRICS = {"time_to_first_token_ms": ("ttft", 1.0), "inter_token_latency_ms": ("tpot", 1.0),
-                     "request_latency": ("e2e", 1000.0)}  # fmt: skip
+                     "request_latency": ("e2e", 1000.0),
+                     "time_to_first_output_token_ms": ("ttfot", 1.0)}  # fmt: skip
 
 
 def _successful(metrics: dict[str, Any], key: str) -> dict[str, Any]:
@@ -462,6 +464,7 @@ def read_guidellm(path: Path, text: str, hint: _Hint) -> ImportedSweep:
         levels.append(level)
     definitions = {"ttft": "GuideLLM time_to_first_token", "tpot": f"GuideLLM inter_token_latency: {TPOT_DEFINITION}",
                    "e2e": "GuideLLM request_latency",
+                   "ttfot": "GuideLLM time_to_first_output_token_ms (the first content token)",
                    "not imported": "GuideLLM time_per_output_token (includes the first token: end-to-end ÷ tokens)",
                    "throughput": "GuideLLM requests_per_second and output_tokens_per_second (means)"}  # fmt: skip
     return ImportedSweep("guidellm", [str(path)], levels, definitions, ["telemetry", "itl_chunk"], assumptions)

@@ -176,3 +176,31 @@ def test_mixed_tools_and_repeated_loads_are_refused(tmp_path: Path) -> None:
         read_results([FILES / "vllm_bench.json", FILES / "vllm_bench.json"])
     with pytest.raises(ConfigError, match="2 values for 1 files"):
         read_results([FILES / "vllm_bench.json"], loads=[1.0, 2.0])
+
+
+def _with_ttfot(data: object, key: str, added: float) -> object:
+    """A copy of another tool's result with a TTFOT beside each TTFT (``key``), ``added`` ms later."""
+    if isinstance(data, dict):
+        copied = {name: _with_ttfot(value, key, added) for name, value in data.items()}
+        if key in data and isinstance(data[key], dict):
+            ttft = json.dumps(data[key])
+            copied[key.replace("time_to_first_token", "time_to_first_output_token")] = json.loads(
+                ttft, parse_float=lambda text: float(text) + added)  # fmt: skip
+        return copied
+    if isinstance(data, list):
+        return [_with_ttfot(item, key, added) for item in data]
+    return data
+
+
+@pytest.mark.parametrize("name, key", [("profile_export_aiperf.json", "time_to_first_token"),
+                                       ("guidellm_benchmarks.json", "time_to_first_token_ms")])  # fmt: skip
+def test_ttfot_is_kept_where_the_tool_has_it(tmp_path: Path, name: str, key: str) -> None:
+    """AIPerf's time_to_first_output_token and GuideLLM's time_to_first_output_token_ms (to the
+    first non-reasoning token) become loadgen's TTFOT, named in the definitions."""
+    source = tmp_path / "source" / name
+    source.parent.mkdir()
+    source.write_text(json.dumps(_with_ttfot(json.loads((FILES / name).read_text()), key, 100.0)))
+    sweep = imported(str(source), tmp_path)
+    level = sweep["levels"][0]
+    assert level["latency_ms"]["ttfot"]["p50"] == pytest.approx(level["latency_ms"]["ttft"]["p50"] + 100.0)
+    assert "time_to_first_output_token" in sweep["imported"]["definitions"]["ttfot"]
