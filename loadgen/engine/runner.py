@@ -199,36 +199,45 @@ class LoadRunner:
             intended_ns = ended_ns if ended_ns is not None else now_ns()
 
     async def _session_user(self, plan: SessionLoad, intended_ns: int, user_id: int) -> None:
-        """One session at a time, turn after turn: each turn sends the history (the earlier turns and
-        their replies) and is due when the previous answer's last byte arrived, plus the user's
-        think time (which is not latency: a late send is still measured from when it was due)."""
-        now_ns = self._ctx.clock.now_ns
+        """Closed loop: one session at a time, each due when the last one's answer ended."""
         load = self._load
         while not self._stop.is_set() and user_id not in self._retiring:
             # the n-th session started, numbered across worker processes as a single one would
             number = load.worker_index + self._sessions_started * load.worker_count
             self._sessions_started += 1
-            session = plan.sessions[number % len(plan.sessions)]
-            instance = f"{session.id}/{number + 1}"
-            history: tuple[dict[str, str], ...] = ()
-            for turn_index, turn in enumerate(session.turns):
-                think_s = turn.think_s if turn.think_s is not None else (plan.think_s if turn_index else 0.0)
-                if think_s:
-                    intended_ns += round(think_s * 1e9)
-                    await _sleep_until(intended_ns, now_ns)
-                if self._stop.is_set():
-                    return
-                ticket = self._tickets.take(intended_ns)
-                if ticket is None:
-                    return
-                prompt = session.prompt(turn_index, history, instance)
-                answer: list[str] = []
-                ended_ns = await execute_request(self._ctx, ticket.index, prompt, intended_ns, ticket.warmup,
-                                                 self._publish_soon, answer)  # fmt: skip
-                recorded = plan.history == "recorded" and turn.assistant is not None
-                reply = turn.assistant if recorded else "".join(answer)
-                history = (*(prompt.messages or ()), {"role": "assistant", "content": reply or ""})
-                intended_ns = ended_ns if ended_ns is not None else now_ns()
+            ended_ns = await self._run_session(plan, number, intended_ns)
+            if ended_ns is None:
+                return
+            intended_ns = ended_ns
+
+    async def _run_session(self, plan: SessionLoad, number: int, intended_ns: int) -> int | None:
+        """Session ``number``, turn after turn: each turn sends the history (the earlier turns and
+        their replies) and is due when the previous answer's last byte arrived, plus the user's
+        think time (which is not latency: a late send is still measured from when it was due).
+        Returns when its last answer ended, or None when the run stopped or its count ran out."""
+        now_ns = self._ctx.clock.now_ns
+        session = plan.sessions[number % len(plan.sessions)]
+        instance = f"{session.id}/{number + 1}"
+        history: tuple[dict[str, str], ...] = ()
+        for turn_index, turn in enumerate(session.turns):
+            think_s = turn.think_s if turn.think_s is not None else (plan.think_s if turn_index else 0.0)
+            if think_s:
+                intended_ns += round(think_s * 1e9)
+                await _sleep_until(intended_ns, now_ns)
+            if self._stop.is_set():
+                return None
+            ticket = self._tickets.take(intended_ns)
+            if ticket is None:
+                return None
+            prompt = session.prompt(turn_index, history, instance)
+            answer: list[str] = []
+            ended_ns = await execute_request(self._ctx, ticket.index, prompt, intended_ns, ticket.warmup,
+                                             self._publish_soon, answer)  # fmt: skip
+            recorded = plan.history == "recorded" and turn.assistant is not None
+            reply = turn.assistant if recorded else "".join(answer)
+            history = (*(prompt.messages or ()), {"role": "assistant", "content": reply or ""})
+            intended_ns = ended_ns if ended_ns is not None else now_ns()
+        return intended_ns
 
     def _arrivals(self) -> Iterator[tuple[int, Prompt | None]]:
         """(offset from the start in ns, the prompt when the schedule brings its own)."""
@@ -258,6 +267,16 @@ class LoadRunner:
             if self._stop.is_set():
                 return
             intended_ns = start_ns + offset_ns
+            if self._sessions is not None:  # open loop: sessions, not requests, arrive at the rate
+                if self._tickets.exhausted.is_set():
+                    return
+                await _sleep_until(intended_ns, now_ns)
+                if slots is not None:
+                    await slots.acquire()
+                task = asyncio.ensure_future(self._arriving_session(self._sessions, position, intended_ns, slots))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+                continue
             ticket = self._tickets.take(intended_ns)
             if ticket is None:
                 return
@@ -293,6 +312,14 @@ class LoadRunner:
                 self._retiring.add(user_id)
             await asyncio.sleep(0.1)
         self._tickets.exhausted.set()
+
+    async def _arriving_session(self, plan: SessionLoad, number: int, intended_ns: int,
+                                slots: asyncio.Semaphore | None) -> None:  # fmt: skip
+        try:
+            await self._run_session(plan, number, intended_ns)
+        finally:
+            if slots is not None:
+                slots.release()
 
     async def _send(self, ticket: Ticket, prompt: Prompt, intended_ns: int, slots: asyncio.Semaphore | None) -> None:
         try:

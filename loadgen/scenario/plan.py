@@ -157,11 +157,8 @@ def plan_from_flags(flags: Mapping[str, object], scenario_path: str | None = Non
              if settings.trace else None)  # fmt: skip
     lengths = None
     sessions = session_load(settings.sessions, settings.history, settings.think_time) if settings.sessions else None
-    if sessions is not None and (
-        settings.trace or settings.synthetic or any(level.mode is not LoadMode.CLOSED for level in levels)
-    ):
-        raise ConfigError("--sessions run in closed loop (--concurrency or closed-loop --stages), without --trace "
-                          "or --synthetic")  # fmt: skip
+    if sessions is not None and (settings.trace or settings.synthetic):
+        raise ConfigError("--sessions bring their own prompts: no --trace or --synthetic with them")
     if settings.session_header and sessions is None:
         raise ConfigError("--session-header sends a session's id: give --sessions")
     if sessions is not None:

@@ -101,10 +101,27 @@ def test_a_session_header_carries_each_sessions_id(tmp_path: Path) -> None:
     assert ids[1:] == ["a/1", "a/1", "a/1", "b/2", "b/2", "b/2"]  # after the preflight: one id per session run
 
 
-def test_sessions_need_a_closed_loop(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "--sessions", write(tmp_path, SESSIONS), "--rate", "2", "--requests", "4"]) == 2
-    assert "--sessions run in closed loop" in capsys.readouterr().err
+def test_sessions_bring_their_own_prompts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--sessions", write(tmp_path, SESSIONS), "--synthetic", "input=8", "--requests", "4"]) == 2
+    assert "--sessions bring their own prompts" in capsys.readouterr().err
     assert main(["run", "--session-header", "X-Session-ID", "--requests", "4"]) == 2
+
+
+def test_in_open_loop_sessions_arrive_at_the_rate(start_sim: SimFactory, tmp_path: Path) -> None:
+    """Sessions, not requests, arrive (Poisson, seeded); each runs its turns one after another."""
+    sim = start_sim("fixed:5,1")
+    output = tmp_path / "run"
+    assert main(["run", "--quiet", "--endpoint", sim.url, "--sessions", write(tmp_path, SESSIONS), "--rate", "20",
+                 "--requests", "12", "--warmup", "0", "--output", str(output)]) == 0  # fmt: skip
+    records = [json.loads(line) for line in (output / "requests.jsonl").read_text().splitlines()]
+    assert len(records) >= 12  # turns of sessions that arrived before the count ran out also finish or cancel
+    instances = {r["session"] for r in records}
+    assert sum(1 for r in records if r["turn"] == 1) == len(instances) >= 4  # every session started by an arrival
+    for instance in instances:
+        turns = sorted((r for r in records if r["session"] == instance), key=lambda r: r["intended_ns"])
+        assert [r["turn"] for r in turns] == list(range(1, len(turns) + 1))
+        for earlier, later in itertools.pairwise(turns):
+            assert later["intended_ns"] >= earlier["end_ns"]  # a later turn waits for the answer
 
 
 def test_sessions_split_over_worker_processes_merge_by_turn(start_sim: SimFactory, tmp_path: Path) -> None:
