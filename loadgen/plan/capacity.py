@@ -33,6 +33,7 @@ class Level:
     latencies_ms: dict[str, float]  # "ttft_p95" → value
     joules_per_output_token: float | None
     verdict: str | None = None  # the level's validity verdict, when it has one
+    cached_input_tokens_per_request: float | None = None  # of the prompt, served from the server's prefix cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,14 @@ class Capacity:
     output_tokens_per_request: float
     input_tokens_per_request: float | None
     joules_per_output_token: float | None
+    cached_input_tokens_per_request: float | None = None
+
+    @property
+    def uncached_input_tokens_per_request(self) -> float | None:
+        """The prompt tokens a replica prefilled: the server's prefix cache served the rest."""
+        if self.input_tokens_per_request is None:
+            return None
+        return max(0.0, self.input_tokens_per_request - (self.cached_input_tokens_per_request or 0.0))
 
 
 def slo_key(target: SloTarget) -> str:
@@ -102,12 +111,15 @@ def _level(summary: RunSummary, where: str) -> Level | None:
     input_per_request = tokens.input_per_request or (
         tokens.input_total / completed if tokens.input_total is not None and completed else None
     )
+    cached_per_request = (tokens.cached_input_total / completed
+                          if tokens.cached_input_total is not None and completed else None)  # fmt: skip
     return Level(
         load=summary.load.value,
         requests_per_s=summary.throughput.requests_per_s or 0.0,
         output_tokens_per_s=summary.throughput.output_tokens_per_s or 0.0,
         output_tokens_per_request=output_per_request,
         input_tokens_per_request=input_per_request,
+        cached_input_tokens_per_request=cached_per_request,
         error_rate=summary.requests.error_rate or 0.0,
         latencies_ms=latencies,
         joules_per_output_token=summary.telemetry.joules_per_output_token if summary.telemetry else None,
@@ -127,7 +139,8 @@ def replica_capacity(levels: list[Level], slo: tuple[SloTarget, ...], closed_loo
     def capacity(rps: float, low: float, high: float | None, users: float | None, binding: str, kind: str,
                  level: Level) -> Capacity:  # fmt: skip
         return Capacity(rps, low, high, users, binding, kind, level.output_tokens_per_request,
-                        level.input_tokens_per_request, level.joules_per_output_token)  # fmt: skip
+                        level.input_tokens_per_request, level.joules_per_output_token,
+                        level.cached_input_tokens_per_request)  # fmt: skip
 
     keys = [slo_key(target) for target in slo]  # one clear error for an SLO no summary can answer
     if not levels:

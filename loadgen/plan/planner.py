@@ -92,7 +92,8 @@ def make_plan(request: PlanRequest, profiles: ProfileSet) -> Plan:
         raise ConfigError("give the target as --target-rate (requests/s) or --target-users, one of the two")
     measured = _measured_capacity(request)
     output_tokens = request.output_tokens or measured.output_tokens_per_request
-    input_tokens = request.input_tokens or measured.input_tokens_per_request or 0.0
+    # what a replica prefills: the measured prompt less what the server's prefix cache served
+    input_tokens = request.input_tokens or measured.uncached_input_tokens_per_request or 0.0
     length_scale = measured.output_tokens_per_request / output_tokens
     unknown_input = not request.input_tokens and not measured.input_tokens_per_request
     assumptions = [
@@ -100,6 +101,12 @@ def make_plan(request: PlanRequest, profiles: ProfileSet) -> Plan:
         "outside them, which bracket it",
         f"headroom {request.headroom:.0%} above the peak; cost per million output tokens at the average rate",
     ]
+    cached = measured.cached_input_tokens_per_request
+    if not request.input_tokens and cached and measured.input_tokens_per_request:
+        prompt = measured.input_tokens_per_request
+        assumptions.append(f"input tokens per request: {input_tokens:.0f} prefilled of {prompt:.0f} measured; the "
+                           f"server's prefix cache served {cached:.0f} (usage): the what-if models the prefilled "
+                           "ones")  # fmt: skip
     if abs(length_scale - 1) > 0.01:
         assumptions.append(
             f"target output length {output_tokens:g} tokens vs {measured.output_tokens_per_request:.0f} "
@@ -202,6 +209,7 @@ def _measured_capacity(request: PlanRequest) -> Capacity:
         output_tokens_per_request=sum(c.output_tokens_per_request for c in capacities) / len(capacities),
         input_tokens_per_request=first.input_tokens_per_request,
         joules_per_output_token=first.joules_per_output_token,
+        cached_input_tokens_per_request=first.cached_input_tokens_per_request,
     )
 
 

@@ -61,3 +61,17 @@ def test_plan_warns_about_invalid_levels(tmp_path: Path, capsys: pytest.CaptureF
     assert main(["plan", "--sweep", sweep, "--target-rate", "50", "--slo", "ttft_p95=800ms"]) == 0
     printed = " ".join(capsys.readouterr().out.split())
     assert f"WARNING: invalid levels in the sweep: {sweep} c=32 (target_lagging)" in printed
+
+
+def test_the_what_if_prefills_what_the_cache_did_not_serve(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A sweep against a server with a prefix cache: the roofline what-if prefills only the prompt
+    tokens the cache did not serve (usage's cached_tokens), and says so."""
+    levels = [level(8, 4.0, 200, 30), level(16, 6.0, 400, 50), level(32, 8.0, 1200, 55)]
+    for summary in levels:
+        summary["tokens"]["cached_input_total"] = 300 * summary["requests"]["completed"]  # of 500 per request
+    sweep = write_sweep(tmp_path / "s", levels)
+    assert main(["plan", "--sweep", sweep, "--target-rate", "50", "--slo", "ttft_p95=800ms,tpot_p95=60ms",
+                 "--profiles", PROFILES, "--measured-on", "dell-r760xa-4xh100-pcie", "--replica-accelerators", "1",
+                 "--model", "llama-2-7b", "--output", str(tmp_path / "out")]) == 0  # fmt: skip
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "input tokens per request: 200 prefilled of 500 measured; the server's prefix cache served 300" in printed
