@@ -16,10 +16,12 @@ sends the whole history: the earlier turns' messages and replies, then its own.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
 from loadgen.errors import ConfigError
+from loadgen.parsing import parse_duration_s
 from loadgen.prompts.loaders import jsonl_objects
 from loadgen.prompts.model import Prompt
 
@@ -54,13 +56,45 @@ class SessionLoad:
     file: str
     sessions: tuple[Session, ...]
     history: str = "live"  # the reply sent back: the server's own answer, or the recorded one
-    think_s: float = 0.0  # before each turn after the first, unless the turn says
+    think: str = "0s"  # before each turn after the first, unless the turn says: see think_time
+    seed: int = 0
+
+    def think_s(self, instance: str, turn: int) -> float:
+        """The think time before ``turn`` (0-based) of a session run, drawn (seeded by the run's
+        seed, the session run and the turn) when ``think`` is a distribution."""
+        kind, low_s, high_s = think_time(self.think)
+        if kind == "fixed":
+            return low_s
+        rng = random.Random(f"think:{self.seed}:{instance}:{turn}")
+        return rng.expovariate(1.0 / low_s) if kind == "exp" else rng.uniform(low_s, high_s)
 
 
-def session_load(source: str, history: str = "live", think_s: float = 0.0) -> SessionLoad:
+def think_time(text: str) -> tuple[str, float, float]:
+    """``2s`` (fixed), ``exp:2s`` (exponential with that mean) or ``uniform:1s-3s``."""
+    kind, _, value = text.partition(":") if ":" in text else ("fixed", "", text)
+    try:
+        if kind == "uniform":
+            low, _, high = value.partition("-")
+            low_s, high_s = parse_duration_s(low), parse_duration_s(high)
+            if not 0 <= low_s <= high_s:
+                raise ValueError(value)
+            return kind, low_s, high_s
+        if kind in ("fixed", "exp"):
+            seconds = parse_duration_s(value)
+            if seconds < 0 or (kind == "exp" and seconds == 0):
+                raise ValueError(value)
+            return kind, seconds, seconds
+    except ValueError:
+        pass
+    raise ConfigError(f"--think-time {text}: expected a duration (2s), exp:MEAN (exp:2s) or uniform:LOW-HIGH "
+                      "(uniform:1s-3s)")  # fmt: skip
+
+
+def session_load(source: str, history: str = "live", think: str = "0s", seed: int = 0) -> SessionLoad:
     if history not in HISTORY_MODES:
         raise ConfigError(f"--history {history}: expected one of {', '.join(HISTORY_MODES)}")
-    return SessionLoad(source, load_sessions(source), history, think_s)
+    think_time(think)  # checked here, before any load
+    return SessionLoad(source, load_sessions(source), history, think, seed)
 
 
 def load_sessions(source: str) -> tuple[Session, ...]:

@@ -73,7 +73,7 @@ def job_for(plan: Plan, endpoint: EndpointConfig, load: LoadConfig, directory: P
         "fail_on": [threshold.text for threshold in plan.fail_on],
         "max_error_rate": plan.max_error_rate,
         "sessions": None if plan.sessions is None else {"file": plan.sessions.file, "history": plan.sessions.history,
-                                                         "think_s": plan.sessions.think_s},
+                                                         "think": plan.sessions.think, "seed": plan.sessions.seed},
         "session_header": plan.session_header,
     }  # fmt: skip
 
@@ -99,7 +99,8 @@ def plan_from_job(job: dict[str, Any]) -> Plan:
         trace=tuple(trace) if trace is not None else None, save_text=job.get("save_text", False),
         fail_on=tuple(parse_threshold(text) for text in job.get("fail_on", ())),
         max_error_rate=job.get("max_error_rate", DEFAULT_MAX_ERROR_RATE),
-        sessions=session_load(sessions["file"], sessions["history"], sessions["think_s"]) if sessions else None,
+        sessions=(session_load(sessions["file"], sessions["history"], sessions["think"], sessions["seed"])
+                  if sessions else None),
         session_header=job.get("session_header"),
     )  # fmt: skip
 

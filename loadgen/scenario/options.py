@@ -294,7 +294,13 @@ OPTIONS: tuple[Option, ...] = (
         "sessions: send back the server's own answers (live) or the file's recorded replies",
         "MODE",
     ),
-    Option("think_time", parse_duration_s, 0.0, "sessions: a user's pause before each turn after the first", "T"),
+    Option(
+        "think_time",
+        _str,
+        "0s",
+        "sessions: a user's pause before each turn after the first: 2s, exp:2s (mean) or uniform:1s-3s",
+        "T",
+    ),
     Option("session_header", _str, None, "sessions: send each session's id in this header (e.g. X-Session-ID)", "NAME"),
     Option("requests", _int(1), None, "measured requests per level (default: 4 per user, at least 8)", "N"),
     Option("duration", parse_duration_s, None, "measure for this long per level instead, e.g. 60s", "T"),
@@ -433,7 +439,7 @@ class Settings:
     trace_speed: float
     sessions: str | None
     history: str
-    think_time: float
+    think_time: str
     session_header: str | None
     requests: int | None
     duration: float | None

@@ -156,7 +156,8 @@ def plan_from_flags(flags: Mapping[str, object], scenario_path: str | None = Non
     trace = (load_trace(settings.trace, settings.trace_speed, settings.seed, settings.trace_format)
              if settings.trace else None)  # fmt: skip
     lengths = None
-    sessions = session_load(settings.sessions, settings.history, settings.think_time) if settings.sessions else None
+    sessions = (session_load(settings.sessions, settings.history, settings.think_time, settings.seed)
+                if settings.sessions else None)  # fmt: skip
     if sessions is not None and (settings.trace or settings.synthetic):
         raise ConfigError("--sessions bring their own prompts: no --trace or --synthetic with them")
     if settings.session_header and sessions is None:

@@ -136,3 +136,52 @@ def test_sessions_split_over_worker_processes_merge_by_turn(start_sim: SimFactor
     assert sum(t["ttft_ms"]["count"] for t in summary["turns"]) == 12
     instances = {r["session"] for r in records}
     assert {"a/1", "b/2"} <= instances  # the two workers ran the file's sessions in turn, not the same one twice
+
+
+@pytest.mark.parametrize("think, gaps", [("0.2s", "fixed"), ("exp:50ms", "drawn"), ("uniform:10ms-30ms", "drawn")])
+def test_think_time_is_added_to_when_the_next_turn_is_due(start_sim: SimFactory, tmp_path: Path, think: str,
+                                                          gaps: str) -> None:  # fmt: skip
+    """A turn is due when the previous answer ended plus the think time: a recorded fact (the
+    intended time is computed, not measured), drawn with the run's seed for a distribution."""
+    sim = start_sim("fixed:5,1")
+
+    def due_gaps(name: str) -> list[int]:
+        output = tmp_path / name
+        assert main(["run", "--quiet", "--endpoint", sim.url, "--sessions", write(tmp_path, SESSIONS),
+                     "--think-time", think, "--concurrency", "1", "--requests", "6", "--warmup", "0",
+                     "--output", str(output)]) == 0  # fmt: skip
+        records = sorted((json.loads(line) for line in (output / "requests.jsonl").read_text().splitlines()),
+                         key=lambda r: r["intended_ns"])  # fmt: skip
+        return [later["intended_ns"] - earlier["end_ns"] for earlier, later in itertools.pairwise(records)
+                if later["turn"] > 1]  # fmt: skip
+
+    first = due_gaps("one")
+    assert len(first) == 4
+    if gaps == "fixed":
+        assert first == [200_000_000] * 4
+    else:
+        assert len(set(first)) == 4 and all(gap > 0 for gap in first)
+        assert due_gaps("two") == first  # the same seed draws the same think times
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--sessions", "{sessions}"], "sessions.jsonl:1: field 'turns' is []"),
+        (["--trace", "{trace}"], "trace.jsonl:2: timestamp 1 s is before the entry above it"),
+        (["--trace", "{csv}"], "trace.csv: columns when, tokens are neither the Azure trace's"),
+        (["--sessions", "{good}", "--think-time", "soon"], "--think-time soon: expected a duration"),
+    ],
+)
+def test_bad_traffic_files_are_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                   args: list[str], message: str) -> None:  # fmt: skip
+    files = {"sessions": tmp_path / "sessions.jsonl", "trace": tmp_path / "trace.jsonl", "csv": tmp_path / "trace.csv",
+             "good": tmp_path / "good.jsonl"}  # fmt: skip
+    files["sessions"].write_text('{"id": "a", "turns": []}\n')
+    files["trace"].write_text('{"timestamp": 2, "prompt": "a"}\n{"timestamp": 1, "prompt": "b"}\n')
+    files["csv"].write_text("when,tokens\n1,2\n")
+    files["good"].write_text(json.dumps(SESSIONS[0]) + "\n")
+    argv = [arg.format(**{name: str(path) for name, path in files.items()}) for arg in args]
+    assert main(["run", *argv, "--requests", "4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
