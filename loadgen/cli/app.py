@@ -35,6 +35,7 @@ PIPED_WIDTH = 160
 
 OPTION_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("target", ("endpoint", "api", "model", "model_version", "header", "api_key_env", "insecure", "sim_profile",
+                "sim_prefix_cache", "sim_reasoning_tokens",
                 "triton", "schema")),
     ("load", ("concurrency", "rate", "batch_size", "arrival", "burstiness", "max_inflight", "ramp_up", "stages",
               "trace", "trace_format", "trace_speed", "sessions", "history", "think_time", "session_header",

@@ -229,7 +229,8 @@ def simulated_or_given(plan: Plan, events: RunEvents) -> Iterator[EndpointConfig
         return
     model = plan.endpoint.model or SIM_MODEL
     events.say(f"No --endpoint given: starting the built-in simulator (profile {plan.sim_profile}).", Tone.NOTE)
-    with SimProcess(SimSpec(plan.sim_profile, SimOptions(model=model))) as sim:
+    options = SimOptions(model=model, prefix_cache=plan.sim_prefix_cache, reasoning_tokens=plan.sim_reasoning_tokens)
+    with SimProcess(SimSpec(plan.sim_profile, options)) as sim:
         events.say(f"Simulator on {sim.url}", Tone.NOTE)
         yield replace(plan.endpoint, url=sim.url, model=model)
 

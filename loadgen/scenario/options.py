@@ -349,6 +349,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("drain_timeout", parse_duration_s, 30.0, "at the end, wait this long for requests in flight", "T"),
     Option("insecure", _bool, False, "do not verify TLS certificates", flag_kind="flag"),
     Option("sim_profile", _str, "llama2-7b-h100", "built-in simulator profile when no --endpoint is given", "NAME"),
+    Option(
+        "sim_prefix_cache", _bool, False, "the built-in simulator keeps a prefix cache (as vLLM's)", flag_kind="flag"
+    ),
+    Option("sim_reasoning_tokens", _int(0), 0, "the built-in simulator thinks this many tokens before answering", "N"),
     Option("hlog_interval", parse_positive_duration_s, 1.0, "interval of the .hlog histogram logs", "T"),
     Option("quiet", _bool, False, "no live status line", flag_kind="flag"),
     Option("save_text", _bool, False, "keep each answer's text in requests.jsonl (compare uses it)", flag_kind="flag"),
@@ -467,6 +471,8 @@ class Settings:
     drain_timeout: float
     insecure: bool
     sim_profile: str
+    sim_prefix_cache: bool
+    sim_reasoning_tokens: int
     hlog_interval: float
     quiet: bool
     save_text: bool

@@ -47,6 +47,8 @@ class Plan:
     slo: tuple[SloTarget, ...] = ()
     tokenizer: str | None = None
     sim_profile: str = "llama2-7b-h100"
+    sim_prefix_cache: bool = False
+    sim_reasoning_tokens: int = 0
     hlog_interval_s: float = 1.0
     secrets: tuple[str, ...] = ()
     quiet: bool = False
@@ -184,6 +186,8 @@ def plan_from_flags(flags: Mapping[str, object], scenario_path: str | None = Non
         slo=settings.slo,
         tokenizer=settings.tokenizer,
         sim_profile=settings.sim_profile,
+        sim_prefix_cache=settings.sim_prefix_cache,
+        sim_reasoning_tokens=settings.sim_reasoning_tokens,
         hlog_interval_s=settings.hlog_interval,
         secrets=tuple(secrets),
         quiet=settings.quiet,

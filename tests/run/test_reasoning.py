@@ -73,3 +73,12 @@ def test_a_stream_split_anywhere_keeps_reasoning_apart(field: str) -> None:
         chunks = [e for e in events if type(e) is ContentChunk]
         assert [(c.text, c.reasoning) for c in chunks] == [("Let me think", True), ("Paris", False)], cut
         assert [e.reasoning_tokens for e in events if type(e) is Usage] == [1]
+
+
+def test_the_embedded_simulator_can_think_and_cache(tmp_path: Path) -> None:
+    """With no endpoint: --sim-reasoning-tokens and --sim-prefix-cache reach the built-in simulator."""
+    output = tmp_path / "run"
+    assert main(["run", "--quiet", "--sim-reasoning-tokens", "4", "--sim-prefix-cache", "--requests", "6",
+                 "--warmup", "0", "--max-tokens", "8", "--output", str(output)]) == 0  # fmt: skip
+    tokens = json.loads((output / "summary.json").read_text())["tokens"]
+    assert tokens["reasoning_total"] == 4 * 6 and tokens["cached_input_total"] is not None
