@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from loadgen.errors import ConfigError, OutputError
+from loadgen.metrics import request_metrics as rm
 from loadgen.metrics.comparison import read_compare
 from loadgen.metrics.request_metrics import RequestFigures
 from loadgen.metrics.results import RunSummary, read_summary, read_sweep
@@ -25,7 +26,8 @@ SUMMARY_COLUMNS = (
 RECORD_COLUMNS = (
     "source", "index", "prompt_id", "warmup", "intended_ns", "sent_ns", "first_byte_ns", "first_token_ns", "end_ns",
     "chunks", "input_tokens", "output_tokens", "output_token_method", "finish_reason", "error_kind", "http_status",
-    "mean_logprob", "correct", "ttft_ms", "tpot_ms", "e2e_ms",
+    "mean_logprob", "correct", "ttft_ms", "tpot_ms", "e2e_ms", "cached_input_tokens", "first_answer_ns",
+    "reasoning_tokens", "ttfot_ms", "session", "turn",
 )  # fmt: skip
 
 
@@ -80,7 +82,9 @@ def _rows(directories: list[Path]) -> Iterator[tuple[str, dict[str, object]]]:
                     data = record.to_json_dict()
                     row = {column: data.get(column) for column in RECORD_COLUMNS}
                     figures = RequestFigures.of(record)
-                    derived = {"ttft_ms": figures.ttft_ms, "tpot_ms": figures.tpot_ms, "e2e_ms": figures.e2e_ms}
+                    ttfot_ns = rm.ttfot_ns(record)
+                    derived = {"ttft_ms": figures.ttft_ms, "tpot_ms": figures.tpot_ms, "e2e_ms": figures.e2e_ms,
+                               "ttfot_ms": ttfot_ns / 1e6 if ttfot_ns is not None else None}  # fmt: skip
                     yield "record", {**row, "source": str(path.parent), "chunks": len(record.chunk_ns), **derived}
 
 
@@ -165,7 +169,7 @@ def _arrow_types() -> tuple[dict[str, Any], dict[str, Any]]:
                "itl_count": integer, "e2e_count": integer}  # fmt: skip
     record = {"source": text, "prompt_id": text, "warmup": flag, "output_token_method": text, "finish_reason": text,
               "error_kind": text, "mean_logprob": number, "correct": flag, "ttft_ms": number, "tpot_ms": number,
-              "e2e_ms": number}  # fmt: skip
+              "e2e_ms": number, "ttfot_ms": number, "session": text}  # fmt: skip
     return summary, record
 
 
