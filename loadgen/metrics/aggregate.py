@@ -154,12 +154,7 @@ class Aggregator:
         self.input_methods[record.input_token_method.value] += 1
         if record.output_tokens is not None:
             self.output_tokens += record.output_tokens
-        if record.input_tokens is not None:
-            self.input_tokens += record.input_tokens
-            self.input_tokens_known += 1
-        if record.cached_input_tokens is not None:
-            self.cached_input_tokens += record.cached_input_tokens
-            self.cached_input_known += 1
+        count_prompt(self, record)
         if record.reasoning_tokens is not None:
             self.reasoning_tokens += record.reasoning_tokens
             self.reasoning_requests += 1
@@ -189,12 +184,7 @@ class Aggregator:
         ttft = rm.ttft_ns(record)
         if ttft is not None:
             tally.ttft.record(ttft)
-        if record.input_tokens is not None:
-            tally.input_tokens += record.input_tokens
-            tally.input_known += 1
-        if record.cached_input_tokens is not None:
-            tally.cached_tokens += record.cached_input_tokens
-            tally.cached_known += 1
+        count_prompt(tally, record)
 
     def _meets_slo(self, record: RequestRecord) -> bool:
         return all(rm.meets_slo(record, target.metric, target.threshold_ns) for target in self._per_request_slo)
@@ -298,12 +288,24 @@ class TurnTally:
     ttft: Histogram
     requests: int = 0
     input_tokens: int = 0
-    input_known: int = 0
-    cached_tokens: int = 0
-    cached_known: int = 0
+    input_tokens_known: int = 0
+    cached_input_tokens: int = 0
+    cached_input_known: int = 0
 
 
-TURN_COUNTERS = ("requests", "input_tokens", "input_known", "cached_tokens", "cached_known")
+TURN_COUNTERS = ("requests", "input_tokens", "input_tokens_known", "cached_input_tokens", "cached_input_known")
+
+
+def count_prompt(tally: Aggregator | TurnTally, record: RequestRecord) -> None:
+    """A request's prompt tokens, and those its server served from the prefix cache, where it said."""
+    if record.input_tokens is not None:
+        tally.input_tokens += record.input_tokens
+        tally.input_tokens_known += 1
+    if record.cached_input_tokens is not None:
+        tally.cached_input_tokens += record.cached_input_tokens
+        tally.cached_input_known += 1
+
+
 COUNTER_MAPS = ("errors_by_kind", "output_methods", "input_methods", "itl_splits", "finish_reasons")
 
 

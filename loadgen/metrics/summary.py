@@ -258,14 +258,18 @@ def client_lag_warnings(summary: RunSummary) -> list[LagWarning]:
     return warnings
 
 
+def _mean(total: int, count: int) -> float | None:
+    return round(total / count, 1) if count else None
+
+
 def _turns(aggregator: Aggregator) -> tuple[TurnFigures, ...] | None:
     if not aggregator.turns:
         return None
     return tuple(
         TurnFigures(
             turn=turn, requests=tally.requests, ttft_ms=Distribution.of(tally.ttft.stats()),
-            input_tokens_mean=round(tally.input_tokens / tally.input_known, 1) if tally.input_known else None,
-            cached_input_tokens_mean=round(tally.cached_tokens / tally.cached_known, 1) if tally.cached_known else None,
+            input_tokens_mean=_mean(tally.input_tokens, tally.input_tokens_known),
+            cached_input_tokens_mean=_mean(tally.cached_input_tokens, tally.cached_input_known),
         )
         for turn, tally in sorted(aggregator.turns.items())
     )  # fmt: skip
