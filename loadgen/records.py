@@ -25,6 +25,9 @@ class TokenMethod(str, enum.Enum):
     UNAVAILABLE = "unavailable"
 
 
+SERVER_TIMING_PARTS = ("queue_ms", "prefill_ms", "decode_ms", "compute_ms", "total_ms")  # a record's server_timings
+
+
 @dataclass(frozen=True, slots=True)
 class RequestRecord:
     index: int
@@ -59,6 +62,8 @@ class RequestRecord:
     reasoning_tokens: int | None = None
     session: str | None = None  # a multi-turn session's instance, and the turn within it (1-based)
     turn: int | None = None
+    # the server's own account (llama.cpp timings, TGI headers): source, queue/prefill/decode/compute/total ms
+    server_timings: dict[str, float | str | None] | None = None
 
     @property
     def ok(self) -> bool:
@@ -96,6 +101,7 @@ class RequestRecord:
             "reasoning_tokens": self.reasoning_tokens,
             "session": self.session,
             "turn": self.turn,
+            "server_timings": self.server_timings,
         }
 
     @classmethod

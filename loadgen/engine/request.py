@@ -19,7 +19,17 @@ from loadgen.errors import ErrorKind, ProtocolError
 from loadgen.parsing import public_url
 from loadgen.prompts import Prompt
 from loadgen.prompts.answers import answer_is_correct
-from loadgen.protocols.base import Codec, ContentChunk, Finish, GenerationParams, ResponseComplete, ServerError, Usage
+from loadgen.protocols.base import (
+    Codec,
+    ContentChunk,
+    Finish,
+    GenerationParams,
+    ResponseComplete,
+    ServerError,
+    ServerTimings,
+    Usage,
+    tgi_header_timings,
+)
 from loadgen.records import RequestRecord, TokenMethod
 from loadgen.tokenizer import TokenCounter
 from loadgen.transport.base import Transport, TransportFailure
@@ -94,6 +104,7 @@ class Attempt:
         "reasoning_tokens",
         "redact",
         "sent_ns",
+        "server_timings",
         "texts",
         "timed_out",
         "tokens_known",
@@ -127,6 +138,7 @@ class Attempt:
         self.reasoning_chunks = 0
         self.reasoning_tokens: int | None = None  # the server's count (usage), when it gives one
         self.reasoning_texts: list[str] | None = [] if keep_text else None
+        self.server_timings: ServerTimings | None = None  # the server's own account, where it gives one
 
     def fail(self, kind: ErrorKind, message: str) -> None:
         """The first failure wins; its message is redacted here, so a server's own error text (an
@@ -181,6 +193,8 @@ class Attempt:
                 self.fail(ErrorKind.SERVER_ERROR, event.message)
             elif type(event) is ResponseComplete:
                 self.complete = True
+            elif type(event) is ServerTimings:
+                self.server_timings = event
 
 
 async def execute_request(
@@ -228,6 +242,7 @@ async def _exchange(ctx: RequestContext, prompt: Prompt, attempt: Attempt) -> No
             attempt.sent_ns = response.sent_ns
         attempt.connect_ns = response.connect_ns
         attempt.http_status = response.status
+        attempt.server_timings = tgi_header_timings(response.headers)
         if 300 <= response.status < 400:
             attempt.end_ns = now_ns()
             location = public_url(response.headers.get("location", "")) or "nowhere"
@@ -391,6 +406,7 @@ def to_record(
         reasoning_tokens=_reasoning_tokens(attempt),
         session=prompt.session,
         turn=prompt.turn,
+        server_timings=attempt.server_timings.to_json_dict() if attempt.server_timings is not None else None,
     )
 
 

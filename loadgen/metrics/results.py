@@ -213,6 +213,21 @@ class Tokens(Section, frozen=True, kw_only=True):
     input_per_request: float | None = None
 
 
+class ServerAccount(Section, frozen=True, kw_only=True):
+    """The server's own account of the level's requests, where it gave one per request (llama.cpp's
+    ``timings``, TGI's ``x-*-time`` headers): each part's distribution in ms (None where the server
+    does not report that part), and how many of the completed requests it covers."""
+
+    sources: dict[str, int] = {}
+    requests: int = 0
+    share: float | None = None  # of the completed requests
+    queue_ms: Distribution | None = None
+    prefill_ms: Distribution | None = None
+    decode_ms: Distribution | None = None
+    compute_ms: Distribution | None = None
+    total_ms: Distribution | None = None
+
+
 class TurnFigures(Section, frozen=True, kw_only=True):
     """One turn of a level's sessions: its TTFT, and its prompt (the history grows with the turn)
     and how much of it the server served from its prefix cache (from ``usage``)."""
@@ -472,6 +487,7 @@ class RunSummary(Section, frozen=True, kw_only=True):
     imported: ImportedSource | None = None
     derived: tuple[str, ...] | None = None
     turns: tuple[TurnFigures, ...] | None = None  # multi-turn sessions: by turn (1-based)
+    server_timings: ServerAccount | None = None  # the server's own per-request account, where it gives one
 
     @property
     def completed(self) -> int:

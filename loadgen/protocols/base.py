@@ -8,7 +8,7 @@ asyncio, sockets, clocks or logging here; the transport stamps arrival times bef
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -17,6 +17,7 @@ import orjson
 from loadgen.config import GenerationConfig
 from loadgen.errors import ProtocolError
 from loadgen.prompts import Prompt
+from loadgen.records import SERVER_TIMING_PARTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +74,61 @@ class ResponseComplete:
     """The response is whole although the connection may stay open (a gRPC stream): stop reading."""
 
 
-StreamEvent = ContentChunk | Usage | Finish | ServerError | ResponseComplete
+@dataclass(frozen=True, slots=True)
+class ServerTimings:
+    """The server's own account of one request, where it gives one: llama.cpp's ``timings``
+    (prompt and predicted ms in its last chunk) or TGI's ``x-*-time`` response headers. A part
+    the server does not report is None."""
+
+    source: str
+    queue_ms: float | None = None
+    prefill_ms: float | None = None
+    decode_ms: float | None = None
+    compute_ms: float | None = None  # prefill and decode together, where the server does not split them
+    total_ms: float | None = None
+
+    def to_json_dict(self) -> dict[str, float | str | None]:
+        return {"source": self.source, **{name: getattr(self, name) for name in SERVER_TIMING_PARTS}}
+
+
+def llama_cpp_timings(timings: object) -> ServerTimings | None:
+    """llama-server's ``timings``: ``prompt_ms`` (prefill) and ``predicted_ms`` (decode)."""
+    if not isinstance(timings, dict):
+        return None
+    prefill, decode = _milliseconds(timings.get("prompt_ms")), _milliseconds(timings.get("predicted_ms"))
+    if prefill is None and decode is None:
+        return None
+    total = prefill + decode if prefill is not None and decode is not None else None
+    return ServerTimings("llama.cpp timings", prefill_ms=prefill, decode_ms=decode, total_ms=total)
+
+
+TGI_TIMING_HEADERS = {"x-queue-time": "queue_ms", "x-inference-time": "compute_ms", "x-total-time": "total_ms"}
+
+
+def tgi_header_timings(headers: Mapping[str, str]) -> ServerTimings | None:
+    """TGI's response headers: ``x-queue-time``, ``x-inference-time`` (prefill and decode) and
+    ``x-total-time``, in ms."""
+    parts = {field: _milliseconds(headers.get(name)) for name, field in TGI_TIMING_HEADERS.items()}
+    if all(value is None for value in parts.values()):
+        return None
+    return ServerTimings("TGI x-*-time headers", **parts)
+
+
+def _milliseconds(value: object) -> float | None:
+    """A non-negative, finite number of ms (a header's text too), else None: a server's odd value
+    is not a figure."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value) if isinstance(value, (int, float, str)) else None
+    except ValueError:
+        return None
+    if number is None or not 0 <= number < 1e9:
+        return None
+    return number
+
+
+StreamEvent = ContentChunk | Usage | Finish | ServerError | ResponseComplete | ServerTimings
 
 
 @dataclass(frozen=True, slots=True)

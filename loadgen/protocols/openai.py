@@ -25,6 +25,7 @@ from loadgen.protocols.base import (
     decode_json,
     encode_json,
     error_message_from_body,
+    llama_cpp_timings,
     merge_batch_events,
     preview,
 )
@@ -89,6 +90,9 @@ class OpenAICodec:
         usage = data.get("usage")
         if isinstance(usage, dict):
             events.append(_usage(usage))
+        timings = llama_cpp_timings(data.get("timings"))
+        if timings is not None:
+            events.append(timings)
         return merge_batch_events(events) if len(choices) > 1 else events
 
 
@@ -150,6 +154,10 @@ class OpenAIStreamDecoder:
         usage = chunk.get("usage")
         if usage is not None and type(usage) is dict:
             events.append(_usage(usage))
+        if "timings" in chunk:  # llama-server's own account, in its last chunk
+            timings = llama_cpp_timings(chunk["timings"])
+            if timings is not None:
+                events.append(timings)
 
 
 def _usage(usage: dict[str, object]) -> Usage:

@@ -34,6 +34,7 @@ from loadgen.metrics.results import (
     samples_needed,
 )
 from loadgen.plan.knee import level_passes, sweep_knee
+from loadgen.records import SERVER_TIMING_PARTS
 
 LATENCY_ROWS = (
     ("ttft", "TTFT"),
@@ -227,6 +228,12 @@ def facts_lines(summary: RunSummary) -> list[Text]:
         parts = [f"{metric.upper()} {figures.mean:.2f} ms (loadgen {ours.metric(metric).mean or 0:.2f})"
                  for metric, figures in own.items() if metric in LATENCY_NAMES]  # fmt: skip
         lines.append(Text("server's own means (its histograms, same window): " + " · ".join(parts), style="dim"))
+    account = summary.server_timings
+    if account:
+        parts = [f"{part.removesuffix('_ms')} p50 {_ms(figures.p50)} ms" for part in SERVER_TIMING_PARTS
+                 if (figures := getattr(account, part)) is not None]  # fmt: skip
+        lines.append(Text(f"server's own account ({', '.join(account.sources)}, {account.requests} of "
+                          f"{summary.completed} requests): " + " · ".join(parts), style="dim"))  # fmt: skip
     reasoning, output = summary.tokens.reasoning_total, summary.tokens.output_total
     if reasoning:
         share = f" ({reasoning / output:.0%} of the output tokens)" if output else ""
