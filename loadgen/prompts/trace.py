@@ -86,7 +86,7 @@ def recognised_format(path: Path, text: str) -> str:
             return "azure"
         if set(BURSTGPT_COLUMNS) <= set(header):
             return "burstgpt"
-        raise ConfigError(f"{path}: columns {', '.join(header) or '(none)'} are neither the Azure trace's "
+        raise ConfigError(f"{path}:1: columns {', '.join(header) or '(none)'} are neither the Azure trace's "
                           f"({', '.join(AZURE_COLUMNS)}) nor BurstGPT's ({', '.join(BURSTGPT_COLUMNS)})")  # fmt: skip
     for _, _, entry in jsonl_objects(text, str(path), "a 'timestamp'"):
         return "mooncake" if "input_length" in entry or "hash_ids" in entry else "loadgen"
@@ -161,7 +161,7 @@ def _mooncake(text: str, source: str, seed: int) -> Iterator[_Row]:
 def _csv_rows(text: str, source: str, columns: tuple[str, ...], name: str) -> Iterator[tuple[str, dict[str, str]]]:
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames or not set(columns) <= set(reader.fieldnames):
-        raise ConfigError(f"{source}: expected the {name} columns {', '.join(columns)}; "
+        raise ConfigError(f"{source}:1: expected the {name} columns {', '.join(columns)}; "
                           f"found {', '.join(reader.fieldnames or ()) or 'none'}")  # fmt: skip
     for number, row in enumerate(reader, 2):
         yield f"{source}:{number}", row

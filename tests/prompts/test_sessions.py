@@ -169,7 +169,7 @@ def test_think_time_is_added_to_when_the_next_turn_is_due(start_sim: SimFactory,
     [
         (["--sessions", "{sessions}"], "sessions.jsonl:1: field 'turns' is []"),
         (["--trace", "{trace}"], "trace.jsonl:2: timestamp 1 s is before the entry above it"),
-        (["--trace", "{csv}"], "trace.csv: columns when, tokens are neither the Azure trace's"),
+        (["--trace", "{csv}"], "trace.csv:1: columns when, tokens are neither the Azure trace's"),
         (["--sessions", "{good}", "--think-time", "soon"], "--think-time soon: expected a duration"),
     ],
 )
