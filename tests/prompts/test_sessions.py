@@ -89,6 +89,9 @@ def test_each_turn_sends_the_whole_history(start_sim: SimFactory, tmp_path: Path
     turns = summary["turns"]
     assert [t["turn"] for t in turns] == [1, 2, 3] and sum(t["requests"] for t in turns) == 12
     assert turns[0]["input_tokens_mean"] < turns[1]["input_tokens_mean"] < turns[2]["input_tokens_mean"]
+    assert main(["report", str(output), "--output", str(tmp_path / "report.html")]) == 0
+    page = (tmp_path / "report.html").read_text()
+    assert "by turn (sessions)" in page and "TTFT by turn" in page  # the table and its chart
 
 
 def test_a_session_header_carries_each_sessions_id(tmp_path: Path) -> None:
