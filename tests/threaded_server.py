@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
 from aiohttp import web
@@ -63,3 +63,15 @@ def accepting(handle: Callable[[socket.socket], None], scheme: str = "http") -> 
         stop.set()
         thread.join(5)
         listener.close()
+
+
+def chat_app(chat: Callable[[web.Request], Awaitable[web.StreamResponse]], model: str = "m") -> web.Application:
+    """An OpenAI-style server: ``chat`` answers /v1/chat/completions, /v1/models lists ``model``."""
+
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"data": [{"id": model}]})
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_get("/v1/models", models)
+    return app

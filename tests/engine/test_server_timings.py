@@ -15,7 +15,7 @@ from loadgen.config import EndpointConfig
 from loadgen.prompts.model import Prompt
 from loadgen.protocols import endpoint_codec
 from loadgen.protocols.base import ServerTimings, llama_cpp_timings, tgi_header_timings
-from tests.threaded_server import serve_in_thread
+from tests.threaded_server import chat_app, serve_in_thread
 
 TIMINGS = {"prompt_n": 12, "prompt_ms": 31.5, "predicted_n": 4, "predicted_ms": 88.25, "cache_n": 0}
 CHUNKS = [
@@ -55,14 +55,8 @@ def test_a_level_carries_the_servers_own_account(tmp_path: Path, capsys: pytest.
         await response.write(BODY)
         return response
 
-    async def models(request: web.Request) -> web.Response:
-        return web.json_response({"data": [{"id": "m"}]})
-
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", completions)
-    app.router.add_get("/v1/models", models)
     output = tmp_path / "run"
-    with serve_in_thread(app) as url:
+    with serve_in_thread(chat_app(completions)) as url:
         assert main(["run", "--endpoint", url, "--requests", "6", "--warmup", "0", "--output", str(output)]) == 0
     shown = " ".join(capsys.readouterr().out.split())
     records = [json.loads(line) for line in (output / "requests.jsonl").read_text().splitlines()]

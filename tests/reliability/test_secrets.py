@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from loadgen.cli import main
-from tests.threaded_server import serve_in_thread
+from tests.threaded_server import chat_app, serve_in_thread
 
 KEY = "sk-live-4f9c2d7e1a"
 PASSWORD = "hunter2-PASSWORD"
@@ -35,13 +35,7 @@ def echoing_app() -> web.Application:
             await response.write(f"data: {json.dumps(error)}\n\n".encode())
         return response
 
-    async def models(request: web.Request) -> web.Response:
-        return web.json_response({"data": [{"id": "m"}]})
-
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
-    app.router.add_get("/v1/models", models)
-    return app
+    return chat_app(chat)
 
 
 def test_no_secret_reaches_any_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
