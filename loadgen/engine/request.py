@@ -352,9 +352,9 @@ def to_record(
 
     tokenizer_output = None
     text = "".join(attempt.texts) if attempt.texts is not None else None
-    reasoning_text = "".join(attempt.reasoning_texts) if attempt.reasoning_texts else ""
     if counter is not None and text is not None:
-        tokenizer_output = counter.count(text) + (counter.count(reasoning_text) if reasoning_text else 0)
+        reasoning = "".join(attempt.reasoning_texts) if attempt.reasoning_texts else ""
+        tokenizer_output = counter.count(text) + (counter.count(reasoning) if reasoning else 0)
     correct = None
     if prompt.expected is not None and text is not None and attempt.error_kind is None:
         correct = answer_is_correct(text, list(prompt.expected) if isinstance(prompt.expected, tuple)

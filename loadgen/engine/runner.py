@@ -220,8 +220,7 @@ class LoadRunner:
         instance = f"{session.id}/{number + 1}"
         history: tuple[dict[str, str], ...] = ()
         for turn_index, turn in enumerate(session.turns):
-            think_s = turn.think_s if turn.think_s is not None else (plan.think_s(instance, turn_index)
-                                                                     if turn_index else 0.0)  # fmt: skip
+            think_s = plan.think_s(instance, turn_index, turn)
             if think_s:
                 intended_ns += round(think_s * 1e9)
                 await _sleep_until(intended_ns, now_ns)

@@ -146,13 +146,9 @@ def _wait_for_start(runner: Any) -> None:
     its own), and its page takes the answer's success for RUNNING: a poll answered after that but
     before the runner started said "ready", and the page stopped polling, stuck at READY. The start's
     answer waits until the runner has started (at most ``STARTING_WAIT_S``)."""
-    import gevent
     from locust.runners import STATE_INIT, STATE_STOPPED
 
-    waited = 0.0
-    while runner is not None and runner.state in (STATE_INIT, STATE_STOPPED) and waited < STARTING_WAIT_S:
-        gevent.sleep(0.05)
-        waited += 0.05
+    _wait_while(runner, (STATE_INIT, STATE_STOPPED), STARTING_WAIT_S)
 
 
 def _wait_out_stopping(runner: Any) -> None:
@@ -160,11 +156,17 @@ def _wait_out_stopping(runner: Any) -> None:
     moment a stop cleans up ("cleanup", "stopping") ended the polling, and the page said CLEANUP
     with a spinning Stop button for good (seen on a busy machine, where stopping the users takes
     a while). Such an answer waits until the stop is done (at most ``STOPPING_WAIT_S``)."""
-    import gevent
     from locust.runners import STATE_CLEANUP, STATE_STOPPING
 
+    _wait_while(runner, (STATE_CLEANUP, STATE_STOPPING), STOPPING_WAIT_S)
+
+
+def _wait_while(runner: Any, states: tuple[str, ...], limit_s: float) -> None:
+    """Yields to Locust's greenlets while the runner is in one of ``states``, at most ``limit_s``."""
+    import gevent
+
     waited = 0.0
-    while runner.state in (STATE_CLEANUP, STATE_STOPPING) and waited < STOPPING_WAIT_S:
+    while runner is not None and runner.state in states and waited < limit_s:
         gevent.sleep(0.05)
         waited += 0.05
 

@@ -115,7 +115,7 @@ class Aggregator:
         self._record_latencies(record, histograms)
         self._count_tokens(record)
         if record.turn is not None:
-            self._count_turn(record)
+            self._count_turn(record.turn, record)
         if record.server_timings:
             self._count_server(record.server_timings)
         if self._meets_slo(record):
@@ -195,10 +195,10 @@ class Aggregator:
             histogram = self.server_parts[part] = Histogram.latency()
         return histogram
 
-    def _count_turn(self, record: RequestRecord) -> None:
-        tally = self.turns.get(record.turn or 0)
+    def _count_turn(self, turn: int, record: RequestRecord) -> None:
+        tally = self.turns.get(turn)
         if tally is None:
-            tally = self.turns[record.turn or 0] = TurnTally(Histogram.latency())
+            tally = self.turns[turn] = TurnTally(Histogram.latency())
         tally.requests += 1
         ttft = rm.ttft_ns(record)
         if ttft is not None:
@@ -347,13 +347,19 @@ def aggregator_state(aggregator: Aggregator, close_interval: bool = True) -> dic
         "window_end_ns": aggregator.window_end_ns,
         "first_intended_ns": aggregator.first_intended_ns,
         "last_intended_ns": aggregator.last_intended_ns,
-        "histograms": {name: {"encoded": h.encode(), "out_of_range": h.out_of_range} for name, h in histograms.items()},
-        "server_parts": {part: {"encoded": h.encode(), "out_of_range": h.out_of_range}
-                         for part, h in aggregator.server_parts.items()},
-        "turns": {str(turn): {**{name: getattr(tally, name) for name in TURN_COUNTERS},
-                              "ttft": {"encoded": tally.ttft.encode(), "out_of_range": tally.ttft.out_of_range}}
+        "histograms": {name: _encoded(h) for name, h in histograms.items()},
+        "server_parts": {part: _encoded(h) for part, h in aggregator.server_parts.items()},
+        "turns": {str(turn): {**{name: getattr(tally, name) for name in TURN_COUNTERS}, "ttft": _encoded(tally.ttft)}
                   for turn, tally in aggregator.turns.items()},
     }  # fmt: skip
+
+
+def _encoded(histogram: Histogram) -> dict[str, object]:
+    return {"encoded": histogram.encode(), "out_of_range": histogram.out_of_range}
+
+
+def _add_encoded(histogram: Histogram, state: dict[str, Any]) -> None:
+    histogram.add_encoded(state["encoded"], state["out_of_range"])
 
 
 def merge_state(aggregator: Aggregator, state: dict[str, Any]) -> None:
@@ -372,11 +378,11 @@ def merge_state(aggregator: Aggregator, state: dict[str, Any]) -> None:
         if theirs is not None:
             setattr(aggregator, edge, theirs if mine is None else pick(mine, theirs))
     for name, histogram in state["histograms"].items():
-        aggregator.totals[name].add_encoded(histogram["encoded"], histogram["out_of_range"])
+        _add_encoded(aggregator.totals[name], histogram)
     for part, histogram in state.get("server_parts", {}).items():
-        aggregator.server_part(part).add_encoded(histogram["encoded"], histogram["out_of_range"])
+        _add_encoded(aggregator.server_part(part), histogram)
     for turn, figures in state.get("turns", {}).items():
         tally = aggregator.turns.setdefault(int(turn), TurnTally(Histogram.latency()))
         for name in TURN_COUNTERS:
             setattr(tally, name, getattr(tally, name) + figures[name])
-        tally.ttft.add_encoded(figures["ttft"]["encoded"], figures["ttft"]["out_of_range"])
+        _add_encoded(tally.ttft, figures["ttft"])

@@ -58,11 +58,17 @@ class SessionLoad:
     history: str = "live"  # the reply sent back: the server's own answer, or the recorded one
     think: str = "0s"  # before each turn after the first, unless the turn says: see think_time
     seed: int = 0
+    pause: tuple[str, float, float] = ("fixed", 0.0, 0.0)  # ``think`` as think_time reads it
 
-    def think_s(self, instance: str, turn: int) -> float:
-        """The think time before ``turn`` (0-based) of a session run, drawn (seeded by the run's
-        seed, the session run and the turn) when ``think`` is a distribution."""
-        kind, low_s, high_s = think_time(self.think)
+    def think_s(self, instance: str, turn: int, step: Turn) -> float:
+        """The think time before ``turn`` (0-based) of a session run: the turn's own, none before the
+        first, else ``think``'s, drawn (seeded by the run's seed, the session run and the turn) when
+        it is a distribution."""
+        if step.think_s is not None:
+            return step.think_s
+        kind, low_s, high_s = self.pause
+        if turn == 0 or high_s == 0:
+            return 0.0
         if kind == "fixed":
             return low_s
         rng = random.Random(f"think:{self.seed}:{instance}:{turn}")
@@ -93,8 +99,8 @@ def think_time(text: str) -> tuple[str, float, float]:
 def session_load(source: str, history: str = "live", think: str = "0s", seed: int = 0) -> SessionLoad:
     if history not in HISTORY_MODES:
         raise ConfigError(f"--history {history}: expected one of {', '.join(HISTORY_MODES)}")
-    think_time(think)  # checked here, before any load
-    return SessionLoad(source, load_sessions(source), history, think, seed)
+    pause = think_time(think)  # checked here, before any load
+    return SessionLoad(source, load_sessions(source), history, think, seed, pause)
 
 
 def load_sessions(source: str) -> tuple[Session, ...]:
