@@ -25,7 +25,8 @@ class TokenMethod(str, enum.Enum):
     UNAVAILABLE = "unavailable"
 
 
-SERVER_TIMING_PARTS = ("queue_ms", "prefill_ms", "decode_ms", "compute_ms", "total_ms")  # a record's server_timings
+# a record's server_timings
+SERVER_TIMING_PARTS = ("queue_ms", "prefill_ms", "decode_ms", "compute_ms", "ttft_ms", "total_ms")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +63,9 @@ class RequestRecord:
     reasoning_tokens: int | None = None
     session: str | None = None  # a multi-turn session's instance, and the turn within it (1-based)
     turn: int | None = None
-    # the server's own account (llama.cpp timings, TGI headers): source, queue/prefill/decode/compute/total ms
+    # the server's own account (llama.cpp timings, TGI headers, a joined span): source and SERVER_TIMING_PARTS
     server_timings: dict[str, float | str | None] | None = None
+    trace_id: str | None = None  # of the traceparent it was sent with (32 hex digits)
 
     @property
     def ok(self) -> bool:
@@ -102,6 +104,7 @@ class RequestRecord:
             "session": self.session,
             "turn": self.turn,
             "server_timings": self.server_timings,
+            "trace_id": self.trace_id,
         }
 
     @classmethod

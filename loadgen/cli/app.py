@@ -46,7 +46,7 @@ OPTION_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("timeouts", ("connect_timeout", "first_token_timeout", "request_timeout", "drain_timeout")),
     ("results", ("output", "hlog_interval", "quiet")),
     ("telemetry", ("telemetry", "telemetry_interval", "telemetry_url", "server_metrics", "server_metric",
-                   "gpu_devices")),
+                   "gpu_devices", "server_timings", "otlp_listen", "otlp_wait")),
     ("Amazon SageMaker", ("endpoint_name", "region", "endpoint_url", "inference_component", "custom_attributes",
                           "target_variant", "aws_profile")),
 )  # fmt: skip
@@ -56,7 +56,7 @@ NOT_FOR = {  # options a command does not use
     "compare": {"find_max"},
     "locust": {"rate", "find_max", "variants", "workers", "arrival", "burstiness", "max_inflight", "trace",
                "trace_format", "trace_speed", "stages", "batch_size", "sessions", "history", "think_time",
-               "session_header"},
+               "session_header", "server_timings", "otlp_listen", "otlp_wait"},
 }  # fmt: skip
 
 
@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--api-key-env", default=None, help="require the API key held in this environment variable")
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--keep-log", action="store_true", help="keep chunk send times, served at /sim/log")
+    sim.add_argument("--otlp-traces-endpoint", metavar="URL",
+                     help="export each request's span there (OTLP/HTTP protobuf), as vLLM does; "
+                          "e.g. a loadgen run's --server-timings otlp receiver")  # fmt: skip
     plan = commands.add_parser("plan", help="how much hardware a target load needs under SLOs, from measured sweeps")
     plan.add_argument("--sweep", action="append", required=True, help="a sweep (or run) result directory; repeatable")
     plan.add_argument("--slo", required=True, help="percentile or mean SLOs, e.g. ttft_p95=800ms,tpot_mean=40ms")

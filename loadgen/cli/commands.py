@@ -40,6 +40,7 @@ def serve_sim(args: argparse.Namespace) -> int:
         prefix_cache=args.prefix_cache,
         seed=args.seed,
         keep_log=args.keep_log,
+        otlp_endpoint=args.otlp_traces_endpoint,
     )
     try:
         run_loop(serve(SimSpec(args.profile, options, args.host, args.port)))

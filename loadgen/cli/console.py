@@ -9,7 +9,14 @@ from contextlib import AbstractContextManager
 from rich.console import Console
 
 from loadgen.metrics.results import RunSummary
-from loadgen.report.console import LiveStatus, print_run, sweep_table, telemetry_table, triton_line
+from loadgen.report.console import (
+    LiveStatus,
+    breakdown_table,
+    print_run,
+    sweep_table,
+    telemetry_table,
+    triton_line,
+)
 from loadgen.report.console_compare import compare_lines, compare_table
 from loadgen.run.events import Finished, Progress, Tone
 from loadgen.run.outcome import ExitCode
@@ -54,6 +61,11 @@ class ConsoleEvents:
                     self.console.print(line)
         elif finished.sweep and summaries:
             self.console.print(sweep_table(sorted(summaries, key=_load_order), finished.slo))
+            breakdown = breakdown_table(summaries)
+            if breakdown is not None:
+                self.console.print(breakdown)
+            for growth in finished.ttft_growth:
+                self.say(growth)
         if finished.find_max is not None:
             self._find_max(finished)
         if any(summary.telemetry for summary in summaries):

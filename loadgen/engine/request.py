@@ -60,6 +60,26 @@ class RequestContext:
     max_whole_body_bytes: int = 256 * 1024 * 1024  # a non-streamed answer is held whole: see body_limit_bytes
     stop_at_first_token: bool = False  # the preflight: the run's own request, read until its first token
     session_header: str | None = None  # sent with a session's id on each of its turns (KV-aware routers)
+    trace_tag: str | None = None  # the level's 20 hex digits of each request's trace id (None: no traceparent)
+    server_timings: bool = True  # keep the server's own account of a request (llama.cpp timings, TGI headers)
+
+
+TRACE_INDEX_MASK = (1 << 44) - 1
+
+
+def trace_id_for(tag: str, index: int, warmup: bool) -> str:
+    """A request's W3C trace id: the level's tag (the command's 16 hex digits, the level's 4), then
+    one for its kind (0 measured, 1 warm-up, f the preflight) and 11 for its index, so a span
+    names the request it belongs to."""
+    kind = "f" if index < 0 else "1" if warmup else "0"
+    return f"{tag}{kind}{index & TRACE_INDEX_MASK:011x}"
+
+
+def traceparent(trace_id: str) -> str:
+    """The ``traceparent`` header of a request loadgen starts (sampled, so the server records it);
+    its own span id is the trace id's last 16 digits, never all zero."""
+    span_id = trace_id[16:] if int(trace_id[16:], 16) else "0" * 15 + "1"
+    return f"00-{trace_id}-{span_id}-01"
 
 
 MAX_ERROR_CHARS = 300
@@ -108,6 +128,7 @@ class Attempt:
         "texts",
         "timed_out",
         "tokens_known",
+        "trace_id",
         "usage_input",
         "usage_output",
     )
@@ -138,6 +159,7 @@ class Attempt:
         self.reasoning_chunks = 0
         self.reasoning_tokens: int | None = None  # the server's count (usage), when it gives one
         self.reasoning_texts: list[str] | None = [] if keep_text else None
+        self.trace_id: str | None = None
         self.server_timings: ServerTimings | None = None  # the server's own account, where it gives one
 
     def fail(self, kind: ErrorKind, message: str) -> None:
@@ -211,6 +233,8 @@ async def execute_request(
     the answer's text is appended to (a session's next turn sends it back)."""
     keep_text = ctx.token_counter is not None or ctx.save_text or prompt.expected is not None or answer is not None
     attempt = Attempt(keep_text, ctx.redact)
+    if ctx.trace_tag is not None:
+        attempt.trace_id = trace_id_for(ctx.trace_tag, index, warmup)
     try:
         await _exchange(ctx, prompt, attempt)
     except asyncio.CancelledError:
@@ -220,6 +244,8 @@ async def execute_request(
             to_record(ctx.run_start_ns, ctx.token_counter, ctx.save_text, index, prompt, intended_ns, warmup, attempt)
         )
         raise
+    if not ctx.server_timings:
+        attempt.server_timings = None
     publish(to_record(ctx.run_start_ns, ctx.token_counter, ctx.save_text, index, prompt, intended_ns, warmup, attempt))
     if answer is not None and attempt.texts is not None:
         answer.append("".join(attempt.texts))
@@ -229,9 +255,13 @@ async def execute_request(
 async def _exchange(ctx: RequestContext, prompt: Prompt, attempt: Attempt) -> None:
     codec = ctx.codec
     http_request = codec.build_request(prompt, ctx.params)
+    extra_headers: tuple[tuple[str, str], ...] = ()
     if ctx.session_header and prompt.session is not None:
-        http_request = dataclasses.replace(http_request, headers=(*http_request.headers,
-                                                                  (ctx.session_header, prompt.session)))  # fmt: skip
+        extra_headers += ((ctx.session_header, prompt.session),)
+    if attempt.trace_id is not None:
+        extra_headers += (("traceparent", traceparent(attempt.trace_id)),)
+    if extra_headers:
+        http_request = dataclasses.replace(http_request, headers=(*http_request.headers, *extra_headers))
     decoder = codec.decoder(ctx.params.config.stream, prompt)
     now_ns = ctx.clock.now_ns
     attempt.sent_ns = now_ns()
@@ -407,6 +437,7 @@ def to_record(
         session=prompt.session,
         turn=prompt.turn,
         server_timings=attempt.server_timings.to_json_dict() if attempt.server_timings is not None else None,
+        trace_id=attempt.trace_id,
     )
 
 

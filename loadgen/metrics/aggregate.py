@@ -18,7 +18,8 @@ from loadgen.config import SloTarget
 from loadgen.errors import ErrorKind
 from loadgen.metrics import request_metrics as rm
 from loadgen.metrics.histogram import Histogram
-from loadgen.records import SERVER_TIMING_PARTS, RequestRecord, TokenMethod
+from loadgen.metrics.server_account import ServerTally
+from loadgen.records import RequestRecord, TokenMethod
 
 LATENCY_METRICS = ("ttft", "ttfot", "itl", "itl_chunk", "tpot", "e2e", "schedule_lag", "read_lag", "connect")
 HISTOGRAM_NAMES = (*LATENCY_METRICS, "output_tokens_per_s", "confidence")
@@ -67,9 +68,7 @@ class Aggregator:
         self.reasoning_tokens = 0
         self.reasoning_requests = 0  # requests whose stream carried reasoning before the answer
         self.turns: dict[int, TurnTally] = {}  # multi-turn sessions: figures by turn (1-based)
-        self.server_timed = 0  # completed requests the server gave its own account of (ServerTimings)
-        self.server_sources: Counter[str] = Counter()
-        self.server_parts: dict[str, Histogram] = {}  # "prefill_ms" → its distribution
+        self.server = ServerTally()  # the server's own account of the completed requests, where it gave one
         self.input_tokens_known = 0
         self.output_methods: Counter[str] = Counter()
         self.input_methods: Counter[str] = Counter()
@@ -117,7 +116,7 @@ class Aggregator:
         if record.turn is not None:
             self._count_turn(record.turn, record)
         if record.server_timings:
-            self._count_server(record.server_timings)
+            self.server.count(record, record.server_timings)
         if self._meets_slo(record):
             self.good += 1
 
@@ -180,20 +179,6 @@ class Aggregator:
                 pair[0] += 1
                 pair[1] += usage
                 pair[2] += value
-
-    def _count_server(self, timings: dict[str, float | str | None]) -> None:
-        self.server_timed += 1
-        self.server_sources[str(timings.get("source"))] += 1
-        for part in SERVER_TIMING_PARTS:
-            value = timings.get(part)
-            if isinstance(value, (int, float)):
-                self.server_part(part).record(round(value * 1e6))
-
-    def server_part(self, part: str) -> Histogram:
-        histogram = self.server_parts.get(part)
-        if histogram is None:
-            histogram = self.server_parts[part] = Histogram.latency()
-        return histogram
 
     def _count_turn(self, turn: int, record: RequestRecord) -> None:
         tally = self.turns.get(turn)
@@ -291,7 +276,6 @@ COUNTERS = (
     "cached_input_known",
     "reasoning_tokens",
     "reasoning_requests",
-    "server_timed",
     "gaps",
     "zero_gaps",
     "answers_checked",
@@ -326,7 +310,7 @@ def count_prompt(tally: Aggregator | TurnTally, record: RequestRecord) -> None:
         tally.cached_input_known += 1
 
 
-COUNTER_MAPS = ("errors_by_kind", "output_methods", "input_methods", "itl_splits", "finish_reasons", "server_sources")
+COUNTER_MAPS = ("errors_by_kind", "output_methods", "input_methods", "itl_splits", "finish_reasons")
 
 
 def aggregator_state(aggregator: Aggregator, close_interval: bool = True) -> dict[str, object]:
@@ -348,7 +332,7 @@ def aggregator_state(aggregator: Aggregator, close_interval: bool = True) -> dic
         "first_intended_ns": aggregator.first_intended_ns,
         "last_intended_ns": aggregator.last_intended_ns,
         "histograms": {name: _encoded(h) for name, h in histograms.items()},
-        "server_parts": {part: _encoded(h) for part, h in aggregator.server_parts.items()},
+        "server": aggregator.server.state(),
         "turns": {str(turn): {**{name: getattr(tally, name) for name in TURN_COUNTERS}, "ttft": _encoded(tally.ttft)}
                   for turn, tally in aggregator.turns.items()},
     }  # fmt: skip
@@ -379,8 +363,7 @@ def merge_state(aggregator: Aggregator, state: dict[str, Any]) -> None:
             setattr(aggregator, edge, theirs if mine is None else pick(mine, theirs))
     for name, histogram in state["histograms"].items():
         _add_encoded(aggregator.totals[name], histogram)
-    for part, histogram in state.get("server_parts", {}).items():
-        _add_encoded(aggregator.server_part(part), histogram)
+    aggregator.server.merge(state.get("server", {}))
     for turn, figures in state.get("turns", {}).items():
         tally = aggregator.turns.setdefault(int(turn), TurnTally(Histogram.latency()))
         for name in TURN_COUNTERS:

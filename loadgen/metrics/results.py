@@ -213,10 +213,25 @@ class Tokens(Section, frozen=True, kw_only=True):
     input_per_request: float | None = None
 
 
+class ServerJoin(Section, frozen=True, kw_only=True):
+    """``--server-timings otlp``: how the server's OpenTelemetry spans joined the level's requests
+    (by the trace id of the ``traceparent`` each request carried)."""
+
+    joined: int = 0  # completed requests with a span
+    completed: int = 0
+    rate: float | None = None  # joined / completed
+    spans: int = 0  # spans of the level's traces received (warm-up requests' too)
+    unmatched: int = 0  # of those, spans that match no request of the level's records
+    other_traces: int = 0  # spans of traces loadgen did not start, received meanwhile (other clients, server work)
+    waited_s: float = 0.0  # after the load, for the last spans
+    note: str | None = None  # said when the join is not whole (under 95 %, or unmatched spans)
+
+
 class ServerAccount(Section, frozen=True, kw_only=True):
     """The server's own account of the level's requests, where it gave one per request (llama.cpp's
-    ``timings``, TGI's ``x-*-time`` headers): each part's distribution in ms (None where the server
-    does not report that part), and how many of the completed requests it covers."""
+    ``timings``, TGI's ``x-*-time`` headers, OpenTelemetry spans): each part's distribution in ms
+    (None where the server does not report that part), the parts derived from loadgen's own
+    figures (``loadgen.metrics.server_account``), and how many of the completed requests it covers."""
 
     sources: dict[str, int] = {}
     requests: int = 0
@@ -225,7 +240,17 @@ class ServerAccount(Section, frozen=True, kw_only=True):
     prefill_ms: Distribution | None = None
     decode_ms: Distribution | None = None
     compute_ms: Distribution | None = None
-    total_ms: Distribution | None = None
+    ttft_ms: Distribution | None = None  # the server's own time to first token
+    total_ms: Distribution | None = None  # the server's own end to end
+    client_overhead_ms: Distribution | None = None  # send lag of the requests accounted for
+    network_ms: Distribution | None = None  # client TTFT − send lag − server TTFT
+    frontend_ms: Distribution | None = None  # server TTFT − queue − prefill
+    network_negative: int = 0  # requests whose server TTFT passed loadgen's (counted as 0 network)
+    join: ServerJoin | None = None
+
+    def mean(self, part: str) -> float | None:
+        distribution = getattr(self, part)
+        return distribution.mean if isinstance(distribution, Distribution) else None
 
 
 class TurnFigures(Section, frozen=True, kw_only=True):
@@ -553,6 +578,8 @@ class SweepResult(Section, frozen=True, kw_only=True):
     levels: tuple[RunSummary, ...] = ()
     find_max: FindMaxOutcome | None = None
     imported: ImportedSource | None = None
+    # from level to level, which part of TTFT grew (``metrics.server_account.breakdown_growth``)
+    ttft_growth: tuple[str, ...] = ()
 
 
 Result = TypeVar("Result", bound=msgspec.Struct)

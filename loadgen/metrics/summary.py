@@ -23,7 +23,6 @@ from loadgen.metrics.results import (
     Load,
     Requests,
     RunSummary,
-    ServerAccount,
     Stage,
     Throughput,
     TokenCounting,
@@ -165,7 +164,7 @@ def build_summary(aggregator: Aggregator, info: RunInfo) -> RunSummary:
         ),
         goodput=_goodput(aggregator, info.slo, per_second),
         turns=_turns(aggregator),
-        server_timings=_server_account(aggregator),
+        server_timings=aggregator.server.account(aggregator.completed),
         answers=Answers(
             checked=aggregator.answers_checked,
             correct=aggregator.answers_correct,
@@ -258,16 +257,6 @@ def client_lag_warnings(summary: RunSummary) -> list[LagWarning]:
             f"{figures}: the server closes connections (see above)",
         ))  # fmt: skip
     return warnings
-
-
-def _server_account(aggregator: Aggregator) -> ServerAccount | None:
-    if not aggregator.server_timed:
-        return None
-    parts = {part: Distribution.of(histogram.stats()) for part, histogram in aggregator.server_parts.items()}
-    completed = aggregator.completed
-    return ServerAccount(sources=dict(aggregator.server_sources), requests=aggregator.server_timed,
-                         share=round(aggregator.server_timed / completed, 4) if completed else None,
-                         **parts)  # fmt: skip
 
 
 def _mean(total: int, count: int) -> float | None:

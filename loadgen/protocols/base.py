@@ -85,6 +85,7 @@ class ServerTimings:
     prefill_ms: float | None = None
     decode_ms: float | None = None
     compute_ms: float | None = None  # prefill and decode together, where the server does not split them
+    ttft_ms: float | None = None  # from its own arrival stamp to its first token
     total_ms: float | None = None
 
     def to_json_dict(self) -> dict[str, float | str | None]:

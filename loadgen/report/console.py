@@ -27,12 +27,14 @@ from loadgen.metrics.results import (
     MeanMax,
     ProcessFigures,
     RunSummary,
+    ServerAccount,
     ServerFigures,
     Telemetry,
     TritonModelFigures,
     Validity,
     samples_needed,
 )
+from loadgen.metrics.server_account import TTFT_PARTS, ttft_parts
 from loadgen.plan.knee import level_passes, sweep_knee
 from loadgen.records import SERVER_TIMING_PARTS
 
@@ -230,10 +232,7 @@ def facts_lines(summary: RunSummary) -> list[Text]:
         lines.append(Text("server's own means (its histograms, same window): " + " · ".join(parts), style="dim"))
     account = summary.server_timings
     if account:
-        parts = [f"{part.removesuffix('_ms')} p50 {_ms(figures.p50)} ms" for part in SERVER_TIMING_PARTS
-                 if (figures := getattr(account, part)) is not None]  # fmt: skip
-        lines.append(Text(f"server's own account ({', '.join(account.sources)}, {account.requests} of "
-                          f"{summary.completed} requests): " + " · ".join(parts), style="dim"))  # fmt: skip
+        lines += server_account_lines(account, summary.completed)
     reasoning, output = summary.tokens.reasoning_total, summary.tokens.output_total
     if reasoning:
         share = f" ({reasoning / output:.0%} of the output tokens)" if output else ""
@@ -452,6 +451,52 @@ def gpu_figure(
 
 def mean_of(values: list[float]) -> float:
     return sum(values) / len(values)
+
+
+def server_account_lines(account: ServerAccount, completed: int | None) -> list[Text]:
+    """The server's own account of a level: its parts' p50s, where the mean TTFT went, the join."""
+    parts = [f"{part.removesuffix('_ms')} p50 {_ms(figures.p50)} ms" for part in SERVER_TIMING_PARTS
+             if (figures := getattr(account, part)) is not None]  # fmt: skip
+    sources = ", ".join(account.sources) or "no server account"
+    lines = [Text(f"server's own account ({sources}, {account.requests} of {completed or 0} requests): "
+                  + " · ".join(parts), style="dim")]  # fmt: skip
+    ttft = ttft_parts(account)
+    if ttft:
+        added = f" = {sum(mean for _, mean in ttft):.2f} ms" if len(ttft) > 1 else ""
+        decode = f"; then decode {_ms(account.mean('decode_ms'))} ms" if account.decode_ms is not None else ""
+        lines.append(Text("where TTFT went (means): " + " + ".join(f"{name} {mean:.2f}" for name, mean in ttft)
+                          + added + decode, style="dim"))  # fmt: skip
+    join = account.join
+    if join is not None:
+        style = "yellow" if join.note else "dim"
+        lines.append(Text(f"OTLP join: {join.joined} of {join.completed} requests ({_share(join.rate)}), "
+                          f"{join.unmatched} spans without a request, {join.other_traces} of other traces; waited "
+                          f"{join.waited_s:.2f} s for the last spans", style=style))  # fmt: skip
+    return lines
+
+
+def _share(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate:.0%}"
+
+
+def breakdown_table(summaries: Sequence[RunSummary]) -> Table | None:
+    """A sweep's TTFT split per level (means, ms): loadgen's part, the network's, the server's."""
+    rows = [(summary, parts) for summary in summaries if (parts := ttft_parts(summary.server_timings))]
+    if not rows:
+        return None
+    table = Table(title="where TTFT went per level (means, ms; the server's own account)", title_justify="left",
+                  padding=(0, 1), pad_edge=False)  # fmt: skip
+    names = [name for name, _ in TTFT_PARTS if any(name in dict(parts) for _, parts in rows)]
+    for column in ("level", *names, "= TTFT", "decode", "joined"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for summary, parts in rows:
+        means, account = dict(parts), summary.server_timings
+        assert account is not None
+        join = account.join
+        table.add_row(level_label(summary), *(_number(means.get(name)) for name in names),
+                      _number(sum(means.values())), _number(account.mean("decode_ms")),
+                      _share(join.rate if join is not None else account.share))  # fmt: skip
+    return table
 
 
 def telemetry_table(summaries: Sequence[RunSummary]) -> Table:

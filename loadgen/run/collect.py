@@ -42,6 +42,7 @@ class LevelSpec:
     directory: Path
     label: str
     workers: int = 1
+    trace_tag: str | None = None  # the first 20 hex digits of its requests' trace ids (``Target.traces``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +124,7 @@ async def collect_level(target: Target, spec: LevelSpec, shared: SharedStart | N
     monitor = ClientMonitor(on_warning=lambda message: target.events.say(f"warning: {message}", Tone.WARNING))
     stop_reason = StopReason.INTERRUPTED
     try:
-        context = target.request_context(transport, clock, run_start_ns, inflight)
+        context = target.request_context(transport, clock, run_start_ns, inflight, spec.trace_tag)
         watch = ProbeWatch(target, load, recording.aggregator) if target.plan.find_max is not None else None
         runner = LoadRunner(load, context, PromptPicker(target.plan.prompts, load.seed),
                             recording.publisher.publish, watch.stop if watch is not None else target.stop,

@@ -31,10 +31,11 @@ from loadgen.run.level import LevelResult, level_directory_name, measure_level
 from loadgen.run.loop import stop_on_signals
 from loadgen.run.outcome import decide
 from loadgen.run.session import config_json
-from loadgen.run.target import Target, prepared_unless_stopped
+from loadgen.run.target import Target, prepared_unless_stopped, span_receiver
 from loadgen.scenario.plan import Plan
 from loadgen.sim.process import SimProcess, SimSpec
 from loadgen.sim.server import SimOptions
+from loadgen.telemetry.otlp import SpanReceiver
 
 DEFAULT_VARIANTS = (("baseline", "sim:llama3-8b-h100"), ("assisted", "sim:llama3-8b-h100-spec"))
 
@@ -134,7 +135,8 @@ async def run_compare(plan: Plan, variants: list[Variant], events: RunEvents) ->
     measured: list[tuple[str, RunSummary]] = []
     with contextlib.ExitStack() as stack:
         stack.enter_context(prepare_output_dir(plan.output_dir))
-        targets = await _prepare_targets(plan, variants, events, stop, stack)
+        spans = stack.enter_context(span_receiver(plan, events))
+        targets = await _prepare_targets(plan, variants, events, stop, stack, spans)
         if targets is not None:
             config = config_json(plan, targets[variants[0].name].endpoint)
             variants_json = tuple(msgspec.to_builtins(record) for record in records)
@@ -149,13 +151,15 @@ async def run_compare(plan: Plan, variants: list[Variant], events: RunEvents) ->
 
 
 async def _prepare_targets(plan: Plan, variants: list[Variant], events: RunEvents, stop: asyncio.Event,
-                           stack: contextlib.ExitStack) -> dict[str, Target] | None:  # fmt: skip
+                           stack: contextlib.ExitStack,
+                           spans: SpanReceiver | None) -> dict[str, Target] | None:  # fmt: skip
     """Each variant's target, prepared (preflight); None if a stop came first."""
     targets: dict[str, Target] = {}
     for variant in variants:
         endpoint = plan.endpoint
         if variant.simulated:
-            sim = stack.enter_context(SimProcess(SimSpec(variant.target.removeprefix("sim:"), SimOptions())))
+            options = SimOptions(otlp_endpoint=spans.url if spans is not None else None)
+            sim = stack.enter_context(SimProcess(SimSpec(variant.target.removeprefix("sim:"), options)))
             endpoint = replace(endpoint, url=sim.url, model="sim-llm")
         elif variant.target == SAME_ENDPOINT:
             if plan.use_simulator:
@@ -165,7 +169,7 @@ async def _prepare_targets(plan: Plan, variants: list[Variant], events: RunEvent
         generation = replace(plan.generation, extra_body=plan.generation.extra_body + variant.extra_body)
         variant_plan = replace(plan, sweep=True, generation=generation)
         target = await prepared_unless_stopped(variant_plan, endpoint, events, stop, name=variant.name,
-                                               speculation=True)  # fmt: skip
+                                               speculation=True, spans=spans)  # fmt: skip
         if target is None:
             return None
         targets[variant.name] = target

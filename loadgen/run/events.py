@@ -50,6 +50,7 @@ class Finished:
     find_max: FindMaxOutcome | None = None
     compared: CompareResult | None = None
     thresholds_asked: bool = False
+    ttft_growth: tuple[str, ...] = ()  # a sweep's: which part of TTFT grew from level to level
 
 
 class RunEvents(Protocol):

@@ -6,6 +6,7 @@ processes), the telemetry of its window, the server's metrics after, the verdict
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass
 
 from msgspec.structs import replace
@@ -17,6 +18,7 @@ from loadgen.metrics.results import RunSummary, Telemetry
 from loadgen.run.collect import LevelSpec, collect_level, write_summary
 from loadgen.run.events import Tone
 from loadgen.run.judge import Judgement
+from loadgen.run.spans import join_server_spans
 from loadgen.run.target import Target
 from loadgen.run.workers import collect_in_workers
 from loadgen.telemetry.sidecar import SidecarSampler
@@ -31,12 +33,19 @@ class LevelResult:
 
 async def measure_level(target: Target, spec: LevelSpec) -> LevelResult:
     """One level measured, judged and written; its figures reported to the target's events."""
+    if spec.trace_tag is None and target.traces is not None:
+        spec = dataclasses.replace(spec, trace_tag=target.traces.next_level())
+    other_spans = 0
+    if target.spans is not None and spec.trace_tag is not None:
+        target.spans.expect(spec.trace_tag)
+        other_spans = target.spans.counts.other_traces
     before = await target.probes.scrape()
     sidecar_cpu_s = await _sample_now(target)
     if spec.workers > 1:
         summary = await collect_in_workers(target, spec)
     else:
         summary = await collect_level(target, spec)
+    summary = await join_server_spans(target, spec, summary, other_spans)
     summary = replace(summary, telemetry=await _telemetry(target, summary, sidecar_cpu_s))
     reading = await target.probes.reading(before)
     plan = target.plan

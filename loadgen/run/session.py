@@ -15,6 +15,7 @@ from loadgen.engine.limits import check_load_fits
 from loadgen.engine.partition import default_workers
 from loadgen.eventloop import run_loop
 from loadgen.metrics.results import FindMaxOutcome, RunConfig, RunSummary, SweepResult
+from loadgen.metrics.server_account import breakdown_growth
 from loadgen.parsing import public_url
 from loadgen.report.files import prepare_output_dir, write_json
 from loadgen.run.collect import LevelSpec
@@ -23,8 +24,9 @@ from loadgen.run.find_max import MaxLoadSearch
 from loadgen.run.level import level_directory_name, measure_level
 from loadgen.run.loop import stop_on_signals
 from loadgen.run.outcome import ExitCode, decide
-from loadgen.run.target import prepared_unless_stopped, simulated_or_given, telemetry_sidecar
+from loadgen.run.target import prepared_unless_stopped, simulated_or_given, span_receiver, telemetry_sidecar
 from loadgen.scenario.plan import Plan
+from loadgen.telemetry.otlp import SpanReceiver
 
 
 @dataclass(frozen=True)
@@ -42,14 +44,15 @@ def run(plan: Plan, events: RunEvents | None = None) -> RunResult:
     ``loadgen run`` and ``loadgen sweep`` write them. ``events`` None: nothing is said."""
     events = events if events is not None else SilentEvents()
     check_load_fits(plan.levels, plan.workers or 1)
-    with prepare_output_dir(plan.output_dir), simulated_or_given(plan, events) as endpoint:
-        return run_loop(_run_levels(plan, endpoint, events))
+    with (prepare_output_dir(plan.output_dir), span_receiver(plan, events) as spans,
+          simulated_or_given(plan, events, spans) as endpoint):  # fmt: skip
+        return run_loop(_run_levels(plan, endpoint, events, spans))
 
 
-async def _run_levels(plan: Plan, endpoint: EndpointConfig, events: RunEvents) -> RunResult:
+async def _run_levels(plan: Plan, endpoint: EndpointConfig, events: RunEvents, spans: SpanReceiver | None) -> RunResult:
     stop = asyncio.Event()
     stop_on_signals(stop)
-    target = await prepared_unless_stopped(plan, endpoint, events, stop)
+    target = await prepared_unless_stopped(plan, endpoint, events, stop, spans=spans)
     if target is None:
         return RunResult(ExitCode.INTERRUPTED, (), plan.output_dir)
     lengths = dict(plan.config_record).get("synthetic_input_tokens")
@@ -73,8 +76,9 @@ async def _run_levels(plan: Plan, endpoint: EndpointConfig, events: RunEvents) -
                 break
     found = _find_max_outcome(plan, search, target.endpoint, summaries) if search is not None else None
     outcome = decide(summaries, interrupted=stop.is_set())
+    growth = sweep_json(plan, target.endpoint, summaries).ttft_growth if plan.sweep else ()
     events.finished(Finished(tuple(summaries), outcome, plan.output_dir, plan.slo, plan.sweep, found,
-                             thresholds_asked=bool(plan.fail_on)))  # fmt: skip
+                             thresholds_asked=bool(plan.fail_on), ttft_growth=growth))  # fmt: skip
     return RunResult(outcome.code, tuple(summaries), plan.output_dir)
 
 
@@ -105,7 +109,8 @@ def config_json(plan: Plan, endpoint: EndpointConfig) -> RunConfig:
 
 
 def sweep_json(plan: Plan, endpoint: EndpointConfig, summaries: list[RunSummary]) -> SweepResult:
-    return SweepResult(config=config_json(plan, endpoint), levels=tuple(summaries))
+    growth = breakdown_growth([(summary.label, summary.server_timings) for summary in summaries])
+    return SweepResult(config=config_json(plan, endpoint), levels=tuple(summaries), ttft_growth=growth)
 
 
 def _jsonable(value: object) -> object:

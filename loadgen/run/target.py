@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -32,6 +33,7 @@ from loadgen.run.loop import until_stopped
 from loadgen.scenario.plan import Plan
 from loadgen.sim.process import SimProcess, SimSpec
 from loadgen.sim.server import SimOptions
+from loadgen.telemetry.otlp import DEFAULT_LISTEN, SpanReceiver
 from loadgen.telemetry.prometheus import acceptance_rate, scrape_counters
 from loadgen.telemetry.sidecar import SidecarSampler
 from loadgen.telemetry.triton import default_metrics_url, levels_by_model, scrape_triton
@@ -80,6 +82,23 @@ class ServerProbes:
         return ServerReading(server, target_lag(counters_before, counters_after), acceptance)
 
 
+class TraceTags:
+    """The first 20 hex digits of the trace ids of a command's requests: the command's own 16
+    (random), then the level's 4 (0000: the preflight)."""
+
+    def __init__(self) -> None:
+        self.command = secrets.token_hex(8)
+        self._levels = 0
+
+    @property
+    def preflight(self) -> str:
+        return f"{self.command}0000"
+
+    def next_level(self) -> str:
+        self._levels += 1
+        return f"{self.command}{(self._levels - 1) % 0xFFFF + 1:04x}"
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """One endpoint as a command measures it. ``name``: the variant, in ``compare``."""
@@ -94,12 +113,14 @@ class Target:
     sidecar: SidecarSampler | None = None
     name: str | None = None
     explained: set[str] = field(default_factory=set)  # the client-lag warnings already said in full
+    traces: TraceTags | None = None  # each request's traceparent (None: --server-timings off)
+    spans: SpanReceiver | None = None  # --server-timings otlp: the server's spans, joined per level
 
     def transport(self, max_connections: int) -> Transport:
         return make_transport(self.endpoint, max_connections)
 
     def request_context(self, transport: Transport, clock: MonotonicClock, run_start_ns: int = 0,
-                        concurrency: int = 1) -> RequestContext:  # fmt: skip
+                        concurrency: int = 1, trace_tag: str | None = None) -> RequestContext:  # fmt: skip
         return RequestContext(
             codec=endpoint_codec(self.endpoint, self.token_counter.encode if self.token_counter is not None else None),
             params=GenerationParams(self.endpoint.model, self.plan.generation),
@@ -112,23 +133,30 @@ class Target:
             save_text=self.plan.save_text,
             max_whole_body_bytes=body_limit_bytes(concurrency),
             session_header=self.plan.session_header,
+            trace_tag=trace_tag if self.traces is not None else None,
+            server_timings=self.plan.server_timings != "off",
         )
 
 
 def unprepared_target(plan: Plan, events: RunEvents, stop: asyncio.Event) -> Target:
     """The plan's endpoint as it is (a worker process's, whose parent ran the preflight)."""
     token_counter = load_token_counter(plan.tokenizer) if plan.tokenizer else None
-    return Target(plan, plan.endpoint, events, stop, token_counter, redactor(plan.secrets))
+    return Target(plan, plan.endpoint, events, stop, token_counter, redactor(plan.secrets),
+                  traces=TraceTags() if plan.server_timings != "off" else None)  # fmt: skip
 
 
 PREFLIGHT_QUIET_S = 5.0  # a preflight still unanswered after this long is said, not waited out in silence
 
 
 async def prepare_target(plan: Plan, endpoint: EndpointConfig, events: RunEvents, stop: asyncio.Event, *,
-                         name: str | None = None, speculation: bool = False) -> Target:  # fmt: skip
+                         name: str | None = None, speculation: bool = False,
+                         spans: SpanReceiver | None = None) -> Target:  # fmt: skip
     """The endpoint after the preflight request (with model discovery and Triton's checks) and
-    the server metrics it offers. ``speculation``: also read its speculative-decoding counters."""
-    target = replace(unprepared_target(plan, events, stop), endpoint=endpoint, name=name)
+    the server metrics it offers. ``speculation``: also read its speculative-decoding counters;
+    ``spans``: the command's OTLP receiver (``--server-timings otlp``)."""
+    target = replace(unprepared_target(plan, events, stop), endpoint=endpoint, name=name, spans=spans)
+    if spans is not None and target.traces is not None:
+        spans.expect_command(target.traces.command)
     transport = make_transport(endpoint, 2)
     waiting = f"waiting for {public_url(endpoint.url)} to answer the preflight request (up to "
     waiting += f"{endpoint.first_token_timeout_s:g} s, --first-token-timeout; Ctrl-C stops)"
@@ -145,7 +173,8 @@ async def prepare_target(plan: Plan, endpoint: EndpointConfig, events: RunEvents
         if api_spec(endpoint.api).triton:
             endpoint = await _check_triton(target, endpoint, transport)
         target = replace(target, endpoint=endpoint)
-        await preflight(target.request_context(transport, MonotonicClock()), plan.prompts[0],
+        tag = target.traces.preflight if target.traces is not None else None
+        await preflight(target.request_context(transport, MonotonicClock(), trace_tag=tag), plan.prompts[0],
                         public_url(endpoint.url), endpoint.api)  # fmt: skip
     finally:
         quiet.cancel()
@@ -155,11 +184,12 @@ async def prepare_target(plan: Plan, endpoint: EndpointConfig, events: RunEvents
 
 
 async def prepared_unless_stopped(plan: Plan, endpoint: EndpointConfig, events: RunEvents, stop: asyncio.Event, *,
-                                  name: str | None = None, speculation: bool = False) -> Target | None:  # fmt: skip
+                                  name: str | None = None, speculation: bool = False,
+                                  spans: SpanReceiver | None = None) -> Target | None:  # fmt: skip
     """``prepare_target``, or None (said) when a stop comes first: Ctrl-C must not wait out a
     preflight against a server that never answers."""
-    target = await until_stopped(prepare_target(plan, endpoint, events, stop, name=name, speculation=speculation),
-                                 stop)  # fmt: skip
+    target = await until_stopped(prepare_target(plan, endpoint, events, stop, name=name, speculation=speculation,
+                                                spans=spans), stop)  # fmt: skip
     if target is None:
         events.say("interrupted during the preflight: no load was sent", Tone.WARNING)
     return target
@@ -222,14 +252,39 @@ async def _scrape_quietly(url: str | None, scrape: Callable[[str], Any] = scrape
 
 
 @contextlib.contextmanager
-def simulated_or_given(plan: Plan, events: RunEvents) -> Iterator[EndpointConfig]:
-    """The plan's endpoint, or the built-in simulator (started, and always stopped) when none is given."""
+def span_receiver(plan: Plan, events: RunEvents) -> Iterator[SpanReceiver | None]:
+    """``--server-timings otlp``: the command's OTLP/HTTP receiver, listening (and always stopped)."""
+    if plan.server_timings != "otlp":
+        yield None
+        return
+    host, port = plan.otlp_listen or (("127.0.0.1", 0) if plan.use_simulator else DEFAULT_LISTEN)
+    receiver = SpanReceiver(host, port)
+    try:
+        url = receiver.start()
+        if not plan.use_simulator:
+            events.say(f"Receiving OpenTelemetry spans at {url}: point the server's OTLP/HTTP trace exporter there "
+                       "(vLLM: --otlp-traces-endpoint " + url + " with OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="
+                       "http/protobuf)", Tone.NOTE)  # fmt: skip
+        yield receiver
+    finally:
+        receiver.stop()
+
+
+@contextlib.contextmanager
+def simulated_or_given(plan: Plan, events: RunEvents, spans: SpanReceiver | None = None) -> Iterator[EndpointConfig]:
+    """The plan's endpoint, or the built-in simulator (started, and always stopped) when none is
+    given; with ``spans``, the simulator exports its requests' spans there."""
     if not plan.use_simulator:
         yield plan.endpoint
         return
     model = plan.endpoint.model or SIM_MODEL
     events.say(f"No --endpoint given: starting the built-in simulator (profile {plan.sim_profile}).", Tone.NOTE)
-    options = SimOptions(model=model, prefix_cache=plan.sim_prefix_cache, reasoning_tokens=plan.sim_reasoning_tokens)
+    options = SimOptions(
+        model=model,
+        prefix_cache=plan.sim_prefix_cache,
+        reasoning_tokens=plan.sim_reasoning_tokens,
+        otlp_endpoint=spans.url if spans is not None else None,
+    )
     with SimProcess(SimSpec(plan.sim_profile, options)) as sim:
         events.say(f"Simulator on {sim.url}", Tone.NOTE)
         yield replace(plan.endpoint, url=sim.url, model=model)

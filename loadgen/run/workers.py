@@ -57,9 +57,12 @@ STARTUP_TIMEOUT_S = 60.0
 SCHEDULE_DELAY_NS = 100_000_000  # workers set up their level, then all start the schedule together
 
 
-def job_for(plan: Plan, endpoint: EndpointConfig, load: LoadConfig, directory: Path) -> dict[str, Any]:
+def job_for(plan: Plan, endpoint: EndpointConfig, load: LoadConfig, directory: Path,
+            trace_tag: str | None = None) -> dict[str, Any]:  # fmt: skip
     """One level of a plan as JSON, for another process."""
     return {
+        "trace_tag": trace_tag,
+        "server_timings": plan.server_timings,
         "endpoint": dataclasses.asdict(endpoint),
         "generation": dataclasses.asdict(plan.generation),
         "load": dataclasses.asdict(load),
@@ -102,6 +105,7 @@ def plan_from_job(job: dict[str, Any]) -> Plan:
         sessions=(session_load(sessions["file"], sessions["history"], sessions["think"], sessions["seed"])
                   if sessions else None),
         session_header=job.get("session_header"),
+        server_timings=job.get("server_timings", "auto"),
     )  # fmt: skip
 
 
@@ -143,7 +147,7 @@ async def collect_in_workers(target: Target, spec: LevelSpec) -> RunSummary:
 
 async def _start_worker(target: Target, spec: LevelSpec, worker: int, count: int) -> asyncio.subprocess.Process:
     job = job_for(target.plan, target.endpoint, partition(spec.load, worker, count),
-                  spec.directory / "workers" / f"w{worker}")  # fmt: skip
+                  spec.directory / "workers" / f"w{worker}", spec.trace_tag)  # fmt: skip
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "loadgen.run.workers", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE, limit=1 << 20, preexec_fn=ends_with_this_process(),
@@ -322,20 +326,21 @@ def _merge_hlogs(directories: list[Path], level_dir: Path, started_epoch_s: floa
 
 def main() -> None:
     """A worker: read the job, say READY, wait for GO, run the level, write state.json."""
-    plan = plan_from_job(json.loads(sys.stdin.readline()))
+    job = json.loads(sys.stdin.readline())
+    plan = plan_from_job(job)
     print("READY", flush=True)
     command = sys.stdin.readline().split()
     if len(command) != 2 or command[0] != "GO":
         return
-    run_loop(_work(plan, int(command[1])))
+    run_loop(_work(plan, int(command[1]), job.get("trace_tag")))
 
 
-async def _work(plan: Plan, run_start_ns: int) -> None:
+async def _work(plan: Plan, run_start_ns: int, trace_tag: str | None = None) -> None:
     stop = asyncio.Event()
     stop_on_signals(stop)
     target = unprepared_target(plan, SilentEvents(), stop)
     shared = SharedStart(run_start_ns, run_start_ns + SCHEDULE_DELAY_NS)
-    spec = LevelSpec(plan.levels[0], plan.output_dir, "worker")
+    spec = LevelSpec(plan.levels[0], plan.output_dir, "worker", trace_tag=trace_tag)
     reporter = asyncio.ensure_future(_report_progress(shared.aggregators))
     try:
         summary = await collect_level(target, spec, shared)

@@ -93,6 +93,14 @@ def _choice(*choices: str) -> Converter:
     return convert
 
 
+def _host_port(value: object) -> tuple[str, int]:
+    text = str(value).strip()
+    host, colon, number = text.rpartition(":")
+    if not colon or not host or not number.isdigit() or not 0 <= int(number) <= 65535:
+        raise ValueError(f"{text!r}: expected HOST:PORT, e.g. 127.0.0.1:4318 (port 0: any free port)")
+    return host.strip("[]"), int(number)
+
+
 def _str(value: object) -> str:
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
         raise ValueError(f"expected a string, got {value!r}")
@@ -369,6 +377,29 @@ OPTIONS: tuple[Option, ...] = (
     Option("server_metrics", _str, None, "Prometheus URL of the server (default: ENDPOINT/metrics)", "URL"),
     Option("server_metric", _names, (), "other server metric names to record (comma-separated)", "NAMES"),
     Option("gpu_devices", _names, (), "GPUs to sample: indices or UUIDs (default: all)", "LIST"),
+    Option(
+        "server_timings",
+        _choice("auto", "otlp", "off"),
+        "auto",
+        "the server's own account of each request: auto (llama.cpp timings, TGI headers; a traceparent is sent), "
+        "otlp (also receive its OpenTelemetry spans), off",
+        "MODE",
+    ),
+    Option(
+        "otlp_listen",
+        _host_port,
+        None,
+        "--server-timings otlp: where the OTLP/HTTP receiver listens (default 127.0.0.1:4318; with the built-in "
+        "simulator, a free port)",
+        "HOST:PORT",
+    ),
+    Option(
+        "otlp_wait",
+        parse_positive_duration_s,
+        10.0,
+        "--server-timings otlp: after a level, wait at most this long for its spans",
+        "T",
+    ),
 )
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 
@@ -483,6 +514,9 @@ class Settings:
     server_metrics: str | None
     server_metric: tuple[str, ...]
     gpu_devices: tuple[str, ...]
+    server_timings: str
+    otlp_listen: tuple[str, int] | None
+    otlp_wait: float
 
     def recorded(self) -> dict[str, object]:
         """The options worth recording with results: header values can hold secrets, and so can a

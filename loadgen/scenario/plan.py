@@ -62,6 +62,9 @@ class Plan:
     max_error_rate: float = 0.05  # a level whose failed share passes this fails the run (ExitCode.ERRORS)
     save_text: bool = False
     find_max: FindMax | None = None  # --find-max: search for the highest load that meets the SLOs
+    server_timings: str = "auto"  # auto | otlp | off: the server's own account of each request
+    otlp_listen: tuple[str, int] | None = None  # the OTLP/HTTP receiver's address (None: the default)
+    otlp_wait_s: float = 10.0  # after a level, the longest wait for its spans
 
 
 def aws_secrets(profile: str | None) -> list[str]:
@@ -164,6 +167,9 @@ def plan_from_flags(flags: Mapping[str, object], scenario_path: str | None = Non
         raise ConfigError("--sessions bring their own prompts: no --trace or --synthetic with them")
     if settings.session_header and sessions is None:
         raise ConfigError("--session-header sends a session's id: give --sessions")
+    if settings.otlp_listen is not None and settings.server_timings != "otlp":
+        raise ConfigError(f"--otlp-listen is where OTLP spans are received: give --server-timings otlp "
+                          f"(it is {settings.server_timings})")  # fmt: skip
     if sessions is not None:
         prompts = [sessions.sessions[0].prompt(0, (), "preflight")]  # the preflight's prompt: a first turn
     elif settings.synthetic:
@@ -200,6 +206,9 @@ def plan_from_flags(flags: Mapping[str, object], scenario_path: str | None = Non
         max_error_rate=settings.max_error_rate,
         save_text=settings.save_text,
         find_max=_search(settings, levels) if settings.find_max else None,
+        server_timings=settings.server_timings,
+        otlp_listen=settings.otlp_listen,
+        otlp_wait_s=settings.otlp_wait,
         telemetry=TelemetryConfig(
             sources=settings.telemetry,
             interval_s=settings.telemetry_interval,

@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep-log", action="store_true")
     parser.add_argument("--lean", action="store_true")
+    parser.add_argument("--otlp-traces-endpoint", default=None)
     parser.add_argument("--exit-with-parent", action="store_true", help="exit when standard input closes")
     args = parser.parse_args()
     if args.exit_with_parent:
@@ -40,6 +41,7 @@ def main() -> None:
         seed=args.seed,
         keep_log=args.keep_log,
         lean=args.lean,
+        otlp_endpoint=args.otlp_traces_endpoint,
     )
     spec = SimSpec(args.profile, options, args.host, args.port)
     with contextlib.suppress(KeyboardInterrupt):

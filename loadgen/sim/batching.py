@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
@@ -38,6 +39,11 @@ class Sequence:
     deliveries: asyncio.Queue[int | None] = field(default_factory=asyncio.Queue)
     blocks: tuple[int, ...] = ()  # prefix_blocks of its prompt (for the prefix cache)
     cached_tokens: int = 0  # prompt tokens found in the prefix cache when it was admitted
+    # when it was queued, scheduled, and given its first and last tokens (perf_counter s): its span
+    queued_s: float = 0.0
+    scheduled_s: float = 0.0
+    first_token_s: float = 0.0
+    last_token_s: float = 0.0
 
     @property
     def kv_tokens(self) -> int:
@@ -80,6 +86,7 @@ class BatchingEngine:
                 f"prompt + max tokens ({sequence.reserved_tokens}) exceed the KV cache "
                 f"({self.profile.kv_capacity_tokens} tokens)"
             )
+        sequence.queued_s = time.perf_counter()
         self.waiting.append(sequence)
         self._wakeup.set()
 
@@ -122,6 +129,7 @@ class BatchingEngine:
             if self._reserved + candidate.reserved_tokens > profile.kv_capacity_tokens:
                 break
             self.waiting.popleft()
+            candidate.scheduled_s = time.perf_counter()
             self.running.append(candidate)
             self._reserved += candidate.reserved_tokens
             candidate.cached_tokens = self._cached_prefix(candidate)
@@ -149,6 +157,7 @@ class BatchingEngine:
         return min(hits * PREFIX_BLOCK_TOKENS, sequence.prompt_tokens - 1)
 
     def _deliver(self) -> None:
+        now_s = time.perf_counter()
         self.stats.steps += 1
         draft = self.profile.draft
         finished = []
@@ -164,12 +173,14 @@ class BatchingEngine:
                     tokens += accepted
             else:
                 sequence.prefilled = True
+                sequence.first_token_s = now_s
                 tokens = 1
             tokens = min(tokens, sequence.max_tokens - sequence.generated)
             sequence.generated += tokens
             self.stats.tokens_generated += tokens
             sequence.deliveries.put_nowait(tokens)
             if sequence.generated >= sequence.max_tokens:
+                sequence.last_token_s = now_s
                 sequence.deliveries.put_nowait(None)
                 finished.append(sequence)
         for sequence in finished:

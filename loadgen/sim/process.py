@@ -40,6 +40,8 @@ async def serve(spec: SimSpec, announce: str = "human") -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((spec.host, spec.port))
     if spec.options.lean:
+        if spec.options.otlp_endpoint:
+            raise ConfigError("the lean simulator exports no spans: leave out --lean for --otlp-traces-endpoint")
         if not isinstance(profile, FixedProfile):
             raise ConfigError(f"the lean simulator serves fixed profiles only, not {spec.profile!r}")
         sock.listen(4096)
@@ -94,6 +96,8 @@ def spec_to_args(spec: SimSpec) -> list[str]:
         args.append("--prefix-cache")
     if options.lean:
         args.append("--lean")
+    if options.otlp_endpoint:
+        args += ["--otlp-traces-endpoint", options.otlp_endpoint]
     return args
 
 

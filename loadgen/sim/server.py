@@ -22,6 +22,7 @@ from aiohttp import web
 from loadgen.hardware.roofline import RooflineProfile
 from loadgen.sim.batching import BatchingEngine, Sequence, prefix_blocks
 from loadgen.sim.profiles import FixedProfile, SimProfile
+from loadgen.sim.spans import Account, SpanExporter
 
 VOCABULARY = [
     "the",
@@ -76,6 +77,7 @@ class SimOptions:
     seed: int = 0
     keep_log: bool = False
     lean: bool = False  # a fixed profile served by sim.lean (kernel-stamped arrivals) instead of aiohttp
+    otlp_endpoint: str | None = None  # export each finished request's span there (OTLP/HTTP), as vLLM does
 
 
 @dataclass(slots=True)
@@ -84,6 +86,8 @@ class RequestLog:
     chunk_ns: list[int] = field(default_factory=list)
     end_ns: int | None = None  # just before the closing bytes (usage, [DONE]) were written
     first_word: str = ""  # of the prompt: lets a benchmark match its records with this log
+    trace_id: str | None = None  # of its exported span, and the span's attributes
+    span: dict[str, float | int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +112,7 @@ class SimServer:
         self._rng = random.Random(options.seed)
         self._request_counter = 0
         self._engine_task: asyncio.Task[None] | None = None
+        self.spans = SpanExporter(options.otlp_endpoint) if options.otlp_endpoint else None
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -126,10 +131,24 @@ class SimServer:
     async def _start_engine(self, app: web.Application) -> None:
         if self.engine is not None:
             self._engine_task = asyncio.ensure_future(self.engine.run())
+        if self.spans is not None:
+            await self.spans.start()
 
     async def _stop_engine(self, app: web.Application) -> None:
         if self._engine_task is not None:
             self._engine_task.cancel()
+        if self.spans is not None:
+            await self.spans.stop()
+
+    def _export_span(self, request: web.Request, account: Account, parsed: ParsedRequest, tokens: int,
+                     log: RequestLog) -> None:  # fmt: skip
+        """The finished request's span, as vLLM exports one (never for a request cut short)."""
+        if self.spans is None:
+            return
+        end_s = time.perf_counter()
+        trace_id = self.spans.add(request.headers.get("traceparent"), account, end_s, parsed.prompt_tokens, tokens)
+        if self.options.keep_log:
+            log.trace_id, log.span = trace_id, account.attributes(end_s, parsed.prompt_tokens, tokens)
 
     # --- request parsing -------------------------------------------------------------------
 
@@ -195,6 +214,7 @@ class SimServer:
 
     async def _serve(self, request: web.Request, api: str) -> web.StreamResponse:
         log = RequestLog(time.perf_counter_ns())
+        account = Account(log.received_ns / 1e9)
         parsed = await self._parse(request, api)
         if isinstance(parsed, web.Response):
             return parsed
@@ -214,8 +234,9 @@ class SimServer:
                 parts = [dataclasses.replace(parsed, prompt_tokens=tokens, batch=()) for tokens in parsed.batch]
                 counts = await asyncio.gather(*(self._count(part) for part in parts))
                 return web.json_response(formatter.whole_batch(list(counts)))
-            tokens = await self._count(parsed, formatter)
+            tokens = await self._count(parsed, formatter, account)
             text = "".join(vocabulary_words(0, tokens))
+            self._export_span(request, account, parsed, tokens, log)
             return web.json_response(formatter.whole(text, tokens))
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
@@ -223,7 +244,7 @@ class SimServer:
             await response.write(formatter.role_chunk())
         position = 0
         try:
-            async for count in self._generate(parsed, formatter):
+            async for count in self._generate(parsed, formatter, account):
                 if break_after is not None and position >= break_after:
                     if request.transport is not None:
                         request.transport.close()
@@ -239,23 +260,32 @@ class SimServer:
                 log.end_ns = time.perf_counter_ns()  # the last bytes (usage, [DONE]) go now
             await response.write(formatter.closing(position))
             await response.write_eof()
+            self._export_span(request, account, parsed, position, log)
         except ConnectionError:
             pass  # the client hung up (a cancelled request): its sequence has left the batch
         return response
 
-    async def _count(self, parsed: ParsedRequest, formatter: _Formatter | None = None) -> int:
+    async def _count(self, parsed: ParsedRequest, formatter: _Formatter | None = None,
+                     account: Account | None = None) -> int:  # fmt: skip
         tokens = 0
-        async for count in self._generate(parsed, formatter):
+        async for count in self._generate(parsed, formatter, account):
             tokens += count
         return int(tokens)
 
-    async def _generate(self, parsed: ParsedRequest, formatter: _Formatter | None = None) -> AsyncIterator[int]:
-        """Yields the number of new tokens at each moment the profile produces them."""
+    async def _generate(self, parsed: ParsedRequest, formatter: _Formatter | None = None,
+                        account: Account | None = None) -> AsyncIterator[int]:  # fmt: skip
+        """Yields the number of new tokens at each moment the profile produces them; ``account``
+        gets when the request was queued, scheduled, and given its first and last tokens."""
         profile = self.profile
+        account = account if account is not None else Account(time.perf_counter())
         if isinstance(profile, FixedProfile):
-            due = time.perf_counter() + profile.ttft_s
-            for _ in range(parsed.max_tokens):
+            started = account.queued_s = account.scheduled_s = time.perf_counter()
+            due = started + profile.ttft_s
+            for position in range(parsed.max_tokens):
                 await _sleep_until(due)
+                account.last_token_s = time.perf_counter()
+                if not position:
+                    account.first_token_s = account.last_token_s
                 yield 1
                 due += profile.itl_s
             return
@@ -271,6 +301,8 @@ class SimServer:
                 if formatter is not None and self.options.prefix_cache:
                     formatter.cached_tokens = sequence.cached_tokens  # known once it was admitted
                 if count is None:
+                    account.queued_s, account.scheduled_s = sequence.queued_s, sequence.scheduled_s
+                    account.first_token_s, account.last_token_s = sequence.first_token_s, sequence.last_token_s
                     return
                 yield count
         finally:
@@ -287,7 +319,8 @@ class SimServer:
 
     async def _log(self, request: web.Request) -> web.Response:
         return web.json_response([{"received_ns": entry.received_ns, "chunk_ns": entry.chunk_ns,
-                                   "end_ns": entry.end_ns, "first_word": entry.first_word}
+                                   "end_ns": entry.end_ns, "first_word": entry.first_word,
+                                   "trace_id": entry.trace_id, "span": entry.span}
                                   for entry in self.log])  # fmt: skip
 
     async def _metrics(self, request: web.Request) -> web.Response:

@@ -28,7 +28,7 @@ class TransportFailure(Exception):
 class ResponseStream(Protocol):
     status: int
     content_type: str
-    sent_ns: int | None  # when the request's last byte entered the kernel (None: not known)
+    sent_ns: int | None  # when the request was handed to the kernel: its first write began (None: not known)
     connect_ns: int | None  # time spent opening a connection for this request (None: reused)
 
     @property

@@ -99,8 +99,12 @@ class HttpConnection:
         loop = self._loop
         self._headers_future = loop.create_future()
         self._body_future = loop.create_future()
-        await self._write(self._tls_wrap(data) if self._tls is not None else data)
-        self.times.sent_ns = self._last_read_ns = time.perf_counter_ns()
+        data = self._tls_wrap(data) if self._tls is not None else data
+        # stamped before the write: on loopback the kernel may run the server inside send() before
+        # this process is scheduled again, and its answer must not seem to precede the request
+        self.times.sent_ns = time.perf_counter_ns()
+        await self._write(data)
+        self._last_read_ns = time.perf_counter_ns()
         await self._headers_future
 
     async def _write(self, data: bytes) -> None:
@@ -408,7 +412,7 @@ class ExchangeTimes:
     __slots__ = ("first_byte_ns", "read_lag_max_ns", "sent_ns")
 
     def __init__(self) -> None:
-        self.sent_ns: int | None = None  # the request's last byte went into the kernel
+        self.sent_ns: int | None = None  # the request was handed to the kernel (its first write began)
         self.first_byte_ns: int | None = None  # arrival of the response's first bytes
         self.read_lag_max_ns: int | None = None  # longest arrival-to-read delay of its reads
 

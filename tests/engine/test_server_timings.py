@@ -61,7 +61,8 @@ def test_a_level_carries_the_servers_own_account(tmp_path: Path, capsys: pytest.
     shown = " ".join(capsys.readouterr().out.split())
     records = [json.loads(line) for line in (output / "requests.jsonl").read_text().splitlines()]
     assert all(r["server_timings"] == {"source": "llama.cpp timings", "queue_ms": None, "prefill_ms": 31.5,
-                                       "decode_ms": 88.25, "compute_ms": None, "total_ms": 119.75}
+                                       "decode_ms": 88.25, "compute_ms": None, "ttft_ms": None,
+                                       "total_ms": 119.75}
                for r in records)  # fmt: skip
     account = json.loads((output / "summary.json").read_text())["server_timings"]
     assert account["requests"] == 6 and account["share"] == 1.0 and account["sources"] == {"llama.cpp timings": 6}
