@@ -47,6 +47,7 @@ class Chart:
     shapes: list[dict[str, Any]] = field(default_factory=list)
     annotations: list[dict[str, Any]] = field(default_factory=list)
     height: int = 340
+    stacked: bool = False  # bars stacked, each level's parts adding up to its whole
 
     def _color(self) -> str:
         return PALETTE[len(self.traces) % len(PALETTE)]
@@ -133,7 +134,7 @@ class Chart:
                       **({"dtick": 1} if self.log_y else {})},
             "height": self.height, "margin": {"l": 60, "r": 20, "t": 40, "b": 50},
             "legend": {"orientation": "h", "y": -0.25}, "shapes": self.shapes, "annotations": self.annotations,
-            "hovermode": "closest", "plot_bgcolor": "#fff",
+            "hovermode": "closest", "plot_bgcolor": "#fff", **({"barmode": "stack"} if self.stacked else {}),
         }  # fmt: skip
         spec = json.dumps({"data": [_plain_trace(trace) for trace in self.traces], "layout": _plain_layout(layout)},
                           allow_nan=False)  # fmt: skip

@@ -49,6 +49,7 @@ class VllmServers:
     url: str  # plain decoding
     speculative_url: str  # n-gram speculative decoding
     model_dir: Path
+    otlp_port: int  # the plain server exports its request spans to 127.0.0.1 on this port (OTLP/HTTP)
     model: str = "tiny"
 
 
@@ -94,7 +95,9 @@ def _ready(port: int) -> bool:
 def _start(python: Path, model: Path, port: int, log: Path, extra: list[str]) -> subprocess.Popen[bytes]:
     env = {**os.environ, "VLLM_TARGET_DEVICE": "cpu", "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_NO_USAGE_STATS": "1",
            "VLLM_CPU_OMP_THREADS_BIND": str(SERVER_CPU), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "DO_NOT_TRACK": "1"}  # fmt: skip
+           "TRANSFORMERS_OFFLINE": "1", "DO_NOT_TRACK": "1",
+           # request spans over OTLP/HTTP (protobuf), sent 0.1 s after they end (the default waits 5 s)
+           "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf", "OTEL_BSP_SCHEDULE_DELAY": "100"}  # fmt: skip
     command = [str(Path(python).with_name("vllm")), "serve", str(model), "--host", "127.0.0.1", "--port", str(port),
                "--served-model-name", "tiny", "--enforce-eager", "--max-model-len", "1024", "--dtype", "bfloat16",
                "--seed", "0", *extra]  # fmt: skip
@@ -120,6 +123,7 @@ def vllm_servers() -> Iterator[VllmServers]:
     model = _model(python)
     workdir = Path(tempfile.mkdtemp(prefix="loadgen-vllm-"))
     ports = [free_port(), free_port()]
+    otlp_port = free_port()
     own_cpus = os.sched_getaffinity(0)
     if len(own_cpus) > 1:
         os.sched_setaffinity(0, own_cpus - {SERVER_CPU})
@@ -130,7 +134,8 @@ def vllm_servers() -> Iterator[VllmServers]:
             model,
             ports[0],
             workdir / "plain.log",
-            ["--enable-prefix-caching", "--enable-prompt-tokens-details"],
+            ["--enable-prefix-caching", "--enable-prompt-tokens-details",
+             "--otlp-traces-endpoint", f"http://127.0.0.1:{otlp_port}/v1/traces"],
         ),
         _start(python, model, ports[1], workdir / "ngram.log", ["--speculative-config", json.dumps(SPECULATIVE)]),
     ]
@@ -142,7 +147,7 @@ def vllm_servers() -> Iterator[VllmServers]:
                     tail = (workdir / f"{name}.log").read_bytes()[-1500:].decode("utf-8", "replace")
                     _unavailable(f"vllm serve ({name}) did not become ready (exit {process.poll()}): {tail}")
                 time.sleep(1.0)
-        yield VllmServers(f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}", model)
+        yield VllmServers(f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}", model, otlp_port)
     finally:
         for process in processes:
             _stop(process)

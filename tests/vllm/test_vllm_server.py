@@ -132,3 +132,34 @@ def test_a_session_turn_by_turn_against_vllms_prefix_cache(vllm_servers: VllmSer
         assert all(c < p for c, p in zip(cached, prompts, strict=True))
     by_turn = {t["turn"]: t for t in summary["turns"]}
     assert by_turn[4]["cached_input_tokens_mean"] > by_turn[2]["cached_input_tokens_mean"] > 0
+
+
+def test_every_request_joined_with_vllms_own_span(vllm_servers: VllmServers, tmp_path: Path) -> None:
+    """vLLM exports each request's span (``--otlp-traces-endpoint`` at loadgen's receiver); loadgen
+    joins them by the trace id of its ``traceparent``: nearly every request, its server TTFT within
+    loadgen's, and the level's queue + prefill as vLLM's own histograms count them, same requests."""
+    queue, prefill = "vllm:request_queue_time_seconds", "vllm:request_prefill_time_seconds"
+    before = scrape(vllm_servers.url)
+    summary = run(tmp_path, "otlp", "--endpoint", vllm_servers.url, "--api", "openai-completions", "--concurrency",
+                  "2", "--requests", "16", "--max-tokens", "16", "--ignore-eos", "--warmup", "0", "--server-timings",
+                  "otlp", "--otlp-listen", f"127.0.0.1:{vllm_servers.otlp_port}")  # fmt: skip
+    after = scrape(vllm_servers.url)
+    account = summary["server_timings"]
+    join = account["join"]
+    assert join["joined"] >= 0.95 * join["completed"] and join["completed"] == 16, join
+    records = [json.loads(line) for line in (tmp_path / "otlp" / "requests.jsonl").read_text().splitlines()]
+    for record in records:
+        timings = record["server_timings"]
+        if timings is None:
+            continue
+        assert timings["source"] == "OpenTelemetry span (gen_ai.latency)"
+        client_ttft_ms = (record["first_token_ns"] - record["intended_ns"]) / 1e6
+        assert timings["ttft_ms"] <= client_ttft_ms, (timings, client_ttft_ms)
+    # the same requests: the preflight (cut at its first token, an abort) is in neither
+    count = after[f"{queue}_count"] - before.get(f"{queue}_count", 0.0)
+    assert count == join["completed"] == join["joined"], (count, join)
+    vllm_ms = 1000 * sum(after[f"{name}_sum"] - before.get(f"{name}_sum", 0.0) for name in (queue, prefill)) / count
+    ours_ms = account["queue_ms"]["mean"] + account["prefill_ms"]["mean"]
+    line = f"queue + prefill: loadgen {ours_ms:.3f} ms, vLLM's histograms {vllm_ms:.3f} ms"
+    print(line)
+    assert abs(ours_ms - vllm_ms) <= 1.0, line

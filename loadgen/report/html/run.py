@@ -13,6 +13,7 @@ from loadgen.errors import ConfigError
 from loadgen.metrics.hlog import merged_intervals, read_intervals
 from loadgen.metrics.request_metrics import RequestFigures
 from loadgen.metrics.results import RunConfig, RunSummary
+from loadgen.metrics.server_account import TTFT_PARTS, ttft_parts
 from loadgen.report.console import (
     level_label,
 )
@@ -267,6 +268,40 @@ def server_table(levels: Sequence[RunSummary], prefix: str) -> str:
     return "<h3>Triton server metrics per level</h3>" + html_table(headers, rows, f"{prefix}-server")
 
 
+def breakdown_block(levels: Sequence[RunSummary], prefix: str, growth: Sequence[str] = ()) -> str:
+    """Where each level's TTFT went (the server's own account joined with loadgen's): the parts'
+    means stacked per level, decode beside, the join's quality, and which part grew."""
+    shown = [(summary, dict(found)) for summary in levels if (found := ttft_parts(summary.server_timings))]
+    if not shown:
+        return ""
+    names = [name for name, _ in TTFT_PARTS if any(name in means for _, means in shown)]
+    labels = [level_label(summary) for summary, _ in shown]
+    chart = Chart(f"{prefix}-breakdown", "where TTFT went (means; they add up to the mean TTFT)", "level", "ms",
+                  stacked=True)  # fmt: skip
+    for name in names:
+        chart.bars(name, labels, [means.get(name) for _, means in shown], unit="ms")
+    rows: list[list[object]] = []
+    notes = []
+    for (summary, means), label in zip(shown, labels, strict=True):
+        account = summary.server_timings
+        assert account is not None
+        join = account.join
+        rows.append([label, *(means.get(name) for name in names), sum(means.values()), account.mean("decode_ms"),
+                     account.requests, f"{join.rate:.0%}" if join is not None and join.rate is not None else "–"])
+        if join is not None and join.note:
+            notes.append(f"{label}: {join.note}")
+    headers = ["level", *names, "= TTFT", "decode", "requests", "joined"]
+    sources = sorted({source for summary, _ in shown for source in (summary.server_timings.sources
+                                                                    if summary.server_timings else {})})  # fmt: skip
+    said = "".join(f"<p class='warning'>{escape(note)}</p>" for note in notes)
+    said += "".join(f"<p>{escape(line)}</p>" for line in growth)
+    return (f"<h3>where TTFT went (the server's own account: {escape(', '.join(sources))})</h3>"
+            + html_table(headers, rows, f"{prefix}-breakdown-table") + said
+            + "<p class='note'>client: send lag · network: client TTFT − send lag − server TTFT (the way in and out, "
+            "the server's HTTP writes) · front end: server TTFT − queue − prefill · queue, prefill, decode: the "
+            "server's own figures</p>" + f'<div class="charts">{chart.html()}</div>')  # fmt: skip
+
+
 def _hlog_files(directory: Path, name: str) -> list[Path]:
     """A metric's interval logs in a result directory: its own, its levels' and its workers'."""
     return sorted(p for pattern in (f"{name}.hlog", f"*/{name}.hlog") for p in directory.glob(pattern))
@@ -313,6 +348,7 @@ def run_page(directory: Path, summary: RunSummary, config: RunConfig | None, pre
         + f'<div class="charts">{over_time(directory, prefix, summary.load.warmup_s or None)}'
         + f"{per_request_views(directory, prefix)}</div>"
         + errors_block(summary)
+        + breakdown_block([summary], prefix)
         + server_table([summary], prefix)
         + telemetry_over_time(directory, [summary], prefix)
     )

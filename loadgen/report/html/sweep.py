@@ -24,7 +24,7 @@ from loadgen.report.console import (
     validity_cell,
 )
 from loadgen.report.html.blocks import html_table, imported_block, metadata_block, percentile, slo_texts, thin_note
-from loadgen.report.html.run import over_time, server_table, telemetry_over_time
+from loadgen.report.html.run import breakdown_block, over_time, server_table, telemetry_over_time
 from loadgen.report.plots import Chart, long_tail
 
 
@@ -199,4 +199,5 @@ def sweep_page(directory: Path, sweep: SweepResult, config: RunConfig | None, pr
     html = f"<h2>sweep: {escape(str(directory))}</h2>" + about + sweep_section(levels, prefix, slo_texts(config))
     if sweep.find_max:
         html += find_max_block(sweep.find_max, levels, config, prefix)
+    html += breakdown_block(levels, prefix, sweep.ttft_growth)
     return html + levels_over_time(directory, prefix) + telemetry_over_time(directory, levels, prefix)
