@@ -22,12 +22,21 @@ SUMMARY_COLUMNS = (
     "tpot_p99_ms", "itl_p50_ms", "itl_p99_ms", "e2e_p50_ms", "e2e_p99_ms", "schedule_lag_p99_ms",
     "goodput_fraction", "output_token_method", "partial", "valid", "verdict", "validity_marks",
     "ttft_count", "tpot_count", "itl_count", "e2e_count", "thin_percentiles",
+    # the server's own account, means (ms) that add up to the mean TTFT of the requests it covers
+    "server_requests", "server_join_rate", "client_overhead_mean_ms", "network_mean_ms", "frontend_mean_ms",
+    "queue_mean_ms", "prefill_mean_ms", "decode_mean_ms", "server_ttft_mean_ms", "server_total_mean_ms",
 )  # fmt: skip
+SERVER_RECORD_PARTS = ("queue_ms", "prefill_ms", "decode_ms", "ttft_ms", "total_ms")
+SERVER_MEANS = {"client_overhead_mean_ms": "client_overhead_ms", "network_mean_ms": "network_ms",
+                "frontend_mean_ms": "frontend_ms", "queue_mean_ms": "queue_ms", "prefill_mean_ms": "prefill_ms",
+                "decode_mean_ms": "decode_ms", "server_ttft_mean_ms": "ttft_ms",
+                "server_total_mean_ms": "total_ms"}  # fmt: skip
 RECORD_COLUMNS = (
     "source", "index", "prompt_id", "warmup", "intended_ns", "sent_ns", "first_byte_ns", "first_token_ns", "end_ns",
     "chunks", "input_tokens", "output_tokens", "output_token_method", "finish_reason", "error_kind", "http_status",
     "mean_logprob", "correct", "ttft_ms", "tpot_ms", "e2e_ms", "cached_input_tokens", "first_answer_ns",
-    "reasoning_tokens", "ttfot_ms", "session", "turn",
+    "reasoning_tokens", "ttfot_ms", "session", "turn", "trace_id", "server_source", "server_queue_ms",
+    "server_prefill_ms", "server_decode_ms", "server_ttft_ms", "server_total_ms",
 )  # fmt: skip
 
 
@@ -67,7 +76,17 @@ def summary_row(source: Path, summary: RunSummary) -> dict[str, object]:
         **{f"{metric}_count": latency.metric(metric).count for metric in ("ttft", "tpot", "itl", "e2e")},
         "thin_percentiles": " ".join(f"{metric}_{key}_ms" for metric, key in LATENCY_COLUMNS
                                      if latency.metric(metric).thin(key)),
+        **_server_columns(summary),
     }  # fmt: skip
+
+
+def _server_columns(summary: RunSummary) -> dict[str, object]:
+    account = summary.server_timings
+    if account is None:
+        return {}
+    join = account.join
+    return {"server_requests": account.requests, "server_join_rate": join.rate if join is not None else None,
+            **{column: account.mean(part) for column, part in SERVER_MEANS.items()}}  # fmt: skip
 
 
 def _rows(directories: list[Path]) -> Iterator[tuple[str, dict[str, object]]]:
@@ -83,8 +102,11 @@ def _rows(directories: list[Path]) -> Iterator[tuple[str, dict[str, object]]]:
                     row = {column: data.get(column) for column in RECORD_COLUMNS}
                     figures = RequestFigures.of(record)
                     ttfot_ns = rm.ttfot_ns(record)
+                    timings = record.server_timings or {}
                     derived = {"ttft_ms": figures.ttft_ms, "tpot_ms": figures.tpot_ms, "e2e_ms": figures.e2e_ms,
-                               "ttfot_ms": ttfot_ns / 1e6 if ttfot_ns is not None else None}  # fmt: skip
+                               "ttfot_ms": ttfot_ns / 1e6 if ttfot_ns is not None else None,
+                               "server_source": timings.get("source"),
+                               **{f"server_{part}": timings.get(part) for part in SERVER_RECORD_PARTS}}  # fmt: skip
                     yield "record", {**row, "source": str(path.parent), "chunks": len(record.chunk_ns), **derived}
 
 
@@ -166,10 +188,11 @@ def _arrow_types() -> tuple[dict[str, Any], dict[str, Any]]:
     summary = {"source": text, "mode": text, "concurrency": integer, "completed": integer, "failed": integer,
                "output_token_method": text, "partial": flag, "valid": flag, "verdict": text,
                "validity_marks": text, "thin_percentiles": text, "ttft_count": integer, "tpot_count": integer,
-               "itl_count": integer, "e2e_count": integer}  # fmt: skip
+               "itl_count": integer, "e2e_count": integer, "server_requests": integer}  # fmt: skip
     record = {"source": text, "prompt_id": text, "warmup": flag, "output_token_method": text, "finish_reason": text,
               "error_kind": text, "mean_logprob": number, "correct": flag, "ttft_ms": number, "tpot_ms": number,
-              "e2e_ms": number, "ttfot_ms": number, "session": text}  # fmt: skip
+              "e2e_ms": number, "ttfot_ms": number, "session": text, "trace_id": text, "server_source": text,
+              **{f"server_{part}": number for part in SERVER_RECORD_PARTS}}  # fmt: skip
     return summary, record
 
 

@@ -168,8 +168,8 @@ async def _prepare_targets(plan: Plan, variants: list[Variant], events: RunEvent
             endpoint = replace(endpoint, url=variant.target)
         generation = replace(plan.generation, extra_body=plan.generation.extra_body + variant.extra_body)
         variant_plan = replace(plan, sweep=True, generation=generation)
-        target = await prepared_unless_stopped(variant_plan, endpoint, events, stop, name=variant.name,
-                                               speculation=True, spans=spans)  # fmt: skip
+        target = await prepared_unless_stopped(variant_plan, endpoint, events, stop, variant=variant.name,
+                                               spans=spans)  # fmt: skip
         if target is None:
             return None
         targets[variant.name] = target

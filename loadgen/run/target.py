@@ -149,12 +149,11 @@ PREFLIGHT_QUIET_S = 5.0  # a preflight still unanswered after this long is said,
 
 
 async def prepare_target(plan: Plan, endpoint: EndpointConfig, events: RunEvents, stop: asyncio.Event, *,
-                         name: str | None = None, speculation: bool = False,
-                         spans: SpanReceiver | None = None) -> Target:  # fmt: skip
+                         variant: str | None = None, spans: SpanReceiver | None = None) -> Target:  # fmt: skip
     """The endpoint after the preflight request (with model discovery and Triton's checks) and
-    the server metrics it offers. ``speculation``: also read its speculative-decoding counters;
-    ``spans``: the command's OTLP receiver (``--server-timings otlp``)."""
-    target = replace(unprepared_target(plan, events, stop), endpoint=endpoint, name=name, spans=spans)
+    the server metrics it offers. ``variant``: a comparison's, whose speculative-decoding counters
+    are read too; ``spans``: the command's OTLP receiver (``--server-timings otlp``)."""
+    target = replace(unprepared_target(plan, events, stop), endpoint=endpoint, name=variant, spans=spans)
     if spans is not None and target.traces is not None:
         spans.expect_command(target.traces.command)
     transport = make_transport(endpoint, 2)
@@ -179,17 +178,17 @@ async def prepare_target(plan: Plan, endpoint: EndpointConfig, events: RunEvents
     finally:
         quiet.cancel()
         await transport.close()
+    speculation = variant is not None
     probes = ServerProbes(await _triton_metrics_url(target), await _counters_url(endpoint, speculation), endpoint.model)
     return replace(target, probes=probes)
 
 
 async def prepared_unless_stopped(plan: Plan, endpoint: EndpointConfig, events: RunEvents, stop: asyncio.Event, *,
-                                  name: str | None = None, speculation: bool = False,
+                                  variant: str | None = None,
                                   spans: SpanReceiver | None = None) -> Target | None:  # fmt: skip
     """``prepare_target``, or None (said) when a stop comes first: Ctrl-C must not wait out a
     preflight against a server that never answers."""
-    target = await until_stopped(prepare_target(plan, endpoint, events, stop, name=name, speculation=speculation,
-                                                spans=spans), stop)  # fmt: skip
+    target = await until_stopped(prepare_target(plan, endpoint, events, stop, variant=variant, spans=spans), stop)
     if target is None:
         events.say("interrupted during the preflight: no load was sent", Tone.WARNING)
     return target

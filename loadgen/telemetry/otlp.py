@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from loadgen.errors import ConfigError, ProtocolError
+from loadgen.protocols.base import ServerTimings
 from loadgen.protocols.otlp import MAX_EXPORT_BYTES, decode_export, span_timings
 
 DEFAULT_LISTEN = ("127.0.0.1", 4318)  # OTLP/HTTP's own port
@@ -169,7 +170,7 @@ class SpanReceiver:
             return web.json_response({})
         return web.Response(body=b"", content_type="application/x-protobuf")  # an empty ExportTraceServiceResponse
 
-    def _keep(self, trace_id: str, timings: object) -> None:
+    def _keep(self, trace_id: str, timings: ServerTimings | None) -> None:
         counts = self.counts
         counts.spans += 1
         tag, kind = trace_id[:LEVEL_TAG_DIGITS], trace_id[LEVEL_TAG_DIGITS : LEVEL_TAG_DIGITS + 1]
@@ -184,7 +185,7 @@ class SpanReceiver:
             return
         if timings is None or trace_id in level.spans:
             return  # another span of the same request (a server's inner work): the first account stands
-        level.spans[trace_id] = timings.to_json_dict()  # type: ignore[attr-defined]
+        level.spans[trace_id] = timings.to_json_dict()
         if kind == "0":
             level.measured += 1
 

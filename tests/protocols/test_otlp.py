@@ -36,8 +36,9 @@ def vllm_export(trace_id: str = TRACE) -> bytes:
 
 
 def json_export(spans: list[dict[str, object]]) -> bytes:
-    return json.dumps({"resourceSpans": [{"resource": {"attributes": []},
-                                          "scopeSpans": [{"scope": {"name": "x"}, "spans": spans}]}]}).encode()  # fmt: skip
+    return json.dumps(
+        {"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"scope": {"name": "x"}, "spans": spans}]}]}
+    ).encode()
 
 
 def test_a_protobuf_export_as_vllm_sends_it() -> None:

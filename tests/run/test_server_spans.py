@@ -13,8 +13,9 @@ import pytest
 from aiohttp import web
 
 from loadgen.cli import main
+from loadgen.metrics.results import ServerAccount, read_summary
 from loadgen.metrics.server_account import breakdown_growth
-from loadgen.metrics.results import ServerAccount
+from loadgen.report.export import summary_row
 from loadgen.run.spans import join_records
 from loadgen.telemetry.otlp import LevelSpans
 from tests.conftest import SimFactory, fetch_json, free_port
@@ -32,8 +33,28 @@ def test_every_request_joins_its_simulator_span_exactly(start_sim: SimFactory, t
     port = free_port()
     sim = start_sim("llama2-7b-h100", keep_log=True, otlp_endpoint=f"http://127.0.0.1:{port}/v1/traces")
     output = tmp_path / "run"
-    assert main(["run", "--endpoint", sim.url, "--server-timings", "otlp", "--otlp-listen", f"127.0.0.1:{port}",
-                 "--concurrency", "4", "--requests", "24", "--max-tokens", "16", "--output", str(output)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "run",
+                "--endpoint",
+                sim.url,
+                "--server-timings",
+                "otlp",
+                "--otlp-listen",
+                f"127.0.0.1:{port}",
+                "--concurrency",
+                "4",
+                "--requests",
+                "24",
+                "--max-tokens",
+                "16",
+                "--output",
+                str(output),
+            ]
+        )
+        == 0
+    )
     spans = {entry["trace_id"]: entry["span"] for entry in fetch_json(f"{sim.url}/sim/log")}  # type: ignore[union-attr]
     measured = [record for record in records(output) if not record["warmup"]]
     assert len(measured) == 24
@@ -55,12 +76,33 @@ def test_every_request_joins_its_simulator_span_exactly(start_sim: SimFactory, t
     assert sum(account.mean(part) or 0 for part in parts) == pytest.approx(ttft_mean, abs=0.01)
     shown = " ".join(capsys.readouterr().out.split())
     assert "where TTFT went (means): client " in shown and "OTLP join: 24 of 24 requests (100%)" in shown
+    summary = read_summary(output / "summary.json")
+    row = summary_row(output, summary)  # the CSV export says the same
+    assert row["server_join_rate"] == 1.0 and row["queue_mean_ms"] == account.mean("queue_ms")
 
 
 def test_the_embedded_simulator_and_worker_processes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     output = tmp_path / "sweep"
-    assert main(["sweep", "--server-timings", "otlp", "--concurrency", "1,8", "--requests", "16", "--max-tokens",
-                 "16", "--workers", "2", "--output", str(output)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "sweep",
+                "--server-timings",
+                "otlp",
+                "--concurrency",
+                "1,8",
+                "--requests",
+                "16",
+                "--max-tokens",
+                "16",
+                "--workers",
+                "2",
+                "--output",
+                str(output),
+            ]
+        )
+        == 0
+    )
     sweep = json.loads((output / "sweep.json").read_text())
     traces = []
     for level, directory in zip(sweep["levels"], sorted(output.glob("level-*")), strict=True):
@@ -77,8 +119,10 @@ def test_each_request_carries_a_traceparent_and_off_sends_none(tmp_path: Path) -
 
     async def completions(request: web.Request) -> web.StreamResponse:
         seen.append(request.headers.get("traceparent"))
-        body = (b'data: {"choices":[{"index":0,"delta":{"content":"a"}}]}\n\n'
-                b'data: {"choices":[],"timings":{"prompt_ms":3.5,"predicted_ms":7.25}}\n\ndata: [DONE]\n\n')  # fmt: skip
+        body = (
+            b'data: {"choices":[{"index":0,"delta":{"content":"a"}}]}\n\n'
+            b'data: {"choices":[],"timings":{"prompt_ms":3.5,"predicted_ms":7.25}}\n\ndata: [DONE]\n\n'
+        )
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         await response.write(body)
@@ -98,16 +142,38 @@ def test_each_request_carries_a_traceparent_and_off_sends_none(tmp_path: Path) -
                      "--output", str(tmp_path / "off")]) == 0  # fmt: skip
     assert seen and set(seen) == {None}
     assert {(r["trace_id"], r["server_timings"]) for r in records(tmp_path / "off")} == {(None, None)}
-    assert "server_timings" not in json.loads((tmp_path / "off" / "summary.json").read_text()) or \
-        json.loads((tmp_path / "off" / "summary.json").read_text())["server_timings"] is None
+    assert (
+        "server_timings" not in json.loads((tmp_path / "off" / "summary.json").read_text())
+        or json.loads((tmp_path / "off" / "summary.json").read_text())["server_timings"] is None
+    )
 
 
 def test_a_server_that_sends_no_spans_is_said(start_sim: SimFactory, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     sim = start_sim("fixed:5,1")
     output = tmp_path / "run"
-    assert main(["run", "--endpoint", sim.url, "--server-timings", "otlp", "--otlp-listen", "127.0.0.1:0",
-                 "--otlp-wait", "0.2", "--requests", "8", "--max-tokens", "4", "--output", str(output)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "run",
+                "--endpoint",
+                sim.url,
+                "--server-timings",
+                "otlp",
+                "--otlp-listen",
+                "127.0.0.1:0",
+                "--otlp-wait",
+                "0.2",
+                "--requests",
+                "8",
+                "--max-tokens",
+                "4",
+                "--output",
+                str(output),
+            ]
+        )
+        == 0
+    )
     join = json.loads((output / "summary.json").read_text())["server_timings"]["join"]
     assert (join["joined"], join["completed"], join["rate"]) == (0, 8, 0.0)
     assert join["note"].startswith("only 0 of 8 completed requests (0%) joined with a server span (under 95%)")

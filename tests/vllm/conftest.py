@@ -134,8 +134,12 @@ def vllm_servers() -> Iterator[VllmServers]:
             model,
             ports[0],
             workdir / "plain.log",
-            ["--enable-prefix-caching", "--enable-prompt-tokens-details",
-             "--otlp-traces-endpoint", f"http://127.0.0.1:{otlp_port}/v1/traces"],
+            [
+                "--enable-prefix-caching",
+                "--enable-prompt-tokens-details",
+                "--otlp-traces-endpoint",
+                f"http://127.0.0.1:{otlp_port}/v1/traces",
+            ],
         ),
         _start(python, model, ports[1], workdir / "ngram.log", ["--speculative-config", json.dumps(SPECULATIVE)]),
     ]

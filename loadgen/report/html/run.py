@@ -286,8 +286,16 @@ def breakdown_block(levels: Sequence[RunSummary], prefix: str, growth: Sequence[
         account = summary.server_timings
         assert account is not None
         join = account.join
-        rows.append([label, *(means.get(name) for name in names), sum(means.values()), account.mean("decode_ms"),
-                     account.requests, f"{join.rate:.0%}" if join is not None and join.rate is not None else "–"])
+        rows.append(
+            [
+                label,
+                *(means.get(name) for name in names),
+                sum(means.values()),
+                account.mean("decode_ms"),
+                account.requests,
+                f"{join.rate:.0%}" if join is not None and join.rate is not None else "–",
+            ]
+        )
         if join is not None and join.note:
             notes.append(f"{label}: {join.note}")
     headers = ["level", *names, "= TTFT", "decode", "requests", "joined"]
