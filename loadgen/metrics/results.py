@@ -219,6 +219,7 @@ class ServerJoin(Section, frozen=True, kw_only=True):
 
     joined: int = 0  # completed requests with a span
     completed: int = 0
+    sent: int = 0  # measured requests sent: the completed and the failed
     rate: float | None = None  # joined / completed
     spans: int = 0  # spans of the level's traces received (warm-up requests' too)
     unmatched: int = 0  # of those, spans that match no request of the level's records

@@ -469,7 +469,8 @@ def server_account_lines(account: ServerAccount, completed: int | None) -> list[
     join = account.join
     if join is not None:
         style = "yellow" if join.note else "dim"
-        lines.append(Text(f"OTLP join: {join.joined} of {join.completed} requests ({_share(join.rate)}), "
+        lines.append(Text(f"OTLP join: {join.joined} of {join.completed} completed requests ({_share(join.rate)}; "
+                          f"{join.sent} sent), "
                           f"{join.unmatched} spans without a request, {join.other_traces} of other traces; waited "
                           f"{join.waited_s:.2f} s for the last spans", style=style))  # fmt: skip
     return lines

@@ -40,7 +40,9 @@ async def join_server_spans(target: Target, spec: LevelSpec, summary: RunSummary
         target.events.say(f"warning: OTLP receiver: {problem} (answered 400; the run goes on)", Tone.WARNING)
     level = receiver.take(tag)
     tally, joined, unmatched = await asyncio.to_thread(join_records, spec.directory / "requests.jsonl", level)
-    join = ServerJoin(joined=joined, completed=completed, rate=round(joined / completed, 4) if completed else None,
+    sent = completed + (summary.requests.failed or 0)
+    join = ServerJoin(joined=joined, completed=completed, sent=sent,
+                      rate=round(joined / completed, 4) if completed else None,
                       spans=len(level.spans), unmatched=unmatched,
                       other_traces=receiver.counts.other_traces - other_before, waited_s=round(waited_s, 3),
                       note=join_note(joined, completed, unmatched))  # fmt: skip

@@ -66,7 +66,7 @@ def test_every_request_joins_its_simulator_span_exactly(start_sim: SimFactory, t
                                 ("total_ms", "e2e")):  # fmt: skip
             assert timings[part] == pytest.approx(span[f"gen_ai.latency.{attribute}"] * 1e3, rel=1e-12), part
     account = ServerAccount.from_json(json.loads((output / "summary.json").read_text())["server_timings"])
-    assert account.join is not None and (account.join.joined, account.join.completed) == (24, 24)
+    assert account.join is not None and (account.join.joined, account.join.completed, account.join.sent) == (24, 24, 24)
     assert (account.join.rate, account.join.unmatched, account.join.note) == (1.0, 0, None)
     assert account.join.spans == 24 + 4  # and the warm-up requests' own
     # the parts' means add up to the mean TTFT loadgen measured (network is what is left, never below 0)
@@ -75,7 +75,10 @@ def test_every_request_joins_its_simulator_span_exactly(start_sim: SimFactory, t
     assert account.network_negative == 0
     assert sum(account.mean(part) or 0 for part in parts) == pytest.approx(ttft_mean, abs=0.01)
     shown = " ".join(capsys.readouterr().out.split())
-    assert "where TTFT went (means): client " in shown and "OTLP join: 24 of 24 requests (100%)" in shown
+    assert (
+        "where TTFT went (means): client " in shown
+        and "OTLP join: 24 of 24 completed requests (100%; 24 sent)" in shown
+    )
     summary = read_summary(output / "summary.json")
     row = summary_row(output, summary)  # the CSV export says the same
     assert row["server_join_rate"] == 1.0 and row["queue_mean_ms"] == account.mean("queue_ms")
