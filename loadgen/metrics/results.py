@@ -244,9 +244,9 @@ class ServerAccount(Section, frozen=True, kw_only=True):
     ttft_ms: Distribution | None = None  # the server's own time to first token
     total_ms: Distribution | None = None  # the server's own end to end
     client_overhead_ms: Distribution | None = None  # send lag of the requests accounted for
-    network_ms: Distribution | None = None  # client TTFT − send lag − server TTFT
+    transit_ms: Distribution | None = None  # client TTFT − send lag − server TTFT
     frontend_ms: Distribution | None = None  # server TTFT − queue − prefill
-    network_negative: int = 0  # requests whose server TTFT passed loadgen's (counted as 0 network)
+    transit_negative: int = 0  # requests whose server TTFT passed loadgen's (counted as 0 transit)
     join: ServerJoin | None = None
 
     def mean(self, part: str) -> float | None:

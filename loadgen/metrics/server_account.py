@@ -5,8 +5,10 @@ Per completed request that the server accounted for (llama.cpp ``timings``, TGI 
 OpenTelemetry span joined by trace id), its TTFT as loadgen measured it splits into:
 
 - **client**: send lag, from the intended send time to the write (loadgen's own lateness);
-- **network**: the rest that is neither loadgen's nor the server's own: the request's way in and
-  the first token's way out, the server's HTTP framing (client TTFT − send lag − server TTFT);
+- **transit**: the rest, between the two clocks (client TTFT − send lag − server TTFT): the
+  request's way in and the first token's way out over the network, and the server's own work
+  outside its account (HTTP parsing before its clock starts; detokenising and writing the token
+  after it stamped it) — a server that falls behind writing its streams shows here, not in queue;
 - **front end**: the server's time before its scheduler queued the request (tokenising, the
   API server) — server TTFT − queue − prefill, where the server reports all three;
 - **queue** and **prefill**, as the server reports them;
@@ -28,7 +30,7 @@ from loadgen.metrics.histogram import Histogram
 from loadgen.metrics.results import Distribution, ServerAccount, ServerJoin
 from loadgen.records import SERVER_TIMING_PARTS, RequestRecord
 
-DERIVED_PARTS = ("client_overhead_ms", "network_ms", "frontend_ms")
+DERIVED_PARTS = ("client_overhead_ms", "transit_ms", "frontend_ms")
 MIN_JOIN_RATE = 0.95  # a level whose spans cover fewer of its requests says so
 
 
@@ -40,7 +42,7 @@ class ServerTally:
         self.requests = 0
         self.sources: Counter[str] = Counter()
         self.parts: dict[str, Histogram] = {}
-        self.network_negative = 0  # requests whose server TTFT exceeded loadgen's wait for its first token
+        self.transit_negative = 0  # requests whose server TTFT exceeded loadgen's wait for its first token
 
     def part(self, name: str) -> Histogram:
         histogram = self.parts.get(name)
@@ -68,20 +70,20 @@ class ServerTally:
         ttft_ns = rm.ttft_ns(record)
         if ttft_ns is None or server_ttft is None:
             return
-        network_ns = ttft_ns - send_lag_ns - round(server_ttft * 1e6)
-        if network_ns < 0:
-            self.network_negative += 1
-        self.part("network_ms").record(max(0, network_ns))
+        transit_ns = ttft_ns - send_lag_ns - round(server_ttft * 1e6)
+        if transit_ns < 0:
+            self.transit_negative += 1
+        self.part("transit_ms").record(max(0, transit_ns))
 
     def state(self) -> dict[str, Any]:
-        return {"requests": self.requests, "sources": dict(self.sources), "network_negative": self.network_negative,
+        return {"requests": self.requests, "sources": dict(self.sources), "transit_negative": self.transit_negative,
                 "parts": {name: {"encoded": h.encode(), "out_of_range": h.out_of_range}
                           for name, h in self.parts.items()}}  # fmt: skip
 
     def merge(self, state: Mapping[str, Any]) -> None:
         self.requests += state.get("requests", 0)
         self.sources.update(state.get("sources", {}))
-        self.network_negative += state.get("network_negative", 0)
+        self.transit_negative += state.get("transit_negative", 0)
         for name, encoded in state.get("parts", {}).items():
             self.part(name).add_encoded(encoded["encoded"], encoded["out_of_range"])
 
@@ -93,7 +95,7 @@ class ServerTally:
         distributions = {name: Distribution.of(histogram.stats()) for name, histogram in self.parts.items()}
         return ServerAccount(sources=dict(self.sources), requests=self.requests,
                              share=round(self.requests / completed, 4) if completed else None,
-                             network_negative=self.network_negative, join=join, **distributions)  # fmt: skip
+                             transit_negative=self.transit_negative, join=join, **distributions)  # fmt: skip
 
 
 def join_note(joined: int, completed: int, unmatched: int) -> str | None:
@@ -108,7 +110,7 @@ def join_note(joined: int, completed: int, unmatched: int) -> str | None:
     return "; ".join(notes) or None
 
 
-TTFT_PARTS = (("client", "client_overhead_ms"), ("network", "network_ms"), ("front end", "frontend_ms"),
+TTFT_PARTS = (("client", "client_overhead_ms"), ("transit", "transit_ms"), ("front end", "frontend_ms"),
               ("queue", "queue_ms"), ("prefill", "prefill_ms"))  # fmt: skip
 
 

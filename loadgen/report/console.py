@@ -481,7 +481,7 @@ def _share(rate: float | None) -> str:
 
 
 def breakdown_table(summaries: Sequence[RunSummary]) -> Table | None:
-    """A sweep's TTFT split per level (means, ms): loadgen's part, the network's, the server's."""
+    """A sweep's TTFT split per level (means, ms): loadgen's part, the transit's, the server's."""
     rows = [(summary, parts) for summary in summaries if (parts := ttft_parts(summary.server_timings))]
     if not rows:
         return None

@@ -23,11 +23,11 @@ SUMMARY_COLUMNS = (
     "goodput_fraction", "output_token_method", "partial", "valid", "verdict", "validity_marks",
     "ttft_count", "tpot_count", "itl_count", "e2e_count", "thin_percentiles",
     # the server's own account, means (ms) that add up to the mean TTFT of the requests it covers
-    "server_requests", "server_join_rate", "client_overhead_mean_ms", "network_mean_ms", "frontend_mean_ms",
+    "server_requests", "server_join_rate", "client_overhead_mean_ms", "transit_mean_ms", "frontend_mean_ms",
     "queue_mean_ms", "prefill_mean_ms", "decode_mean_ms", "server_ttft_mean_ms", "server_total_mean_ms",
 )  # fmt: skip
 SERVER_RECORD_PARTS = ("queue_ms", "prefill_ms", "decode_ms", "ttft_ms", "total_ms")
-SERVER_MEANS = {"client_overhead_mean_ms": "client_overhead_ms", "network_mean_ms": "network_ms",
+SERVER_MEANS = {"client_overhead_mean_ms": "client_overhead_ms", "transit_mean_ms": "transit_ms",
                 "frontend_mean_ms": "frontend_ms", "queue_mean_ms": "queue_ms", "prefill_mean_ms": "prefill_ms",
                 "decode_mean_ms": "decode_ms", "server_ttft_mean_ms": "ttft_ms",
                 "server_total_mean_ms": "total_ms"}  # fmt: skip

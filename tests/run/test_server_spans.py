@@ -69,10 +69,10 @@ def test_every_request_joins_its_simulator_span_exactly(start_sim: SimFactory, t
     assert account.join is not None and (account.join.joined, account.join.completed, account.join.sent) == (24, 24, 24)
     assert (account.join.rate, account.join.unmatched, account.join.note) == (1.0, 0, None)
     assert account.join.spans == 24 + 4  # and the warm-up requests' own
-    # the parts' means add up to the mean TTFT loadgen measured (network is what is left, never below 0)
+    # the parts' means add up to the mean TTFT loadgen measured (transit is what is left, never below 0)
     ttft_mean = sum((r["first_token_ns"] - r["intended_ns"]) / 1e6 for r in measured) / 24  # type: ignore[operator]
-    parts = ("client_overhead_ms", "network_ms", "frontend_ms", "queue_ms", "prefill_ms")
-    assert account.network_negative == 0
+    parts = ("client_overhead_ms", "transit_ms", "frontend_ms", "queue_ms", "prefill_ms")
+    assert account.transit_negative == 0
     assert sum(account.mean(part) or 0 for part in parts) == pytest.approx(ttft_mean, abs=0.01)
     shown = " ".join(capsys.readouterr().out.split())
     assert (
@@ -202,7 +202,7 @@ def test_join_records_keeps_a_cut_line_and_counts_what_matched(tmp_path: Path) -
     assert json.loads(written[0])["server_timings"] == timings and "server_timings" not in written[1]
     assert written[2] == lines[2]
     account = tally.account(2)
-    assert account is not None and account.mean("client_overhead_ms") == 1.0 and account.mean("network_ms") == 2.0
+    assert account is not None and account.mean("client_overhead_ms") == 1.0 and account.mean("transit_ms") == 2.0
     assert account.mean("frontend_ms") == 1.0  # server TTFT 6 − queue 1 − prefill 4
 
 

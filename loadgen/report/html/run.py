@@ -268,6 +268,13 @@ def server_table(levels: Sequence[RunSummary], prefix: str) -> str:
     return "<h3>Triton server metrics per level</h3>" + html_table(headers, rows, f"{prefix}-server")
 
 
+BREAKDOWN_NOTE = (
+    "client: send lag · transit: client TTFT − send lag − server TTFT (the network both ways, and the "
+    "server's work outside its own clock: HTTP parsing, detokenising, writing) · front end: server "
+    "TTFT − queue − prefill · queue, prefill, decode: the server's own figures"
+)
+
+
 def breakdown_block(levels: Sequence[RunSummary], prefix: str, growth: Sequence[str] = ()) -> str:
     """Where each level's TTFT went (the server's own account joined with loadgen's): the parts'
     means stacked per level, decode beside, the join's quality, and which part grew."""
@@ -303,11 +310,13 @@ def breakdown_block(levels: Sequence[RunSummary], prefix: str, growth: Sequence[
                                                                     if summary.server_timings else {})})  # fmt: skip
     said = "".join(f"<p class='warning'>{escape(note)}</p>" for note in notes)
     said += "".join(f"<p>{escape(line)}</p>" for line in growth)
-    return (f"<h3>where TTFT went (the server's own account: {escape(', '.join(sources))})</h3>"
-            + html_table(headers, rows, f"{prefix}-breakdown-table") + said
-            + "<p class='note'>client: send lag · network: client TTFT − send lag − server TTFT (the way in and out, "
-            "the server's HTTP writes) · front end: server TTFT − queue − prefill · queue, prefill, decode: the "
-            "server's own figures</p>" + f'<div class="charts">{chart.html()}</div>')  # fmt: skip
+    return (
+        f"<h3>where TTFT went (the server's own account: {escape(', '.join(sources))})</h3>"
+        + html_table(headers, rows, f"{prefix}-breakdown-table")
+        + said
+        + f"<p class='note'>{escape(BREAKDOWN_NOTE)}</p>"
+        + f'<div class="charts">{chart.html()}</div>'
+    )
 
 
 def _hlog_files(directory: Path, name: str) -> list[Path]:
