@@ -28,33 +28,17 @@ def records(directory: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in (directory / "requests.jsonl").read_text().splitlines()]
 
 
+def run_with_spans(url: str, listen: str, output: Path, *flags: str) -> int:
+    return main(["run", "--endpoint", url, "--server-timings", "otlp", "--otlp-listen", listen, "--max-tokens", "16",
+                 *flags, "--output", str(output)])  # fmt: skip
+
+
 def test_every_request_joins_its_simulator_span_exactly(start_sim: SimFactory, tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     port = free_port()
     sim = start_sim("llama2-7b-h100", keep_log=True, otlp_endpoint=f"http://127.0.0.1:{port}/v1/traces")
     output = tmp_path / "run"
-    assert (
-        main(
-            [
-                "run",
-                "--endpoint",
-                sim.url,
-                "--server-timings",
-                "otlp",
-                "--otlp-listen",
-                f"127.0.0.1:{port}",
-                "--concurrency",
-                "4",
-                "--requests",
-                "24",
-                "--max-tokens",
-                "16",
-                "--output",
-                str(output),
-            ]
-        )
-        == 0
-    )
+    assert run_with_spans(sim.url, f"127.0.0.1:{port}", output, "--concurrency", "4", "--requests", "24") == 0
     spans = {entry["trace_id"]: entry["span"] for entry in fetch_json(f"{sim.url}/sim/log")}  # type: ignore[union-attr]
     measured = [record for record in records(output) if not record["warmup"]]
     assert len(measured) == 24
@@ -155,28 +139,7 @@ def test_a_server_that_sends_no_spans_is_said(start_sim: SimFactory, tmp_path: P
                                               capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     sim = start_sim("fixed:5,1")
     output = tmp_path / "run"
-    assert (
-        main(
-            [
-                "run",
-                "--endpoint",
-                sim.url,
-                "--server-timings",
-                "otlp",
-                "--otlp-listen",
-                "127.0.0.1:0",
-                "--otlp-wait",
-                "0.2",
-                "--requests",
-                "8",
-                "--max-tokens",
-                "4",
-                "--output",
-                str(output),
-            ]
-        )
-        == 0
-    )
+    assert run_with_spans(sim.url, "127.0.0.1:0", output, "--otlp-wait", "0.2", "--requests", "8") == 0
     join = json.loads((output / "summary.json").read_text())["server_timings"]["join"]
     assert (join["joined"], join["completed"], join["rate"]) == (0, 8, 0.0)
     assert join["note"].startswith("only 0 of 8 completed requests (0%) joined with a server span (under 95%)")
