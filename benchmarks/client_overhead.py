@@ -10,22 +10,32 @@ processes with ``--workers``) is counted. Printed per case:
 - reads: distinct arrival stamps (chunks that came in one read share one), to show how many
   chunks each read carried.
 
-Cases: a zero-delay server (as fast as it can write) at 64 streams of 512 tokens, with one and two
-worker processes; and 256 streams paced so that each read carries one token (the per-read cost).
+- server's count: chunks the server wrote (its own log), the throughput truth; it must equal the
+  chunks received.
 
-    python benchmarks/client_overhead.py [--runs 3] [--requests-per-user 4]
+Cases: a zero-delay server (as fast as it can write) at 64 streams of 512 tokens, with one and two
+worker processes; 256 streams paced so that each read carries one token (the per-read cost); and
+the same zero-delay loads from a server that writes and flushes every chunk on its own, as vLLM,
+TGI and llama.cpp do ("flush per chunk": the lean simulator, one ``send`` per chunk, where the
+default simulator's aiohttp writes many chunks per segment).
+
+    python benchmarks/client_overhead.py [--runs 3] [--requests-per-user 4] [--flush-per-chunk]
+    python benchmarks/client_overhead.py --profile 64   # cProfile of the client, flush per chunk
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
+import pstats
 import resource
 import statistics
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import psutil
@@ -39,7 +49,10 @@ CASES = (  # (label, simulator profile, users, tokens, workers)
     ("zero-delay", "zero-delay", 64, 512, 2),
     ("1 token per read", "fixed:0,10", 256, 128, 1),
     ("1 token per read", "fixed:0,10", 256, 128, 2),
+    ("flush per chunk", "zero-delay", 64, 512, 1),
+    ("flush per chunk", "zero-delay", 256, 128, 1),
 )
+FLUSHING = "flush per chunk"  # served by the lean simulator: one send per chunk
 
 
 class CpuSampler(threading.Thread):
@@ -94,8 +107,9 @@ def rusage_cpu() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def measure(profile: str, users: int, tokens: int, workers: int, requests_per_user: int) -> dict[str, float]:
-    with SimProcess(SimSpec(profile, SimOptions())) as sim:
+def measure(profile: str, users: int, tokens: int, workers: int, requests_per_user: int,
+            flushing: bool = False) -> dict[str, float]:  # fmt: skip
+    with SimProcess(SimSpec(profile, SimOptions(lean=flushing, keep_log=flushing))) as sim:
         sampler = CpuSampler(sim.pid, workers)
         sampler.start()
         cpu_before = rusage_cpu()
@@ -106,6 +120,7 @@ def measure(profile: str, users: int, tokens: int, workers: int, requests_per_us
         ])  # fmt: skip
         whole_cpu = rusage_cpu() - cpu_before
         sampler.stop()
+        written = sum(len(entry["chunk_ns"]) for entry in server_log(sim.url)) if flushing else None
     origin = summary["clock"]["monotonic_start_ns"]
     stamps = sorted(origin + t for record in records for t in record["chunk_ns"])
     first, last = stamps[0], stamps[-1]
@@ -119,7 +134,25 @@ def measure(profile: str, users: int, tokens: int, workers: int, requests_per_us
         "steady": steady_chunks / sampler.cpu_between(start, end),
         "wall": len(stamps) / ((last - first) / 1e9),
         "failed": summary["requests"]["failed"],
+        "server_chunks": float("nan") if written is None else written,
     }
+
+
+def server_log(url: str) -> list[dict[str, object]]:
+    with urllib.request.urlopen(f"{url}/sim/log", timeout=60) as reply:
+        return json.load(reply)  # type: ignore[no-any-return]
+
+
+def profile_client(users: int) -> None:
+    """Where the client's CPU goes per chunk against a flush-per-chunk server (cProfile's own
+    overhead inflates every figure; the shares are what to read)."""
+    with SimProcess(SimSpec("zero-delay", SimOptions(lean=True))) as sim:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        run_loadgen(["--endpoint", sim.url, "--api", "openai-completions", "--concurrency", str(users),
+                     "--requests", str(4 * users), "--warmup", "0", "--max-tokens", "512"])  # fmt: skip
+        profiler.disable()
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
 
 
 def main() -> int:
@@ -128,15 +161,21 @@ def main() -> int:
     parser.add_argument("--requests-per-user", type=int, default=4)
     parser.add_argument("--json", type=Path, help="also write every run's figures here")
     parser.add_argument("--users", type=int, action="append", help="only the cases with this many users")
+    parser.add_argument("--flush-per-chunk", action="store_true", help="only the flush-per-chunk cases")
+    parser.add_argument("--profile", type=int, metavar="USERS", help="profile the client instead (flush per chunk)")
     args = parser.parse_args()
+    if args.profile:
+        profile_client(args.profile)
+        return 0
     print(f"capacity: chunks per loadgen CPU-second, medians of {args.runs} runs (pid {os.getpid()})")
     print(f"{'server':<17} {'users':>5} {'tokens':>6} {'workers':>7} {'chunks':>8} {'chunks/read':>11} "
-          f"{'whole run':>10} {'steady':>9} {'chunks/s':>9}")  # fmt: skip
+          f"{'whole run':>10} {'steady':>9} {'chunks/s':>9} {'server wrote':>12}")  # fmt: skip
     every = []
     for label, profile, users, tokens, workers in CASES:
-        if args.users and users not in args.users:
+        if (args.users and users not in args.users) or (args.flush_per_chunk and label != FLUSHING):
             continue
-        runs = [measure(profile, users, tokens, workers, args.requests_per_user) for _ in range(args.runs)]
+        runs = [measure(profile, users, tokens, workers, args.requests_per_user, label == FLUSHING)
+                for _ in range(args.runs)]  # fmt: skip
         every.append({"case": [label, profile, users, tokens, workers], "runs": runs})
 
         def median(key: str, runs: list[dict[str, float]] = runs) -> float:
@@ -145,7 +184,8 @@ def main() -> int:
         print(
             f"{label:<17} {users:>5} {tokens:>6} {workers:>7} {median('chunks'):>8,.0f} "
             f"{median('chunks') / median('reads'):>11.2f} {median('whole'):>10,.0f} {median('steady'):>9,.0f} "
-            f"{median('wall'):>9,.0f}" + (f"  ({median('failed'):.0f} failed)" if median("failed") else ""),
+            f"{median('wall'):>9,.0f} {median('server_chunks'):>12,.0f}"
+            + (f"  ({median('failed'):.0f} failed)" if median("failed") else ""),
             flush=True,
         )
     if args.json:
