@@ -8,6 +8,9 @@ the stream; the usage chunk (``stream_options.include_usage``) has empty ``choic
 
 from __future__ import annotations
 
+from typing import Any
+
+import msgspec
 import orjson
 
 from loadgen.errors import ProtocolError
@@ -32,6 +35,34 @@ from loadgen.protocols.base import (
 from loadgen.protocols.sse import SseDecoder
 
 _loads = orjson.loads
+
+
+class _Delta(msgspec.Struct):
+    content: str | None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+    role: Any = msgspec.UNSET  # present at all (even null): the role-only first delta, not a token
+    tool_calls: Any = None
+
+
+class _Choice(msgspec.Struct):
+    text: str | None = None
+    delta: _Delta | None = None
+    finish_reason: str | None = None
+
+
+class _StreamChunk(msgspec.Struct):
+    """The fields of a streamed chunk the decoder reads (the others are skipped, not built): a
+    chunk that does not fit these types goes the general way (``_handle_dict``)."""
+
+    choices: list[_Choice] | None = None
+    usage: dict[str, Any] | None = None
+    error: Any = None
+    timings: Any = None
+
+
+_decode_chunk = msgspec.json.Decoder(_StreamChunk).decode
+_CHUNK_MISFITS = (msgspec.ValidationError, msgspec.DecodeError)
 
 
 class OpenAICodec:
@@ -122,9 +153,53 @@ class OpenAIStreamDecoder:
         return events
 
     def _handle(self, data: bytes, events: list[StreamEvent]) -> None:
+        """One chunk's events: decoded straight into the fields it needs (``_StreamChunk``); a chunk
+        of other shapes (or not JSON) goes through ``_handle_dict``, which says what is wrong."""
         if data == b"[DONE]":
             self._done = True
             return
+        try:
+            chunk = _decode_chunk(data)
+        except _CHUNK_MISFITS:
+            self._handle_dict(data, events)
+            return
+        if chunk.error is not None:
+            error = chunk.error
+            message = error.get("message") if isinstance(error, dict) else error
+            events.append(ServerError(str(message)))
+            self._finished = True
+            return
+        for choice in chunk.choices or ():
+            reason = choice.finish_reason
+            if self._chat:
+                delta = choice.delta
+                if delta is not None:
+                    reasoning = delta.reasoning_content or delta.reasoning
+                    if reasoning:
+                        events.append(ContentChunk(reasoning, reasoning=True))
+                    text = delta.content
+                    if text:
+                        events.append(ContentChunk(text))
+                    elif text is not None and not reason and delta.role is msgspec.UNSET and not delta.tool_calls:
+                        events.append(ContentChunk(""))  # see _append_generated: an empty delta is a token
+            else:
+                text = choice.text
+                if text:
+                    events.append(ContentChunk(text))
+                elif text is not None and not reason:
+                    events.append(ContentChunk(""))
+            if reason:
+                self._finished = True
+                events.append(Finish(reason))
+        if chunk.usage is not None:
+            events.append(_usage(chunk.usage))
+        if chunk.timings is not None:  # llama-server's own account, in its last chunk
+            timings = llama_cpp_timings(chunk.timings)
+            if timings is not None:
+                events.append(timings)
+
+    def _handle_dict(self, data: bytes, events: list[StreamEvent]) -> None:
+        """The general way: any JSON a server sends, checked field by field."""
         try:
             chunk = _loads(data)
         except ValueError:

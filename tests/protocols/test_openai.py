@@ -7,6 +7,7 @@ from loadgen.errors import ProtocolError
 from loadgen.prompts import Prompt
 from loadgen.protocols import get_codec
 from loadgen.protocols.base import ContentChunk, Finish, GenerationParams, ServerError, Usage
+from loadgen.protocols.openai import OpenAIStreamDecoder
 from tests.protocols import streams
 from tests.protocols.helpers import feed_all
 
@@ -172,3 +173,42 @@ def test_tgi_generated_tokens_must_be_a_count(generated: str) -> None:
     final = '{"token":{"id":1,"text":"a","special":false},"generated_text":"a","details":{"finish_reason":"length",'
     with pytest.raises(ProtocolError):
         decoder.feed(f'data: {final}"generated_tokens":{generated}}}}}\n\n'.encode())
+
+
+CHUNK_SHAPES = [  # what servers stream, odd ones included: the typed way and the general way must agree
+    {"choices": [{"index": 0, "text": "the", "finish_reason": None, "logprobs": None}]},
+    {"choices": [{"index": 0, "text": "", "finish_reason": None}]},
+    {"choices": [{"index": 0, "text": "", "finish_reason": "length"}]},
+    {"choices": [{"index": 0, "text": 7}]},
+    {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
+    {"choices": [{"index": 0, "delta": {"role": None, "content": ""}}]},
+    {"choices": [{"index": 0, "delta": {"content": ""}}]},
+    {"choices": [{"index": 0, "delta": {"content": "", "tool_calls": [{"id": "t"}]}}]},
+    {"choices": [{"index": 0, "delta": {"content": "a"}, "finish_reason": "stop"}]},
+    {"choices": [{"index": 0, "delta": {"reasoning_content": "hmm", "content": None}}]},
+    {"choices": [{"index": 0, "delta": {"reasoning": "so", "content": "b"}}]},
+    {"choices": [{"index": 0, "delta": None}]},
+    {"choices": [{"index": 0, "delta": {"content": ["not", "text"]}}]},
+    {"choices": [{"index": 0, "finish_reason": 3}]},
+    {"choices": None, "usage": {"prompt_tokens": 3, "completion_tokens": 2,
+                                "prompt_tokens_details": {"cached_tokens": 1}}},
+    {"choices": [], "usage": [1, 2]},
+    {"choices": [], "timings": {"prompt_ms": 1.5, "predicted_ms": 2.5}},
+    {"choices": [], "timings": None},
+    {"error": {"message": "overloaded"}},
+    {"error": "plain"},
+    {"id": "x"},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("chat", [True, False])
+@pytest.mark.parametrize("shape", CHUNK_SHAPES, ids=lambda shape: json.dumps(shape)[:60])
+def test_the_typed_and_the_general_way_agree(chat: bool, shape: dict[str, object]) -> None:
+    data = json.dumps(shape).encode()
+    typed, general = OpenAIStreamDecoder(chat), OpenAIStreamDecoder(chat)
+    typed_events: list[object] = []
+    general_events: list[object] = []
+    typed._handle(data, typed_events)  # noqa: SLF001
+    general._handle_dict(data, general_events)  # noqa: SLF001
+    assert typed_events == general_events
+    assert (typed._finished, typed._done) == (general._finished, general._done)  # noqa: SLF001
