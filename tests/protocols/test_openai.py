@@ -208,7 +208,7 @@ def test_the_typed_and_the_general_way_agree(chat: bool, shape: dict[str, object
     typed, general = OpenAIStreamDecoder(chat), OpenAIStreamDecoder(chat)
     typed_events: list[object] = []
     general_events: list[object] = []
-    typed._handle(data, typed_events)  # noqa: SLF001
-    general._handle_dict(data, general_events)  # noqa: SLF001
+    typed._handle(data, typed_events)
+    general._handle_dict(data, general_events)
     assert typed_events == general_events
-    assert (typed._finished, typed._done) == (general._finished, general._done)  # noqa: SLF001
+    assert (typed._finished, typed._done) == (general._finished, general._done)
