@@ -12,6 +12,7 @@ not an export request is answered 400 and counted; the run goes on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -73,10 +74,13 @@ class SpanReceiver:
         return self.url
 
     def stop(self) -> None:
+        thread = self._thread
+        if thread is None or not thread.is_alive():  # never started, or it could not listen
+            return
         if self._loop is not None and self._stopped is not None:
-            self._loop.call_soon_threadsafe(self._stopped.set)
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+            with contextlib.suppress(RuntimeError):  # its loop ended meanwhile
+                self._loop.call_soon_threadsafe(self._stopped.set)
+        thread.join(timeout=10)
 
     def expect_command(self, command_tag: str) -> None:
         """Traces of this command (its first 16 hex digits) are loadgen's: its preflight's too."""

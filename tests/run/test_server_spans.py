@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -177,6 +178,17 @@ def test_growth_names_the_part_that_grew_most() -> None:
 
     assert breakdown_growth([("c=1", account(0.1, 5.0)), ("c=2", None), ("c=8", account(9.1, 6.0))]) == (
         "c=1 → c=8: TTFT mean +10.00 ms, most of it queue (+9.00 ms; client +0.00, prefill +1.00)",)  # fmt: skip
+
+
+def test_a_receiver_port_in_use_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["run", "--server-timings", "otlp", "--otlp-listen", f"127.0.0.1:{port}", "--requests", "2",
+                     "--output", str(tmp_path / "x")]) == 2  # fmt: skip
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"loadgen: error: --otlp-listen 127.0.0.1:{port}: cannot listen (") and "\n" not in error
 
 
 @pytest.mark.parametrize(
