@@ -15,6 +15,7 @@ EXTRAS = {
     "gpu": ("pynvml",),
     "tokenizers": ("tokenizers",),
     "parquet": ("pyarrow",),
+    "otlp-grpc": ("grpc",),
 }
 
 

@@ -46,7 +46,7 @@ OPTION_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("timeouts", ("connect_timeout", "first_token_timeout", "request_timeout", "drain_timeout")),
     ("results", ("output", "hlog_interval", "quiet")),
     ("telemetry", ("telemetry", "telemetry_interval", "telemetry_url", "server_metrics", "server_metric",
-                   "gpu_devices", "server_timings", "otlp_listen", "otlp_wait")),
+                   "gpu_devices", "server_timings", "otlp_listen", "otlp_grpc_listen", "otlp_wait")),
     ("Amazon SageMaker", ("endpoint_name", "region", "endpoint_url", "inference_component", "custom_attributes",
                           "target_variant", "aws_profile")),
 )  # fmt: skip
@@ -56,7 +56,7 @@ NOT_FOR = {  # options a command does not use
     "compare": {"find_max"},
     "locust": {"rate", "find_max", "variants", "workers", "arrival", "burstiness", "max_inflight", "trace",
                "trace_format", "trace_speed", "stages", "batch_size", "sessions", "history", "think_time",
-               "session_header", "server_timings", "otlp_listen", "otlp_wait"},
+               "session_header", "server_timings", "otlp_listen", "otlp_grpc_listen", "otlp_wait"},
 }  # fmt: skip
 
 

@@ -257,13 +257,17 @@ def span_receiver(plan: Plan, events: RunEvents) -> Iterator[SpanReceiver | None
         yield None
         return
     host, port = plan.otlp_listen or (("127.0.0.1", 0) if plan.use_simulator else DEFAULT_LISTEN)
-    receiver = SpanReceiver(host, port)
+    receiver = SpanReceiver(host, port, plan.otlp_grpc_listen)
     try:
         url = receiver.start()
         if not plan.use_simulator:
             events.say(f"Receiving OpenTelemetry spans at {url}: point the server's OTLP/HTTP trace exporter there "
                        "(vLLM: --otlp-traces-endpoint " + url + " with OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="
                        "http/protobuf)", Tone.NOTE)  # fmt: skip
+        if receiver.grpc_target:
+            events.say(f"Receiving OpenTelemetry spans over gRPC at {receiver.grpc_target} (vLLM: "
+                       f"--otlp-traces-endpoint http://{receiver.grpc_target}; TGI: --otlp-endpoint "
+                       f"http://{receiver.grpc_target})", Tone.NOTE)  # fmt: skip
         yield receiver
     finally:
         receiver.stop()

@@ -394,6 +394,14 @@ OPTIONS: tuple[Option, ...] = (
         "HOST:PORT",
     ),
     Option(
+        "otlp_grpc_listen",
+        _host_port,
+        None,
+        "--server-timings otlp: also receive OTLP over gRPC here (vLLM's default protocol, TGI's only one), "
+        "e.g. 127.0.0.1:4317",
+        "HOST:PORT",
+    ),
+    Option(
         "otlp_wait",
         parse_positive_duration_s,
         10.0,
@@ -516,6 +524,7 @@ class Settings:
     gpu_devices: tuple[str, ...]
     server_timings: str
     otlp_listen: tuple[str, int] | None
+    otlp_grpc_listen: tuple[str, int] | None
     otlp_wait: float
 
     def recorded(self) -> dict[str, object]:

@@ -64,6 +64,7 @@ class Plan:
     find_max: FindMax | None = None  # --find-max: search for the highest load that meets the SLOs
     server_timings: str = "auto"  # auto | otlp | off: the server's own account of each request
     otlp_listen: tuple[str, int] | None = None  # the OTLP/HTTP receiver's address (None: the default)
+    otlp_grpc_listen: tuple[str, int] | None = None  # and an OTLP/gRPC one's, when asked for
     otlp_wait_s: float = 10.0  # after a level, the longest wait for its spans
 
 
@@ -167,9 +168,12 @@ def plan_from_flags(flags: Mapping[str, object], scenario_path: str | None = Non
         raise ConfigError("--sessions bring their own prompts: no --trace or --synthetic with them")
     if settings.session_header and sessions is None:
         raise ConfigError("--session-header sends a session's id: give --sessions")
-    if settings.otlp_listen is not None and settings.server_timings != "otlp":
-        raise ConfigError(f"--otlp-listen is where OTLP spans are received: give --server-timings otlp "
-                          f"(it is {settings.server_timings})")  # fmt: skip
+    for flag, given in (("--otlp-listen", settings.otlp_listen), ("--otlp-grpc-listen", settings.otlp_grpc_listen)):
+        if given is not None and settings.server_timings != "otlp":
+            raise ConfigError(f"{flag} is where OTLP spans are received: give --server-timings otlp "
+                              f"(it is {settings.server_timings})")  # fmt: skip
+    if settings.otlp_grpc_listen is not None:
+        require("otlp-grpc", "--otlp-grpc-listen")
     if sessions is not None:
         prompts = [sessions.sessions[0].prompt(0, (), "preflight")]  # the preflight's prompt: a first turn
     elif settings.synthetic:
@@ -208,6 +212,7 @@ def plan_from_flags(flags: Mapping[str, object], scenario_path: str | None = Non
         find_max=_search(settings, levels) if settings.find_max else None,
         server_timings=settings.server_timings,
         otlp_listen=settings.otlp_listen,
+        otlp_grpc_listen=settings.otlp_grpc_listen,
         otlp_wait_s=settings.otlp_wait,
         telemetry=TelemetryConfig(
             sources=settings.telemetry,

@@ -1,8 +1,10 @@
-"""Telemetry: an OTLP/HTTP trace receiver for ``--server-timings otlp``.
+"""Telemetry: an OTLP trace receiver for ``--server-timings otlp``.
 
-The server under test exports its request spans to it (vLLM's ``--otlp-traces-endpoint``, with
-``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf``; an OpenTelemetry collector's ``otlphttp``
-exporter). It runs an aiohttp server on a thread and event loop of its own, so decoding spans
+The server under test exports its request spans to it: over HTTP (vLLM's
+``--otlp-traces-endpoint`` with ``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf``, Triton, an
+OpenTelemetry collector's ``otlphttp`` exporter), or over gRPC with ``--otlp-grpc-listen`` (vLLM's
+default protocol, TGI's only one). It runs an aiohttp server (and grpcio's, when asked) on a thread
+and event loop of its own, so decoding spans
 never delays a read of the load's event loop. Spans of the traces loadgen started (the
 ``traceparent`` of each request: ``loadgen.engine.request.trace_id_for``) are kept by level until
 the run tier joins them with the level's records; any other span is only counted. A body that is
@@ -16,12 +18,13 @@ import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
 from loadgen.errors import ConfigError, ProtocolError
 from loadgen.protocols.base import ServerTimings
-from loadgen.protocols.otlp import MAX_EXPORT_BYTES, decode_export, span_timings
+from loadgen.protocols.otlp import MAX_EXPORT_BYTES, ServerSpan, decode_export, span_timings
 
 DEFAULT_LISTEN = ("127.0.0.1", 4318)  # OTLP/HTTP's own port
 LEVEL_TAG_DIGITS = 20
@@ -47,9 +50,14 @@ class ReceiverCounts:
     problems: list[str] = field(default_factory=list)  # the first of each kind, said once
 
 
+GRPC_EXPORT_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+
+
 class SpanReceiver:
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, grpc_address: tuple[str, int] | None = None) -> None:
         self._address = (host, port)
+        self._grpc_address = grpc_address
+        self.grpc_target = ""  # HOST:PORT of the gRPC listener, when there is one
         self._lock = threading.Lock()
         self._levels: dict[str, LevelSpans] = {}
         self._joined: set[str] = set()
@@ -69,8 +77,8 @@ class SpanReceiver:
         self._thread = threading.Thread(target=self._serve, args=(bound, failure), name="otlp-receiver", daemon=True)
         self._thread.start()
         if not bound.wait(START_TIMEOUT_S) or failure:
-            reason = failure[0] if failure else "it did not start"
-            raise ConfigError(f"--otlp-listen {self._address[0]}:{self._address[1]}: cannot listen ({reason})")
+            reason = failure[0] if failure else "--otlp-listen: it did not start"
+            raise ConfigError(reason)
         return self.url
 
     def stop(self) -> None:
@@ -143,17 +151,61 @@ class SpanReceiver:
             site = web.TCPSite(runner, self._address[0], self._address[1])
             await site.start()
         except OSError as exc:
-            failure.append(exc.strerror or str(exc))
+            failure.append(f"--otlp-listen {self._address[0]}:{self._address[1]}: cannot listen "
+                           f"({exc.strerror or exc})")  # fmt: skip
             await runner.cleanup()
             return
         host, port = runner.addresses[0][:2] if runner.addresses else self._address
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{port}/v1/traces"
+        grpc_server = await self._serve_grpc(failure) if self._grpc_address is not None else None
+        if failure:
+            await runner.cleanup()
+            return
         bound.set()
         try:
             await self._stopped.wait()
         finally:
+            if grpc_server is not None:
+                await grpc_server.stop(grace=1.0)
             await runner.cleanup()
+
+    async def _serve_grpc(self, failure: list[str]) -> Any:
+        """OTLP over gRPC: ``TraceService/Export`` takes the same protobuf bytes as OTLP/HTTP."""
+        import grpc
+
+        assert self._grpc_address is not None
+        host, port = self._grpc_address
+        server = grpc.aio.server(
+            options=[("grpc.max_receive_message_length", MAX_EXPORT_BYTES), ("grpc.so_reuseport", 0)]
+        )  # a port in use is an error, not shared
+        handler = grpc.unary_unary_rpc_method_handler(self._grpc_export)  # raw bytes in and out
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(GRPC_EXPORT_SERVICE,
+                                                                              {"Export": handler}),))  # fmt: skip
+        try:
+            bound_port = server.add_insecure_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        except RuntimeError as exc:  # grpcio says a port it cannot bind this way
+            bound_port, reason = 0, str(exc)
+        else:
+            reason = "the address is taken or not this host's"
+        if not bound_port:
+            failure.append(f"--otlp-grpc-listen {host}:{port}: cannot listen ({reason})")
+            return None
+        await server.start()
+        self.grpc_target = f"{host}:{bound_port}"
+        return server
+
+    async def _grpc_export(self, body: bytes, context: Any) -> bytes:
+        import grpc
+
+        try:
+            spans = decode_export(body, "application/x-protobuf")
+        except ProtocolError as exc:
+            self._problem(str(exc).split(":")[0], str(exc))
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            return b""
+        self._take(spans)
+        return b""  # an empty ExportTraceServiceResponse
 
     async def _export(self, request: web.Request) -> web.Response:
         json_body = request.content_type == "application/json"
@@ -166,13 +218,16 @@ class SpanReceiver:
         except ProtocolError as exc:
             self._problem(str(exc).split(":")[0], str(exc))
             return web.Response(status=400, text=str(exc))
+        self._take(spans)
+        if json_body:
+            return web.json_response({})
+        return web.Response(body=b"", content_type="application/x-protobuf")  # an empty ExportTraceServiceResponse
+
+    def _take(self, spans: list[ServerSpan]) -> None:
         with self._lock:
             self.counts.exports += 1
             for span in spans:
                 self._keep(span.trace_id, span_timings(span))
-        if json_body:
-            return web.json_response({})
-        return web.Response(body=b"", content_type="application/x-protobuf")  # an empty ExportTraceServiceResponse
 
     def _keep(self, trace_id: str, timings: ServerTimings | None) -> None:
         counts = self.counts

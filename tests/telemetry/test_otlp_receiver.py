@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -92,3 +93,35 @@ def test_a_port_in_use_is_one_line(receiver: SpanReceiver) -> None:
     port = int(receiver.url.rsplit(":", 1)[1].split("/")[0])
     with pytest.raises(ConfigError, match=rf"--otlp-listen 127.0.0.1:{port}: cannot listen \(.*in use"):
         SpanReceiver("127.0.0.1", port).start()
+
+
+def test_otlp_over_grpc() -> None:
+    grpc = pytest.importorskip("grpc")
+    receiver = SpanReceiver("127.0.0.1", 0, ("127.0.0.1", 0))
+    receiver.start()
+    try:
+        receiver.expect(LEVEL)
+        with grpc.insecure_channel(receiver.grpc_target) as channel:
+            export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+            assert export(encode_spans([span(1), span(2)], "tgi"), timeout=30) == b""  # an empty response
+            with pytest.raises(grpc.RpcError) as refused:
+                export(b"\x0a\xff\xff\xff", timeout=30)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "OTLP protobuf export does not parse" in refused.value.details()
+            assert export(encode_spans([span(3)], "tgi"), timeout=30) == b""  # and it goes on
+        assert set(receiver.take(LEVEL).spans) == {span(i)[0] for i in (1, 2, 3)}
+        assert receiver.counts.rejected == 1
+    finally:
+        receiver.stop()
+
+
+def test_a_grpc_port_in_use_is_one_line(receiver: SpanReceiver) -> None:
+    pytest.importorskip("grpc")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        other = SpanReceiver("127.0.0.1", 0, ("127.0.0.1", port))
+        with pytest.raises(ConfigError, match=rf"^--otlp-grpc-listen 127.0.0.1:{port}: cannot listen \("):
+            other.start()
+        other.stop()

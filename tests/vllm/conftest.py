@@ -50,6 +50,7 @@ class VllmServers:
     speculative_url: str  # n-gram speculative decoding
     model_dir: Path
     otlp_port: int  # the plain server exports its request spans to 127.0.0.1 on this port (OTLP/HTTP)
+    otlp_grpc_port: int  # the n-gram one to this one, over gRPC (vLLM's default OTLP protocol)
     model: str = "tiny"
 
 
@@ -92,12 +93,13 @@ def _ready(port: int) -> bool:
         return False
 
 
-def _start(python: Path, model: Path, port: int, log: Path, extra: list[str]) -> subprocess.Popen[bytes]:
+def _start(python: Path, model: Path, port: int, log: Path, extra: list[str],
+           protocol: str = "http/protobuf") -> subprocess.Popen[bytes]:  # fmt: skip
     env = {**os.environ, "VLLM_TARGET_DEVICE": "cpu", "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_NO_USAGE_STATS": "1",
            "VLLM_CPU_OMP_THREADS_BIND": str(SERVER_CPU), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
            "TRANSFORMERS_OFFLINE": "1", "DO_NOT_TRACK": "1",
            # request spans over OTLP/HTTP (protobuf), sent 0.1 s after they end (the default waits 5 s)
-           "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf", "OTEL_BSP_SCHEDULE_DELAY": "100"}  # fmt: skip
+           "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": protocol, "OTEL_BSP_SCHEDULE_DELAY": "100"}  # fmt: skip
     command = [str(Path(python).with_name("vllm")), "serve", str(model), "--host", "127.0.0.1", "--port", str(port),
                "--served-model-name", "tiny", "--enforce-eager", "--max-model-len", "1024", "--dtype", "bfloat16",
                "--seed", "0", *extra]  # fmt: skip
@@ -123,7 +125,7 @@ def vllm_servers() -> Iterator[VllmServers]:
     model = _model(python)
     workdir = Path(tempfile.mkdtemp(prefix="loadgen-vllm-"))
     ports = [free_port(), free_port()]
-    otlp_port = free_port()
+    otlp_port, otlp_grpc_port = free_port(), free_port()
     own_cpus = os.sched_getaffinity(0)
     if len(own_cpus) > 1:
         os.sched_setaffinity(0, own_cpus - {SERVER_CPU})
@@ -141,7 +143,19 @@ def vllm_servers() -> Iterator[VllmServers]:
                 f"http://127.0.0.1:{otlp_port}/v1/traces",
             ],
         ),
-        _start(python, model, ports[1], workdir / "ngram.log", ["--speculative-config", json.dumps(SPECULATIVE)]),
+        _start(
+            python,
+            model,
+            ports[1],
+            workdir / "ngram.log",
+            [
+                "--speculative-config",
+                json.dumps(SPECULATIVE),
+                "--otlp-traces-endpoint",
+                f"http://127.0.0.1:{otlp_grpc_port}",
+            ],
+            protocol="grpc",
+        ),
     ]
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -151,7 +165,9 @@ def vllm_servers() -> Iterator[VllmServers]:
                     tail = (workdir / f"{name}.log").read_bytes()[-1500:].decode("utf-8", "replace")
                     _unavailable(f"vllm serve ({name}) did not become ready (exit {process.poll()}): {tail}")
                 time.sleep(1.0)
-        yield VllmServers(f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}", model, otlp_port)
+        yield VllmServers(
+            f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}", model, otlp_port, otlp_grpc_port
+        )
     finally:
         for process in processes:
             _stop(process)

@@ -163,3 +163,14 @@ def test_every_request_joined_with_vllms_own_span(vllm_servers: VllmServers, tmp
     line = f"queue + prefill: loadgen {ours_ms:.3f} ms, vLLM's histograms {vllm_ms:.3f} ms"
     print(line)
     assert abs(ours_ms - vllm_ms) <= 1.0, line
+
+
+def test_spans_over_grpc_as_vllm_exports_them_by_default(vllm_servers: VllmServers, tmp_path: Path) -> None:
+    """The n-gram server exports over gRPC (vLLM's default OTLP protocol) to ``--otlp-grpc-listen``."""
+    summary = run(tmp_path, "grpc", "--endpoint", vllm_servers.speculative_url, "--api", "openai-completions",
+                  "--concurrency", "2", "--requests", "8", "--max-tokens", "16", "--ignore-eos", "--server-timings",
+                  "otlp", "--otlp-listen", "127.0.0.1:0", "--otlp-grpc-listen",
+                  f"127.0.0.1:{vllm_servers.otlp_grpc_port}")  # fmt: skip
+    join = summary["server_timings"]["join"]
+    assert join["joined"] >= 0.95 * join["completed"] and join["completed"] == 8, join
+    assert summary["server_timings"]["sources"] == {"OpenTelemetry span (gen_ai.latency)": join["joined"]}
