@@ -11,11 +11,12 @@ import socket
 from pathlib import Path
 
 import pytest
-from aiohttp import web
+from aiohttp import ClientSession, web
 
 from loadgen.cli import main
 from loadgen.metrics.results import ServerAccount, read_summary
 from loadgen.metrics.server_account import breakdown_growth
+from loadgen.protocols.otlp import encode_spans
 from loadgen.report.export import summary_row
 from loadgen.run.spans import join_records
 from loadgen.telemetry.otlp import LevelSpans
@@ -147,6 +148,34 @@ def test_a_server_that_sends_no_spans_is_said(start_sim: SimFactory, tmp_path: P
     shown = " ".join(capsys.readouterr().out.split())
     assert "Receiving OpenTelemetry spans at http://127.0.0.1:" in shown and "warning: concurrency" in shown
     assert "only 0 of 8 completed requests" in shown
+
+
+def test_a_bad_export_during_a_run_is_said_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A server whose exporter sends a body that is not an OTLP export with every request: the
+    receiver answers 400, the console says it once, the spans that are good still join."""
+    port = free_port()
+
+    async def completions(request: web.Request) -> web.StreamResponse:
+        trace_id = (request.headers.get("traceparent") or "00-" + "0" * 32).split("-")[1]
+        good = encode_spans([(trace_id, "", "1" * 16, 1, 2, {"gen_ai.latency.time_in_queue": 0.001})], "x")
+        async with ClientSession() as session:
+            for body, kind in ((b"{", "application/json"), (good, "application/x-protobuf")):
+                async with session.post(f"http://127.0.0.1:{port}/v1/traces", data=body,
+                                        headers={"Content-Type": kind}) as reply:  # fmt: skip
+                    await reply.read()
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b'data: {"choices":[{"index":0,"delta":{"content":"a"},"finish_reason":"stop"}]}\n\n'
+                             b"data: [DONE]\n\n")  # fmt: skip
+        return response
+
+    with serve_in_thread(chat_app(completions)) as url:
+        assert run_with_spans(url, f"127.0.0.1:{port}", tmp_path / "run", "--requests", "6", "--warmup", "0") == 0
+    shown = capsys.readouterr().out
+    said = [line for line in shown.splitlines() if "OTLP receiver" in line]
+    assert len(said) == 1 and said[0].startswith("warning: OTLP receiver: OTLP JSON export does not parse")
+    join = json.loads((tmp_path / "run" / "summary.json").read_text())["server_timings"]["join"]
+    assert (join["joined"], join["completed"]) == (6, 6)
 
 
 def test_join_records_keeps_a_cut_line_and_counts_what_matched(tmp_path: Path) -> None:
