@@ -26,16 +26,20 @@ default simulator's aiohttp writes many chunks per segment).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import json
 import os
 import pstats
 import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -51,8 +55,12 @@ CASES = (  # (label, simulator profile, users, tokens, workers)
     ("1 token per read", "fixed:0,10", 256, 128, 2),
     ("flush per chunk", "zero-delay", 64, 512, 1),
     ("flush per chunk", "zero-delay", 256, 128, 1),
+    # the C server (flush_server.c): flat out, and paced so that each read carries one token
+    ("flush per chunk", "c:0", 64, 512, 1),
+    ("flush per chunk", "c:2000", 64, 512, 1),
+    ("flush per chunk", "c:8000", 256, 128, 1),
 )
-FLUSHING = "flush per chunk"  # served by the lean simulator: one send per chunk
+FLUSHING = "flush per chunk"  # the lean simulator (one send per chunk), or c:INTERVAL_US (flush_server.c)
 
 
 class CpuSampler(threading.Thread):
@@ -107,20 +115,40 @@ def rusage_cpu() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+@contextlib.contextmanager
+def serving(profile: str, flushing: bool) -> Iterator[tuple[str, int | None, Callable[[], int | None]]]:
+    """(URL, server pid, how many content chunks the server wrote): the simulator, or with
+    ``c:INTERVAL_US`` the C server (``flush_server.c``, compiled here with gcc)."""
+    if profile.startswith("c:"):
+        binary = Path(tempfile.mkdtemp()) / "flush_server"
+        subprocess.run(["gcc", "-O2", "-o", str(binary), str(Path(__file__).with_name("flush_server.c"))], check=True)
+        server = subprocess.Popen([str(binary), "0", profile[2:]], stdout=subprocess.PIPE, text=True)
+        try:
+            assert server.stdout is not None
+            url = f"http://127.0.0.1:{server.stdout.readline().split()[1]}"
+            yield url, server.pid, lambda: int(json.load(urllib.request.urlopen(f"{url}/count", timeout=10))["chunks"])
+        finally:
+            server.terminate()
+            server.wait()
+        return
+    with SimProcess(SimSpec(profile, SimOptions(lean=flushing, keep_log=flushing))) as sim:
+        yield sim.url, sim.pid, lambda: sum(len(e["chunk_ns"]) for e in server_log(sim.url)) if flushing else None
+
+
 def measure(profile: str, users: int, tokens: int, workers: int, requests_per_user: int,
             flushing: bool = False) -> dict[str, float]:  # fmt: skip
-    with SimProcess(SimSpec(profile, SimOptions(lean=flushing, keep_log=flushing))) as sim:
-        sampler = CpuSampler(sim.pid, workers)
+    with serving(profile, flushing) as (url, server_pid, server_count):
+        sampler = CpuSampler(server_pid, workers)
         sampler.start()
         cpu_before = rusage_cpu()
         summary, records = run_loadgen([
-            "--endpoint", sim.url, "--api", "openai-completions", "--concurrency", str(users),
+            "--endpoint", url, "--api", "openai-completions", "--concurrency", str(users),
             "--requests", str(users * requests_per_user), "--warmup", "0", "--max-tokens", str(tokens),
             "--workers", str(workers),
         ])  # fmt: skip
         whole_cpu = rusage_cpu() - cpu_before
         sampler.stop()
-        written = sum(len(entry["chunk_ns"]) for entry in server_log(sim.url)) if flushing else None
+        written = server_count()
     origin = summary["clock"]["monotonic_start_ns"]
     stamps = sorted(origin + t for record in records for t in record["chunk_ns"])
     first, last = stamps[0], stamps[-1]
@@ -168,7 +196,7 @@ def main() -> int:
         profile_client(args.profile)
         return 0
     print(f"capacity: chunks per loadgen CPU-second, medians of {args.runs} runs (pid {os.getpid()})")
-    print(f"{'server':<17} {'users':>5} {'tokens':>6} {'workers':>7} {'chunks':>8} {'chunks/read':>11} "
+    print(f"{'server':<17} {'profile':>9} {'users':>5} {'tokens':>6} {'workers':>7} {'chunks':>8} {'chunks/read':>11} "
           f"{'whole run':>10} {'steady':>9} {'chunks/s':>9} {'server wrote':>12}")  # fmt: skip
     every = []
     for label, profile, users, tokens, workers in CASES:
@@ -182,7 +210,7 @@ def main() -> int:
             return statistics.median(run[key] for run in runs)
 
         print(
-            f"{label:<17} {users:>5} {tokens:>6} {workers:>7} {median('chunks'):>8,.0f} "
+            f"{label:<17} {profile:>9} {users:>5} {tokens:>6} {workers:>7} {median('chunks'):>8,.0f} "
             f"{median('chunks') / median('reads'):>11.2f} {median('whole'):>10,.0f} {median('steady'):>9,.0f} "
             f"{median('wall'):>9,.0f} {median('server_chunks'):>12,.0f}"
             + (f"  ({median('failed'):.0f} failed)" if median("failed") else ""),
