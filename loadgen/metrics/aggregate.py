@@ -331,19 +331,11 @@ def aggregator_state(aggregator: Aggregator, close_interval: bool = True) -> dic
         "window_end_ns": aggregator.window_end_ns,
         "first_intended_ns": aggregator.first_intended_ns,
         "last_intended_ns": aggregator.last_intended_ns,
-        "histograms": {name: _encoded(h) for name, h in histograms.items()},
+        "histograms": {name: h.state() for name, h in histograms.items()},
         "server": aggregator.server.state(),
-        "turns": {str(turn): {**{name: getattr(tally, name) for name in TURN_COUNTERS}, "ttft": _encoded(tally.ttft)}
+        "turns": {str(turn): {**{name: getattr(tally, name) for name in TURN_COUNTERS}, "ttft": tally.ttft.state()}
                   for turn, tally in aggregator.turns.items()},
     }  # fmt: skip
-
-
-def _encoded(histogram: Histogram) -> dict[str, object]:
-    return {"encoded": histogram.encode(), "out_of_range": histogram.out_of_range}
-
-
-def _add_encoded(histogram: Histogram, state: dict[str, Any]) -> None:
-    histogram.add_encoded(state["encoded"], state["out_of_range"])
 
 
 def merge_state(aggregator: Aggregator, state: dict[str, Any]) -> None:
@@ -362,10 +354,10 @@ def merge_state(aggregator: Aggregator, state: dict[str, Any]) -> None:
         if theirs is not None:
             setattr(aggregator, edge, theirs if mine is None else pick(mine, theirs))
     for name, histogram in state["histograms"].items():
-        _add_encoded(aggregator.totals[name], histogram)
+        aggregator.totals[name].add_state(histogram)
     aggregator.server.merge(state.get("server", {}))
     for turn, figures in state.get("turns", {}).items():
         tally = aggregator.turns.setdefault(int(turn), TurnTally(Histogram.latency()))
         for name in TURN_COUNTERS:
             setattr(tally, name, getattr(tally, name) + figures[name])
-        _add_encoded(tally.ttft, figures["ttft"])
+        tally.ttft.add_state(figures["ttft"])

@@ -9,8 +9,9 @@ same read) is recorded as 0, which HdrHistogram keeps exactly.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from hdrh.histogram import HdrHistogram
@@ -132,6 +133,13 @@ class Histogram:
         other = without_cycle(HdrHistogram.decode(encoded.encode("ascii")))
         if other.get_total_count():
             self.hdr.add(other)
+
+    def state(self) -> dict[str, object]:
+        """The histogram for another process (``add_state`` merges it there), exactly."""
+        return {"encoded": self.encode(), "out_of_range": self.out_of_range}
+
+    def add_state(self, state: Mapping[str, Any]) -> None:
+        self.add_encoded(state["encoded"], state["out_of_range"])
 
     def add(self, other: Histogram) -> None:
         self._out_of_range += other.out_of_range

@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from loadgen.metrics import request_metrics as rm
@@ -77,15 +78,14 @@ class ServerTally:
 
     def state(self) -> dict[str, Any]:
         return {"requests": self.requests, "sources": dict(self.sources), "transit_negative": self.transit_negative,
-                "parts": {name: {"encoded": h.encode(), "out_of_range": h.out_of_range}
-                          for name, h in self.parts.items()}}  # fmt: skip
+                "parts": {name: histogram.state() for name, histogram in self.parts.items()}}  # fmt: skip
 
     def merge(self, state: Mapping[str, Any]) -> None:
         self.requests += state.get("requests", 0)
         self.sources.update(state.get("sources", {}))
         self.transit_negative += state.get("transit_negative", 0)
-        for name, encoded in state.get("parts", {}).items():
-            self.part(name).add_encoded(encoded["encoded"], encoded["out_of_range"])
+        for name, histogram in state.get("parts", {}).items():
+            self.part(name).add_state(histogram)
 
     def account(self, completed: int, join: ServerJoin | None = None) -> ServerAccount | None:
         """The level's section, or None when the server accounted for none of its requests (and no
@@ -114,18 +114,31 @@ TTFT_PARTS = (("client", "client_overhead_ms"), ("transit", "transit_ms"), ("fro
               ("queue", "queue_ms"), ("prefill", "prefill_ms"))  # fmt: skip
 
 
-def ttft_parts(account: ServerAccount | None) -> list[tuple[str, float]]:
-    """The means of the parts of TTFT that the level's account has, in the order a request meets
-    them (they add up to the mean TTFT of the requests accounted for, when all are there)."""
+@dataclass(frozen=True, slots=True)
+class TtftBreakdown:
+    """The means of the parts of TTFT a level's account has, in the order a request meets them
+    (``TTFT_PARTS``); ``total`` is their sum, the mean TTFT of the requests accounted for when all
+    the parts are there."""
+
+    means: dict[str, float]
+
+    @property
+    def total(self) -> float:
+        return sum(self.means.values())
+
+
+def ttft_breakdown(account: ServerAccount | None) -> TtftBreakdown | None:
     if account is None:
-        return []
-    return [(name, mean) for name, part in TTFT_PARTS if (mean := account.mean(part)) is not None]
+        return None
+    means = {name: mean for name, part in TTFT_PARTS if (mean := account.mean(part)) is not None}
+    return TtftBreakdown(means) if means else None
 
 
 def breakdown_growth(levels: Sequence[tuple[str, ServerAccount | None]]) -> tuple[str, ...]:
     """From each level to the next that both have a breakdown: how much the TTFT parts' sum grew,
     and which part grew most."""
-    known = [(label, dict(parts)) for label, account in levels if len(parts := ttft_parts(account)) >= 2]
+    known = [(label, breakdown.means) for label, account in levels
+             if (breakdown := ttft_breakdown(account)) is not None and len(breakdown.means) >= 2]  # fmt: skip
     lines = []
     for (before_label, before), (after_label, after) in itertools.pairwise(known):
         deltas = {name: after[name] - before[name] for name in after if name in before}

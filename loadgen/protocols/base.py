@@ -77,8 +77,8 @@ class ResponseComplete:
 @dataclass(frozen=True, slots=True)
 class ServerTimings:
     """The server's own account of one request, where it gives one: llama.cpp's ``timings``
-    (prompt and predicted ms in its last chunk) or TGI's ``x-*-time`` response headers. A part
-    the server does not report is None."""
+    (prompt and predicted ms in its last chunk), TGI's ``x-*-time`` response headers, or its
+    OpenTelemetry span (``protocols.otlp.span_timings``). A part the server does not report is None."""
 
     source: str
     queue_ms: float | None = None
@@ -96,7 +96,7 @@ def llama_cpp_timings(timings: object) -> ServerTimings | None:
     """llama-server's ``timings``: ``prompt_ms`` (prefill) and ``predicted_ms`` (decode)."""
     if not isinstance(timings, dict):
         return None
-    prefill, decode = _milliseconds(timings.get("prompt_ms")), _milliseconds(timings.get("predicted_ms"))
+    prefill, decode = milliseconds(timings.get("prompt_ms")), milliseconds(timings.get("predicted_ms"))
     if prefill is None and decode is None:
         return None
     total = prefill + decode if prefill is not None and decode is not None else None
@@ -109,13 +109,13 @@ TGI_TIMING_HEADERS = {"x-queue-time": "queue_ms", "x-inference-time": "compute_m
 def tgi_header_timings(headers: Mapping[str, str]) -> ServerTimings | None:
     """TGI's response headers: ``x-queue-time``, ``x-inference-time`` (prefill and decode) and
     ``x-total-time``, in ms."""
-    parts = {field: _milliseconds(headers.get(name)) for name, field in TGI_TIMING_HEADERS.items()}
+    parts = {field: milliseconds(headers.get(name)) for name, field in TGI_TIMING_HEADERS.items()}
     if all(value is None for value in parts.values()):
         return None
     return ServerTimings("TGI x-*-time headers", **parts)
 
 
-def _milliseconds(value: object) -> float | None:
+def milliseconds(value: object) -> float | None:
     """A non-negative, finite number of ms (a header's text too), else None: a server's odd value
     is not a figure."""
     if isinstance(value, bool):

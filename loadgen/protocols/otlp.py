@@ -18,7 +18,6 @@ The simulator writes vLLM's form (``encode_spans``), so the same join is tested 
 
 from __future__ import annotations
 
-import math
 import re
 import zlib
 from collections.abc import Iterable, Mapping
@@ -28,7 +27,7 @@ from typing import Any
 import orjson
 
 from loadgen.errors import ProtocolError
-from loadgen.protocols.base import ServerTimings
+from loadgen.protocols.base import ServerTimings, milliseconds
 
 MAX_EXPORT_BYTES = 32 * 1024 * 1024  # one export request, after decompression (the OTel collector's is 20 MiB)
 GEN_AI_SECONDS = {  # vLLM's span attribute → ServerTimings field (the values are in seconds)
@@ -245,10 +244,10 @@ def _json_float(value: object) -> float | None:
 
 
 def _seconds_as_ms(value: object) -> float | None:
+    """A number of seconds as ms, when it is a figure (``milliseconds``); text is not, in a span."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    milliseconds = value * 1e3
-    return milliseconds if math.isfinite(milliseconds) and 0 <= milliseconds < 1e9 else None
+    return milliseconds(value * 1e3)
 
 
 def _duration_ms(value: object) -> float | None:

@@ -34,7 +34,7 @@ from loadgen.metrics.results import (
     Validity,
     samples_needed,
 )
-from loadgen.metrics.server_account import TTFT_PARTS, ttft_parts
+from loadgen.metrics.server_account import TTFT_PARTS, ttft_breakdown
 from loadgen.plan.knee import level_passes, sweep_knee
 from loadgen.records import SERVER_TIMING_PARTS
 
@@ -460,11 +460,12 @@ def server_account_lines(account: ServerAccount, completed: int | None) -> list[
     sources = ", ".join(account.sources) or "no server account"
     lines = [Text(f"server's own account ({sources}, {account.requests} of {completed or 0} requests): "
                   + " · ".join(parts), style="dim")]  # fmt: skip
-    ttft = ttft_parts(account)
-    if ttft:
-        added = f" = {sum(mean for _, mean in ttft):.2f} ms" if len(ttft) > 1 else ""
+    breakdown = ttft_breakdown(account)
+    if breakdown is not None:
+        means = breakdown.means
+        added = f" = {breakdown.total:.2f} ms" if len(means) > 1 else ""
         decode = f"; then decode {_ms(account.mean('decode_ms'))} ms" if account.decode_ms is not None else ""
-        lines.append(Text("where TTFT went (means): " + " + ".join(f"{name} {mean:.2f}" for name, mean in ttft)
+        lines.append(Text("where TTFT went (means): " + " + ".join(f"{name} {mean:.2f}" for name, mean in means.items())
                           + added + decode, style="dim"))  # fmt: skip
     join = account.join
     if join is not None:
@@ -482,20 +483,21 @@ def _share(rate: float | None) -> str:
 
 def breakdown_table(summaries: Sequence[RunSummary]) -> Table | None:
     """A sweep's TTFT split per level (means, ms): loadgen's part, the transit's, the server's."""
-    rows = [(summary, parts) for summary in summaries if (parts := ttft_parts(summary.server_timings))]
+    rows = [(summary, breakdown) for summary in summaries
+            if (breakdown := ttft_breakdown(summary.server_timings)) is not None]  # fmt: skip
     if not rows:
         return None
     table = Table(title="where TTFT went per level (means, ms; the server's own account)", title_justify="left",
                   padding=(0, 1), pad_edge=False)  # fmt: skip
-    names = [name for name, _ in TTFT_PARTS if any(name in dict(parts) for _, parts in rows)]
+    names = [name for name, _ in TTFT_PARTS if any(name in breakdown.means for _, breakdown in rows)]
     for column in ("level", *names, "= TTFT", "decode", "joined"):
         table.add_column(column, justify="right", no_wrap=True)
-    for summary, parts in rows:
-        means, account = dict(parts), summary.server_timings
+    for summary, breakdown in rows:
+        account = summary.server_timings
         assert account is not None
         join = account.join
-        table.add_row(level_label(summary), *(_number(means.get(name)) for name in names),
-                      _number(sum(means.values())), _number(account.mean("decode_ms")),
+        table.add_row(level_label(summary), *(_number(breakdown.means.get(name)) for name in names),
+                      _number(breakdown.total), _number(account.mean("decode_ms")),
                       _share(join.rate if join is not None else account.share))  # fmt: skip
     return table
 

@@ -15,7 +15,6 @@ import asyncio
 import os
 from pathlib import Path
 
-import msgspec
 import orjson
 from msgspec.structs import replace
 
@@ -78,7 +77,7 @@ def join_records(path: Path, level: LevelSpans) -> tuple[ServerTally, int, int]:
                 sink.write(line if line.endswith(b"\n") else line + b"\n")
                 if data.get("warmup") or data.get("error_kind") is not None or not data.get("server_timings"):
                     continue
-                tally.count(msgspec.convert(data, RequestRecord), data["server_timings"])
+                tally.count(RequestRecord.from_json_dict(data), data["server_timings"])
                 joined += timings is not None
         os.replace(rewritten, path)
     except OSError as exc:

@@ -146,9 +146,10 @@ class SimServer:
         if self.spans is None:
             return
         end_s = time.perf_counter()
-        trace_id = self.spans.add(request.headers.get("traceparent"), account, end_s, parsed.prompt_tokens, tokens)
+        attributes = account.attributes(end_s, parsed.prompt_tokens, tokens)
+        trace_id = self.spans.add(request.headers.get("traceparent"), account.arrival_s, end_s, attributes)
         if self.options.keep_log:
-            log.trace_id, log.span = trace_id, account.attributes(end_s, parsed.prompt_tokens, tokens)
+            log.trace_id, log.span = trace_id, attributes
 
     # --- request parsing -------------------------------------------------------------------
 

@@ -68,15 +68,13 @@ class SpanExporter:
         if self._session is not None:
             await self._session.close()
 
-    def add(self, traceparent: str | None, account: Account, end_s: float, prompt_tokens: int,
-            completion_tokens: int) -> str:  # fmt: skip
-        """Queues one finished request's span; its trace id."""
+    def add(self, traceparent: str | None, arrival_s: float, end_s: float, attributes: dict[str, float | int]) -> str:
+        """Queues one finished request's span (``Account.attributes``); its trace id."""
         match = TRACEPARENT.match(traceparent or "")
         trace_id, parent_id = (match.group(1), match.group(2)) if match else (secrets.token_hex(16), "")
         now_s, now_ns = time.perf_counter(), time.time_ns()  # the span's times on the wall clock, as exported
-        start_ns = now_ns - round((now_s - account.arrival_s) * 1e9)
+        start_ns = now_ns - round((now_s - arrival_s) * 1e9)
         end_ns = now_ns - round((now_s - end_s) * 1e9)
-        attributes = account.attributes(end_s, prompt_tokens, completion_tokens)
         self._pending.append((trace_id, parent_id, secrets.token_hex(8), start_ns, end_ns, attributes))
         return trace_id
 

@@ -13,7 +13,7 @@ from loadgen.errors import ConfigError
 from loadgen.metrics.hlog import merged_intervals, read_intervals
 from loadgen.metrics.request_metrics import RequestFigures
 from loadgen.metrics.results import RunConfig, RunSummary
-from loadgen.metrics.server_account import TTFT_PARTS, ttft_parts
+from loadgen.metrics.server_account import TTFT_PARTS, ttft_breakdown
 from loadgen.report.console import (
     level_label,
 )
@@ -278,26 +278,27 @@ BREAKDOWN_NOTE = (
 def breakdown_block(levels: Sequence[RunSummary], prefix: str, growth: Sequence[str] = ()) -> str:
     """Where each level's TTFT went (the server's own account joined with loadgen's): the parts'
     means stacked per level, decode beside, the join's quality, and which part grew."""
-    shown = [(summary, dict(found)) for summary in levels if (found := ttft_parts(summary.server_timings))]
+    shown = [(summary, breakdown) for summary in levels
+             if (breakdown := ttft_breakdown(summary.server_timings)) is not None]  # fmt: skip
     if not shown:
         return ""
-    names = [name for name, _ in TTFT_PARTS if any(name in means for _, means in shown)]
+    names = [name for name, _ in TTFT_PARTS if any(name in breakdown.means for _, breakdown in shown)]
     labels = [level_label(summary) for summary, _ in shown]
     chart = Chart(f"{prefix}-breakdown", "where TTFT went (means; they add up to the mean TTFT)", "level", "ms",
                   stacked=True)  # fmt: skip
     for name in names:
-        chart.bars(name, labels, [means.get(name) for _, means in shown], unit="ms")
+        chart.bars(name, labels, [breakdown.means.get(name) for _, breakdown in shown], unit="ms")
     rows: list[list[object]] = []
     notes = []
-    for (summary, means), label in zip(shown, labels, strict=True):
+    for (summary, breakdown), label in zip(shown, labels, strict=True):
         account = summary.server_timings
         assert account is not None
         join = account.join
         rows.append(
             [
                 label,
-                *(means.get(name) for name in names),
-                sum(means.values()),
+                *(breakdown.means.get(name) for name in names),
+                breakdown.total,
                 account.mean("decode_ms"),
                 account.requests,
                 f"{join.rate:.0%}" if join is not None and join.rate is not None else "–",
