@@ -78,7 +78,7 @@ def trace_id_for(tag: str, index: int, warmup: bool) -> str:
 def traceparent(trace_id: str) -> str:
     """The ``traceparent`` header of a request loadgen starts (sampled, so the server records it);
     its own span id is the trace id's last 16 digits, never all zero."""
-    span_id = trace_id[16:] if int(trace_id[16:], 16) else "0" * 15 + "1"
+    span_id = trace_id[16:] if trace_id[16:] != "0" * 16 else "0" * 15 + "1"
     return f"00-{trace_id}-{span_id}-01"
 
 
