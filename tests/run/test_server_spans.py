@@ -148,6 +148,8 @@ def test_a_server_that_sends_no_spans_is_said(start_sim: SimFactory, tmp_path: P
     shown = " ".join(capsys.readouterr().out.split())
     assert "Receiving OpenTelemetry spans at http://127.0.0.1:" in shown and "warning: concurrency" in shown
     assert "only 0 of 8 completed requests" in shown
+    assert main(["report", str(output), "--output", str(tmp_path / "report.html")]) == 0  # the report says it too
+    assert "only 0 of 8 completed requests (0%) joined" in (tmp_path / "report.html").read_text()
 
 
 def test_a_bad_export_during_a_run_is_said_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -278,10 +278,13 @@ BREAKDOWN_NOTE = (
 def breakdown_block(levels: Sequence[RunSummary], prefix: str, growth: Sequence[str] = ()) -> str:
     """Where each level's TTFT went (the server's own account joined with loadgen's): the parts'
     means stacked per level, decode beside, the join's quality, and which part grew."""
+    joins = [(summary, summary.server_timings.join) for summary in levels if summary.server_timings]
+    notes = [f"{level_label(summary)}: {join.note}" for summary, join in joins if join is not None and join.note]
+    said = "".join(f"<p class='warning'>{escape(note)}</p>" for note in notes)
     shown = [(summary, breakdown) for summary in levels
              if (breakdown := ttft_breakdown(summary.server_timings)) is not None]  # fmt: skip
-    if not shown:
-        return ""
+    if not shown:  # a join that found nothing is said all the same
+        return "<h3>where TTFT went</h3>" + said if notes else ""
     names = [name for name, _ in TTFT_PARTS if any(name in breakdown.means for _, breakdown in shown)]
     labels = [level_label(summary) for summary, _ in shown]
     chart = Chart(f"{prefix}-breakdown", "where TTFT went (means; they add up to the mean TTFT)", "level", "ms",
@@ -289,7 +292,6 @@ def breakdown_block(levels: Sequence[RunSummary], prefix: str, growth: Sequence[
     for name in names:
         chart.bars(name, labels, [breakdown.means.get(name) for _, breakdown in shown], unit="ms")
     rows: list[list[object]] = []
-    notes = []
     for (summary, breakdown), label in zip(shown, labels, strict=True):
         account = summary.server_timings
         assert account is not None
@@ -304,12 +306,9 @@ def breakdown_block(levels: Sequence[RunSummary], prefix: str, growth: Sequence[
                 f"{join.rate:.0%}" if join is not None and join.rate is not None else "–",
             ]
         )
-        if join is not None and join.note:
-            notes.append(f"{label}: {join.note}")
     headers = ["level", *names, "= TTFT", "decode", "requests", "joined"]
     sources = sorted({source for summary, _ in shown for source in (summary.server_timings.sources
                                                                     if summary.server_timings else {})})  # fmt: skip
-    said = "".join(f"<p class='warning'>{escape(note)}</p>" for note in notes)
     said += "".join(f"<p>{escape(line)}</p>" for line in growth)
     return (
         f"<h3>where TTFT went (the server's own account: {escape(', '.join(sources))})</h3>"
