@@ -12,6 +12,11 @@ processes with ``--workers``) is counted. Printed per case:
 
 - server's count: chunks the server wrote (its own log), the throughput truth; it must equal the
   chunks received.
+- floor (C cases): the same load read by ``floor_client.c``, a C client that does only what every
+  streaming client must (epoll, ``recvmsg`` with the kernel's arrival stamp, finding the chunks and
+  each response's end) and pauses after each pass as loadgen's read batching does: the least CPU
+  per chunk any client can spend on this machine, run right after each loadgen run; "of floor" is
+  loadgen's steady figure over it.
 
 Cases: a zero-delay server (as fast as it can write) at 64 streams of 512 tokens, with one and two
 worker processes; 256 streams paced so that each read carries one token (the per-read cost); and
@@ -47,6 +52,7 @@ from harness import run_loadgen
 
 from loadgen.sim.process import SimProcess, SimSpec
 from loadgen.sim.server import SimOptions
+from loadgen.transport.batching import PAUSE_S
 
 CASES = (  # (label, simulator profile, users, tokens, workers)
     ("zero-delay", "zero-delay", 64, 512, 1),
@@ -120,9 +126,7 @@ def serving(profile: str, flushing: bool) -> Iterator[tuple[str, int | None, Cal
     """(URL, server pid, how many content chunks the server wrote): the simulator, or with
     ``c:INTERVAL_US`` the C server (``flush_server.c``, compiled here with gcc)."""
     if profile.startswith("c:"):
-        binary = Path(tempfile.mkdtemp()) / "flush_server"
-        subprocess.run(["gcc", "-O2", "-o", str(binary), str(Path(__file__).with_name("flush_server.c"))], check=True)
-        server = subprocess.Popen([str(binary), "0", profile[2:]], stdout=subprocess.PIPE, text=True)
+        server = subprocess.Popen([str(compiled("flush_server")), "0", profile[2:]], stdout=subprocess.PIPE, text=True)
         try:
             assert server.stdout is not None
             url = f"http://127.0.0.1:{server.stdout.readline().split()[1]}"
@@ -133,6 +137,31 @@ def serving(profile: str, flushing: bool) -> Iterator[tuple[str, int | None, Cal
         return
     with SimProcess(SimSpec(profile, SimOptions(lean=flushing, keep_log=flushing))) as sim:
         yield sim.url, sim.pid, lambda: sum(len(e["chunk_ns"]) for e in server_log(sim.url)) if flushing else None
+
+
+def compiled(name: str) -> Path:
+    """``benchmarks/NAME.c`` compiled with gcc -O2 (once per benchmark process)."""
+    binary = Path(tempfile.gettempdir()) / f"loadgen-bench-{os.getpid()}-{name}"
+    if not binary.exists():
+        subprocess.run(["gcc", "-O2", "-o", str(binary), str(Path(__file__).with_name(f"{name}.c"))], check=True)
+    return binary
+
+
+def measure_floor(profile: str, users: int, tokens: int, requests_per_user: int) -> dict[str, float]:
+    """The same load read by ``floor_client.c`` (epoll, ``recvmsg`` with the kernel stamp, chunks
+    counted in the bytes, nothing else), pausing after each pass as loadgen's read batching does:
+    the least CPU per chunk any client can spend here, measured beside loadgen's figure."""
+    with serving(profile, flushing=True) as (url, _, server_count):
+        pause_us = round(PAUSE_S * 1e6)
+        reply = subprocess.run(
+            [str(compiled("floor_client")), url.rsplit(":", 1)[1], str(users), str(requests_per_user), str(tokens),
+             str(pause_us)], check=True, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        figures = json.loads(reply.stdout)
+        written = server_count()
+    if figures["chunks"] != written:
+        raise SystemExit(f"floor client counted {figures['chunks']} chunks, the server wrote {written}")
+    return {"steady": figures["steady"], "chunks": figures["chunks"], "reads": figures["reads"]}
 
 
 def measure(profile: str, users: int, tokens: int, workers: int, requests_per_user: int,
@@ -197,25 +226,38 @@ def main() -> int:
         return 0
     print(f"capacity: chunks per loadgen CPU-second, medians of {args.runs} runs (pid {os.getpid()})")
     print(f"{'server':<17} {'profile':>9} {'users':>5} {'tokens':>6} {'workers':>7} {'chunks':>8} {'chunks/read':>11} "
-          f"{'whole run':>10} {'steady':>9} {'chunks/s':>9} {'server wrote':>12}")  # fmt: skip
+          f"{'whole run':>10} {'steady':>9} {'chunks/s':>9} {'server wrote':>12} {'floor (C)':>10} "
+          f"{'of floor':>8}")  # fmt: skip
     every = []
     for label, profile, users, tokens, workers in CASES:
         if (args.users and users not in args.users) or (args.flush_per_chunk and label != FLUSHING):
             continue
-        runs = [measure(profile, users, tokens, workers, args.requests_per_user, label == FLUSHING)
-                for _ in range(args.runs)]  # fmt: skip
-        every.append({"case": [label, profile, users, tokens, workers], "runs": runs})
+        load = os.getloadavg()
+        runs, floors = [], []
+        for _ in range(args.runs):
+            runs.append(measure(profile, users, tokens, workers, args.requests_per_user, label == FLUSHING))
+            if profile.startswith("c:") and workers == 1:  # the floor of the same load, right after it
+                floors.append(measure_floor(profile, users, tokens, args.requests_per_user))
+        every.append({"case": [label, profile, users, tokens, workers], "load_average": load, "runs": runs,
+                      "floor_runs": floors})  # fmt: skip
 
         def median(key: str, runs: list[dict[str, float]] = runs) -> float:
             return statistics.median(run[key] for run in runs)
 
+        floor = statistics.median(run["steady"] for run in floors) if floors else float("nan")
         print(
             f"{label:<17} {profile:>9} {users:>5} {tokens:>6} {workers:>7} {median('chunks'):>8,.0f} "
             f"{median('chunks') / median('reads'):>11.2f} {median('whole'):>10,.0f} {median('steady'):>9,.0f} "
-            f"{median('wall'):>9,.0f} {median('server_chunks'):>12,.0f}"
+            f"{median('wall'):>9,.0f} {median('server_chunks'):>12,.0f} "
+            + (f"{floor:>10,.0f} {median('steady') / floor:>8.0%}" if floors else f"{'':>10} {'':>8}")
             + (f"  ({median('failed'):.0f} failed)" if median("failed") else ""),
             flush=True,
         )
+        steady_runs = ", ".join(f"{run['steady']:,.0f}" for run in runs)
+        floor_runs = ", ".join(f"{run['steady']:,.0f} at {run['chunks'] / run['reads']:.2f} chunks/read"
+                               for run in floors)  # fmt: skip
+        print(f"    each run, steady: {steady_runs}" + (f"; floor: {floor_runs}" if floors else "")
+              + f"; load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(every, indent=1))
     return 0
