@@ -24,7 +24,7 @@ the same zero-delay loads from a server that writes and flushes every chunk on i
 TGI and llama.cpp do ("flush per chunk": the lean simulator, one ``send`` per chunk, where the
 default simulator's aiohttp writes many chunks per segment).
 
-    python benchmarks/client_overhead.py [--runs 3] [--requests-per-user 4] [--flush-per-chunk]
+    python benchmarks/client_overhead.py [--runs 3] [--requests-per-user 4] [--flush-per-chunk] [--api tgi]
     python benchmarks/client_overhead.py --profile 64   # cProfile of the client, flush per chunk
 """
 
@@ -147,7 +147,8 @@ def compiled(name: str) -> Path:
     return binary
 
 
-def measure_floor(profile: str, users: int, tokens: int, requests_per_user: int) -> dict[str, float]:
+def measure_floor(profile: str, users: int, tokens: int, requests_per_user: int,
+                  api: str = "openai-completions") -> dict[str, float]:  # fmt: skip
     """The same load read by ``floor_client.c`` (epoll, ``recvmsg`` with the kernel stamp, chunks
     counted in the bytes, nothing else), pausing after each pass as loadgen's read batching does:
     the least CPU per chunk any client can spend here, measured beside loadgen's figure."""
@@ -155,7 +156,7 @@ def measure_floor(profile: str, users: int, tokens: int, requests_per_user: int)
         pause_us = round(PAUSE_S * 1e6)
         reply = subprocess.run(
             [str(compiled("floor_client")), url.rsplit(":", 1)[1], str(users), str(requests_per_user), str(tokens),
-             str(pause_us)], check=True, capture_output=True, text=True, timeout=600,
+             str(pause_us), api], check=True, capture_output=True, text=True, timeout=600,
         )  # fmt: skip
         figures = json.loads(reply.stdout)
         written = server_count()
@@ -165,13 +166,13 @@ def measure_floor(profile: str, users: int, tokens: int, requests_per_user: int)
 
 
 def measure(profile: str, users: int, tokens: int, workers: int, requests_per_user: int,
-            flushing: bool = False) -> dict[str, float]:  # fmt: skip
+            flushing: bool = False, api: str = "openai-completions") -> dict[str, float]:  # fmt: skip
     with serving(profile, flushing) as (url, server_pid, server_count):
         sampler = CpuSampler(server_pid, workers)
         sampler.start()
         cpu_before = rusage_cpu()
         summary, records = run_loadgen([
-            "--endpoint", url, "--api", "openai-completions", "--concurrency", str(users),
+            "--endpoint", url, "--api", api, "--concurrency", str(users),
             "--requests", str(users * requests_per_user), "--warmup", "0", "--max-tokens", str(tokens),
             "--workers", str(workers),
         ])  # fmt: skip
@@ -219,12 +220,18 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write every run's figures here")
     parser.add_argument("--users", type=int, action="append", help="only the cases with this many users")
     parser.add_argument("--flush-per-chunk", action="store_true", help="only the flush-per-chunk cases")
+    parser.add_argument(
+        "--api",
+        default="openai-completions",
+        choices=("openai-completions", "openai-chat", "tgi"),
+        help="the stream's shape (the simulator's and the C server's), and loadgen's --api",
+    )
     parser.add_argument("--profile", type=int, metavar="USERS", help="profile the client instead (flush per chunk)")
     args = parser.parse_args()
     if args.profile:
         profile_client(args.profile)
         return 0
-    print(f"capacity: chunks per loadgen CPU-second, medians of {args.runs} runs (pid {os.getpid()})")
+    print(f"capacity: chunks per loadgen CPU-second, --api {args.api}, medians of {args.runs} runs (pid {os.getpid()})")
     print(f"{'server':<17} {'profile':>9} {'users':>5} {'tokens':>6} {'workers':>7} {'chunks':>8} {'chunks/read':>11} "
           f"{'whole run':>10} {'steady':>9} {'chunks/s':>9} {'server wrote':>12} {'floor (C)':>10} "
           f"{'of floor':>8}")  # fmt: skip
@@ -232,12 +239,14 @@ def main() -> int:
     for label, profile, users, tokens, workers in CASES:
         if (args.users and users not in args.users) or (args.flush_per_chunk and label != FLUSHING):
             continue
+        if args.api == "tgi" and label == FLUSHING and not profile.startswith("c:"):
+            continue  # the lean simulator speaks OpenAI only
         load = os.getloadavg()
         runs, floors = [], []
         for _ in range(args.runs):
-            runs.append(measure(profile, users, tokens, workers, args.requests_per_user, label == FLUSHING))
+            runs.append(measure(profile, users, tokens, workers, args.requests_per_user, label == FLUSHING, args.api))
             if profile.startswith("c:") and workers == 1:  # the floor of the same load, right after it
-                floors.append(measure_floor(profile, users, tokens, args.requests_per_user))
+                floors.append(measure_floor(profile, users, tokens, args.requests_per_user, args.api))
         every.append({"case": [label, profile, users, tokens, workers], "load_average": load, "runs": runs,
                       "floor_runs": floors})  # fmt: skip
 

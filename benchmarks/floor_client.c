@@ -6,9 +6,10 @@
  * that loadgen's figure has a floor measured on the same machine in the same session.
  *
  *   gcc -O2 -o floor_client floor_client.c
- *   ./floor_client PORT USERS REQUESTS_PER_USER TOKENS [PAUSE_US]
+ *   ./floor_client PORT USERS REQUESTS_PER_USER TOKENS [PAUSE_US] [API]
  *
  * PAUSE_US: sleep this long after each pass over the ready streams (as loadgen's read batching does).
+ * API: openai-completions (default), openai-chat or tgi: the path, body and content-chunk mark.
  *
  * Prints one JSON line: content chunks and reads over the whole load and, over its middle half (CPU
  * sampled every 50 ms), steady chunks per CPU-second of this process (user + system). Only 127.0.0.1. */
@@ -29,11 +30,11 @@
 #define BUFFER (256 * 1024)
 #define MAX_SAMPLES 100000
 #define END_MARK "0\r\n\r\n"
-#define CHUNK_MARK "\"text\":"
+#define TAIL 24 /* longer than any mark */
 
 typedef struct {
     int fd, requests_left;
-    char tail[16]; /* the last bytes of the previous read: a mark may straddle two reads */
+    char tail[32]; /* the last bytes of the previous read: a mark may straddle two reads */
     size_t tail_len;
 } Stream;
 
@@ -71,12 +72,26 @@ int main(int argc, char **argv) {
     }
     int port = atoi(argv[1]), users = atoi(argv[2]), per_user = atoi(argv[3]), tokens = atoi(argv[4]), one = 1;
     int pause_us = argc > 5 ? atoi(argv[5]) : 0;
-    char body[128];
-    int body_len = snprintf(body, sizeof body, "{\"model\":\"flush\",\"prompt\":\"hi\",\"max_tokens\":%d,\"stream\":true}",
-                            tokens);
+    const char *api = argc > 6 ? argv[6] : "openai-completions", *path, *chunk_mark, *body_form;
+    if (strcmp(api, "openai-chat") == 0) {
+        path = "/v1/chat/completions";
+        chunk_mark = "\"delta\":{\"content\""; /* the role-only first delta is not a token */
+        body_form = "{\"model\":\"flush\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":%d,"
+                    "\"stream\":true}";
+    } else if (strcmp(api, "tgi") == 0) {
+        path = "/generate_stream";
+        chunk_mark = "\"token\":{";
+        body_form = "{\"inputs\":\"hi\",\"parameters\":{\"max_new_tokens\":%d}}";
+    } else {
+        path = "/v1/completions";
+        chunk_mark = "\"text\":";
+        body_form = "{\"model\":\"flush\",\"prompt\":\"hi\",\"max_tokens\":%d,\"stream\":true}";
+    }
+    char body[256];
+    int body_len = snprintf(body, sizeof body, body_form, tokens);
     request_len = (size_t)snprintf(request, sizeof request,
-                                   "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                                   "Content-Length: %d\r\n\r\n%s", body_len, body);
+                                   "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                                   "Content-Length: %d\r\n\r\n%s", path, body_len, body);
     int epoll = epoll_create1(0);
     Stream *streams = calloc((size_t)users, sizeof *streams);
     struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
@@ -94,7 +109,7 @@ int main(int argc, char **argv) {
         struct epoll_event watch = {.events = EPOLLIN, .data.ptr = &streams[i]};
         epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &watch);
     }
-    static char buffer[BUFFER + 16];
+    static char buffer[BUFFER + TAIL];
     char control[CMSG_SPACE(sizeof(struct timespec))];
     static long long sample_chunks[MAX_SAMPLES];
     static double sample_cpu[MAX_SAMPLES];
@@ -134,9 +149,9 @@ int main(int argc, char **argv) {
             }
             size_t length = s->tail_len + (size_t)n;
             /* a mark found in the tail was counted with the read before: only marks that end in the new bytes */
-            chunks += count_marks(buffer, length, CHUNK_MARK) - count_marks(buffer, s->tail_len, CHUNK_MARK);
+            chunks += count_marks(buffer, length, chunk_mark) - count_marks(buffer, s->tail_len, chunk_mark);
             int ended = length >= 5 && memcmp(buffer + length - 5, END_MARK, 5) == 0;
-            s->tail_len = length < 8 ? length : 8;
+            s->tail_len = length < TAIL ? length : TAIL;
             memcpy(s->tail, buffer + length - s->tail_len, s->tail_len);
             if (!ended) continue;
             s->tail_len = 0;

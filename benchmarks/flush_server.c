@@ -7,8 +7,11 @@
  *
  * INTERVAL_US: each stream's time between tokens (a timerfd keeps the schedule to the µs); 0 or
  * none: flat out. Paced just under what the client can take, each read carries one token.
- * POST (any path): an OpenAI completions stream of max_tokens chunks (the body's "max_tokens",
- * default 512), a finish reason, a usage chunk and [DONE], chunked transfer encoding, keep-alive.
+ * POST /v1/chat/completions: an OpenAI chat stream (a role-only first delta, as vLLM sends, then one
+ * content delta per token); POST /generate_stream: a TGI stream (one {"token": …} event per token, the
+ * last with generated_text and details); any other POST: an OpenAI completions stream. max_tokens
+ * chunks (the body's "max_tokens" or "max_new_tokens", default 512); the OpenAI ones end with a finish
+ * reason, a usage chunk and [DONE]. Chunked transfer encoding, keep-alive.
  * GET /v1/models: one model, "flush". GET /count: {"chunks": N}, the content chunks written so
  * far (the throughput truth). Only 127.0.0.1. */
 #define _GNU_SOURCE
@@ -27,6 +30,7 @@
 #include <unistd.h>
 
 #define MAX_CONNECTIONS 4096
+enum { COMPLETIONS, CHAT, TGI };
 #define BUFFER 65536
 
 typedef struct {
@@ -35,7 +39,7 @@ typedef struct {
     size_t in_len;
     char out[BUFFER];
     size_t out_len, out_sent;
-    int streaming, remaining, total, closing;
+    int streaming, remaining, total, closing, api;
     long long due_ns; /* paced: when its next chunk is due */
 } Connection;
 
@@ -110,6 +114,10 @@ static size_t handle_request(Connection *c) {
         int tokens = 512;
         char *max = memmem(c->in + head, body, "\"max_tokens\":", 13);
         if (max != NULL) tokens = atoi(max + 13);
+        char *max_new = memmem(c->in + head, body, "\"max_new_tokens\":", 17);
+        if (max_new != NULL) tokens = atoi(max_new + 17);
+        c->api = strncmp(c->in, "POST /v1/chat/completions ", 26) == 0 ? CHAT
+                 : strncmp(c->in, "POST /generate_stream ", 22) == 0 ? TGI : COMPLETIONS;
         if (tokens < 1) tokens = 1;
         static const char start[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
                                     "Transfer-Encoding: chunked\r\n\r\n";
@@ -117,26 +125,47 @@ static size_t handle_request(Connection *c) {
         c->streaming = 1;
         c->remaining = c->total = tokens;
         c->due_ns = now_ns();
+        if (c->api == CHAT) /* vLLM's first chunk: the role, with empty content (not a token) */
+            queue_chunk(c, "{\"id\":\"chatcmpl-flush\",\"object\":\"chat.completion.chunk\",\"model\":\"flush\","
+                           "\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
+                           "\"finish_reason\":null}]}");
     }
     return head + body;
 }
 
-/* The stream's next chunk: a token, or the last one with the finish reason, usage and [DONE]. */
+/* The stream's next chunk: a token, or the last one with the finish reason (OpenAI: then usage and
+ * [DONE]; TGI: generated_text and details in the same event). */
 static void next_chunk(Connection *c) {
     const char *finish = c->remaining == 1 ? "\"length\"" : "null";
-    char payload[256];
-    snprintf(payload, sizeof payload,
-             "{\"id\":\"cmpl-flush\",\"object\":\"text_completion\",\"model\":\"flush\",\"choices\":[{\"index\":0,"
-             "\"text\":\" tok\",\"finish_reason\":%s}]}", finish);
+    char payload[512];
+    int index = c->total - c->remaining + 1;
+    if (c->api == TGI) {
+        char last[256] = "\"generated_text\":null,\"details\":null";
+        if (c->remaining == 1)
+            snprintf(last, sizeof last, "\"generated_text\":\"tok\",\"details\":{\"finish_reason\":\"length\","
+                     "\"generated_tokens\":%d,\"seed\":null}", c->total);
+        snprintf(payload, sizeof payload, "{\"index\":%d,\"token\":{\"id\":1234,\"text\":\" tok\",\"logprob\":-0.5,"
+                 "\"special\":false},%s}", index, last);
+    } else if (c->api == CHAT) {
+        snprintf(payload, sizeof payload,
+                 "{\"id\":\"chatcmpl-flush\",\"object\":\"chat.completion.chunk\",\"model\":\"flush\",\"choices\":"
+                 "[{\"index\":0,\"delta\":{\"content\":\" tok\"},\"finish_reason\":%s}]}", finish);
+    } else {
+        snprintf(payload, sizeof payload,
+                 "{\"id\":\"cmpl-flush\",\"object\":\"text_completion\",\"model\":\"flush\",\"choices\":[{\"index\":0,"
+                 "\"text\":\" tok\",\"finish_reason\":%s}]}", finish);
+    }
     queue_chunk(c, payload);
     chunks_written++;
     if (--c->remaining == 0) {
-        snprintf(payload, sizeof payload,
-                 "{\"id\":\"cmpl-flush\",\"object\":\"text_completion\",\"model\":\"flush\",\"choices\":[],"
-                 "\"usage\":{\"prompt_tokens\":8,\"completion_tokens\":%d,\"total_tokens\":%d}}", c->total,
-                 c->total + 8);
-        queue_chunk(c, payload);
-        queue_chunk(c, "[DONE]");
+        if (c->api != TGI) {
+            snprintf(payload, sizeof payload,
+                     "{\"id\":\"cmpl-flush\",\"object\":\"%s\",\"model\":\"flush\",\"choices\":[],"
+                     "\"usage\":{\"prompt_tokens\":8,\"completion_tokens\":%d,\"total_tokens\":%d}}",
+                     c->api == CHAT ? "chat.completion.chunk" : "text_completion", c->total, c->total + 8);
+            queue_chunk(c, payload);
+            queue_chunk(c, "[DONE]");
+        }
         queue(c, "0\r\n\r\n", 5);
         c->streaming = 0;
     }
