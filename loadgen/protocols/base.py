@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
+import msgspec
 import orjson
 
 from loadgen.config import GenerationConfig
@@ -186,6 +187,11 @@ def merge_extra_body(body: dict[str, object], parameters: dict[str, object],
             parameters.update(value)
         else:
             body[key] = value
+
+
+# what a typed msgspec decoder raises for a payload of another shape (or not JSON): the caller
+# then goes the general way, which says what is wrong
+TYPED_MISFITS = (msgspec.ValidationError, msgspec.DecodeError)
 
 
 def decode_json(data: str | bytes, what: str) -> object:

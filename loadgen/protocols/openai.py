@@ -17,6 +17,7 @@ from loadgen.errors import ProtocolError
 from loadgen.prompts import Prompt
 from loadgen.protocols.base import (
     JSON_HEADERS,
+    TYPED_MISFITS,
     ContentChunk,
     Finish,
     GenerationParams,
@@ -62,7 +63,6 @@ class _StreamChunk(msgspec.Struct):
 
 
 _decode_chunk = msgspec.json.Decoder(_StreamChunk).decode
-_CHUNK_MISFITS = (msgspec.ValidationError, msgspec.DecodeError)
 
 
 class OpenAICodec:
@@ -160,7 +160,7 @@ class OpenAIStreamDecoder:
             return
         try:
             chunk = _decode_chunk(data)
-        except _CHUNK_MISFITS:
+        except TYPED_MISFITS:
             self._handle_dict(data, events)
             return
         if chunk.error is not None:

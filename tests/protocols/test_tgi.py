@@ -7,6 +7,7 @@ from loadgen.errors import ProtocolError
 from loadgen.prompts import Prompt
 from loadgen.protocols import get_codec
 from loadgen.protocols.base import ContentChunk, Finish, GenerationParams, ServerError, Usage
+from loadgen.protocols.tgi import TgiStreamDecoder
 from tests.protocols import streams
 from tests.protocols.helpers import feed_all
 
@@ -74,3 +75,51 @@ def test_request_body() -> None:
             "top_k": 5,
         },
     }
+
+
+MESSAGE_SHAPES = [  # what TGI (and servers like it) stream, odd ones included: the typed and general ways agree
+    {"index": 1, "token": {"id": 5, "text": " tok", "logprob": -0.5, "special": False}, "generated_text": None,
+     "details": None},
+    {"token": {"id": 2, "text": "</s>", "logprob": -0.1, "special": True}, "generated_text": "a",
+     "details": {"finish_reason": "eos_token", "generated_tokens": 3, "seed": None}},
+    {"token": {"id": 5, "text": "", "logprob": -0.5, "special": False}},
+    {"token": {"id": 5, "text": None}},
+    {"token": {"id": 5, "text": "x", "logprob": 0}},
+    {"token": {"id": 5, "text": "x", "logprob": "-0.25"}},
+    {"token": {"id": 5, "text": "x", "log_prob": -0.75, "logprob": -0.5}},
+    {"token": {"id": 5, "text": "x", "log_prob": None, "logprob": -0.5}},
+    {"token": {"id": 5, "text": "x", "special": 0}},
+    {"token": {"id": 5, "text": "x", "special": 1}},
+    {"token": {"id": 5, "text": 7}},
+    {"token": None, "generated_text": "all", "details": None},
+    {"token": {"text": "y"}, "generated_text": None, "details": "odd"},
+    {"token": {"text": "y"}, "details": {"finish_reason": "length", "generated_tokens": 1}},
+    {"error": "out of memory", "error_type": "generation"},
+    {"error": None},
+    {"token": [1, 2]},
+    {"token": "text"},
+    [1, 2],
+    "plain",
+]  # fmt: skip
+
+
+def _outcome(handle: object, data: bytes) -> tuple[list[object], object]:
+    events: list[object] = []
+    try:
+        handle(data, events)  # type: ignore[operator]
+    except ProtocolError as exc:
+        return events, str(exc)
+    return events, None
+
+
+@pytest.mark.parametrize("shape", MESSAGE_SHAPES, ids=lambda shape: json.dumps(shape)[:60])
+def test_the_typed_and_the_general_way_agree(shape: object) -> None:
+    data = json.dumps(shape).encode()
+    typed, general = TgiStreamDecoder(), TgiStreamDecoder()
+    assert _outcome(typed._handle, data) == _outcome(general._handle_general, data)
+    assert typed._finished == general._finished
+
+
+def test_not_json_is_said_the_general_way() -> None:
+    with pytest.raises(ProtocolError, match="SSE data is not valid JSON"):
+        TgiStreamDecoder().feed(b"data: {not json\n\n")
