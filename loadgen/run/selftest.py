@@ -39,8 +39,7 @@ LAG_LIMIT_MS = 5.0
 
 BULK = "bulk"
 FLUSH = "flush"
-SERVER_WRITES = {BULK: "writes in bulk (the simulator)",
-                 FLUSH: "flushes every token (the lean simulator, as vLLM, TGI, llama.cpp)"}  # fmt: skip
+SERVER_WRITES = {BULK: "simulator, bulk writes", FLUSH: "lean simulator, a write per token"}
 
 
 @dataclass(frozen=True, slots=True)
