@@ -19,12 +19,11 @@ from loadgen.protocols.base import (
     HttpRequest,
     StreamEvent,
     WholeBodyDecoder,
-    decode_json,
     encode_json,
     error_message_from_body,
     merge_extra_body,
 )
-from loadgen.protocols.token_stream import generated_body_events, token_message_events
+from loadgen.protocols.token_stream import generated_body_events, token_message
 
 MAX_LINE_BYTES = 64 * 1024 * 1024
 
@@ -95,5 +94,5 @@ class LmiStreamDecoder:
         return events
 
     def _handle(self, line: bytes, events: list[StreamEvent]) -> None:
-        if token_message_events(decode_json(line, "JSON line"), line, "JSON line", events):
+        if token_message(line, "JSON line", events):
             self._finished = True

@@ -8,48 +8,20 @@ content. Errors arrive as ``{"error": ..., "error_type": ...}``.
 
 from __future__ import annotations
 
-from typing import Any
-
-import msgspec
-
 from loadgen.errors import ProtocolError
 from loadgen.prompts import Prompt
 from loadgen.protocols.base import (
     JSON_HEADERS,
-    TYPED_MISFITS,
-    ContentChunk,
     GenerationParams,
     HttpRequest,
-    ServerError,
     StreamEvent,
     WholeBodyDecoder,
-    decode_json,
     encode_json,
     error_message_from_body,
     merge_extra_body,
 )
 from loadgen.protocols.sse import SseDecoder
-from loadgen.protocols.token_stream import details_events, generated_body_events, token_message_events
-
-
-class _Token(msgspec.Struct):
-    text: str | None = None
-    special: bool | None = None
-    logprob: float | None = None
-    log_prob: float | msgspec.UnsetType | None = msgspec.UNSET  # LMI's name; a null one hides ``logprob``
-
-
-class _TokenMessage(msgspec.Struct):
-    """The fields of a stream message the decoder reads: one that does not fit these types goes
-    the general way (``token_message_events``), which says what is wrong."""
-
-    token: _Token | None = None
-    generated_text: Any = None
-    details: dict[str, Any] | None = None
-    error: Any = msgspec.UNSET
-
-
-_decode_message = msgspec.json.Decoder(_TokenMessage).decode
+from loadgen.protocols.token_stream import generated_body_events, token_message
 
 
 class TgiCodec:
@@ -102,28 +74,5 @@ class TgiStreamDecoder:
         return events
 
     def _handle(self, data: bytes, events: list[StreamEvent]) -> None:
-        """One message's events, decoded straight into the fields it needs (``_TokenMessage``); any
-        other shape (or not JSON) goes through ``_handle_general``."""
-        try:
-            message = _decode_message(data)
-        except TYPED_MISFITS:
-            self._handle_general(data, events)
-            return
-        if message.error is not msgspec.UNSET:
-            events.append(ServerError(str(message.error)))
-            self._finished = True
-            return
-        token = message.token
-        if token is not None:
-            text = token.text
-            if text and not token.special:
-                log_prob = token.log_prob
-                logprob = token.logprob if isinstance(log_prob, msgspec.UnsetType) else log_prob
-                events.append(ContentChunk(text, 1, False, logprob))
-        if message.generated_text is not None or message.details is not None:
-            events.extend(details_events(message.details))
-            self._finished = True
-
-    def _handle_general(self, data: bytes, events: list[StreamEvent]) -> None:
-        if token_message_events(decode_json(data, "SSE data"), data, "SSE data", events):
+        if token_message(data, "SSE data", events):
             self._finished = True

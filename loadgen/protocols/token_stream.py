@@ -8,8 +8,13 @@ JSON lines. Special tokens (EOS) are tokens but not content.
 
 from __future__ import annotations
 
+from typing import Any
+
+import msgspec
+
 from loadgen.errors import ProtocolError
 from loadgen.protocols.base import (
+    TYPED_MISFITS,
     ContentChunk,
     Finish,
     ServerError,
@@ -25,6 +30,50 @@ def details_events(details: object) -> list[StreamEvent]:
     if not isinstance(details, dict):
         return []
     return [Usage(None, details.get("generated_tokens")), Finish(details.get("finish_reason"))]
+
+
+class _Token(msgspec.Struct):
+    text: str | None = None
+    special: bool | None = None
+    logprob: float | None = None
+    log_prob: float | msgspec.UnsetType | None = msgspec.UNSET  # LMI's name; a null one hides ``logprob``
+
+
+class _TokenMessage(msgspec.Struct):
+    """The fields of a stream message the decoder reads: one that does not fit these types goes
+    the general way (``token_message_events``), which says what is wrong."""
+
+    token: _Token | None = None
+    generated_text: Any = None
+    details: dict[str, Any] | None = None
+    error: Any = msgspec.UNSET
+
+
+_decode_message = msgspec.json.Decoder(_TokenMessage).decode
+
+
+def token_message(data: bytes, what: str, events: list[StreamEvent]) -> bool:
+    """Appends one message's events; returns True when it ends the response. Decoded straight into
+    the fields read (``_TokenMessage``); any other shape, or not JSON, goes the general way
+    (``token_message_events``), which says what is wrong."""
+    try:
+        message = _decode_message(data)
+    except TYPED_MISFITS:
+        return token_message_events(decode_json(data, what), data, what, events)
+    if message.error is not msgspec.UNSET:
+        events.append(ServerError(str(message.error)))
+        return True
+    token = message.token
+    if token is not None:
+        text = token.text
+        if text and not token.special:
+            log_prob = token.log_prob
+            logprob = token.logprob if isinstance(log_prob, msgspec.UnsetType) else log_prob
+            events.append(ContentChunk(text, 1, False, logprob))
+    if message.generated_text is not None or message.details is not None:
+        events.extend(details_events(message.details))
+        return True
+    return False
 
 
 def token_message_events(message: object, raw: str | bytes, what: str, events: list[StreamEvent]) -> bool:

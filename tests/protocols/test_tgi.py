@@ -1,4 +1,5 @@
 import json
+from collections.abc import Callable
 
 import pytest
 
@@ -6,8 +7,9 @@ from loadgen.config import GenerationConfig
 from loadgen.errors import ProtocolError
 from loadgen.prompts import Prompt
 from loadgen.protocols import get_codec
-from loadgen.protocols.base import ContentChunk, Finish, GenerationParams, ServerError, Usage
+from loadgen.protocols.base import ContentChunk, Finish, GenerationParams, ServerError, StreamEvent, Usage, decode_json
 from loadgen.protocols.tgi import TgiStreamDecoder
+from loadgen.protocols.token_stream import token_message, token_message_events
 from tests.protocols import streams
 from tests.protocols.helpers import feed_all
 
@@ -103,21 +105,24 @@ MESSAGE_SHAPES = [  # what TGI (and servers like it) stream, odd ones included: 
 ]  # fmt: skip
 
 
-def _outcome(handle: object, data: bytes) -> tuple[list[object], object]:
-    events: list[object] = []
+def _outcome(handle: Callable[[bytes, list[StreamEvent]], bool], data: bytes) -> tuple[list[StreamEvent], object]:
+    events: list[StreamEvent] = []
     try:
-        handle(data, events)  # type: ignore[operator]
+        ended = handle(data, events)
     except ProtocolError as exc:
         return events, str(exc)
-    return events, None
+    return events, ended
 
 
+@pytest.mark.parametrize("what", ["SSE data", "JSON line"])  # TGI's events, LMI's lines
 @pytest.mark.parametrize("shape", MESSAGE_SHAPES, ids=lambda shape: json.dumps(shape)[:60])
-def test_the_typed_and_the_general_way_agree(shape: object) -> None:
+def test_the_typed_and_the_general_way_agree(shape: object, what: str) -> None:
     data = json.dumps(shape).encode()
-    typed, general = TgiStreamDecoder(), TgiStreamDecoder()
-    assert _outcome(typed._handle, data) == _outcome(general._handle_general, data)
-    assert typed._finished == general._finished
+
+    def general(data: bytes, events: list[StreamEvent]) -> bool:
+        return token_message_events(decode_json(data, what), data, what, events)
+
+    assert _outcome(lambda data, events: token_message(data, what, events), data) == _outcome(general, data)
 
 
 def test_not_json_is_said_the_general_way() -> None:
