@@ -18,14 +18,18 @@ processes with ``--workers``) is counted. Printed per case:
   per chunk any client can spend on this machine, run right after each loadgen run; "of floor" is
   loadgen's steady figure over it.
 
-Cases: a zero-delay server (as fast as it can write) at 64 streams of 512 tokens, with one and two
-worker processes; 256 streams paced so that each read carries one token (the per-read cost); and
-the same zero-delay loads from a server that writes and flushes every chunk on its own, as vLLM,
-TGI and llama.cpp do ("flush per chunk": the lean simulator, one ``send`` per chunk, where the
-default simulator's aiohttp writes many chunks per segment).
+Cases, by default servers that write and flush every chunk on its own, as vLLM, TGI and llama.cpp
+do ("flush per chunk"): the lean simulator (Python, one ``send`` per chunk) flat out at 64 and 256
+streams, and the C server (``flush_server.c``) flat out and paced so that each read carries about
+one token (the per-read cost, which is what a real server costs the client). ``--bulk`` adds the
+simulator (aiohttp), which writes many chunks per TCP segment when it runs flat out: zero-delay at
+64 streams with one and two worker processes, and 256 streams paced at one token per read.
 
-    python benchmarks/client_overhead.py [--runs 3] [--requests-per-user 4] [--flush-per-chunk] [--api tgi]
-    python benchmarks/client_overhead.py --profile 64   # cProfile of the client, flush per chunk
+- read syscalls per chunk: ``recvmsg`` calls (one per read) over chunks, the inverse of chunks per
+  read; the floor client's are printed beside its figure.
+
+    python benchmarks/client_overhead.py [--runs 5] [--requests-per-user 4] [--users 64] [--api tgi] [--bulk]
+    python benchmarks/client_overhead.py --profile 64   # cProfile of the client, the C server paced
 """
 
 from __future__ import annotations
@@ -202,13 +206,14 @@ def server_log(url: str) -> list[dict[str, object]]:
 
 
 def profile_client(users: int) -> None:
-    """Where the client's CPU goes per chunk against a flush-per-chunk server (cProfile's own
-    overhead inflates every figure; the shares are what to read)."""
-    with SimProcess(SimSpec("zero-delay", SimOptions(lean=True))) as sim:
+    """Where the client's CPU goes per chunk against the C server, each stream paced so that the
+    whole load offers about 32,000 chunks a second (one token per read; cProfile's own overhead
+    inflates every figure: the shares are what to read)."""
+    with serving(f"c:{max(2000, users * 31)}", flushing=True) as (url, _, _):
         profiler = cProfile.Profile()
         profiler.enable()
-        run_loadgen(["--endpoint", sim.url, "--api", "openai-completions", "--concurrency", str(users),
-                     "--requests", str(4 * users), "--warmup", "0", "--max-tokens", "512"])  # fmt: skip
+        run_loadgen(["--endpoint", url, "--api", "openai-completions", "--concurrency", str(users),
+                     "--requests", str(2 * users), "--warmup", "0", "--max-tokens", "512"])  # fmt: skip
         profiler.disable()
     pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
 
@@ -219,25 +224,26 @@ def main() -> int:
     parser.add_argument("--requests-per-user", type=int, default=4)
     parser.add_argument("--json", type=Path, help="also write every run's figures here")
     parser.add_argument("--users", type=int, action="append", help="only the cases with this many users")
-    parser.add_argument("--flush-per-chunk", action="store_true", help="only the flush-per-chunk cases")
+    parser.add_argument("--bulk", action="store_true", help="also the cases of the bulk-writing simulator")
+    parser.add_argument("--flush-per-chunk", action="store_true", help="(the default: kept for old command lines)")
     parser.add_argument(
         "--api",
         default="openai-completions",
         choices=("openai-completions", "openai-chat", "tgi"),
         help="the stream's shape (the simulator's and the C server's), and loadgen's --api",
     )
-    parser.add_argument("--profile", type=int, metavar="USERS", help="profile the client instead (flush per chunk)")
+    parser.add_argument("--profile", type=int, metavar="USERS", help="profile the client instead (the C server, paced)")
     args = parser.parse_args()
     if args.profile:
         profile_client(args.profile)
         return 0
     print(f"capacity: chunks per loadgen CPU-second, --api {args.api}, medians of {args.runs} runs (pid {os.getpid()})")
-    print(f"{'server':<17} {'profile':>9} {'users':>5} {'tokens':>6} {'workers':>7} {'chunks':>8} {'chunks/read':>11} "
+    print(f"{'server':<17} {'profile':>9} {'users':>5} {'tokens':>6} {'workers':>7} {'chunks':>8} {'reads/chunk':>11} "
           f"{'whole run':>10} {'steady':>9} {'chunks/s':>9} {'server wrote':>12} {'floor (C)':>10} "
           f"{'of floor':>8}")  # fmt: skip
     every = []
     for label, profile, users, tokens, workers in CASES:
-        if (args.users and users not in args.users) or (args.flush_per_chunk and label != FLUSHING):
+        if (args.users and users not in args.users) or (not args.bulk and label != FLUSHING):
             continue
         if args.api == "tgi" and label == FLUSHING and not profile.startswith("c:"):
             continue  # the lean simulator speaks OpenAI only
@@ -256,14 +262,14 @@ def main() -> int:
         floor = statistics.median(run["steady"] for run in floors) if floors else float("nan")
         print(
             f"{label:<17} {profile:>9} {users:>5} {tokens:>6} {workers:>7} {median('chunks'):>8,.0f} "
-            f"{median('chunks') / median('reads'):>11.2f} {median('whole'):>10,.0f} {median('steady'):>9,.0f} "
+            f"{median('reads') / median('chunks'):>11.2f} {median('whole'):>10,.0f} {median('steady'):>9,.0f} "
             f"{median('wall'):>9,.0f} {median('server_chunks'):>12,.0f} "
             + (f"{floor:>10,.0f} {median('steady') / floor:>8.0%}" if floors else f"{'':>10} {'':>8}")
             + (f"  ({median('failed'):.0f} failed)" if median("failed") else ""),
             flush=True,
         )
         steady_runs = ", ".join(f"{run['steady']:,.0f}" for run in runs)
-        floor_runs = ", ".join(f"{run['steady']:,.0f} at {run['chunks'] / run['reads']:.2f} chunks/read"
+        floor_runs = ", ".join(f"{run['steady']:,.0f} at {run['reads'] / run['chunks']:.2f} read syscalls/chunk"
                                for run in floors)  # fmt: skip
         print(f"    each run, steady: {steady_runs}" + (f"; floor: {floor_runs}" if floors else "")
               + f"; load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)  # fmt: skip
