@@ -80,6 +80,7 @@ class HttpConnection:
         self._body_future: asyncio.Future[None] | None = None
         self._sink: BodySink | None = None
         self._pending: list[tuple[int, bytes]] = []
+        self._read_body: list[bytes] = []  # the body pieces of the read being parsed
         self._sink_done = False
         self._drain_timer: asyncio.TimerHandle | None = None
         self._message_done = False
@@ -181,6 +182,7 @@ class HttpConnection:
             self._header_bytes += len(data)
         try:
             self._parser.feed_data(data)
+            self._deliver_read()
         except httptools.HttpParserUpgrade:
             self._fail(ErrorKind.PROTOCOL_ERROR, "the server switched protocols")
         except _SinkFailed as failed:
@@ -191,8 +193,13 @@ class HttpConnection:
             wrapped = exc.__cause__ or exc.__context__
             if isinstance(wrapped, _SinkFailed):
                 self._fail_with(wrapped.error)
-            else:
-                self._fail(ErrorKind.STREAM_BROKEN, f"stream broken: invalid HTTP from the server ({exc})")
+                return
+            try:  # the body before the invalid bytes is the request's, as if each piece had gone on at once
+                self._deliver_read()
+            except _SinkFailed as failed:
+                self._fail_with(failed.error)
+                return
+            self._fail(ErrorKind.STREAM_BROKEN, f"stream broken: invalid HTTP from the server ({exc})")
             return
         if in_headers and self._header_bytes > HEADER_LIMIT_BYTES and headers_future and not headers_future.done():
             self._fail(ErrorKind.PROTOCOL_ERROR, f"the response's headers ran over {HEADER_LIMIT_BYTES // 1024} KiB "
@@ -246,8 +253,19 @@ class HttpConnection:
             future.set_result(None)
 
     def on_body(self, body: bytes) -> None:
-        """Called by httptools for each piece of the body (a compressed body is inflated by the
-        sink wrapper that ``attach`` puts in front of the request's sink)."""
+        """Called by httptools for each piece of the body (each HTTP chunk): kept until the read is
+        parsed, then the read's body goes to the sink at once (``_deliver_read``). The pieces of one
+        read share its arrival stamp, and the decoder then frames all of its events in one pass."""
+        self._read_body.append(body)
+
+    def _deliver_read(self) -> None:
+        """The body of the read just parsed, to the sink (a compressed body is inflated by the sink
+        wrapper that ``attach`` puts in front of the request's sink)."""
+        pieces = self._read_body
+        if not pieces:
+            return
+        body = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        pieces.clear()
         sink = self._sink
         if sink is None:
             self._pending.append((self._read_ns, body))
@@ -264,6 +282,7 @@ class HttpConnection:
     def on_message_complete(self) -> None:
         if self.status < 200:
             return
+        self._deliver_read()  # the sink has the whole body before the connection is handed back
         self._message_done = True
         self._keep_alive = self._parser.should_keep_alive()
         if self._sink is not None:

@@ -440,3 +440,85 @@ def test_a_decoders_error_mid_body_is_its_own_not_invalid_http() -> None:
 
     with scripted_server(script) as (url, _, _), pytest.raises(ProtocolError, match="decoder refused"):
         asyncio.run(read())
+
+
+def test_the_chunks_of_one_read_go_to_the_sink_at_once() -> None:
+    """Three HTTP chunks written in one segment are one read: the sink gets their bodies in one call,
+    stamped once (the decoder then frames the read's events in one pass)."""
+
+    def script(conn: socket.socket, sent: list[int]) -> None:
+        read_request(conn)
+        conn.sendall(CHUNKED_HEAD)
+        time.sleep(0.3)  # after the request has attached its sink
+        conn.sendall(chunk(b"data: a\n\n") + chunk(b"data: b\n\n") + chunk(b"data: c\n\n"))
+        time.sleep(0.1)
+        conn.sendall(b"0\r\n\r\n")
+
+    with scripted_server(script) as (url, _, _):
+        http = transport(url)
+
+        async def run() -> list[tuple[int, bytes]]:
+            pieces, _ = await read_pieces(http)
+            await http.close()
+            return pieces
+
+        pieces = asyncio.run(run())
+    assert [data for _, data in pieces] == [b"data: a\n\ndata: b\n\ndata: c\n\n"]
+
+
+def test_the_body_before_invalid_http_in_the_same_read_still_reaches_the_sink() -> None:
+    def script(conn: socket.socket, sent: list[int]) -> None:
+        read_request(conn)
+        conn.sendall(CHUNKED_HEAD)
+        time.sleep(0.3)
+        conn.sendall(chunk(b"data: one\n\n") + b"zz\r\nnot a chunk")
+
+    pieces: list[bytes] = []
+
+    def sink(arrival_ns: int, data: bytes) -> bool:
+        pieces.append(data)
+        return False
+
+    with scripted_server(script) as (url, _, _):
+
+        async def read() -> TransportFailure:
+            http = transport(url)
+            try:
+                response = await http.open(REQUEST)
+                with pytest.raises(TransportFailure) as caught:
+                    await response.deliver(sink)
+            finally:
+                await http.close()
+            return caught.value
+
+        failure = asyncio.run(read())
+    assert failure.kind is ErrorKind.STREAM_BROKEN and "invalid HTTP" in failure.message
+    assert pieces == [b"data: one\n\n"]
+
+
+def test_a_decoders_error_in_a_read_without_the_message_end_is_its_own() -> None:
+    """The sink's error raised after the read was parsed (not inside httptools' callback) reaches the
+    request as itself too."""
+    from loadgen.errors import ProtocolError
+
+    def script(conn: socket.socket, sent: list[int]) -> None:
+        read_request(conn)
+        conn.sendall(CHUNKED_HEAD)
+        time.sleep(0.3)
+        conn.sendall(chunk(b"data: {not json\n\n"))
+        time.sleep(0.3)
+        conn.sendall(b"0\r\n\r\n")
+
+    def sink(arrival_ns: int, data: bytes) -> bool:
+        raise ProtocolError("the decoder refused this chunk")
+
+    async def read() -> None:
+        http = transport(url)
+        try:
+            response = await http.open(REQUEST)
+            await response.deliver(sink)
+        finally:
+            await http.close()
+
+    with scripted_server(script) as (url, _, _), pytest.raises(ProtocolError, match="decoder refused"):
+        asyncio.run(read())
